@@ -1,0 +1,37 @@
+# Two commands for a fresh machine (see README "Quickstart"):
+#   make demo   set up .venv and run the main job on the embedded default (synthetic world)
+#   make test   set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision are pinned and installed first so pip takes the local CUDA-capable build.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+export KEDRO_DISABLE_TELEMETRY := 1
+
+.PHONY: setup setup-test demo test viz mlflow clean-data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip wheel
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install $(TORCH_PINS)
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/kedro run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+viz: setup
+	$(BIN)/kedro viz run --autoreload
+
+mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean-data:
+	find data -mindepth 2 ! -name .gitkeep -delete

@@ -1,0 +1,176 @@
+"""The reader contract every dataset family implements, and the checked file I/O they share.
+
+A reader knows one on-disk layout. It lists samples (image path, label path, split) and loads
+an image as ``uint8 H×W×3`` and a label as ``int64 H×W`` in *train-id space*: class ids
+``0 … num_classes-1`` plus the dataset's own ignore value (``ignore_index``) — 255 for the
+closed-set layouts, 65535 for A-847, 459 for PC-459 (DESIGN.md §6). Nothing is remapped to a
+common ignore value; downstream code takes ``ignore_index`` from the reader.
+
+Every problem with the files raises :class:`DatasetError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing, incomplete or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its label file, as listed by a reader."""
+
+    sample_id: str
+    split: str
+    image_path: Path
+    label_path: Path | None
+
+
+def require_dir(path: str | Path, what: str) -> Path:
+    """Return ``path`` as a Path, or raise DatasetError if it is not an existing directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"{what} not found: {path} does not exist or is not a directory")
+    return path
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as ``uint8 H×W×3``; a missing, corrupt or truncated file raises DatasetError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"image file missing: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()  # forces a full decode: truncated files fail here, not later
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DatasetError(f"corrupt or truncated image {path}: {error}") from error
+
+
+def read_label_array(path: str | Path) -> np.ndarray:
+    """Read a label map (PNG, palette PNG, TIFF incl. uint16) as its raw integer values, ``H×W``.
+
+    Palette PNGs (VOC) keep their indices (mode ``P``), they are not converted to colours.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"label file missing: {path}")
+    try:
+        if path.suffix.lower() in {".tif", ".tiff"}:
+            import tifffile
+
+            array = tifffile.imread(path)
+        else:
+            with Image.open(path) as label:
+                label.load()
+                array = np.asarray(label)
+    except Exception as error:  # tifffile and PIL raise many types for broken files
+        raise DatasetError(f"corrupt or unreadable label {path}: {error}") from error
+    if array.ndim == 3:
+        raise DatasetError(f"label {path} has {array.shape[2]} channels; expected a single-channel id map")
+    return array.astype(np.int64)
+
+
+def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, path: Path | str) -> None:
+    """Raise DatasetError if ``label`` holds values outside ``[0, num_classes)`` other than ``ignore_index``."""
+    bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
+    if bad.any():
+        values = np.unique(label[bad])[:10].tolist()
+        raise DatasetError(
+            f"label {path} has values {values} outside the class range 0..{num_classes - 1} "
+            f"(ignore value {ignore_index})"
+        )
+
+
+class SegmentationReader(abc.ABC):
+    """A dataset family's on-disk layout.
+
+    Subclasses set ``family`` (registry name), ``ignore_index``, ``splits`` and implement
+    :meth:`class_names`, :meth:`list_samples` and :meth:`decode_label` (raw file values → train ids).
+    """
+
+    family: ClassVar[str]
+    ignore_index: ClassVar[int] = 255
+    splits: ClassVar[tuple[str, ...]] = ("train", "val")
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = require_dir(root, f"{type(self).__name__} dataset root")
+
+    @property
+    @abc.abstractmethod
+    def class_names(self) -> list[str]:
+        """Class names in train-id order, read from the dataset's own files where it ships them."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @abc.abstractmethod
+    def list_samples(self, split: str) -> list[Sample]:
+        """All samples of ``split``, sorted by id; raise DatasetError on an unknown or empty split
+        or an image without its label file."""
+
+    @abc.abstractmethod
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw label-file values to train ids with ``ignore_index`` for ignored pixels."""
+
+    def load_image(self, sample: Sample) -> np.ndarray:
+        return read_image_rgb(sample.image_path)
+
+    def load_label(self, sample: Sample) -> np.ndarray:
+        """Decoded, range-checked ``int64`` label map of ``sample``."""
+        if sample.label_path is None:
+            raise DatasetError(f"sample {sample.sample_id} ({sample.image_path}) has no label file")
+        label = self.decode_label(read_label_array(sample.label_path))
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        return label
+
+    def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Image and label of ``sample``; raise DatasetError if their sizes differ."""
+        image = self.load_image(sample)
+        label = self.load_label(sample)
+        if image.shape[:2] != label.shape:
+            raise DatasetError(
+                f"image/label size mismatch for {sample.image_path}: image {image.shape[1]}x{image.shape[0]}, "
+                f"label {sample.label_path} {label.shape[1]}x{label.shape[0]}"
+            )
+        return image, label
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise DatasetError(f"{self.family}: unknown split {split!r}; known splits: {list(self.splits)}")
+
+    @staticmethod
+    def _require_nonempty(samples: list[Sample], split: str, where: Path) -> list[Sample]:
+        if not samples:
+            raise DatasetError(f"split {split!r} is empty: no samples found under {where}")
+        return sorted(samples, key=lambda s: s.sample_id)
+
+
+READERS: dict[str, type[SegmentationReader]] = {}
+
+
+def register_reader(cls: type[SegmentationReader]) -> type[SegmentationReader]:
+    """Class decorator adding a reader to :data:`READERS` under its ``family`` name."""
+    if cls.family in READERS:
+        raise ValueError(f"reader family {cls.family!r} registered twice")
+    READERS[cls.family] = cls
+    return cls
+
+
+def create_reader(family: str, root: str | Path, **kwargs) -> SegmentationReader:
+    """Build the reader registered as ``family``; an unknown name lists the known ones."""
+    from seg_pipelines.datasets import readers as _readers  # noqa: F401  (registers the real families)
+    from seg_pipelines.datasets.synthetic import reader as _synthetic  # noqa: F401
+
+    if family not in READERS:
+        raise KeyError(f"unknown dataset family {family!r}; known: {sorted(READERS)}")
+    return READERS[family](root, **kwargs)

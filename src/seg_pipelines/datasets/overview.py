@@ -1,0 +1,65 @@
+"""Dataset overview figure: sample images with label overlays and the class-frequency histogram."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import imgviz  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from seg_pipelines.datasets.base import Sample, SegmentationReader  # noqa: E402
+
+GROUP_COLOURS = {"head": "tab:blue", "mid": "tab:orange", "tail": "tab:red"}
+
+
+def label_overlay(image: np.ndarray, label: np.ndarray, ignore_index: int, alpha: float = 0.5) -> np.ndarray:
+    """Blend a colour-coded label map over ``image``; ignored pixels stay unblended."""
+    colours = imgviz.label_colormap(n_label=max(int(label[label != ignore_index].max(initial=0)) + 2, 256))
+    coloured = colours[np.where(label == ignore_index, 0, label + 1) % len(colours)]
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * coloured.astype(np.float32)
+    blended[label == ignore_index] = image[label == ignore_index]
+    return blended.clip(0, 255).astype(np.uint8)
+
+
+def plot_dataset_overview(
+    reader: SegmentationReader,
+    index: pd.DataFrame,
+    class_statistics: pd.DataFrame,
+    n_images: int = 8,
+    split: str = "val",
+) -> plt.Figure:
+    """A grid of ``n_images`` of ``split`` with label overlays (class names in the titles) over a
+    log-scale bar chart of class pixel frequencies coloured by head/mid/tail tercile."""
+    rows = index[index["split"] == split].head(n_images)
+    if rows.empty:
+        rows = index.head(n_images)
+    columns = max(min(len(rows), 4), 1)
+    grid_rows = (len(rows) + columns - 1) // columns
+    figure = plt.figure(figsize=(3.2 * columns, 3.0 * grid_rows + 4.0), constrained_layout=True)
+    spec = figure.add_gridspec(grid_rows + 1, columns, height_ratios=[3.0] * grid_rows + [4.0])
+    names = class_statistics["name"].tolist()
+    for position, (_, row) in enumerate(rows.iterrows()):
+        axis = figure.add_subplot(spec[position // columns, position % columns])
+        image, label = reader.load_pair(Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"]))
+        axis.imshow(label_overlay(image, label, reader.ignore_index))
+        present = [names[c] for c in row["classes_present"]][:4]
+        axis.set_title(", ".join(present), fontsize=7)
+        axis.axis("off")
+    histogram = figure.add_subplot(spec[grid_rows, :])
+    ordered = class_statistics.sort_values("rank")
+    histogram.bar(
+        range(len(ordered)),
+        ordered["frequency"].clip(lower=1e-8),
+        color=[GROUP_COLOURS[g] for g in ordered["group"]],
+    )
+    histogram.set_yscale("log")
+    histogram.set_ylabel("pixel frequency f_c (train)")
+    histogram.set_xticks(range(len(ordered)))
+    histogram.set_xticklabels(ordered["name"], rotation=90, fontsize=max(4, 8 - len(ordered) // 40))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLOURS.values()]
+    histogram.legend(handles, list(GROUP_COLOURS), title="group")
+    histogram.set_title(f"{reader.family}: class frequencies ({len(ordered)} classes)")
+    return figure
