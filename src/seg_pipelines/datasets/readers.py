@@ -1,0 +1,789 @@
+"""Readers for the real benchmark datasets in their standard prepared on-disk layouts.
+
+Every reader returns labels in *train-id space* with the dataset's own ignore value (DESIGN.md §6):
+
+==================  =======================================================================  =====  ======
+family              layout (under ``root``)                                                   C      ignore
+==================  =======================================================================  =====  ======
+ade20k_150          ADEChallengeData2016/{images,annotations}/{training,validation}           150*   255
+ade20k_847          ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}  847*   65535
+coco_stuff_164k     {images,annotations}/{train2017,val2017}, ``*_labelTrainIds.png``         171    255
+coco_stuff_10k      MMSeg-converted ({images,annotations}/{train2014,test2014}) or original   171    255
+                    (images/*.jpg, annotations/*.mat, imageLists/{train,test}.txt)
+pascal_context_59   VOCdevkit/VOC2010/{JPEGImages,SegmentationClassContext} (MMSeg)          59     255
+pascal_context_459  VOCdevkit/VOC2010/annotations_detectron2/pc459_val/*.tif (CAT-Seg)        459    459
+voc_20              VOCdevkit/VOC2012/{JPEGImages,SegmentationClass} palette PNGs             20     255
+voc_21b             same files, background kept as a class                                    21     255
+==================  =======================================================================  =====  ======
+
+(* the class count is whatever the dataset's names file lists.)  ``root`` may point at the
+dataset folder itself or at its parent (e.g. at ``ADEChallengeData2016`` or the folder holding it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from seg_pipelines.datasets.base import (
+    DatasetError,
+    Sample,
+    SegmentationReader,
+    check_label_values,
+    register_reader,
+    require_dir,
+)
+
+# --------------------------------------------------------------------------------------------
+# Class-name tables shipped with the code (used only where a dataset ships no names file).
+# --------------------------------------------------------------------------------------------
+
+#: ADE20K SceneParsing-150, first synonym of each objectInfo150.txt entry, in train-id order.
+ADE20K_150_CLASSES: tuple[str, ...] = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
+    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
+    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field",
+    "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub", "railing",
+    "cushion", "base", "box", "column", "signboard", "chest of drawers", "counter", "sand", "sink",
+    "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs", "runway", "case",
+    "pool table", "pillow", "screen door", "stairway", "river", "bridge", "bookcase", "blind",
+    "coffee table", "toilet", "flower", "book", "hill", "bench", "countertop", "stove", "palm",
+    "kitchen island", "computer", "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus",
+    "towel", "light", "truck", "tower", "chandelier", "awning", "streetlight", "booth",
+    "television receiver", "airplane", "dirt track", "apparel", "pole", "land", "bannister",
+    "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van", "ship", "fountain",
+    "conveyer belt", "canopy", "washer", "plaything", "swimming pool", "stool", "barrel", "basket",
+    "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
+    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen",
+    "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan", "fan",
+    "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator", "glass",
+    "clock", "flag",
+)
+
+#: COCO-Stuff 171 train-id classes (80 things then 91 stuff), as in MMSeg / CAT-Seg.
+COCO_STUFF_171_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush", "banner", "blanket", "branch", "bridge",
+    "building-other", "bush", "cabinet", "cage", "cardboard", "carpet", "ceiling-other",
+    "ceiling-tile", "cloth", "clothes", "clouds", "counter", "cupboard", "curtain", "desk-stuff",
+    "dirt", "door-stuff", "fence", "floor-marble", "floor-other", "floor-stone", "floor-tile",
+    "floor-wood", "flower", "fog", "food-other", "fruit", "furniture-other", "grass", "gravel",
+    "ground-other", "hill", "house", "leaves", "light", "mat", "metal", "mirror-stuff", "moss",
+    "mountain", "mud", "napkin", "net", "paper", "pavement", "pillow", "plant-other", "plastic",
+    "platform", "playingfield", "railing", "railroad", "river", "road", "rock", "roof", "rug",
+    "salad", "sand", "sea", "shelf", "sky-other", "skyscraper", "snow", "solid-other", "stairs",
+    "stone", "straw", "structural-other", "table", "tent", "textile-other", "towel", "tree",
+    "vegetable", "wall-brick", "wall-concrete", "wall-other", "wall-panel", "wall-stone",
+    "wall-tile", "wall-wood", "water-other", "waterdrops", "window-blind", "window-other", "wood",
+)
+
+#: 1-indexed COCO category ids that COCO-Stuff defines but never annotates (dropped from 182 → 171).
+COCO_STUFF_UNUSED_IDS: frozenset[int] = frozenset({12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91})
+
+#: Pascal-Context 59 in train-id order (alphabetical over the 459-class names; MMSeg 1.x and
+#: CAT-Seg agree, CAT-Seg spells "table" as "diningtable").
+PASCAL_CONTEXT_59_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book", "bottle",
+    "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
+    "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground", "horse",
+    "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform",
+    "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa",
+    "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood",
+)
+
+#: The 459-class ids (1-indexed, as in Pascal-Context ``labels.txt``) of the 59 classes above, in
+#: the same order: MMSeg's ``tools/dataset_converters/pascal_context.py`` mapping without its 0.
+PASCAL_CONTEXT_59_IDS_IN_459: tuple[int, ...] = (
+    2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113,
+    115, 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326,
+    347, 349, 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
+)
+
+#: Pascal VOC 2012 object classes (palette indices 1..20).
+VOC_OBJECT_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "tvmonitor",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def first_synonym(name: str) -> str:
+    """``"windowpane, window"`` or ``"windowpane;window"`` → ``"windowpane"``."""
+    return split_synonyms(name)[0]
+
+
+def split_synonyms(name: str) -> list[str]:
+    """All comma/semicolon-separated synonyms of a class-name entry, stripped, order kept."""
+    synonyms = [part.strip() for part in re.split(r"[;,]", name) if part.strip()]
+    if not synonyms:
+        raise ValueError(f"empty class name entry {name!r}")
+    return synonyms
+
+
+def build_lookup_table(mapping: dict[int, int], size: int, fill: int = -1) -> np.ndarray:
+    """A ``size``-entry int64 table sending each raw value to its train id and every other raw
+    value to ``fill`` (-1 by default: "no train id", which :func:`check_label_values` rejects)."""
+    table = np.full(size, fill, dtype=np.int64)
+    for raw_value, train_id in mapping.items():
+        table[raw_value] = train_id
+    return table
+
+
+def apply_lookup_table(raw: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[raw]``; raw values beyond the table become -1 so the range check rejects them."""
+    raw = np.asarray(raw, dtype=np.int64)
+    inside = (raw >= 0) & (raw < len(table))
+    return np.where(inside, table[np.clip(raw, 0, len(table) - 1)], -1)
+
+
+def reduce_zero_label(raw: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """MMSeg's ``reduce_zero_label``: raw 0 (unlabelled/background) → ignore, k → k-1; the raw
+    ignore value stays ignore."""
+    raw = np.asarray(raw, dtype=np.int64)
+    decoded = raw - 1
+    decoded[raw == 0] = ignore_index
+    decoded[raw == ignore_index] = ignore_index
+    beyond = raw > ignore_index  # e.g. 256 in a 16-bit PNG must not alias the ignore value
+    decoded[beyond] = raw[beyond]
+    return decoded
+
+
+def resolve_dataset_dir(root: Path, folder_names: tuple[str, ...], marker: str) -> Path:
+    """``root/<folder>`` for the first of ``folder_names`` (a relative path, may be nested) that
+    holds ``marker``; ``root`` itself if it holds ``marker``; otherwise the first candidate that
+    exists, else ``root`` (the caller's directory checks then name the missing folder)."""
+    if (root / marker).exists():
+        return root
+    for folder in folder_names:
+        if (root / folder / marker).exists():
+            return root / folder
+    for folder in folder_names:
+        if (root / folder).is_dir():
+            return root / folder
+    return root
+
+
+def read_split_ids(list_file: Path, split: str) -> list[str]:
+    """Sample ids (one per line, blank lines skipped) from a split list file."""
+    if not list_file.is_file():
+        raise DatasetError(f"split list for {split!r} not found: {list_file}")
+    ids = [line.strip().split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DatasetError(f"split {split!r} is empty: {list_file} lists no sample ids")
+    return ids
+
+
+def pair_by_image_dir(
+    image_dir: Path,
+    label_dir: Path,
+    split: str,
+    image_suffix: str,
+    label_suffix: str,
+    what: str,
+) -> list[Sample]:
+    """One sample per ``*image_suffix`` file in ``image_dir``; each must have
+    ``label_dir/<stem><label_suffix>``."""
+    require_dir(image_dir, f"{what} image folder for split {split!r}")
+    require_dir(label_dir, f"{what} label folder for split {split!r}")
+    samples = []
+    for image_path in image_dir.iterdir():
+        if image_path.suffix.lower() != image_suffix or not image_path.is_file():
+            continue
+        label_path = label_dir / f"{image_path.stem}{label_suffix}"
+        if not label_path.is_file():
+            raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+        samples.append(Sample(image_path.stem, split, image_path, label_path))
+    return samples
+
+
+def pair_by_ids(
+    ids: list[str],
+    image_dir: Path,
+    label_dir: Path,
+    split: str,
+    image_suffix: str,
+    label_suffix: str,
+    what: str,
+) -> list[Sample]:
+    """One sample per id; both ``image_dir/<id><image_suffix>`` and the label must exist."""
+    require_dir(image_dir, f"{what} image folder")
+    require_dir(label_dir, f"{what} label folder")
+    samples = []
+    for sample_id in ids:
+        image_path = image_dir / f"{sample_id}{image_suffix}"
+        label_path = label_dir / f"{sample_id}{label_suffix}"
+        if not image_path.is_file():
+            raise DatasetError(f"split {split!r} lists {sample_id!r} but its image {image_path} is missing")
+        if not label_path.is_file():
+            raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+        samples.append(Sample(sample_id, split, image_path, label_path))
+    return samples
+
+
+def read_names_file(path: Path) -> list[list[str]]:
+    """Synonym lists from a names file: a JSON list of strings (CAT-Seg ``ade847.json``,
+    ``pc459.json``) or of dicts with ``"name"`` (+ optional ``"trainId"``, detectron2 style),
+    or a text file with one class per line (``"idx: name"`` lines are accepted too)."""
+    if not path.is_file():
+        raise DatasetError(f"class-names file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"class-names file {path} is not valid JSON: {error}") from error
+        if not isinstance(entries, list) or not entries:
+            raise DatasetError(f"class-names file {path} must hold a non-empty JSON list")
+        if all(isinstance(entry, dict) for entry in entries):
+            if all("trainId" in entry for entry in entries):
+                entries = sorted(entries, key=lambda entry: entry["trainId"])
+            names = [str(entry["name"]) for entry in entries]
+        else:
+            names = [str(entry) for entry in entries]
+    else:
+        names = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            match = re.match(r"^\s*\d+\s*:\s*(.+)$", line)
+            names.append(match.group(1) if match else line.strip())
+    if not names:
+        raise DatasetError(f"class-names file {path} lists no classes")
+    return [split_synonyms(name) for name in names]
+
+
+def read_indexed_names(path: Path) -> dict[int, str]:
+    """``{idx: name}`` from an ``"idx: name"`` per-line file (COCO-Stuff and Pascal-Context
+    ``labels.txt``)."""
+    names: dict[int, str] = {}
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = re.match(r"^\s*(\d+)\s*:\s*(.+?)\s*$", line)
+        if match is None:
+            raise DatasetError(f"{path}:{line_number}: expected 'index: name', got {line!r}")
+        names[int(match.group(1))] = match.group(2)
+    if not names:
+        raise DatasetError(f"{path} lists no classes")
+    return names
+
+
+def read_ade_object_info(path: Path) -> list[list[str]]:
+    """Synonym lists in train-id order from ADE20K's ``objectInfo150.txt``.
+
+    Rows are ``Idx Ratio Train Val Name`` (tab separated; a header row is skipped); ``Idx`` runs
+    1..N and becomes train id ``Idx-1``. Any N is accepted (the synthetic world writes its own).
+    """
+    rows: dict[int, list[str]] = {}
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t") if "\t" in line else line.split(None, 4)
+        if not fields[0].strip().isdigit():
+            continue  # header row "Idx Ratio Train Val Name"
+        if len(fields) < 5:
+            raise DatasetError(f"{path}:{line_number}: expected 5 columns (Idx Ratio Train Val Name), got {line!r}")
+        rows[int(fields[0])] = split_synonyms(fields[4])
+    if not rows:
+        raise DatasetError(f"{path} lists no classes")
+    if sorted(rows) != list(range(1, len(rows) + 1)):
+        raise DatasetError(f"{path}: class indices must run 1..{len(rows)} without gaps")
+    return [rows[index] for index in range(1, len(rows) + 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# ADE20K
+# --------------------------------------------------------------------------------------------
+
+_ADE_SPLIT_FOLDERS = {"train": "training", "val": "validation"}
+
+
+@register_reader
+class ADE20K150Reader(SegmentationReader):
+    """ADE20K SceneParsing (``ADEChallengeData2016``) with MMSeg's ``reduce_zero_label``.
+
+    Raw PNG values are 0 = "other/unlabelled" and 1..N = classes; decoding sends 0 → 255 and
+    k → k-1. Class names come from ``objectInfo150.txt`` when the root holds it (any N, first
+    synonym), else from the built-in ADE-150 list.
+    """
+
+    family = "ade20k_150"
+    ignore_index = 255
+    splits = ("train", "val")
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("ADEChallengeData2016",), "images")
+        object_info = self.data_root / "objectInfo150.txt"
+        if object_info.is_file():
+            self.class_synonyms = read_ade_object_info(object_info)
+        else:
+            self.class_synonyms = [[name] for name in ADE20K_150_CLASSES]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [synonyms[0] for synonyms in self.class_synonyms]
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        folder = _ADE_SPLIT_FOLDERS[split]
+        image_dir = self.data_root / "images" / folder
+        samples = pair_by_image_dir(
+            image_dir, self.data_root / "annotations" / folder, split, ".jpg", ".png", self.family
+        )
+        return self._require_nonempty(samples, split, image_dir)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        return reduce_zero_label(raw, self.ignore_index)
+
+
+@register_reader
+class ADE20K847Reader(SegmentationReader):
+    """ADE20K-Full (``ADE20K_2021_17_01``) as prepared for CAT-Seg / MaskFormer:
+    ``images_detectron2/<split>/*.jpg`` and ``annotations_detectron2/<split>/*.tif`` holding
+    uint16 train ids 0..846 with 65535 = ignore.
+
+    ADE20K-Full ships no names file of its own in this layout (``index_ade20k.pkl`` lists all
+    3688 raw object names, not the 847 train ids), so a names file is required: ``names_file``
+    if given, else ``ade847.json`` (the list CAT-Seg ships in ``datasets/ade847.json``) or
+    ``ade847.txt`` in the dataset folder. Class names are first synonyms; all synonyms are kept
+    in :attr:`class_synonyms`.
+    """
+
+    family = "ade20k_847"
+    ignore_index = 65535
+    splits = ("train", "val")
+    names_file_candidates: ClassVar[tuple[str, ...]] = ("ade847.json", "ade847.txt")
+
+    def __init__(self, root: str | Path, names_file: str | Path | None = None) -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("ADE20K_2021_17_01",), "images_detectron2")
+        if names_file is None:
+            found = [self.data_root / name for name in self.names_file_candidates if (self.data_root / name).is_file()]
+            if not found:
+                raise DatasetError(
+                    f"ADE20K-847 needs a class-names file: pass names_file= or put one of "
+                    f"{list(self.names_file_candidates)} in {self.data_root} (CAT-Seg ships datasets/ade847.json)"
+                )
+            names_file = found[0]
+        self.class_synonyms = read_names_file(Path(names_file))
+
+    @property
+    def class_names(self) -> list[str]:
+        return [synonyms[0] for synonyms in self.class_synonyms]
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        folder = _ADE_SPLIT_FOLDERS[split]
+        image_dir = self.data_root / "images_detectron2" / folder
+        samples = pair_by_image_dir(
+            image_dir, self.data_root / "annotations_detectron2" / folder, split, ".jpg", ".tif", self.family
+        )
+        return self._require_nonempty(samples, split, image_dir)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        return np.asarray(raw, dtype=np.int64)  # already train ids, 65535 = ignore
+
+
+# --------------------------------------------------------------------------------------------
+# COCO-Stuff
+# --------------------------------------------------------------------------------------------
+
+
+def coco_stuff_names(labels_file: Path) -> list[str]:
+    """The 171 train-id names from COCO-Stuff's ``labels.txt`` (``"0: unlabeled"``, then the 182
+    1-indexed COCO ids, of which the 11 unused ones are dropped)."""
+    indexed = read_indexed_names(labels_file)
+    names = [name for index, name in sorted(indexed.items()) if index > 0 and index not in COCO_STUFF_UNUSED_IDS]
+    if len(names) != len(COCO_STUFF_171_CLASSES):
+        raise DatasetError(f"{labels_file}: expected 171 used COCO-Stuff classes, found {len(names)}")
+    return names
+
+
+def coco_id_to_train_id() -> dict[int, int]:
+    """1-indexed COCO-Stuff category id (1..182, unused ids skipped) → train id 0..170."""
+    used = [coco_id for coco_id in range(1, 183) if coco_id not in COCO_STUFF_UNUSED_IDS]
+    return {coco_id: train_id for train_id, coco_id in enumerate(used)}
+
+
+class _CocoStuffNames:
+    """Mixin: 171 names from ``labels.txt`` in the dataset folder if present, else built in."""
+
+    data_root: Path
+
+    def _load_coco_names(self) -> list[str]:
+        labels_file = self.data_root / "labels.txt"
+        return coco_stuff_names(labels_file) if labels_file.is_file() else list(COCO_STUFF_171_CLASSES)
+
+
+@register_reader
+class CocoStuff164kReader(_CocoStuffNames, SegmentationReader):
+    """COCO-Stuff-164k in MMSeg's converted layout: ``images/{train2017,val2017}/*.jpg`` and
+    ``annotations/{train2017,val2017}/*_labelTrainIds.png`` (train ids 0..170, 255 = ignore).
+
+    ``label_format="stuffthingmaps"`` reads the unconverted ``stuffthingmaps_trainval2017``
+    PNGs instead (``annotations/<split>/<id>.png``: 0-indexed COCO ids 0..181, 255 = unlabelled),
+    mapping them to train ids with the same table as MMSeg's ``coco_stuff164k.py``.
+    """
+
+    family = "coco_stuff_164k"
+    ignore_index = 255
+    splits = ("train", "val")
+    label_formats: ClassVar[tuple[str, ...]] = ("train_ids", "stuffthingmaps")
+
+    def __init__(self, root: str | Path, label_format: str = "train_ids") -> None:
+        super().__init__(root)
+        if label_format not in self.label_formats:
+            raise ValueError(f"label_format must be one of {self.label_formats}, got {label_format!r}")
+        self.label_format = label_format
+        self.data_root = resolve_dataset_dir(self.root, ("coco_stuff164k", "coco-stuff", "coco"), "images")
+        self._names = self._load_coco_names()
+        # stuffthingmaps hold 0-indexed COCO ids: 1-indexed id c is stored as c-1.
+        zero_indexed = {coco_id - 1: train_id for coco_id, train_id in coco_id_to_train_id().items()}
+        self._stuffthingmap_table = build_lookup_table(zero_indexed | {255: 255}, 256)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._names)
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        folder = f"{split}2017"
+        image_dir = self.data_root / "images" / folder
+        suffix = "_labelTrainIds.png" if self.label_format == "train_ids" else ".png"
+        samples = pair_by_image_dir(
+            image_dir, self.data_root / "annotations" / folder, split, ".jpg", suffix, self.family
+        )
+        return self._require_nonempty(samples, split, image_dir)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        if self.label_format == "train_ids":
+            return np.asarray(raw, dtype=np.int64)
+        return apply_lookup_table(raw, self._stuffthingmap_table)
+
+
+@register_reader
+class CocoStuff10kReader(_CocoStuffNames, SegmentationReader):
+    """COCO-Stuff-10k, in either of its two layouts (detected from the folders present):
+
+    * ``mmseg`` (after ``tools/dataset_converters/coco_stuff10k.py``):
+      ``images/{train2014,test2014}/*.jpg``, ``annotations/{train2014,test2014}/*_labelTrainIds.png``
+      with 0 = unlabelled and 1..171 = classes; MMSeg loads it with ``reduce_zero_label=True``,
+      so 0 → 255 and k → k-1.
+    * ``original`` (the 10k download): ``images/*.jpg``, ``annotations/*.mat`` (key ``S``: 0 =
+      unlabelled, 1..182 = 1-indexed COCO ids) and ``imageLists/{train,test}.txt``; COCO ids are
+      mapped to train ids as in the converter (needs scipy to read ``.mat``).
+
+    Splits are ``train`` and ``test``; ``val`` is accepted as the name of ``test`` (the split
+    every paper evaluates on).
+    """
+
+    family = "coco_stuff_10k"
+    ignore_index = 255
+    splits = ("train", "test", "val")
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("coco_stuff10k", "cocostuff-10k-v1.1"), "images")
+        converted = (self.data_root / "annotations" / "train2014").is_dir() or (
+            self.data_root / "annotations" / "test2014"
+        ).is_dir()
+        self.layout = "mmseg" if converted else "original"
+        self._names = self._load_coco_names()
+        # .mat ``S``: 0 = unlabelled, 1..182 = 1-indexed COCO ids
+        self._coco_id_table = build_lookup_table(coco_id_to_train_id() | {0: 255}, 256)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._names)
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        list_name = "train" if split == "train" else "test"
+        if self.layout == "mmseg":
+            folder = f"{list_name}2014"
+            image_dir = self.data_root / "images" / folder
+            samples = pair_by_image_dir(
+                image_dir, self.data_root / "annotations" / folder, split, ".jpg", "_labelTrainIds.png", self.family
+            )
+            return self._require_nonempty(samples, split, image_dir)
+        list_file = self.data_root / "imageLists" / f"{list_name}.txt"
+        ids = read_split_ids(list_file, split)
+        samples = pair_by_ids(
+            ids, self.data_root / "images", self.data_root / "annotations", split, ".jpg", ".mat", self.family
+        )
+        return self._require_nonempty(samples, split, list_file)
+
+    def load_label(self, sample: Sample) -> np.ndarray:
+        if sample.label_path is None or sample.label_path.suffix != ".mat":
+            return super().load_label(sample)
+        label = self.decode_label(read_coco_stuff_mat(sample.label_path))
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        return label
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        if self.layout == "mmseg":
+            return reduce_zero_label(raw, self.ignore_index)
+        return apply_lookup_table(raw, self._coco_id_table)
+
+
+def read_coco_stuff_mat(path: Path) -> np.ndarray:
+    """The ``S`` label map of a COCO-Stuff-10k ``.mat`` annotation as int64."""
+    try:
+        from scipy.io import loadmat
+    except ImportError as error:  # pragma: no cover - scipy ships with the project's deps
+        raise DatasetError(f"reading {path} needs scipy (COCO-Stuff-10k .mat annotations)") from error
+    if not path.is_file():
+        raise DatasetError(f"label file missing: {path}")
+    try:
+        content = loadmat(path)
+    except Exception as error:
+        raise DatasetError(f"corrupt or unreadable label {path}: {error}") from error
+    if "S" not in content:
+        keys = sorted(key for key in content if not key.startswith("__"))
+        raise DatasetError(f"label {path} has no 'S' array (keys: {keys})")
+    return np.asarray(content["S"]).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Pascal-Context
+# --------------------------------------------------------------------------------------------
+
+
+@register_reader
+class PascalContext59Reader(SegmentationReader):
+    """Pascal-Context-59 in MMSeg's layout: ``VOCdevkit/VOC2010/JPEGImages/*.jpg``,
+    ``SegmentationClassContext/*.png`` (0 = background, 1..59 = classes) and
+    ``ImageSets/SegmentationContext/{train,val}.txt``; ``reduce_zero_label``: 0 → 255, k → k-1.
+
+    Class names come from the 459-class ``labels.txt`` in VOC2010 when present (picking the 59
+    ids MMSeg's converter keeps), else from the built-in list.
+    """
+
+    family = "pascal_context_59"
+    ignore_index = 255
+    splits = ("train", "val")
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("VOCdevkit/VOC2010", "VOC2010"), "JPEGImages")
+        labels_file = self.data_root / "labels.txt"
+        if labels_file.is_file():
+            indexed = read_indexed_names(labels_file)
+            missing = [index for index in PASCAL_CONTEXT_59_IDS_IN_459 if index not in indexed]
+            if missing:
+                raise DatasetError(f"{labels_file} lacks the Pascal-Context-59 class ids {missing[:10]}")
+            self._names = [indexed[index] for index in PASCAL_CONTEXT_59_IDS_IN_459]
+        else:
+            self._names = list(PASCAL_CONTEXT_59_CLASSES)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._names)
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        list_file = self.data_root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
+        ids = read_split_ids(list_file, split)
+        samples = pair_by_ids(
+            ids,
+            self.data_root / "JPEGImages",
+            self.data_root / "SegmentationClassContext",
+            split,
+            ".jpg",
+            ".png",
+            self.family,
+        )
+        return self._require_nonempty(samples, split, list_file)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        return reduce_zero_label(raw, self.ignore_index)
+
+
+@register_reader
+class PascalContext459Reader(SegmentationReader):
+    """Pascal-Context-459 as prepared by CAT-Seg (``prepare_pascal_context_459.py``):
+    ``VOCdevkit/VOC2010/annotations_detectron2/pc459_val/*.tif`` holding ``LabelMap - 1``
+    (train ids 0..458), images in ``VOC2010/JPEGImages``; ignore value 459 (detectron2
+    evaluates with ``ignore_label=459``). Only the ``val`` split is prepared.
+
+    A ``LabelMap`` value 0 (unlabelled) wraps to 65535 in the uint16 TIFF; it is decoded to the
+    ignore value 459 as well. ``.png`` labels in the same folder are accepted.
+
+    Class names come from ``labels.txt`` (the ``"idx: name"`` file of the Pascal-Context
+    download, which CAT-Seg's prepare script also reads), or ``names_file`` / ``pc459.json``.
+    """
+
+    family = "pascal_context_459"
+    ignore_index = 459
+    splits = ("val",)
+    wrapped_unlabelled_value: ClassVar[int] = 65535
+
+    def __init__(self, root: str | Path, names_file: str | Path | None = None) -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("VOCdevkit/VOC2010", "VOC2010"), "JPEGImages")
+        labels_file = self.data_root / "labels.txt"
+        if names_file is not None:
+            self._names = [synonyms[0] for synonyms in read_names_file(Path(names_file))]
+        elif labels_file.is_file():
+            indexed = read_indexed_names(labels_file)
+            if sorted(indexed) != list(range(1, len(indexed) + 1)):
+                raise DatasetError(f"{labels_file}: class indices must run 1..{len(indexed)} without gaps")
+            self._names = [indexed[index] for index in range(1, len(indexed) + 1)]
+        elif (self.data_root / "pc459.json").is_file():
+            self._names = [synonyms[0] for synonyms in read_names_file(self.data_root / "pc459.json")]
+        else:
+            raise DatasetError(
+                f"Pascal-Context-459 needs its class names: {labels_file} (from the Pascal-Context "
+                f"download) or pc459.json was not found; or pass names_file="
+            )
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._names)
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        label_dir = require_dir(
+            self.data_root / "annotations_detectron2" / "pc459_val", "Pascal-Context-459 label folder"
+        )
+        image_dir = require_dir(self.data_root / "JPEGImages", "Pascal-Context-459 image folder")
+        list_file = self.data_root / "pascalcontext_val.txt"
+        if list_file.is_file():
+            ids = read_split_ids(list_file, split)
+        else:  # JPEGImages holds every VOC2010 image, so the prepared labels define the split
+            ids = sorted({path.stem for path in label_dir.iterdir() if path.suffix.lower() in {".tif", ".png"}})
+        samples = []
+        for sample_id in ids:
+            image_path = image_dir / f"{sample_id}.jpg"
+            label_path = label_dir / f"{sample_id}.tif"
+            if not label_path.is_file() and (label_dir / f"{sample_id}.png").is_file():
+                label_path = label_dir / f"{sample_id}.png"
+            if not image_path.is_file():
+                raise DatasetError(f"label {label_path} has no image: expected {image_path}")
+            if not label_path.is_file():
+                raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+            samples.append(Sample(sample_id, split, image_path, label_path))
+        return self._require_nonempty(samples, split, label_dir)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        decoded = np.asarray(raw, dtype=np.int64).copy()
+        decoded[decoded == self.wrapped_unlabelled_value] = self.ignore_index
+        return decoded
+
+
+# --------------------------------------------------------------------------------------------
+# Pascal VOC 2012
+# --------------------------------------------------------------------------------------------
+
+
+class _VOC2012Reader(SegmentationReader):
+    """Shared VOC 2012 layout: ``VOCdevkit/VOC2012/JPEGImages/*.jpg``, palette PNGs in
+    ``SegmentationClass`` (index 0 = background, 1..20 = objects, 255 = boundary/difficult) and
+    ``ImageSets/Segmentation/{train,val,trainval}.txt``. ``label_folder`` selects another folder
+    of the same encoding (e.g. ``SegmentationClassAug``)."""
+
+    ignore_index = 255
+    splits = ("train", "val", "trainval")
+
+    def __init__(self, root: str | Path, label_folder: str = "SegmentationClass") -> None:
+        super().__init__(root)
+        self.data_root = resolve_dataset_dir(self.root, ("VOCdevkit/VOC2012", "VOC2012"), "JPEGImages")
+        self.label_folder = label_folder
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        list_file = self.data_root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        ids = read_split_ids(list_file, split)
+        samples = pair_by_ids(
+            ids, self.data_root / "JPEGImages", self.data_root / self.label_folder, split, ".jpg", ".png", self.family
+        )
+        return self._require_nonempty(samples, split, list_file)
+
+
+@register_reader
+class VOC20Reader(_VOC2012Reader):
+    """VOC-20: the 20 object classes (ids 0..19); background and boundaries are ignored (255)."""
+
+    family = "voc_20"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(VOC_OBJECT_CLASSES)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        return reduce_zero_label(raw, self.ignore_index)  # background 0 → 255, k → k-1
+
+
+@register_reader
+class VOC21bReader(_VOC2012Reader):
+    """VOC-21b ("with background"): 20 objects plus background, boundaries ignored (255).
+
+    By default background is the LAST class, id 20, exactly as CAT-Seg prepares it
+    (``annotations_detectron2_bg``: palette 0 → 20, k → k-1) and names it (20 objects +
+    ``"background"``). This is the ordering under which the open-vocabulary protocol's rule
+    "every prediction ≥ 20 is background" (DESIGN.md §6) is meaningful; evaluation code should use
+    :attr:`background_index` and :attr:`num_object_classes` (predictions ``>= num_object_classes``
+    → ``background_index``) rather than hard-coding 20.
+
+    ``background_first=True`` keeps the raw VOC order instead (background = 0, objects 1..20).
+    """
+
+    family = "voc_21b"
+    num_object_classes: ClassVar[int] = 20
+    #: evaluation maps every prediction ``>= num_object_classes`` to :attr:`background_index`
+    maps_extra_predictions_to_background: ClassVar[bool] = True
+
+    def __init__(
+        self, root: str | Path, label_folder: str = "SegmentationClass", background_first: bool = False
+    ) -> None:
+        super().__init__(root, label_folder)
+        self.background_first = background_first
+        self.background_index = 0 if background_first else self.num_object_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.background_first:
+            return ["background", *VOC_OBJECT_CLASSES]
+        return [*VOC_OBJECT_CLASSES, "background"]
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.int64)
+        if self.background_first:
+            return raw.copy()
+        decoded = raw - 1
+        decoded[raw == 0] = self.background_index
+        # a raw value above 20 must not alias background id 20: keep it so the range check names it
+        invalid = (raw > self.num_object_classes) & (raw != self.ignore_index)
+        decoded[invalid] = raw[invalid]
+        decoded[raw == self.ignore_index] = self.ignore_index
+        return decoded
+
+
+__all__ = [
+    "ADE20K150Reader",
+    "ADE20K847Reader",
+    "CocoStuff10kReader",
+    "CocoStuff164kReader",
+    "PascalContext459Reader",
+    "PascalContext59Reader",
+    "VOC20Reader",
+    "VOC21bReader",
+]
