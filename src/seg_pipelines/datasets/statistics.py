@@ -8,23 +8,22 @@ import pandas as pd
 GROUPS = ("head", "mid", "tail")
 
 
-def class_weights_from_frequencies(frequencies: np.ndarray, rho: float, min_frequency: float | None = None) -> np.ndarray:
+def class_weights_from_frequencies(frequencies: np.ndarray, rho: float) -> np.ndarray:
     """Eq. 4.14: ``w_c = (1/f_c)^ρ / Σ_k (1/f_k)^ρ``.
 
-    A class with ``f_c = 0`` would get an infinite weight; its frequency is floored at
-    ``min_frequency`` (default: half the smallest positive frequency) — our choice, the thesis
-    does not say.
+    A class with ``f_c = 0`` (never labelled in training) gets weight 0 instead of infinity: it
+    never appears as a target, so this only keeps the normalisation finite (the thesis is silent).
     """
     frequencies = np.asarray(frequencies, dtype=np.float64)
     if frequencies.ndim != 1 or frequencies.size == 0:
         raise ValueError("frequencies must be a non-empty 1-D array")
     if (frequencies < 0).any():
         raise ValueError("frequencies must be non-negative")
-    positive = frequencies[frequencies > 0]
-    if positive.size == 0:
+    present = frequencies > 0
+    if not present.any():
         raise ValueError("every class frequency is zero: no labelled pixels")
-    floor = positive.min() / 2 if min_frequency is None else min_frequency
-    inverse = (1.0 / np.maximum(frequencies, floor)) ** rho
+    inverse = np.zeros_like(frequencies)
+    inverse[present] = (1.0 / frequencies[present]) ** rho
     return inverse / inverse.sum()
 
 

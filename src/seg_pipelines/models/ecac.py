@@ -1,0 +1,258 @@
+"""Extended Context-Aware Classifier (ECAC) add-on, thesis chapter 4 (eq. 4.1–4.21).
+
+``forward(features, target)`` returns ``"logits"`` — the calibrated student output Õ_s (eq. 4.8,
+4.10) at feature resolution, the prediction used at inference — plus, when a target is given,
+the teacher output Õ_t (eq. 4.5, 4.9) and the pixel-to-memory logits C_m (eq. 4.20). In training
+mode it then updates the memory bank (eq. 4.1–4.2) and the iteration counter.
+
+Loss contract: ECAC's main loss is the *re-weighted* CE on the student (L_rceS, eq. 4.13), so
+``losses()`` returns it as ``"loss_ce_main"`` and ``computes_main_loss = True``: the segmentor
+must not add its own plain CE on ``"logits"`` as well.
+
+Choices the thesis leaves open (constructor arguments):
+
+* the coarse segmentation F_coarse of eq. 4.6 comes from a 1×1 classifier on F supervised by a
+  plain CE (``coarse_loss_weight``, default 0.4 like chapter 3's auxiliary loss; eq. 4.21 has no
+  such term, set it to 0 to follow it literally — the coarse head is then trained only through
+  the student path).
+* the memory loss's C_m (eq. 4.20) is the dot product of each pixel with every memory entry, C_m = M F;
+  the bank itself is a buffer moved only by eq. 4.2, so this loss shapes the features.
+* the teacher is detached in the KL and intra-variance terms (``detach_teacher``), as in CAC [43].
+* the projector ξ is Linear(2d, hidden) → ReLU → Linear(hidden, d); ``hidden = d`` by default.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seg_pipelines.losses.affinity import valid_one_hot
+from seg_pipelines.losses.ecac import (
+    entropy_weighted_kl_loss,
+    intra_variance_loss,
+    memory_loss,
+    reweighted_cross_entropy,
+)
+from seg_pipelines.models.caa import downsample_labels
+from seg_pipelines.models.registry import register_addon
+
+MEMORY_UPDATE_STRATEGIES = ("gt_mean", "cosine")
+
+
+def memory_class_statistics(
+    features: Tensor, labels: Tensor, num_classes: int, memory: Tensor, strategy: str = "gt_mean", ignore_index: int = 255
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class (weighted feature sums (K, d), weight totals (K,), pixel counts (K,)) of one batch.
+
+    ``features`` (B, d, h, w), ``labels`` (B, h, w). ``gt_mean`` weights every pixel 1 (eq. 4.1,
+    Z = Y F / K_i). ``cosine`` (MCIBI's strategy, Table 4.4) weights pixel i of class c by
+    ``1 − cos(f_i, M_c)``, so pixels the bank already represents well count less.
+    Sums rather than means so that DDP ranks can all_reduce them.
+    """
+    if strategy not in MEMORY_UPDATE_STRATEGIES:
+        raise ValueError(f"unknown memory update strategy {strategy!r}; known: {MEMORY_UPDATE_STRATEGIES}")
+    pixels = features.flatten(2).transpose(1, 2).reshape(-1, features.shape[1]).to(memory.dtype)
+    one_hot = valid_one_hot(labels.reshape(-1), num_classes, ignore_index, dtype=memory.dtype)  # Y_flat (N, K)
+    pixel_counts = one_hot.sum(dim=0)
+    if strategy == "cosine":
+        cosine = F.normalize(pixels, dim=1) @ F.normalize(memory, dim=1).t()  # (N, K)
+        one_hot = one_hot * (1.0 - cosine)
+    return one_hot.t() @ pixels, one_hot.sum(dim=0), pixel_counts
+
+
+def momentum_update(
+    memory: Tensor, initialized: Tensor, class_sums: Tensor, weight_totals: Tensor, pixel_counts: Tensor, momentum: float
+) -> tuple[Tensor, Tensor]:
+    """Eq. 4.2 ``M_i ← (1 − μ) M_i + μ Z_i`` for classes present in the batch.
+
+    A class seen for the first time is initialised to Z_i; absent classes keep their entry.
+    Returns the new (memory, initialized).
+    """
+    present = pixel_counts > 0
+    class_means = class_sums / weight_totals.clamp_min(1e-12)[:, None]  # Z (eq. 4.1)
+    blended = torch.where(initialized[:, None], (1.0 - momentum) * memory + momentum * class_means, class_means)
+    return torch.where(present[:, None], blended, memory), initialized | present
+
+
+@register_addon("ecac")
+class ExtendedContextAwareClassifier(nn.Module):
+    """ECAC: memory bank + GT-teacher / soft-student class centres → dynamic calibrated classifier.
+
+    Args:
+        in_channels: feature channels d (the memory bank is K × d).
+        num_classes: number of classes K.
+        projector_hidden_channels: hidden width of ξ (default d).
+        memory_momentum: μ of eq. 4.2.
+        memory_update: ``"gt_mean"`` (eq. 4.1, the thesis) or ``"cosine"`` (MCIBI), Table 4.4.
+        use_calibration: per-class γ·logit + δ for teacher and student (eq. 4.9–4.10, Table 4.5).
+        class_weights: w_c of eq. 4.13 (see :func:`class_weights_from_frequencies`); None = plain CE.
+        use_reweighting: use ``class_weights`` in the student/teacher CE (L_rce, Table 4.2).
+        teacher_ce_weight: weight of L_rceT in eq. 4.21 (1).
+        kl_weight: α of eq. 4.21 (1; 0 switches L_KL off).
+        intra_variance_weight: β of eq. 4.21 (50; 0 switches L_iv off).
+        memory_loss_weight: weight of L_M in eq. 4.21 (1; 0 switches it off).
+        memory_loss_start_iter: L_M is zero before this many training iterations (1,000).
+        coarse_loss_weight: CE on the coarse logits of eq. 4.6 (see module docstring).
+        detach_teacher: stop gradients from the distillation terms into the teacher.
+        ignore_index: label ignored by all losses and by the memory update.
+    """
+
+    computes_main_loss = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        projector_hidden_channels: int | None = None,
+        memory_momentum: float = 0.1,
+        memory_update: str = "gt_mean",
+        use_calibration: bool = True,
+        class_weights: Tensor | Sequence[float] | None = None,
+        use_reweighting: bool = True,
+        teacher_ce_weight: float = 1.0,
+        kl_weight: float = 1.0,
+        intra_variance_weight: float = 50.0,
+        memory_loss_weight: float = 1.0,
+        memory_loss_start_iter: int = 1000,
+        coarse_loss_weight: float = 0.4,
+        detach_teacher: bool = True,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__()
+        if memory_update not in MEMORY_UPDATE_STRATEGIES:
+            raise ValueError(f"unknown memory update strategy {memory_update!r}; known: {MEMORY_UPDATE_STRATEGIES}")
+        if not 0.0 <= memory_momentum <= 1.0:
+            raise ValueError(f"memory_momentum must lie in [0, 1], got {memory_momentum}")
+        hidden = projector_hidden_channels or in_channels
+        self.num_classes = num_classes
+        self.memory_momentum = memory_momentum
+        self.memory_update = memory_update
+        self.use_calibration = use_calibration
+        self.use_reweighting = use_reweighting
+        self.teacher_ce_weight = teacher_ce_weight
+        self.kl_weight = kl_weight
+        self.intra_variance_weight = intra_variance_weight
+        self.memory_loss_weight = memory_loss_weight
+        self.memory_loss_start_iter = memory_loss_start_iter
+        self.coarse_loss_weight = coarse_loss_weight
+        self.detach_teacher = detach_teacher
+        self.ignore_index = ignore_index
+
+        self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
+        self.projector = nn.Sequential(  # ξ of eq. 4.4 / 4.7, shared by teacher and student
+            nn.Linear(2 * in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, in_channels)
+        )
+        if use_calibration:  # eq. 4.9 (teacher) and 4.10 (student): separate γ, δ
+            self.teacher_scale = nn.Parameter(torch.ones(num_classes))
+            self.teacher_shift = nn.Parameter(torch.zeros(num_classes))
+            self.student_scale = nn.Parameter(torch.ones(num_classes))
+            self.student_shift = nn.Parameter(torch.zeros(num_classes))
+        self.register_buffer("memory_bank", torch.zeros(num_classes, in_channels))
+        self.register_buffer("memory_initialized", torch.zeros(num_classes, dtype=torch.bool))
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if class_weights.shape != (num_classes,):
+                raise ValueError(f"class_weights must have shape ({num_classes},), got {tuple(class_weights.shape)}")
+        self.register_buffer("class_weights", class_weights)
+
+    def _classify(self, class_centers: Tensor, memory: Tensor, pixels: Tensor) -> Tensor:
+        """ξ(C ⊕ M) · F (eq. 4.4–4.5 / 4.7–4.8). ``class_centers`` (B, K, d), ``pixels`` (B, d, N)."""
+        memory = memory.to(class_centers.dtype).expand(class_centers.shape[0], -1, -1)
+        classifier = self.projector(torch.cat([class_centers, memory], dim=-1))
+        return torch.bmm(classifier, pixels)
+
+    def _calibrate(self, logits: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        if not self.use_calibration:
+            return logits
+        return scale[None, :, None] * logits + shift[None, :, None]  # eq. 4.9 / 4.10
+
+    def forward(self, features: Tensor, target: Tensor | None = None) -> dict[str, Tensor]:
+        batch, _, height, width = features.shape
+        pixels = features.flatten(2)  # F_flat (B, d, N)
+        memory = self.memory_bank.clone()  # the bank as it was before this iteration's update
+        coarse_logits = self.coarse_classifier(features)
+        # eq. 4.6: C_s = softmax(F'_coarse) F_flatᵀ, softmax over pixels per class.
+        student_centers = torch.bmm(torch.softmax(coarse_logits.flatten(2), dim=-1), pixels.transpose(1, 2))
+        student_logits = self._classify(student_centers, memory, pixels)
+        if self.use_calibration:
+            student_logits = self._calibrate(student_logits, self.student_scale, self.student_shift)
+        outputs = {
+            "logits": student_logits.reshape(batch, -1, height, width),
+            "coarse_logits": coarse_logits,
+        }
+        if target is None:
+            return outputs
+
+        labels = downsample_labels(target, (height, width))
+        one_hot = valid_one_hot(labels.flatten(1), self.num_classes, self.ignore_index, dtype=features.dtype)
+        counts = one_hot.sum(dim=1)  # Σ_i [y_i = c]
+        teacher_centers = torch.bmm(one_hot.transpose(1, 2), pixels.transpose(1, 2)) / counts.clamp_min(1.0)[..., None]  # eq. 4.3
+        teacher_logits = self._classify(teacher_centers, memory, pixels)
+        if self.use_calibration:
+            teacher_logits = self._calibrate(teacher_logits, self.teacher_scale, self.teacher_shift)
+        outputs["teacher_logits"] = teacher_logits.reshape(batch, -1, height, width)
+        memory_logits = torch.einsum("kd,bdn->bkn", memory.to(features.dtype), pixels)  # C_m of eq. 4.20
+        outputs["memory_logits"] = memory_logits.reshape(batch, -1, height, width)
+        outputs["iteration"] = self.iteration.clone()
+        if self.training:
+            self.update_memory(features.detach(), labels)
+            self.iteration += 1
+        return outputs
+
+    @torch.no_grad()
+    def update_memory(self, features: Tensor, labels: Tensor) -> None:
+        """Eq. 4.1–4.2 on labels at feature resolution; sums and counts are all_reduced under DDP."""
+        class_sums, weight_totals, pixel_counts = memory_class_statistics(
+            features, labels, self.num_classes, self.memory_bank, self.memory_update, self.ignore_index
+        )
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            packed = torch.cat([class_sums, weight_totals[:, None], pixel_counts[:, None]], dim=1)
+            dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+            class_sums, weight_totals, pixel_counts = packed[:, :-2], packed[:, -2], packed[:, -1]
+        memory, initialized = momentum_update(
+            self.memory_bank, self.memory_initialized, class_sums, weight_totals, pixel_counts, self.memory_momentum
+        )
+        self.memory_bank.copy_(memory)
+        self.memory_initialized.copy_(initialized)
+
+    def losses(self, outputs: dict[str, Tensor], target: Tensor, iteration: int | None = None) -> dict[str, Tensor]:
+        """Weighted terms of eq. 4.21 (+ the coarse CE); ``"loss_ce_main"`` is L_rceS.
+
+        ``iteration`` overrides the counter recorded by ``forward`` for the L_M delay.
+        """
+        weights = self.class_weights if self.use_reweighting else None
+        losses = {"loss_ce_main": reweighted_cross_entropy(outputs["logits"], target, weights, self.ignore_index)}
+        if self.coarse_loss_weight > 0:
+            losses["loss_coarse"] = self.coarse_loss_weight * reweighted_cross_entropy(
+                outputs["coarse_logits"], target, None, self.ignore_index
+            )
+        if "teacher_logits" not in outputs:
+            raise KeyError("ECAC losses need forward(features, target) with the target given")
+        student, teacher = outputs["logits"], outputs["teacher_logits"]
+        labels = downsample_labels(target, tuple(student.shape[-2:]))
+        if self.teacher_ce_weight > 0:
+            losses["loss_ce_teacher"] = self.teacher_ce_weight * reweighted_cross_entropy(
+                teacher, target, weights, self.ignore_index
+            )
+        distill_teacher = teacher.detach() if self.detach_teacher else teacher
+        if self.kl_weight > 0:
+            losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(student, distill_teacher, labels, self.ignore_index)
+        if self.intra_variance_weight > 0:
+            losses["loss_intra_variance"] = self.intra_variance_weight * intra_variance_loss(
+                student, distill_teacher, labels, self.ignore_index
+            )
+        if self.memory_loss_weight > 0:
+            step = int(outputs["iteration"]) if iteration is None else int(iteration)
+            if step >= self.memory_loss_start_iter:
+                losses["loss_memory"] = self.memory_loss_weight * memory_loss(
+                    outputs["memory_logits"], labels, self.ignore_index
+                )
+            else:
+                losses["loss_memory"] = outputs["memory_logits"].sum() * 0.0
+        return losses

@@ -1,0 +1,165 @@
+"""LSMSeg (thesis chapter 5): CAT-Seg-style cost volume with SAM fusion, category filtering and
+feature refinement.
+
+E  = w·F_c + (1 − w)·Linear(F_s)                     visual feature fusion      (eq. 5.1)
+M  = cos(E, T)                                       cost map                   (eq. 5.2)
+A  = max_{h,w,d} M;  I_k = TopK(A, k);  T' = Gather(Norm(T), I_k);  M' = cos(E, T')  (eq. 5.3–5.6)
+M'' = S([M'; E]);  M''' = C([M''; T'])               feature refinement         (eq. 5.7–5.8)
+O  = Up([M'''; E'])                                  upsampling decoder         (eq. 5.9)
+
+At inference the k kept classes are scattered back into all K classes (filtered-out classes get a
+very low logit) so evaluation sees the full vocabulary.
+
+    model = create_model("lsmseg", clip_model="ViT-B-16", clip_pretrained="/ckpt/clip.bin",
+                         image_size=384, force_quick_gelu=True, sam_variant="vit_l",
+                         sam_checkpoint="/ckpt/sam_vit_l_0b3195.pth", top_k=32)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seg_pipelines.models.registry import register_model
+
+from .catseg import CATSeg, build_clip_encoder
+from .clip import TINY_CLIP_NAME, CLIPDenseEncoder
+from .cost_volume import class_text_guidance
+from .filtering import FilteredCost
+from .fusion import VisualFeatureFusion
+from .refinement import FeatureRefinementModule
+from .sam import SAMImageEncoder
+
+
+class LSMSeg(CATSeg):
+    """LSMSeg segmentor.
+
+    Args:
+        clip_encoder: dense CLIP wrapper.
+        sam_encoder: frozen SAM image encoder, or None for "LSMSeg (w/o SAM)" (Table 5.6).
+        fusion: ``weighted`` (eq. 5.1), ``concat`` or ``attention`` (Table 5.7).
+        initial_fusion_weight: initial w (thesis 5.3.2: 0.5).
+        top_k: classes kept by the category filtering module (Table 5.5: 32).
+        **kwargs: cost-embedding / refinement / decoder settings of :class:`CATSeg`.
+    """
+
+    def __init__(
+        self,
+        clip_encoder: CLIPDenseEncoder,
+        sam_encoder: SAMImageEncoder | None = None,
+        *,
+        fusion: str = "weighted",
+        initial_fusion_weight: float = 0.5,
+        top_k: int | None = 32,
+        num_layers: int = 2,
+        hidden_dim: int = 128,
+        appearance_guidance_dim: int = 128,
+        text_guidance_dim: int = 128,
+        num_heads: int = 4,
+        window_size: int = 12,
+        pooling_size: int = 2,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            clip_encoder,
+            top_k=top_k,
+            use_aggregation=False,  # CAT-Seg's aggregator is replaced by the refinement module below
+            num_layers=0,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            window_size=window_size,
+            pooling_size=pooling_size,
+            **kwargs,
+        )
+        self.sam = sam_encoder
+        self.fusion = (
+            VisualFeatureFusion(
+                clip_encoder.embed_dim, sam_encoder.out_channels, mode=fusion, initial_weight=initial_fusion_weight
+            )
+            if sam_encoder is not None
+            else None
+        )
+        embed_dim = clip_encoder.embed_dim
+        self.visual_guidance = nn.Sequential(nn.Conv2d(embed_dim, appearance_guidance_dim, 3, padding=1), nn.ReLU())
+        self.refinement_text_guidance = nn.Sequential(nn.Linear(embed_dim, text_guidance_dim), nn.ReLU())
+        self.refinement = FeatureRefinementModule(
+            num_layers,
+            hidden_dim,
+            appearance_guidance_dim,
+            text_guidance_dim,
+            num_heads=num_heads,
+            window_size=window_size,
+            pooling_size=pooling_size,
+        )
+
+    def visual_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """E = fusion(F_c, F_s) (eq. 5.1) and the CLIP intermediate layers E' for the decoder."""
+        clip_features, guidance = super().visual_features(images)
+        if self.sam is None:
+            return clip_features, guidance
+        with torch.no_grad():  # SAM stays frozen (thesis 5.2.4)
+            sam_images = F.interpolate(
+                images, size=(self.sam.image_size,) * 2, mode="bilinear", align_corners=False
+            )
+            sam_features = self.sam(self.sam.normalize(sam_images))
+        return self.fusion(clip_features, sam_features), guidance
+
+    def aggregate(self, filtered: FilteredCost, image_features: torch.Tensor, guidance: list[torch.Tensor]) -> torch.Tensor:
+        """M' → cost embedding → S (eq. 5.7) → C (eq. 5.8) → Up with E' (eq. 5.9)."""
+        batch, prompts, classes, height, width = filtered.cost.shape
+        cost = self.cost_embedding(filtered.cost.transpose(1, 2).reshape(batch * classes, prompts, height, width))
+        cost = cost.view(batch, classes, -1, height, width).transpose(1, 2)
+        visual = self.visual_guidance(image_features)
+        text = self.refinement_text_guidance(class_text_guidance(filtered.text))
+        cost = self.refinement(cost, visual, text)
+        return self.decoder(cost, guidance)
+
+
+@register_model("lsmseg")
+def lsmseg(
+    *,
+    clip_model: str = TINY_CLIP_NAME,
+    clip_pretrained: str | None = None,
+    image_size: int | None = None,
+    force_quick_gelu: bool | None = None,
+    clip_finetune: str = "qv",
+    guidance_layers: Sequence[int] | None = None,
+    cache_dir: str | None = None,
+    use_sam: bool = True,
+    sam_variant: str = "tiny",
+    sam_checkpoint: str | None = None,
+    sam_image_size: int | None = None,
+    num_prompts: int = 1,
+    top_k: int | None = 32,
+    fusion: str = "weighted",
+    initial_fusion_weight: float = 0.5,
+    **head_kwargs,
+) -> LSMSeg:
+    """LSMSeg on open_clip ``clip_model`` and SAM ``sam_variant``; see :class:`LSMSeg`."""
+    encoder = build_clip_encoder(
+        clip_model,
+        clip_pretrained,
+        image_size=image_size,
+        force_quick_gelu=force_quick_gelu,
+        clip_finetune=clip_finetune,
+        guidance_layers=guidance_layers,
+        cache_dir=cache_dir,
+    )
+    sam = None
+    if use_sam:
+        sam = SAMImageEncoder(
+            sam_variant, image_size=sam_image_size or image_size or encoder.image_size, checkpoint=sam_checkpoint
+        )
+    return LSMSeg(
+        encoder,
+        sam,
+        fusion=fusion,
+        initial_fusion_weight=initial_fusion_weight,
+        top_k=top_k,
+        num_prompts=num_prompts,
+        image_size=image_size,
+        **head_kwargs,
+    )

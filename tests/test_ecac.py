@@ -1,0 +1,284 @@
+"""ECAC add-on (thesis ch. 4): memory bank, class weights, distillation terms, DDP sync, training."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from seg_pipelines.losses.ecac import (
+    class_weights_from_frequencies,
+    entropy_weighted_kl_loss,
+    intra_class_cosine_similarity,
+    intra_variance_loss,
+    reweighted_cross_entropy,
+)
+from seg_pipelines.models.ecac import ExtendedContextAwareClassifier
+from seg_pipelines.models.registry import create_addon
+
+IGNORE = 255
+
+
+def small_ecac(**cfg) -> ExtendedContextAwareClassifier:
+    defaults = dict(in_channels=6, num_classes=4)
+    defaults.update(cfg)
+    torch.manual_seed(0)
+    return create_addon("ecac", **defaults)
+
+
+def make_batch(batch=2, channels=6, height=5, width=4, num_classes=4, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(batch, channels, height, width, generator=generator)
+    target = torch.randint(0, num_classes, (batch, height * 2, width * 2), generator=generator)
+    target[:, :2, :3] = IGNORE
+    return features, target
+
+
+def test_shapes_and_inference_path():
+    module = small_ecac()
+    assert isinstance(module, ExtendedContextAwareClassifier) and module.computes_main_loss is True
+    features, target = make_batch()
+    outputs = module(features, target)
+    for name in ("logits", "teacher_logits", "memory_logits", "coarse_logits"):
+        assert outputs[name].shape == (2, 4, 5, 4), name
+    losses = module.losses(outputs, target)
+    assert set(losses) == {"loss_ce_main", "loss_ce_teacher", "loss_coarse", "loss_kl", "loss_intra_variance", "loss_memory"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert int(module.iteration) == 1 and bool(module.memory_initialized.any())
+    module.eval()
+    bank = module.memory_bank.clone()
+    with torch.no_grad():
+        inference = module(features)
+    assert set(inference) == {"logits", "coarse_logits"}
+    torch.testing.assert_close(module.memory_bank, bank)
+    assert int(module.iteration) == 1
+
+
+def test_memory_bank_update_by_hand():
+    momentum = 0.25
+    module = small_ecac(in_channels=2, num_classes=3, memory_momentum=momentum)
+    # one image, 1×4 pixels at feature resolution; labels [0, 0, 1, ignore]
+    features = torch.tensor([[[[1.0, 3.0, 10.0, 100.0]], [[2.0, 4.0, 20.0, 200.0]]]])
+    module(features, torch.tensor([[[0, 0, 1, IGNORE]]]))
+    torch.testing.assert_close(module.memory_bank, torch.tensor([[2.0, 3.0], [10.0, 20.0], [0.0, 0.0]]))
+    assert module.memory_initialized.tolist() == [True, True, False]  # first sight initialises (eq. 4.1)
+
+    features = torch.tensor([[[[6.0, 5.0, 7.0, 0.0]], [[7.0, 1.0, 9.0, 0.0]]]])
+    module(features, torch.tensor([[[0, 2, 0, IGNORE]]]))
+    expected_class0 = (1 - momentum) * torch.tensor([2.0, 3.0]) + momentum * torch.tensor([6.5, 8.0])  # eq. 4.2
+    torch.testing.assert_close(module.memory_bank[0], expected_class0)
+    torch.testing.assert_close(module.memory_bank[1], torch.tensor([10.0, 20.0]))  # absent: kept
+    torch.testing.assert_close(module.memory_bank[2], torch.tensor([5.0, 1.0]))  # first sight
+    assert module.memory_initialized.tolist() == [True, True, True]
+
+
+def test_cosine_update_strategy_weights_by_dissimilarity():
+    module = small_ecac(in_channels=2, num_classes=1, memory_momentum=1.0, memory_update="cosine")
+    module.memory_bank.copy_(torch.tensor([[1.0, 0.0]]))
+    module.memory_initialized.fill_(True)
+    features = torch.tensor([[[[2.0, 0.0]], [[0.0, 3.0]]]])  # cos with the bank: 1 and 0
+    module(features, torch.zeros(1, 1, 2, dtype=torch.long))
+    torch.testing.assert_close(module.memory_bank, torch.tensor([[0.0, 3.0]]))  # weights 0 and 1
+    gt_mean = small_ecac(in_channels=2, num_classes=1, memory_momentum=1.0)
+    gt_mean.memory_bank.copy_(torch.tensor([[1.0, 0.0]]))
+    gt_mean.memory_initialized.fill_(True)
+    gt_mean(features, torch.zeros(1, 1, 2, dtype=torch.long))
+    torch.testing.assert_close(gt_mean.memory_bank, torch.tensor([[1.0, 1.5]]))
+
+
+def test_class_weights_from_frequencies_eq_4_14():
+    weights = class_weights_from_frequencies([0.5, 0.25, 0.25], rho=1.0)
+    torch.testing.assert_close(weights, torch.tensor([0.2, 0.4, 0.4]))
+    frequencies = torch.tensor([0.6, 0.05, 0.3, 0.01, 0.04])
+    for rho in (0.3, 1.0, 2.0):
+        weights = class_weights_from_frequencies(frequencies, rho)
+        torch.testing.assert_close(weights.sum(), torch.tensor(1.0))
+        assert torch.argsort(weights).tolist() == torch.argsort(frequencies, descending=True).tolist()
+    torch.testing.assert_close(class_weights_from_frequencies(frequencies, 0.0), torch.full((5,), 0.2))
+    assert class_weights_from_frequencies([0.5, 0.0, 0.5], 1.0).tolist() == [0.5, 0.0, 0.5]
+
+
+def test_reweighted_ce_matches_definition():
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 3, 4, 4, generator=generator)
+    target = torch.randint(0, 3, (2, 4, 4), generator=generator)
+    target[0, 0] = IGNORE
+    weights = torch.tensor([0.1, 0.3, 0.6])
+    per_pixel = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    pixel_weights = torch.where(target == IGNORE, 0.0, weights[target.clamp_max(2)])
+    expected = (pixel_weights * per_pixel).sum() / pixel_weights.sum()
+    torch.testing.assert_close(reweighted_cross_entropy(logits, target, weights, IGNORE), expected)
+    module = small_ecac(class_weights=[0.1, 0.2, 0.3, 0.4])
+    features, target = make_batch()
+    outputs = module(features, target)
+    main = module.losses(outputs, target)["loss_ce_main"]
+    plain = F.interpolate(outputs["logits"], size=target.shape[-2:], mode="bilinear", align_corners=False)
+    plain_ce = F.cross_entropy(plain, target, ignore_index=IGNORE)
+    assert abs(main.item() - plain_ce.item()) > 1e-4
+    module.use_reweighting = False
+    torch.testing.assert_close(module.losses(outputs, target)["loss_ce_main"], plain_ce)
+
+
+def test_kl_and_intra_variance_are_zero_for_identical_student_and_teacher():
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 4, 5, 5, generator=generator)
+    labels = torch.randint(0, 4, (2, 5, 5), generator=generator)
+    labels[0, 0] = IGNORE
+    assert entropy_weighted_kl_loss(logits, logits.clone(), labels, IGNORE).abs().item() < 1e-6
+    assert intra_variance_loss(logits, logits.clone(), labels, IGNORE).item() == 0.0
+    other = torch.randn(2, 4, 5, 5, generator=generator)
+    assert entropy_weighted_kl_loss(logits, other, labels, IGNORE).item() > 1e-3
+    assert intra_variance_loss(logits, other, labels, IGNORE).item() > 1e-4
+
+
+def test_kl_matches_eq_4_12_loop():
+    generator = torch.Generator().manual_seed(5)
+    student, teacher = torch.randn(1, 3, 2, 3, generator=generator), torch.randn(1, 3, 2, 3, generator=generator)
+    labels = torch.tensor([[[0, 0, 2], [2, IGNORE, 0]]])
+    p_t = teacher.softmax(1).flatten(2)[0].t()  # (N, C)
+    log_s = student.log_softmax(1).flatten(2)[0].t()
+    flat = labels.flatten()
+    per_class = []
+    for k in (0, 2):  # classes present
+        numerator = denominator = 0.0
+        for i in range(6):
+            if flat[i] != k:
+                continue
+            entropy = -(p_t[i] * p_t[i].log()).sum()
+            numerator += entropy * (p_t[i] * (p_t[i].log() - log_s[i])).sum()
+            denominator += entropy
+        per_class.append(numerator / denominator)
+    torch.testing.assert_close(entropy_weighted_kl_loss(student, teacher, labels, IGNORE), sum(per_class) / 2)
+
+
+def test_intra_class_similarity_by_hand():
+    logits = torch.tensor([[[[1.0, 3.0, 0.0]], [[0.0, 0.0, 1.0]]]])  # pixels (1,0), (3,0), (0,1)
+    labels = torch.tensor([[[0, 0, 1]]])
+    similarity, valid = intra_class_cosine_similarity(logits, labels)
+    torch.testing.assert_close(similarity, torch.ones(1, 3))  # class 0 centre (2, 0) is colinear
+    assert valid.all()
+
+
+def test_memory_loss_is_zero_before_start_iteration():
+    module = small_ecac(memory_loss_start_iter=1000)
+    features, target = make_batch()
+    module(features, target)  # initialise the bank so C_m is informative
+    outputs = module(features, target)
+    assert int(outputs["iteration"]) == 1
+    assert module.losses(outputs, target)["loss_memory"].item() == 0.0
+    assert module.losses(outputs, target, iteration=999)["loss_memory"].item() == 0.0
+    assert module.losses(outputs, target, iteration=1000)["loss_memory"].item() > 0.1
+    module.iteration.fill_(1000)
+    assert module.losses(module(features, target), target)["loss_memory"].item() > 0.1
+
+
+@pytest.mark.parametrize(
+    "cfg, missing",
+    [
+        (dict(kl_weight=0.0), "loss_kl"),
+        (dict(intra_variance_weight=0.0), "loss_intra_variance"),
+        (dict(memory_loss_weight=0.0), "loss_memory"),
+        (dict(teacher_ce_weight=0.0), "loss_ce_teacher"),
+        (dict(coarse_loss_weight=0.0), "loss_coarse"),
+    ],
+)
+def test_loss_switches(cfg, missing):
+    module = small_ecac(**cfg)
+    features, target = make_batch()
+    assert missing not in module.losses(module(features, target), target)
+
+
+def test_loss_weights_alpha_beta_scale_terms():
+    features, target = make_batch()
+    base, scaled = small_ecac(), small_ecac(kl_weight=3.0, intra_variance_weight=100.0)
+    loss_base = base.losses(base(features, target), target)
+    loss_scaled = scaled.losses(scaled(features, target), target)
+    torch.testing.assert_close(loss_scaled["loss_kl"], 3.0 * loss_base["loss_kl"])
+    torch.testing.assert_close(loss_scaled["loss_intra_variance"], 2.0 * loss_base["loss_intra_variance"])
+
+
+def test_calibration_switch():
+    features, target = make_batch()
+    calibrated, plain = small_ecac(), small_ecac(use_calibration=False)
+    assert not hasattr(plain, "student_scale")
+    assert sum(p.numel() for p in calibrated.parameters()) - sum(p.numel() for p in plain.parameters()) == 16
+    with torch.no_grad():
+        calibrated.student_scale.copy_(torch.tensor([1.0, 2.0, 0.5, 1.0]))
+        calibrated.student_shift.copy_(torch.tensor([0.0, 1.0, 0.0, -2.0]))
+    out_c, out_p = calibrated.eval()(features), plain.eval()(features)  # same init seed
+    expected = out_p["logits"] * torch.tensor([1.0, 2.0, 0.5, 1.0])[:, None, None] + torch.tensor([0.0, 1.0, 0.0, -2.0])[:, None, None]
+    torch.testing.assert_close(out_c["logits"], expected)
+
+
+def test_parameter_count_at_thesis_size():
+    """Table 4.6 setting (512 channels, 150 classes); see the report for the comparison with +1.03M."""
+    module = ExtendedContextAwareClassifier(512, 150)
+    assert sum(p.numel() for p in module.parameters()) == 865_006
+    assert module.memory_bank.numel() == 76_800
+
+
+def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        module = small_ecac(in_channels=3, num_classes=4, memory_momentum=0.5)
+        module.memory_bank.copy_(torch.arange(12.0).reshape(4, 3))
+        module.memory_initialized.copy_(torch.tensor([True, True, False, False]))
+        generator = torch.Generator().manual_seed(100 + rank)
+        features = torch.randn(1, 3, 2, 3, generator=generator)
+        labels = torch.tensor([[[0, 0, 2], [2, 2, IGNORE]]]) if rank == 0 else torch.tensor([[[0, 3, 3], [3, 3, 3]]])
+        module.update_memory(features, labels)
+        torch.save({"bank": module.memory_bank, "init": module.memory_initialized, "features": features}, os.path.join(out_dir, f"{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_memory_bank_is_synchronised_across_ddp_ranks():
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_ddp_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
+        rank0, rank1 = (torch.load(os.path.join(tmp, f"{r}.pt"), weights_only=True) for r in (0, 1))
+    torch.testing.assert_close(rank0["bank"], rank1["bank"], atol=0, rtol=0)
+    assert rank0["init"].tolist() == rank1["init"].tolist() == [True, True, True, True]
+    f0, f1 = rank0["features"][0].flatten(1).t(), rank1["features"][0].flatten(1).t()  # (6, 3)
+    class0 = torch.stack([f0[0], f0[1], f1[0]]).mean(0)  # global mean over both ranks
+    class2 = torch.stack([f0[2], f0[3], f0[4]]).mean(0)
+    class3 = f1[1:].mean(0)
+    initial = torch.arange(12.0).reshape(4, 3)
+    expected = torch.stack([0.5 * initial[0] + 0.5 * class0, initial[1], class2, class3])
+    torch.testing.assert_close(rank0["bank"], expected)
+
+
+def test_tiny_training_loop_decreases_loss():
+    torch.manual_seed(0)
+    num_classes, channels = 4, 8
+    embeddings = torch.randn(num_classes, channels) * 2
+    backbone = torch.nn.Conv2d(channels, 16, 1)
+    module = ExtendedContextAwareClassifier(
+        16, num_classes, memory_loss_start_iter=10, class_weights=class_weights_from_frequencies([0.4, 0.3, 0.2, 0.1], 0.5)
+    )
+    optimizer = torch.optim.Adam([*backbone.parameters(), *module.parameters()], lr=1e-2)
+    history = []
+    for step in range(40):
+        generator = torch.Generator().manual_seed(step)
+        target = torch.randint(0, num_classes, (2, 1, 4, 4), generator=generator)
+        target = F.interpolate(target.float(), scale_factor=2, mode="nearest").long()[:, 0]
+        target[:, 0, 0] = IGNORE
+        images = embeddings[target.clamp_max(num_classes - 1)].permute(0, 3, 1, 2)
+        images = images + 0.5 * torch.randn(images.shape, generator=generator)
+        outputs = module(backbone(images), target)
+        losses = module.losses(outputs, target)
+        total = sum(value for name, value in losses.items() if name != "loss_memory")
+        total = total + losses["loss_memory"]
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        history.append((total.item(), losses["loss_ce_main"].item()))
+    assert int(module.iteration) == 40 and bool(module.memory_initialized.all())
+    first = sum(h[1] for h in history[:5]) / 5
+    last = sum(h[1] for h in history[-5:]) / 5
+    assert last < 0.5 * first
+    assert sum(h[0] for h in history[-5:]) / 5 < sum(h[0] for h in history[10:15]) / 5  # after L_M switches on
