@@ -23,9 +23,9 @@ def prepare_raw_dataset(dataset: dict[str, Any], synthetic_world: dict[str, Any]
     """
     family, root = dataset["family"], dataset["root"]
     if family == "synthetic":
-        from seg_pipelines.datasets.synthetic.prepare import ensure_synthetic_world
+        from seg_pipelines.datasets.synthetic import ensure_synthetic_world
 
-        ensure_synthetic_world(root, **synthetic_world)
+        ensure_synthetic_world(root, show_progress=True, **synthetic_world)
     reader = create_reader(family, root, **dataset.get("reader_kwargs", {}))
     manifest = {
         "family": family,
@@ -71,6 +71,11 @@ def compute_statistics(
 
 
 def plot_overview(manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame, n_images: int):
-    """Grid of label overlays and the class-frequency histogram."""
+    """Grid of label overlays and the class-frequency histogram (the synthetic world's own figure
+    also marks unseen concepts)."""
+    if manifest["family"] == "synthetic":
+        from seg_pipelines.datasets.synthetic import plot_world_overview
+
+        return plot_world_overview(manifest["root"], n_images=n_images)
     reader = create_reader(manifest["family"], manifest["root"], **manifest["reader_kwargs"])
     return plot_dataset_overview(reader, index, class_statistics, n_images=n_images)
