@@ -60,3 +60,18 @@ def test_kedro_viz_build_lists_pipelines_with_layers(project_copy: Path):
     layers = {node["name"]: node.get("layer") for node in main["nodes"]}
     assert layers["prepared_index"] == "primary"
     assert layers["dataset_overview_figure"] == "reporting"
+
+
+def test_cli_accepts_pipeline_and_pipelines_without_telemetry(project_copy: Path, monkeypatch):
+    monkeypatch.delenv("KEDRO_DISABLE_TELEMETRY", raising=False)  # the project's .telemetry must suffice
+    monkeypatch.setenv("COLUMNS", "250")  # rich log lines unwrapped
+    kedro = str(Path(sys.executable).parent / "kedro")
+    for flag in ("--pipeline=data_preparation", "--pipelines=data_preparation"):
+        result = subprocess.run(
+            [kedro, "run", flag, "--env=test"], cwd=project_copy, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        output = result.stdout + result.stderr
+        assert "Pipeline execution completed successfully" in output
+        assert "telemetry" not in output.lower(), "no consent prompt or telemetry notice"
+    assert (project_copy / "data/03_primary/prepared_index.parquet").is_file()

@@ -122,6 +122,8 @@ class EncoderDecoder(nn.Module):
         if self.addon is not None:
             for name, value in self.addon.losses(outputs["addon"], target).items():
                 key = name if name.startswith("loss") else f"loss_{name}"
+                if key in terms:  # e.g. CAA's own eq. 3.10 "loss_aux" next to the auxiliary head's
+                    key = "loss_addon_" + key.removeprefix("loss_")
                 if key in terms:
                     raise KeyError(f"add-on loss {name!r} collides with a segmentor loss")
                 terms[key] = value

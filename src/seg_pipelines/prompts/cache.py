@@ -129,11 +129,21 @@ class ResponseCache:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as handle:
+                    if self._ends_mid_line():
+                        line = "\n" + line  # never glue a record onto a truncated line
                     handle.write(line)
                     handle.flush()
                     if self.fsync:
                         os.fsync(handle.fileno())
             self._records[key.id] = record
+
+    def _ends_mid_line(self) -> bool:
+        assert self.path is not None
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return False
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
 
     def stats(self) -> dict[str, int]:
         """Hit/miss counters of this session and the number of stored responses."""

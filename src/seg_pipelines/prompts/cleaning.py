@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from .llm import TransientLLMError
 
@@ -188,9 +188,20 @@ def _cut_repetition(text: str, ngram: int = 4) -> str:
     for i in range(len(words) - ngram + 1):
         gram = tuple(re.sub(r"\W", "", w.lower()) for w in words[i : i + ngram])
         if gram in seen:
-            return " ".join(words[:i]).rstrip(" ,;:-")
+            return _strip_dangling(" ".join(words[:i]))
         seen.add(gram)
     return text
+
+
+_DANGLING = re.compile(
+    r"(?:[\s,;:-]+|\s+(?:and|or|with|of|the|a|an|to|in|on|but|that|which|is|are|has))+$",
+    re.IGNORECASE,
+)
+
+
+def _strip_dangling(text: str) -> str:
+    """Drop trailing punctuation and function words left by a cut ("soft and fluffy and")."""
+    return _DANGLING.sub("", " " + text).strip()
 
 
 def _limit_chars(sentence: str, max_chars: int) -> str:
@@ -202,7 +213,7 @@ def _limit_chars(sentence: str, max_chars: int) -> str:
         if sep in head:
             head = head.rsplit(sep, 1)[0]
             break
-    return head.rstrip(" ,;:-") + "."
+    return _strip_dangling(head) + "."
 
 
 def _mentions(text: str, class_name: str) -> bool:
@@ -265,8 +276,7 @@ def clean_description(
     sentences = sentences[:max_sentences]
     budget = max_chars // max(1, len(sentences))
     sentences = [_limit_chars(s, max(budget, 40)) for s in sentences]
-    text = " ".join(sentences).strip()
-    text = text.rstrip(" ,;:-")
+    text = _strip_dangling(" ".join(sentences))
     if len(re.sub(r"\W", "", text)) < min_chars:
         raise MalformedAnswerError(f"answer too short after cleaning: {raw!r:.80}")
     if not _mentions(text, class_name):

@@ -60,12 +60,16 @@ class RetryPolicy:
     """Exponential back-off: the n-th retry waits ``min(max_delay, base_delay * multiplier**(n-1))``.
 
     ``max_attempts`` counts the first try. ``sleep`` is injectable so tests run instantly.
+    After an empty or malformed *answer* (not a transport error) the next attempt samples with
+    ``resample_temperature`` and ``seed = attempt``: asking a greedy (temperature 0) model the
+    same question again would only repeat the same unusable answer. ``None`` disables this.
     """
 
     max_attempts: int = 5
     base_delay: float = 1.0
     multiplier: float = 2.0
     max_delay: float = 30.0
+    resample_temperature: float | None = 0.7
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, retry_number: int) -> float:
@@ -97,13 +101,17 @@ def ask_with_retry(
 ) -> tuple[Any, str]:
     """``(clean(answer), answer)``; transient errors (including a ``clean`` that raises
     :class:`TransientLLMError`) are retried with back-off; the last one is re-raised."""
+    options = dict(gen or {})
     for attempt in range(1, retry.max_attempts + 1):
         try:
-            raw = llm.complete(messages, **dict(gen or {}))
+            raw = llm.complete(messages, **options)
             return clean(raw), raw
         except TransientLLMError as error:
             if attempt == retry.max_attempts:
                 raise
+            if isinstance(error, MalformedAnswerError) and retry.resample_temperature is not None:
+                options = {**dict(gen or {}), "temperature": retry.resample_temperature,
+                           "seed": attempt}
             delay = retry.delay(attempt)
             logger.warning(
                 "LLM attempt %d/%d for %s failed (%s); retrying in %.2fs",

@@ -214,7 +214,7 @@ class LlamaCppBackend:
             or ``"chat"`` for instruct models with a chat template in their GGUF metadata.
         few_shot: (question, answer) worked examples for ``"few_shot"``.
         n_ctx: context length (small: one few-shot prompt plus a short answer).
-        n_threads: CPU threads.
+        n_threads: CPU threads (``None`` = llama.cpp default).
         seed: sampling seed (with temperature 0 the answer is deterministic anyway).
         temperature, max_tokens, repeat_penalty, stop: generation defaults.
     """
@@ -229,7 +229,7 @@ class LlamaCppBackend:
         prompt_style: str = "few_shot",
         few_shot: Sequence[Sequence[str]] = DEFAULT_FEW_SHOT,
         n_ctx: int = 512,
-        n_threads: int | None = 1,
+        n_threads: int | None = None,
         seed: int = 0,
         temperature: float = 0.0,
         max_tokens: int = 48,
@@ -305,15 +305,15 @@ class LlamaCppBackend:
 class ReplayBackend:
     """Answers only from the response cache; it never generates.
 
-    ``name``/``model`` are those of the backend whose answers are replayed, so cache keys match
-    (e.g. replay a GPT-4 run on a machine with no API access).
+    ``name``/``model`` are those of the backend whose answers are replayed (``replay_backend``,
+    ``model``), so cache keys match, e.g. replay a GPT-4 run on a machine with no API access.
     """
 
     replay_only = True
     concurrency = 1
 
-    def __init__(self, *, backend: str = "openai", model: str) -> None:
-        self.name = backend
+    def __init__(self, *, model: str, replay_backend: str = "openai") -> None:
+        self.name = replay_backend
         self.model = model
 
     def __repr__(self) -> str:

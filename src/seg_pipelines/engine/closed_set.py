@@ -1,0 +1,444 @@
+"""Closed-set experiments of thesis chapters 3–4: a head trained with and without an add-on.
+
+Shared by the ``caa`` and ``ecac`` pipelines (and the benchmarks):
+
+    config = closed_set_model_config({"head": "fcn", "backbone": "resnet_tiny"}, num_classes=60,
+                                     ignore_index=255, addon="caa")
+    checkpoint, curve = train_segmentor(config, manifest, index, training, augmentation, "data/06_models/runs")
+    model = load_segmentor(checkpoint, num_classes=60)
+    per_class = evaluate_segmentor(model, manifest, index, evaluation, augmentation)
+    summary = summarize_per_class(per_class)            # mIoU / mAcc / aAcc in percent (MMSeg)
+    groups = group_miou(per_class["iou"], statistics["table_4_8_group"])   # Table 4.8
+
+Numbers are in percent, as in the thesis tables and MMSegmentation's logs. Evaluation follows
+MMSegmentation's closed-set protocol (:mod:`seg_pipelines.engine.evaluation`): one confusion matrix
+over the split; a class absent from both prediction and ground truth is NaN and skipped by the mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from seg_pipelines.datasets.base import create_reader
+from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
+from seg_pipelines.engine.evaluation import evaluate, run_inference, scores_from_confusion
+from seg_pipelines.engine.training import (
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    load_model_weights,
+    train,
+)
+
+logger = logging.getLogger(__name__)
+
+GROUPS = ("head", "mid", "tail")
+# Display names of the heads, as in thesis Tables 3.7 / 4.7.
+HEAD_DISPLAY_NAMES = {
+    "fcn": "FCN",
+    "pspnet": "PSPNet",
+    "deeplabv3": "DeepLabV3",
+    "deeplabv3plus": "DeepLabV3plus",
+    "upernet": "UperNet",
+    "ccnet": "CCNet",
+    "isnet": "ISNet",
+}
+ADDON_DISPLAY_NAMES = {"caa": "CAA", "ecac": "ECAC"}
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+def validate_architecture(head: str, backbone: str) -> None:
+    """Raise a KeyError listing the valid names when ``head`` or ``backbone`` is unknown."""
+    from seg_pipelines.models.backbones import BACKBONE_PRESETS
+    from seg_pipelines.models.segmentor import CLOSED_SET_MODELS
+
+    if head not in CLOSED_SET_MODELS:
+        raise KeyError(f"unknown closed-set head {head!r}; known heads: {list(CLOSED_SET_MODELS)}")
+    import timm
+
+    if backbone not in BACKBONE_PRESETS and not timm.is_model(backbone):
+        raise KeyError(
+            f"unknown backbone {backbone!r}; known presets: {sorted(BACKBONE_PRESETS)}, or a timm architecture "
+            "such as 'resnet50c', 'resnet101c', 'swin_tiny_patch4_window7_224' (see timm.list_models())"
+        )
+
+
+def closed_set_model_config(
+    model: Mapping[str, Any],
+    *,
+    num_classes: int,
+    ignore_index: int,
+    addon: str | None = None,
+    addon_cfg: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """JSON-able keyword configuration of :func:`seg_pipelines.models.registry.create_model`.
+
+    ``model`` is the ``model`` parameter block: ``head`` (registry name), ``backbone`` and any
+    :func:`~seg_pipelines.models.segmentor.build_segmentor` argument. A ``num_classes`` there must
+    agree with the dataset's.
+    """
+    settings = dict(model)
+    head = settings.pop("head", "fcn")
+    backbone = settings.get("backbone", "resnet50c")
+    validate_architecture(head, backbone)
+    configured = settings.pop("num_classes", None)
+    if configured is not None and int(configured) != int(num_classes):
+        raise ValueError(
+            f"class-count mismatch: the model is configured for {configured} classes but the dataset has {num_classes}"
+        )
+    config: dict[str, Any] = {"name": head, "num_classes": int(num_classes), "ignore_index": int(ignore_index), **settings}
+    if addon is not None:
+        config["addon"] = addon
+        config["addon_cfg"] = {"ignore_index": int(ignore_index), **dict(addon_cfg or {})}
+    return config
+
+
+def build_segmentor(config: Mapping[str, Any]) -> nn.Module:
+    """Model from a :func:`closed_set_model_config` dictionary (random weights)."""
+    from seg_pipelines.models.registry import create_model
+
+    settings = dict(config)
+    name = settings.pop("name")
+    validate_architecture(name, settings.get("backbone", "resnet50c"))
+    return create_model(name, **settings)
+
+
+def method_display_name(config: Mapping[str, Any]) -> str:
+    """``FCN`` / ``FCN+CAA``: the row label of Tables 3.7 and 4.7."""
+    head = HEAD_DISPLAY_NAMES.get(config["name"], config["name"])
+    addon = config.get("addon")
+    return f"{head}+{ADDON_DISPLAY_NAMES.get(addon, str(addon).upper())}" if addon else head
+
+
+def class_weights_from_statistics(class_statistics: pd.DataFrame, num_classes: int) -> list[float]:
+    """Eq. 4.14 weights ``w_c`` of the ``class_statistics`` table, ordered by class id."""
+    check_class_count(class_statistics, num_classes, "class_statistics")
+    table = class_statistics.sort_values("class_id")
+    return [float(w) for w in table["weight"]]
+
+
+def check_class_count(table: pd.DataFrame, num_classes: int, what: str) -> None:
+    if len(table) != num_classes:
+        raise ValueError(f"class-count mismatch: {what} has {len(table)} classes but the dataset has {num_classes}")
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def build_split_dataset(
+    index: pd.DataFrame, manifest: Mapping[str, Any], split: str, augmentation: Mapping[str, Any], train: bool
+) -> SegmentationDataset:
+    """Samples of ``split`` with the training (random rescale/crop/flip/jitter) or evaluation transform."""
+    config = AugmentationConfig(**dict(augmentation))
+    return SegmentationDataset(
+        index,
+        split,
+        manifest["family"],
+        manifest["root"],
+        manifest.get("reader_kwargs"),
+        transform=build_transform(config, int(manifest["ignore_index"]), train),
+    )
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def run_fingerprint(*parts: Any) -> str:
+    """Short stable hash of JSON-able settings: identical settings share (and resume) a run folder."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def train_segmentor(
+    model_config: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    index: pd.DataFrame,
+    training: Mapping[str, Any],
+    augmentation: Mapping[str, Any],
+    checkpoint_root: str | Path,
+    show_progress: bool = True,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Train on the ``train`` split with :func:`seg_pipelines.engine.training.train`.
+
+    Working checkpoints (with optimizer state) go to ``checkpoint_root/<method>-<fingerprint>/last.pt``;
+    the fingerprint covers model, training, augmentation and dataset settings, so an interrupted run
+    resumes and a finished one is reused, while changed settings start afresh.
+    Returns the final checkpoint ``{"model", "model_config", "train_config", "class_names",
+    "iteration"}`` (no optimizer) and the training curve (one row per log step).
+    """
+    config = TrainConfig(**dict(training))
+    dataset_key = {k: manifest.get(k) for k in ("family", "root", "reader_kwargs", "num_classes")}
+    run_name = method_display_name(model_config).replace("+", "_").lower()
+    run_dir = Path(checkpoint_root) / f"{run_name}-{run_fingerprint(model_config, asdict(config), dict(augmentation), dataset_key)}"
+    torch.manual_seed(config.seed)  # same seed → same initial backbone/head for baseline and method
+    model = build_segmentor(model_config)
+    dataset = build_split_dataset(index, manifest, "train", augmentation, train=True)
+    logger.info("training %s for %d iterations in %s", method_display_name(model_config), config.iterations, run_dir)
+    curve = train(model, dataset, config, run_dir, model_config=dict(model_config), show_progress=show_progress)
+    checkpoint = {
+        "model": model.state_dict(),
+        "model_config": dict(model_config),
+        "train_config": asdict(config),
+        "class_names": list(manifest["class_names"]),
+        "iteration": config.iterations,
+    }
+    return checkpoint, pd.DataFrame(curve)
+
+
+def load_segmentor(checkpoint: Mapping[str, Any] | str | Path, num_classes: int | None = None) -> nn.Module:
+    """Rebuild a model from a checkpoint dict or file (``weights_only``) in eval mode.
+
+    Raises :class:`CheckpointError` for a missing/corrupt file or one without ``model`` /
+    ``model_config``, and ValueError when ``num_classes`` differs from the checkpoint's.
+    """
+    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "<in-memory checkpoint>"
+    if isinstance(checkpoint, (str, Path)):
+        checkpoint = load_checkpoint(checkpoint)
+    if not isinstance(checkpoint, Mapping) or not {"model", "model_config"} <= set(checkpoint):
+        found = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+        raise CheckpointError(f"{source} is not a segmentor checkpoint: expected keys 'model' and 'model_config', found {found}")
+    config = dict(checkpoint["model_config"])
+    if num_classes is not None and int(config["num_classes"]) != int(num_classes):
+        raise ValueError(
+            f"class-count mismatch: checkpoint {source} was trained for {config['num_classes']} classes "
+            f"but the dataset has {num_classes}"
+        )
+    model = build_segmentor(config)
+    load_model_weights(model, checkpoint["model"], source)
+    return model.eval()
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def inference_options(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """Mode options of :func:`seg_pipelines.engine.evaluation.run_inference` from the parameter block."""
+    mode = evaluation.get("mode", "whole")
+    if mode == "slide":
+        return {"crop_size": tuple(evaluation["crop_size"]), "stride": tuple(evaluation["stride"])}
+    if mode == "multi_scale":
+        return {"scales": tuple(evaluation.get("scales", (0.5, 0.75, 1.0, 1.25, 1.5, 1.75))), "flip": bool(evaluation.get("flip", True))}
+    if mode != "whole":
+        raise ValueError(f"unknown inference mode {mode!r}; use 'whole', 'slide' or 'multi_scale'")
+    return {}
+
+
+def _logits(model: nn.Module):
+    return lambda images: model(images)["logits"]
+
+
+def per_class_table(confusion: torch.Tensor | np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per class: TP, ground-truth and predicted pixels, IoU and accuracy (fractions; NaN
+    where the closed-set protocol does not count the class)."""
+    matrix = np.asarray(confusion, dtype=np.int64)
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"confusion matrix {matrix.shape} does not match {len(class_names)} class names")
+    scores = scores_from_confusion(matrix, "closed_set")
+    return pd.DataFrame(
+        {
+            "class_id": np.arange(len(class_names)),
+            "name": list(class_names),
+            "true_positive": np.diag(matrix),
+            "ground_truth_pixels": matrix.sum(axis=1),
+            "predicted_pixels": matrix.sum(axis=0),
+            "iou": scores.iou,
+            "accuracy": scores.accuracy,
+        }
+    )
+
+
+def evaluate_segmentor(
+    model: nn.Module,
+    manifest: Mapping[str, Any],
+    index: pd.DataFrame,
+    evaluation: Mapping[str, Any],
+    augmentation: Mapping[str, Any],
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """MMSeg closed-set evaluation on ``evaluation['split']`` (whole images, inference ``mode``);
+    returns :func:`per_class_table`."""
+    from tqdm.auto import tqdm
+
+    num_classes = int(manifest["num_classes"])
+    if model.num_classes != num_classes:
+        raise ValueError(f"class-count mismatch: the model predicts {model.num_classes} classes but the dataset has {num_classes}")
+    dataset = build_split_dataset(index, manifest, evaluation.get("split", "val"), augmentation, train=False)
+    loader = DataLoader(dataset, batch_size=int(evaluation.get("batch_size", 8)), shuffle=False)
+    batches = tqdm(loader, desc="evaluate", disable=not show_progress)
+    model.eval()
+    _, confusion = evaluate(
+        _logits(model),
+        batches,
+        num_classes,
+        int(manifest["ignore_index"]),
+        protocol="closed_set",
+        mode=evaluation.get("mode", "whole"),
+        **inference_options(evaluation),
+    )
+    return per_class_table(confusion, manifest["class_names"])
+
+
+@torch.no_grad()
+def predict_labels(
+    model: nn.Module, images: torch.Tensor, evaluation: Mapping[str, Any]
+) -> torch.Tensor:
+    """Arg-max class ids (B, H, W) under the configured inference mode."""
+    model.eval()
+    scores = run_inference(_logits(model), images, evaluation.get("mode", "whole"), **inference_options(evaluation))
+    return scores.argmax(dim=1)
+
+
+# --- summaries -----------------------------------------------------------------------------------
+
+
+def summarize_per_class(per_class: pd.DataFrame) -> dict[str, float]:
+    """mIoU, mAcc, aAcc in percent from a :func:`per_class_table` (same numbers as
+    :func:`~seg_pipelines.engine.evaluation.scores_from_confusion`)."""
+    iou = per_class["iou"].to_numpy(dtype=float)
+    accuracy = per_class["accuracy"].to_numpy(dtype=float)
+    ground_truth = per_class["ground_truth_pixels"].to_numpy(dtype=float)
+    return {
+        "mIoU": 100.0 * float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "mAcc": 100.0 * float(np.nanmean(accuracy)) if np.isfinite(accuracy).any() else float("nan"),
+        "aAcc": 100.0 * float(per_class["true_positive"].sum() / max(ground_truth.sum(), 1.0)),
+    }
+
+
+def group_miou(iou: Sequence[float] | pd.Series, groups: Sequence[str] | pd.Series, names: Sequence[str] = GROUPS) -> dict[str, float]:
+    """Mean IoU (percent) over the classes of each group (NaN IoUs skipped, as in the protocol);
+    NaN for a group without any counted class."""
+    iou = np.asarray(iou, dtype=float)
+    groups = np.asarray(groups, dtype=object)
+    if iou.shape != groups.shape:
+        raise ValueError(f"{iou.shape[0]} IoU values but {groups.shape[0]} group labels")
+    result = {}
+    for name in names:
+        members = iou[groups == name]
+        counted = members[np.isfinite(members)]
+        result[name] = 100.0 * float(counted.mean()) if counted.size else float("nan")
+    return result
+
+
+def compare_per_class(
+    baseline: pd.DataFrame, method: pd.DataFrame, class_statistics: pd.DataFrame
+) -> pd.DataFrame:
+    """Per-class IoU/accuracy of both models next to the class statistics (frequency, groups)."""
+    check_class_count(baseline, len(class_statistics), "the baseline evaluation")
+    check_class_count(method, len(class_statistics), "the method evaluation")
+    statistics = class_statistics.sort_values("class_id").reset_index(drop=True)
+    table = statistics[["class_id", "name", "frequency", "rank", "group", "table_4_8_group"]].copy()
+    table["table_4_8_group"] = table["table_4_8_group"].fillna("").astype(str)
+    for tag, frame in (("baseline", baseline), ("method", method)):
+        frame = frame.sort_values("class_id").reset_index(drop=True)
+        table[f"iou_{tag}"] = frame["iou"].to_numpy(dtype=float)
+        table[f"accuracy_{tag}"] = frame["accuracy"].to_numpy(dtype=float)
+    table["ground_truth_pixels"] = baseline.sort_values("class_id")["ground_truth_pixels"].to_numpy()
+    table["iou_delta"] = table["iou_method"] - table["iou_baseline"]
+    return table
+
+
+def closed_set_metrics(baseline: pd.DataFrame, method: pd.DataFrame, comparison: pd.DataFrame) -> dict[str, Any]:
+    """Nested metrics: per model mIoU/mAcc/aAcc, Table 4.8 group mIoU, tercile group mIoU; and the
+    method − baseline differences (all percent)."""
+    result: dict[str, Any] = {}
+    for tag, frame in (("baseline", baseline), ("method", method)):
+        iou = comparison[f"iou_{tag}"]
+        result[tag] = {
+            **summarize_per_class(frame),
+            "table_4_8_group_mIoU": group_miou(iou, comparison["table_4_8_group"]),
+            "tercile_group_mIoU": group_miou(iou, comparison["group"]),
+        }
+    result["delta"] = {
+        key: result["method"][key] - result["baseline"][key] for key in ("mIoU", "mAcc", "aAcc")
+    } | {f"{g}_mIoU": result["method"]["table_4_8_group_mIoU"][g] - result["baseline"]["table_4_8_group_mIoU"][g] for g in GROUPS}
+    return result
+
+
+def _format_delta(value: float, delta: float | None) -> str:
+    if not np.isfinite(value):
+        return "–"
+    if delta is None or not np.isfinite(delta):
+        return f"{value:.2f}"
+    return f"{value:.2f} ({'+' if delta >= 0 else '−'}{abs(delta):.2f})"
+
+
+def results_markdown(
+    rows: Sequence[tuple[str, str, Mapping[str, float]]],
+    benchmarks: Sequence[str],
+    comparison: pd.DataFrame | None = None,
+    method_names: tuple[str, str] | None = None,
+    title: str = "",
+) -> str:
+    """Thesis Table 3.7 / 4.7 layout: ``Method | Backbone | <benchmark> …`` with mIoU (percent) and
+    the gain over the row above for add-on rows; then, with ``comparison``, the Table 4.8 layout
+    (per group: the classes with their pixel ratio, per-class IoU and the group mIoU)."""
+    lines = [f"## {title}", ""] if title else []
+    lines += ["| Method | Backbone | " + " | ".join(benchmarks) + " |", "|---|---|" + "---|" * len(benchmarks)]
+    previous: Mapping[str, float] | None = None
+    for name, backbone, values in rows:
+        cells = []
+        for benchmark in benchmarks:
+            delta = values[benchmark] - previous[benchmark] if previous is not None and "+" in name else None
+            cells.append(_format_delta(values[benchmark], delta))
+        lines.append(f"| {name} | {backbone} | " + " | ".join(cells) + " |")
+        previous = values
+    if comparison is not None and method_names is not None:
+        for group, label in zip(GROUPS, ("Major", "Moderate", "Minor")):
+            members = comparison[comparison["table_4_8_group"] == group].sort_values("rank")
+            if members.empty:
+                continue
+            headers = [f"{n}({100 * f:.2f}%)" for n, f in zip(members["name"], members["frequency"])]
+            lines += ["", f"| Method ({label} Class) | " + " | ".join(headers) + " | mIoU(%) |",
+                      "|---|" + "---|" * (len(headers) + 1)]  # fmt: skip
+            for tag, name in zip(("baseline", "method"), method_names):
+                values = members[f"iou_{tag}"].to_numpy(dtype=float) * 100
+                group_mean = group_miou(members[f"iou_{tag}"], members["table_4_8_group"])[group]
+                cells = ["–" if not np.isfinite(v) else f"{v:.2f}" for v in values]
+                lines.append(f"| {name} | " + " | ".join(cells) + f" | {_format_delta(group_mean, None)} |")
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_name(manifest: Mapping[str, Any]) -> str:
+    """Column name of the benchmark: dataset family, plus the vocabulary where one is selected."""
+    vocabulary = (manifest.get("reader_kwargs") or {}).get("vocabulary")
+    return f"{manifest['family']}-{vocabulary}" if vocabulary else str(manifest["family"])
+
+
+def select_qualitative_samples(
+    index: pd.DataFrame, class_statistics: pd.DataFrame, split: str, count: int
+) -> list[int]:
+    """Positions (in split order) of the ``count`` samples showing the most Table 4.8 tail classes,
+    then the most classes: where closed-set add-ons are expected to differ from the baseline."""
+    rows = index[index["split"] == split].reset_index(drop=True)
+    tail = set(class_statistics.loc[class_statistics["table_4_8_group"] == "tail", "class_id"].astype(int))
+    present = rows["classes_present"].map(lambda classes: [int(c) for c in classes])
+    score = present.map(lambda classes: (len(tail.intersection(classes)), len(classes)))
+    order = sorted(range(len(rows)), key=lambda i: (-score[i][0], -score[i][1], i))
+    return order[: max(0, count)]
+
+
+def raw_samples(manifest: Mapping[str, Any], index: pd.DataFrame, split: str, positions: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Undecoded (RGB uint8 image, label) pairs for display."""
+    from seg_pipelines.datasets.base import Sample
+
+    reader = create_reader(manifest["family"], manifest["root"], **(manifest.get("reader_kwargs") or {}))
+    rows = index[index["split"] == split].reset_index(drop=True)
+    pairs = []
+    for position in positions:
+        row = rows.iloc[position]
+        pairs.append(reader.load_pair(Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"])))
+    return pairs
