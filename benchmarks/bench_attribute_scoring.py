@@ -1,0 +1,154 @@
+"""Attribute scoring reuses the image side; LLM answers are replayed from the cache on a rerun.
+
+Prints JSON with
+
+* ``ratio_total_to_single``: (time to score the template + every attribute + the greedy
+  combinations, sharing the image side) / (time of ONE prompt set's evaluation from scratch:
+  read the benchmarks, CLIP image features, text, cost map, mIoU). A naive implementation pays
+  ``prompt_sets`` single evaluations; the thesis's nine attributes must cost well under nine.
+* ``llm.rerun_cache_hit_rate`` / ``llm.rerun_model_calls``: a rerun of description generation
+  with the real local LLM (must be 1.0 and 0), and the measured seconds per generation.
+
+    python benchmarks/bench_attribute_scoring.py [--root data/01_raw/synthetic] [--llm-classes 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from seg_pipelines.datasets.base import create_reader
+from seg_pipelines.engine import attribute_scoring as scoring
+from seg_pipelines.prompts import THESIS_ATTRIBUTES, ResponseCache, build_prompt_set, create_llm, generate_descriptions
+
+BENCHMARKS = ["syn847", "synpc459", "syn150", "synpc59", "synvoc20", "synvoc21b"]
+
+
+def load_clip_inputs(models_dir: Path):
+    config_path, weights_path = models_dir / "tiny_clip_config.json", models_dir / "tiny_clip.pt"
+    if config_path.is_file() and weights_path.is_file():
+        config = json.loads(config_path.read_text())
+        return {"model_name": config["model_name"], "image_size": config["image_size"]}, str(weights_path), "pretrained"
+    return {"model_name": "TinyCLIP-ViT-8-96", "image_size": 64}, None, "random-init"
+
+
+def build(root: Path, clip_config, weights, max_images):
+    model = scoring.build_scoring_model(clip_config, weights)
+    loaded = [scoring.load_benchmark(create_reader("synthetic", root, vocabulary=v), v, "val",
+                                     background_class="background", limit=max_images) for v in BENCHMARKS]
+    return scoring.build_scorer(model, loaded, progress=False)
+
+
+def descriptions_for(class_names, descriptions_file: Path):
+    if descriptions_file.is_file():
+        stored = json.loads(descriptions_file.read_text())
+        first = next(iter(stored["llms"].values()))["descriptions"]
+        if all(name in first and all(a in first[name] for a in THESIS_ATTRIBUTES) for name in class_names):
+            return first, "cached LLM descriptions"
+    fake = {name: {a: f"A {name} has a typical {a} of a {name}." for a in THESIS_ATTRIBUTES} for name in class_names}
+    return fake, "placeholder descriptions"
+
+
+def bench_scoring(root: Path, models_dir: Path, descriptions_file: Path, max_images, top_k: int) -> dict:
+    clip_config, weights, clip_kind = load_clip_inputs(models_dir)
+    start = time.perf_counter()  # one prompt set from scratch
+    single_scorer = build(root, clip_config, weights, max_images)
+    descriptions, source = descriptions_for(single_scorer.class_names, descriptions_file)
+    budget = single_scorer.context_length - 2
+    single_scorer.evaluate(build_prompt_set(descriptions, ["color"], single_scorer.class_names, max_tokens=budget))
+    single = time.perf_counter() - start
+
+    start = time.perf_counter()  # all prompt sets, image side once
+    scorer = build(root, clip_config, weights, max_images)
+    names = scorer.class_names
+    averages = {}
+    for combination in [[]] + [[a] for a in THESIS_ATTRIBUTES]:
+        scores = scorer.evaluate(build_prompt_set(descriptions, combination, names, max_tokens=budget))
+        averages[" + ".join(combination) or "template"] = sum(scores.values()) / len(scores)
+    ranked = sorted(THESIS_ATTRIBUTES, key=lambda a: -averages[a])[:top_k]
+    for size in range(2, top_k + 1):
+        scorer.evaluate(build_prompt_set(descriptions, ranked[:size], names, max_tokens=budget))
+    total = time.perf_counter() - start
+    prompt_sets = scorer.times.evaluations
+    return {
+        "clip": clip_kind,
+        "descriptions": source,
+        "val_images": scorer.images_encoded,
+        "prompt_sets_scored": prompt_sets,
+        "single_evaluation_seconds": round(single, 3),
+        "total_scoring_seconds": round(total, 3),
+        "ratio_total_to_single": round(total / single, 3),
+        "naive_ratio": prompt_sets,
+        "breakdown_seconds": {k: round(v, 3) for k, v in scorer.times.as_dict().items()},
+    }
+
+
+class Counting:
+    def __init__(self, backend):
+        self.backend, self.name, self.model = backend, backend.name, backend.model
+        self.concurrency, self.calls, self.seconds = 1, 0, 0.0
+
+    def complete(self, messages, **gen):
+        start = time.perf_counter()
+        try:
+            return self.backend.complete(messages, **gen)
+        finally:
+            self.calls += 1
+            self.seconds += time.perf_counter() - start
+
+
+def bench_llm_cache(classes: list[str], threads: int) -> dict:
+    config = {"backend": "llama_cpp", "n_threads": threads, "max_tokens": 40}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "llm_responses.jsonl"
+        first = Counting(create_llm(config))
+        generate_descriptions(first, ResponseCache(path), classes, THESIS_ATTRIBUTES, progress=False)
+        rerun = Counting(create_llm(config))
+        cache = ResponseCache(path)  # a new process would read the same file
+        generate_descriptions(rerun, cache, classes, THESIS_ATTRIBUTES, progress=False)
+        stats = cache.stats()
+    asked = stats["hits"] + stats["misses"]
+    return {
+        "model": first.model,
+        "questions": asked,
+        "first_run_model_calls": first.calls,
+        "seconds_per_generation": round(first.seconds / max(first.calls, 1), 3),
+        "rerun_model_calls": rerun.calls,
+        "rerun_cache_hit_rate": stats["hits"] / max(asked, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="data/01_raw/synthetic", help="synthetic world (rendered small if missing)")
+    parser.add_argument("--models", default="data/06_models", help="folder with tiny_clip.pt + tiny_clip_config.json")
+    parser.add_argument("--descriptions", default="data/02_intermediate/attribute_descriptions.json")
+    parser.add_argument("--max-images", type=int, default=None)
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--llm-classes", type=int, default=3, help="classes x 9 attributes asked to the local LLM; 0 skips")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    if not (root / "ADEChallengeData2016" / "world.json").is_file():
+        from seg_pipelines.datasets.synthetic import ensure_synthetic_world
+
+        root = Path(tempfile.mkdtemp()) / "synthetic"
+        ensure_synthetic_world(root, seed=0, image_size=96, n_train=16, n_val=100)
+    result = {"scoring": bench_scoring(root, Path(args.models), Path(args.descriptions), args.max_images, args.top_k)}
+    if args.llm_classes:
+        classes = ["tomato", "sky", "zebra", "car", "lime", "grass", "boat", "sun"][: args.llm_classes]
+        try:
+            result["llm"] = bench_llm_cache(classes, args.threads)
+        except Exception as error:  # no local LLM installed: report, do not fail the scoring numbers
+            result["llm"] = {"error": f"{type(error).__name__}: {error}"}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
