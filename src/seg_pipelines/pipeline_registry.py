@@ -2,9 +2,13 @@
 
 Each user-facing pipeline is registered together with the upstream pipelines it needs, so
 ``kedro run --pipeline=lsmseg_attribute_selection`` works on a fresh clone (upstream steps reuse
-what is already on disk: the synthetic world is rendered once per settings). The folder's own
-nodes stay available under ``<name>_only`` for runs that start from existing outputs.
+what is already on disk: the synthetic world is rendered once per settings).
+
+Kedro 1.7's CLI makes ``find_pipelines()`` load only the requested pipeline folders, so an
+upstream pipeline that was not requested is imported here directly.
 """
+
+import importlib
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
@@ -16,18 +20,25 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "lsmseg": ("data_preparation", "clip_pretraining"),
     "caa": ("data_preparation",),
     "ecac": ("data_preparation",),
+    "closed_set": ("data_preparation",),
 }
 
 # What `kedro run` (no --pipeline) runs: the main job on the embedded default.
 DEFAULT_PIPELINE = "lsmseg_attribute_selection"
 
 
-def compose(pipelines: dict[str, Pipeline], name: str) -> Pipeline:
-    """``name``'s nodes plus those of every upstream pipeline it needs."""
+def _folder_pipeline(found: dict[str, Pipeline], name: str) -> Pipeline:
+    if name not in found:
+        found[name] = importlib.import_module(f"seg_pipelines.pipelines.{name}").create_pipeline()
+    return found[name]
+
+
+def compose(found: dict[str, Pipeline], name: str) -> Pipeline:
+    """``name``'s own nodes plus those of every upstream pipeline it needs (recursively)."""
     composed = Pipeline([])
     for upstream in UPSTREAM.get(name, ()):
-        composed += compose(pipelines, upstream) if upstream in UPSTREAM else pipelines[upstream]
-    return composed + pipelines[name]
+        composed += compose(found, upstream)
+    return composed + _folder_pipeline(found, name)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -35,7 +46,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = dict(found)
     for name in UPSTREAM:
         if name in found:
-            pipelines[f"{name}_only"] = found[name]
-            pipelines[name] = compose(found, name)
-    pipelines["__default__"] = pipelines.get(DEFAULT_PIPELINE, pipelines["data_preparation"])
+            pipelines[name] = compose(dict(found), name)
+    if "__default__" in found:  # find_pipelines loaded every folder (no CLI filter)
+        pipelines["__default__"] = compose(dict(found), DEFAULT_PIPELINE)
     return pipelines

@@ -116,14 +116,14 @@ def concept_phrase(concept: Concept, rng: np.random.Generator, config: ClipPretr
         chosen = [
             words[key]
             for key in ("size", "texture", "shape", "colour", "material")
-            if words.get(key) and words[key] not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.5)
+            if words.get(key) and words[key] not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.0)
         ] or [words["colour"]]
         named = not concept.unseen and rng.random() < config.name_probability_thing
         return " ".join(chosen + [concept.name if named else concept.generic])
     adjectives = [
         word
         for word, key in ((concept.colour_word, "colour"), (concept.texture_word, "texture"))
-        if word not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.5)
+        if word not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.0)
     ]
     if not concept.unseen and rng.random() < config.name_probability_stuff:
         noun = concept.name
@@ -277,7 +277,7 @@ def pretrain_clip(
         running.append(float(loss.detach()))
         done = step + 1
         if done % config.log_interval == 0 or done == config.steps:
-            row = {"step": done, "lr": lr, "loss": float(np.mean(running)), "logit_scale": float(model.logit_scale.exp())}
+            row = {"step": done, "lr": lr, "loss": float(np.mean(running)), "logit_scale": float(model.logit_scale.detach().exp())}
             running = []
             if eval_fn is not None and eval_interval and (done % eval_interval == 0 or done == config.steps):
                 model.eval()

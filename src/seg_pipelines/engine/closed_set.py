@@ -30,8 +30,9 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from seg_pipelines.datasets.base import create_reader
+from seg_pipelines.datasets.base import Sample, create_reader
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
 from seg_pipelines.engine.evaluation import evaluate, run_inference, scores_from_confusion
 from seg_pipelines.engine.training import (
@@ -271,8 +272,6 @@ def evaluate_segmentor(
 ) -> pd.DataFrame:
     """MMSeg closed-set evaluation on ``evaluation['split']`` (whole images, inference ``mode``);
     returns :func:`per_class_table`."""
-    from tqdm.auto import tqdm
-
     num_classes = int(manifest["num_classes"])
     if model.num_classes != num_classes:
         raise ValueError(f"class-count mismatch: the model predicts {model.num_classes} classes but the dataset has {num_classes}")
@@ -433,8 +432,6 @@ def select_qualitative_samples(
 
 def raw_samples(manifest: Mapping[str, Any], index: pd.DataFrame, split: str, positions: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Undecoded (RGB uint8 image, label) pairs for display."""
-    from seg_pipelines.datasets.base import Sample
-
     reader = create_reader(manifest["family"], manifest["root"], **(manifest.get("reader_kwargs") or {}))
     rows = index[index["split"] == split].reset_index(drop=True)
     pairs = []

@@ -1,0 +1,123 @@
+"""FCN vs FCN+CAA vs FCN+ECAC over several seeds on the prepared dataset (default: synthetic world).
+
+Uses the ``caa`` and ``ecac`` parameter blocks of the chosen Kedro env (same head, budget, data),
+trains each model once per seed (the FCN baseline is shared: both blocks give it the same settings,
+so its run folder is reused), evaluates with the closed-set protocol and prints JSON plus a markdown
+table of mean ± std val mIoU and Table 4.8 group mIoU. Needs ``kedro run --pipelines=data_preparation`` first.
+
+    OMP_NUM_THREADS=2 python benchmarks/report_closed_set_seeds.py --seeds 0 1 2
+    python benchmarks/report_closed_set_seeds.py --iterations 800 --lr 0.02   # budget variations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from kedro.config import OmegaConfigLoader
+
+from seg_pipelines.engine import closed_set
+from seg_pipelines.pipelines.closed_set.nodes import build_model_configs
+
+
+def load_parameters(project: Path, env: str) -> dict:
+    loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env=env)
+    return loader["parameters"]
+
+
+def run(args: argparse.Namespace) -> dict:
+    project = Path(args.project).resolve()
+    params = load_parameters(project, args.env)
+    manifest = json.loads((project / "data/01_raw/dataset_manifest.json").read_text())
+    manifest["root"] = str(project / manifest["root"]) if not Path(manifest["root"]).is_absolute() else manifest["root"]
+    index = pd.read_parquet(project / "data/03_primary/prepared_index.parquet")
+    for column in ("image_path", "label_path"):
+        index[column] = [str(p) if Path(p).is_absolute() else str(project / p) for p in index[column]]
+    statistics = pd.read_csv(project / "data/04_feature/class_statistics.csv")
+
+    results: dict[str, dict[str, list[float]]] = {}
+    timings: dict[str, list[float]] = {}
+    done: set[tuple[str, int]] = set()
+    checkpoint_root = project / args.checkpoint_root
+    for seed in args.seeds:
+        for method in ("caa", "ecac"):
+            block = params[method]
+            training = {**block["training"], "seed": seed}
+            if args.iterations:
+                training["iterations"] = args.iterations
+            if args.lr:
+                training["lr"] = args.lr
+            baseline_config, method_config = build_model_configs(manifest, statistics, block["model"], block["addon"])
+            for config in (baseline_config, method_config):
+                name = closed_set.method_display_name(config)
+                if (name, seed) in done:  # the FCN baseline of the ecac block is the caa block's
+                    continue
+                done.add((name, seed))
+                start = time.perf_counter()
+                checkpoint, _ = closed_set.train_segmentor(
+                    config, manifest, index, training, block["augmentation"], checkpoint_root, show_progress=args.progress
+                )
+                model = closed_set.load_segmentor(checkpoint, num_classes=manifest["num_classes"])
+                per_class = closed_set.evaluate_segmentor(model, manifest, index, block["evaluation"], block["augmentation"], show_progress=False)
+                timings.setdefault(name, []).append(time.perf_counter() - start)
+                iou = per_class.sort_values("class_id")["iou"].to_numpy()
+                summary = closed_set.summarize_per_class(per_class)
+                groups = closed_set.group_miou(iou, statistics.sort_values("class_id")["table_4_8_group"].fillna(""))
+                terciles = closed_set.group_miou(iou, statistics.sort_values("class_id")["group"])
+                row = results.setdefault(name, {})
+                for key, value in {**summary, **{f"{g}_mIoU": v for g, v in groups.items()},
+                                   **{f"tercile_{g}_mIoU": v for g, v in terciles.items()}}.items():  # fmt: skip
+                    row.setdefault(key, []).append(value)
+                print(json.dumps({"seed": seed, "model": name, "mIoU": round(summary["mIoU"], 3),
+                                  "tail_mIoU": round(groups["tail"], 3), "seconds": round(timings[name][-1], 1)}), flush=True)  # fmt: skip
+    summary = {
+        name: {key: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0, "values": v}
+               for key, v in row.items()}  # fmt: skip
+        for name, row in results.items()
+    }
+    any_block = params["caa"]
+    return {
+        "seeds": list(args.seeds),
+        "iterations": args.iterations or any_block["training"]["iterations"],
+        "lr": args.lr or any_block["training"]["lr"],
+        "backbone": any_block["model"]["backbone"],
+        "dataset": closed_set.benchmark_name(manifest),
+        "results": summary,
+        "train_and_eval_seconds": {k: float(np.mean(v)) for k, v in timings.items()},
+    }
+
+
+def markdown(report: dict) -> str:
+    keys = ("mIoU", "mAcc", "aAcc", "head_mIoU", "mid_mIoU", "tail_mIoU")
+    lines = [f"Closed-set, {report['dataset']}, {report['backbone']}, {report['iterations']} iterations, lr {report['lr']}, "
+             f"seeds {report['seeds']} (mean ± std, %)", "",
+             "| Method | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]  # fmt: skip
+    for name, row in report["results"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[k]['mean']:.2f} ± {row[k]['std']:.2f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=str(Path(__file__).resolve().parents[1]))
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, default=None, help="override training.iterations")
+    parser.add_argument("--lr", type=float, default=None, help="override training.lr")
+    parser.add_argument("--checkpoint-root", default="data/06_models/closed_set_seed_report")
+    parser.add_argument("--output", default=None, help="also write the JSON report here")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+    report = run(args)
+    print(json.dumps(report, indent=1))
+    print(markdown(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Tiny-CLIP pretraining: caption sampling, contrastive loss, schedule, probes, resume, Kedro run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME, CONCEPTS
+from seg_pipelines.engine.clip_pretraining import (
+    CaptionedImages,
+    ClipPretrainingConfig,
+    attribute_targets,
+    clip_contrastive_loss,
+    clip_from_state_dict,
+    compose_region_caption,
+    concept_phrase,
+    pixel_accuracy_by_group,
+    pretrain_clip,
+    retrieval_recall_at_1,
+    warmup_cosine_lr,
+)
+
+
+def test_contrastive_loss_matches_cross_entropy_and_merges_duplicate_captions():
+    torch.manual_seed(0)
+    image, text = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
+    scale = torch.tensor(10.0)
+    logits = scale * image @ text.t()
+    expected = 0.5 * (F.cross_entropy(logits, torch.arange(4)) + F.cross_entropy(logits.t(), torch.arange(4)))
+    torch.testing.assert_close(clip_contrastive_loss(image, text, scale, torch.arange(4)), expected)
+    # captions 0 and 1 identical: each image's target is split 50/50 over both
+    ids = torch.tensor([0, 0, 1, 2])
+    targets = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    manual = 0.5 * (-(targets * logits.log_softmax(1)).sum(1).mean() - (targets * logits.t().log_softmax(1)).sum(1).mean())
+    torch.testing.assert_close(clip_contrastive_loss(image, text, scale, ids), manual)
+
+
+def test_warmup_cosine_schedule():
+    config = ClipPretrainingConfig(steps=110, lr=1e-3, min_lr=1e-5, warmup_steps=10)
+    assert warmup_cosine_lr(0, config) == pytest.approx(1e-4)
+    assert warmup_cosine_lr(9, config) == pytest.approx(1e-3)
+    assert warmup_cosine_lr(60, config) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert warmup_cosine_lr(110, config) == pytest.approx(1e-5)
+
+
+def test_unseen_concepts_are_never_named_and_names_follow_probability():
+    config = ClipPretrainingConfig()
+    rng = np.random.default_rng(0)
+    lime, orange = CONCEPT_BY_NAME["lime"], CONCEPT_BY_NAME["orange"]
+    assert lime.unseen and not orange.unseen
+    lime_phrases = [concept_phrase(lime, rng, config) for _ in range(300)]
+    assert not any("lime" in phrase for phrase in lime_phrases)
+    assert all(phrase.endswith(lime.generic) for phrase in lime_phrases)
+    named = np.mean([concept_phrase(orange, rng, config).endswith(" orange") for _ in range(2000)])
+    assert named == pytest.approx(config.name_probability_thing, abs=0.05)
+
+
+def test_region_caption_mentions_large_concepts_largest_first():
+    config = ClipPretrainingConfig(region_min_fraction=0.2, max_phrases=2, attribute_probability={}, name_probability_thing=1.0, name_probability_stuff=1.0)
+    rng = np.random.default_rng(1)
+    sky, sun, cloud = (CONCEPT_BY_NAME[n].id for n in ("sky", "sun", "cloud"))
+    caption = compose_region_caption({sky: 0.5, sun: 0.3, cloud: 0.1}, rng, config)
+    assert caption == "a photo of sky and a yellow sun."  # colour is the fallback attribute of things
+    assert compose_region_caption({cloud: 0.1}, rng, config) is None
+
+
+def test_retrieval_recall_counts_identical_captions_as_hits():
+    image = torch.eye(3)
+    text = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    result = retrieval_recall_at_1(image, text, ["a", "b", "c"])
+    assert result["image_to_text_recall_at_1"] == pytest.approx(1 / 3)
+    assert retrieval_recall_at_1(image, text, ["a", "b", "b"])["image_to_text_recall_at_1"] == 1.0
+    assert result["chance_recall_at_1"] == pytest.approx(1 / 3)
+
+
+def test_pixel_accuracy_by_group_and_attribute_targets():
+    target = torch.tensor([[0, 0, 1, 255], [2, 2, 2, 1]])
+    prediction = torch.tensor([[0, 1, 1, 0], [2, 0, 2, 0]])
+    result = pixel_accuracy_by_group(prediction, target, 255, {"head": [0, 1], "tail": [2]})
+    assert result["pixel_accuracy"] == pytest.approx(4 / 7)
+    assert result["pixel_accuracy_head"] == pytest.approx(2 / 4)
+    assert result["pixel_accuracy_tail"] == pytest.approx(2 / 3)
+    assert result["mean_class_accuracy"] == pytest.approx((1 / 2 + 1 / 2 + 2 / 3) / 3)
+    labels = torch.tensor([[CONCEPT_BY_NAME["lime"].id, CONCEPT_BY_NAME["sky"].id, 255]])
+    shapes, words = attribute_targets(labels, "shape", CONCEPTS, 255)
+    assert words[shapes[0, 0]] == "round" and shapes[0, 1] == 255 and shapes[0, 2] == 255  # stuff has no shape
+
+
+def _toy_pairs(count: int = 16, size: int = 32) -> CaptionedImages:
+    colours = {"red": (230, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 230), "yellow": (240, 230, 20)}
+    images, captions = [], []
+    for index in range(count):
+        word = list(colours)[index % 4]
+        image = torch.tensor(colours[word], dtype=torch.uint8).view(3, 1, 1).expand(3, size, size).clone()
+        image[:, index % size] = 128
+        images.append(image)
+        captions.append(f"a photo of a {word} thing number {index}.")
+    return CaptionedImages(torch.stack(images), torch.full((count, size, size), 255), captions)
+
+
+def test_pretraining_lowers_the_loss_and_resumes(tmp_path):
+    torch.set_num_threads(1)
+    data = _toy_pairs()
+    config = ClipPretrainingConfig(image_size=32, steps=24, batch_size=16, lr=2e-3, warmup_steps=2,
+                                   original_caption_probability=1.0, log_interval=4, checkpoint_interval=12)
+    model, curve = pretrain_clip(data, config, checkpoint_dir=tmp_path, show_progress=False)
+    assert curve[-1]["loss"] < 0.8 * curve[0]["loss"]
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 24
+    resumed, resumed_curve = pretrain_clip(data, config, checkpoint_dir=tmp_path, show_progress=False)
+    assert resumed_curve == curve
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value)
+    rebuilt = clip_from_state_dict({"model_name": config.model_name, "image_size": 32}, model.state_dict())
+    torch.testing.assert_close(rebuilt.visual.proj, model.visual.proj)
+
+
+def test_clip_pretraining_pipeline_runs_end_to_end(project_copy: Path):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from mlflow.tracking import MlflowClient
+
+    from seg_pipelines.models.ovss.clip import load_clip
+
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["data_preparation", "clip_pretraining"])
+    checkpoint = project_copy / "data/06_models/tiny_clip.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    config = json.loads((project_copy / "data/06_models/tiny_clip_config.json").read_text())
+    assert config["model_name"] == "TinyCLIP-ViT-8-96" and config["image_size"] == 64
+    clip = load_clip(config["model_name"], checkpoint, image_size=config["image_size"])
+    torch.testing.assert_close(clip.visual.proj, state["visual.proj"])
+    clip_default_size = load_clip(config["model_name"], checkpoint)  # position embedding resized on load
+    assert clip_default_size.visual.positional_embedding.shape[0] == 1 + 12 * 12
+    probe = json.loads((project_copy / "data/08_reporting/clip_zero_shot_probe.json").read_text())["clip_zero_shot"]
+    for prompts in ("name_prompts", "attribute_prompts"):
+        assert 0.0 <= probe[prompts]["pixel_accuracy"] <= 1.0
+        assert {"pixel_accuracy_head", "pixel_accuracy_tail", "pixel_accuracy_unseen"} <= set(probe[prompts])
+    assert probe["chance_pixel_accuracy"] == pytest.approx(1 / len(CONCEPTS))
+    assert (project_copy / "data/08_reporting/clip_training_curve.png").stat().st_size > 5_000
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
+    metrics = {key for run in runs for key in run.data.metrics}
+    assert "clip_retrieval.image_to_text_recall_at_1" in metrics
+    assert "clip_zero_shot.attribute_prompts.pixel_accuracy_tail" in metrics
