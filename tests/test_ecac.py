@@ -282,3 +282,16 @@ def test_tiny_training_loop_decreases_loss():
     last = sum(h[1] for h in history[-5:]) / 5
     assert last < 0.5 * first
     assert sum(h[0] for h in history[-5:]) / 5 < sum(h[0] for h in history[10:15]) / 5  # after L_M switches on
+
+
+def test_classifier_is_cosine_times_temperature_or_literal_dot_product():
+    torch.manual_seed(0)
+    centers, memory, pixels = torch.randn(2, 5, 16), torch.randn(5, 16), torch.randn(2, 16, 30)
+    cosine = ExtendedContextAwareClassifier(16, 5, cosine_temperature=15.0)
+    literal = ExtendedContextAwareClassifier(16, 5, cosine_temperature=None)
+    literal.projector.load_state_dict(cosine.projector.state_dict())
+    classifier = cosine.projector(torch.cat([centers, memory.expand(2, -1, -1)], dim=-1))
+    torch.testing.assert_close(literal._classify(centers, memory, pixels), torch.bmm(classifier, pixels))  # eq. 4.5
+    expected = 15.0 * torch.bmm(F.normalize(classifier, dim=-1), F.normalize(pixels, dim=1))
+    torch.testing.assert_close(cosine._classify(centers, memory, pixels), expected)
+    assert cosine._classify(centers, memory, 100 * pixels).abs().max() <= 15.0 + 1e-5

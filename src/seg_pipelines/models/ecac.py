@@ -98,6 +98,10 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_loss_start_iter: L_M is zero before this many training iterations (1,000).
         coarse_loss_weight: CE on the coarse logits of eq. 4.6 (see module docstring).
         detach_teacher: stop gradients from the distillation terms into the teacher.
+        cosine_temperature: if set, eq. 4.5 / 4.8 use cosine similarity × this temperature
+            (15, as the CAC classifier ECAC extends); ``None`` is the literal dot product
+            ``T_ecac · F``, which on our CPU budget let the unnormalised logits blow up
+            (student CE stuck near uniform), hence the default.
         ignore_index: label ignored by all losses and by the memory update.
     """
 
@@ -121,6 +125,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_loss_start_iter: int = 1000,
         coarse_loss_weight: float = 0.4,
         detach_teacher: bool = True,
+        cosine_temperature: float | None = 15.0,
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
@@ -141,6 +146,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         self.memory_loss_start_iter = memory_loss_start_iter
         self.coarse_loss_weight = coarse_loss_weight
         self.detach_teacher = detach_teacher
+        self.cosine_temperature = cosine_temperature
         self.ignore_index = ignore_index
 
         self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
@@ -165,6 +171,10 @@ class ExtendedContextAwareClassifier(nn.Module):
         """ξ(C ⊕ M) · F (eq. 4.4–4.5 / 4.7–4.8). ``class_centers`` (B, K, d), ``pixels`` (B, d, N)."""
         memory = memory.to(class_centers.dtype).expand(class_centers.shape[0], -1, -1)
         classifier = self.projector(torch.cat([class_centers, memory], dim=-1))
+        if self.cosine_temperature is not None:
+            classifier = F.normalize(classifier, dim=-1)
+            pixels = F.normalize(pixels, dim=1)
+            return self.cosine_temperature * torch.bmm(classifier, pixels)
         return torch.bmm(classifier, pixels)
 
     def _calibrate(self, logits: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
