@@ -20,12 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from seg_pipelines.engine.evaluation import (
-    ConfusionMatrix,
-    SegmentationScores,
-    map_predictions_to_background,
-    scores_from_confusion,
-)
+from seg_pipelines.engine.evaluation import SegmentationScores, evaluate
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -163,13 +158,14 @@ def evaluate_open_vocabulary(
 ) -> tuple[SegmentationScores, torch.Tensor]:
     """Scores (open-vocabulary protocol, the benchmark's ignore value and background rule) and the
     confusion matrix of ``predict`` over ``batches`` (dicts with ``image`` in [0, 1] and ``label``)."""
-    confusion = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-    for batch in batches:
-        prediction = predict_ovss(predict, batch["image"], mode, **mode_options).argmax(dim=1)
-        if spec.background_mapping is not None:
-            prediction = map_predictions_to_background(prediction, *spec.background_mapping)
-        confusion.update(prediction, batch["label"])
-    return scores_from_confusion(confusion.matrix, "open_vocabulary"), confusion.matrix
+    return evaluate(
+        lambda images: predict_ovss(predict, images, mode, **mode_options),
+        batches,
+        spec.num_classes,
+        spec.ignore_index,
+        protocol="open_vocabulary",
+        background_mapping=spec.background_mapping,
+    )
 
 
 # --------------------------------------------------------------------------- reports
