@@ -295,3 +295,20 @@ def test_classifier_is_cosine_times_temperature_or_literal_dot_product():
     expected = 15.0 * torch.bmm(F.normalize(classifier, dim=-1), F.normalize(pixels, dim=1))
     torch.testing.assert_close(cosine._classify(centers, memory, pixels), expected)
     assert cosine._classify(centers, memory, 100 * pixels).abs().max() <= 15.0 + 1e-5
+
+
+def test_soft_class_centers_both_softmax_axes():
+    from seg_pipelines.models.ecac import soft_class_centers
+
+    torch.manual_seed(0)
+    logits, pixels = torch.randn(2, 3, 10), torch.randn(2, 4, 10)
+    by_class = soft_class_centers(logits, pixels, "classes")
+    probabilities = logits.softmax(dim=1)
+    for b in range(2):
+        for k in range(3):  # weighted mean of pixel features, weights = p(k | pixel)
+            expected = (probabilities[b, k] * pixels[b]).sum(-1) / probabilities[b, k].sum()
+            torch.testing.assert_close(by_class[b, k], expected)
+    by_pixel = soft_class_centers(logits, pixels, "pixels")
+    torch.testing.assert_close(by_pixel, torch.bmm(logits.softmax(-1), pixels.transpose(1, 2)))
+    with pytest.raises(ValueError, match="student_center_softmax"):
+        ExtendedContextAwareClassifier(4, 3, student_center_softmax="space")

@@ -78,6 +78,15 @@ def momentum_update(
     return torch.where(present[:, None], blended, memory), initialized | present
 
 
+def soft_class_centers(coarse_logits: Tensor, pixels: Tensor, softmax_over: str) -> Tensor:
+    """Eq. 4.6 class centres (B, K, d) from coarse logits (B, K, N) and pixel features (B, d, N)."""
+    if softmax_over == "pixels":
+        return torch.bmm(torch.softmax(coarse_logits, dim=-1), pixels.transpose(1, 2))
+    probabilities = torch.softmax(coarse_logits, dim=1)
+    weights = probabilities / probabilities.sum(dim=-1, keepdim=True).clamp_min(1e-6)
+    return torch.bmm(weights, pixels.transpose(1, 2))
+
+
 @register_addon("ecac")
 class ExtendedContextAwareClassifier(nn.Module):
     """ECAC: memory bank + GT-teacher / soft-student class centres → dynamic calibrated classifier.
@@ -102,6 +111,11 @@ class ExtendedContextAwareClassifier(nn.Module):
             (15, as the CAC classifier ECAC extends); ``None`` is the literal dot product
             ``T_ecac · F``, which on our CPU budget let the unnormalised logits blow up
             (student CE stuck near uniform), hence the default.
+        student_center_softmax: axis of the softmax in eq. 4.6 (the thesis does not say):
+            ``"classes"`` (default, as CAC): per-pixel class probabilities, each centre their
+            weighted mean of pixel features, like the GT mean of eq. 4.3; ``"pixels"``: a softmax
+            over pixels per class (OCR's gather), which gives absent classes a centre drawn from
+            whatever region scores highest and made the student collapse on our budget.
         ignore_index: label ignored by all losses and by the memory update.
     """
 
@@ -126,6 +140,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         coarse_loss_weight: float = 0.4,
         detach_teacher: bool = True,
         cosine_temperature: float | None = 15.0,
+        student_center_softmax: str = "classes",
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
@@ -147,6 +162,9 @@ class ExtendedContextAwareClassifier(nn.Module):
         self.coarse_loss_weight = coarse_loss_weight
         self.detach_teacher = detach_teacher
         self.cosine_temperature = cosine_temperature
+        if student_center_softmax not in ("classes", "pixels"):
+            raise ValueError(f"student_center_softmax must be 'classes' or 'pixels', got {student_center_softmax!r}")
+        self.student_center_softmax = student_center_softmax
         self.ignore_index = ignore_index
 
         self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
@@ -187,8 +205,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         pixels = features.flatten(2)  # F_flat (B, d, N)
         memory = self.memory_bank.clone()  # the bank as it was before this iteration's update
         coarse_logits = self.coarse_classifier(features)
-        # eq. 4.6: C_s = softmax(F'_coarse) F_flatᵀ, softmax over pixels per class.
-        student_centers = torch.bmm(torch.softmax(coarse_logits.flatten(2), dim=-1), pixels.transpose(1, 2))
+        # eq. 4.6: C_s = softmax(F'_coarse) F_flatᵀ (softmax axis: see student_center_softmax).
+        student_centers = soft_class_centers(coarse_logits.flatten(2), pixels, self.student_center_softmax)
         student_logits = self._classify(student_centers, memory, pixels)
         if self.use_calibration:
             student_logits = self._calibrate(student_logits, self.student_scale, self.student_shift)
