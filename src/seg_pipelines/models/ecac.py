@@ -108,14 +108,12 @@ class ExtendedContextAwareClassifier(nn.Module):
         coarse_loss_weight: CE on the coarse logits of eq. 4.6 (see module docstring).
         detach_teacher: stop gradients from the distillation terms into the teacher.
         cosine_temperature: if set, eq. 4.5 / 4.8 use cosine similarity × this temperature
-            (15, as the CAC classifier ECAC extends); ``None`` is the literal dot product
-            ``T_ecac · F``, which on our CPU budget let the unnormalised logits blow up
-            (student CE stuck near uniform), hence the default.
+            (CAC, which ECAC extends, uses 15); ``None`` (default) is the literal dot product
+            ``T_ecac · F``.
         student_center_softmax: axis of the softmax in eq. 4.6 (the thesis does not say):
-            ``"classes"`` (default, as CAC): per-pixel class probabilities, each centre their
-            weighted mean of pixel features, like the GT mean of eq. 4.3; ``"pixels"``: a softmax
-            over pixels per class (OCR's gather), which gives absent classes a centre drawn from
-            whatever region scores highest and made the student collapse on our budget.
+            ``"pixels"`` (default): a softmax over pixels per class (OCR's gather, as CAA's eq. 3.1);
+            ``"classes"`` (as CAC): per-pixel class probabilities, each centre their weighted mean
+            of pixel features, like the GT mean of eq. 4.3.
         ignore_index: label ignored by all losses and by the memory update.
     """
 
@@ -139,8 +137,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_loss_start_iter: int = 1000,
         coarse_loss_weight: float = 0.4,
         detach_teacher: bool = True,
-        cosine_temperature: float | None = 15.0,
-        student_center_softmax: str = "classes",
+        cosine_temperature: float | None = None,
+        student_center_softmax: str = "pixels",
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
