@@ -262,6 +262,9 @@ def plot_cost_maps(
     models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
     clip_model = _build(params, "baseline", plan["clip_pretrained"]).eval()  # the pretrained CLIP, not fine-tuned
     classes = figure_params["cost_map_classes"]
+    with torch.no_grad():  # text side encoded once, not per class row
+        clip_text = _text_embeddings(clip_model, record["prompts"])
+        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
     figure, axes = plt.subplots(len(classes), 5, figsize=(11, 2.3 * len(classes)), squeeze=False)
     for row, class_name in enumerate(classes):
         class_id = record["class_names"].index(class_name)
@@ -273,13 +276,12 @@ def plot_cost_maps(
             continue
         image = item["image"].unsqueeze(0)
         with torch.no_grad():
-            text = _text_embeddings(clip_model, record["prompts"])
             dense, _ = clip_model.visual_features(image)
-            clip_cost = F.normalize(dense, dim=1).mul(F.normalize(text[class_id, 0], dim=-1)[None, :, None, None]).sum(1, keepdim=True)
+            clip_cost = F.normalize(dense, dim=1).mul(F.normalize(clip_text[class_id, 0], dim=-1)[None, :, None, None]).sum(1, keepdim=True)
             clip_cost = F.interpolate(clip_cost, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
             maps = [clip_cost]
-            for model in models.values():
-                maps.append(torch.sigmoid(model(image, _text_embeddings(model, record["prompts"]))["logits"][0, class_id]))
+            for key, model in models.items():
+                maps.append(torch.sigmoid(model(image, texts[key])["logits"][0, class_id]))
         kind = "unseen" if class_name in plan.get("unseen", []) or class_name in _reader(manifest).world["unseen"] else "seen"
         panels = [("image", item["image"].permute(1, 2, 0).numpy(), None), (f"'{class_name}' ({kind}) mask", (item["label"] == class_id).float().numpy(), "gray")]
         panels += [(title, value.numpy(), "jet") for title, value in zip(("CLIP", "CAT-Seg", "LSMSeg"), maps)]
@@ -309,6 +311,8 @@ def plot_qualitative(
     models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
     count = min(int(params["figures"].get("qualitative_images", 4)), len(dataset))
     colormap = imgviz.label_colormap()  # 256 colours; 255 (ignore) is drawn as its own colour
+    with torch.no_grad():  # text side encoded once, not per image
+        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
     figure, axes = plt.subplots(count, 4, figsize=(9, 2.3 * count), squeeze=False)
     for row in range(count):
         item = dataset[row]
@@ -317,7 +321,7 @@ def plot_qualitative(
         panels = [("image", item["image"].permute(1, 2, 0).numpy()), ("ground truth", colormap[shown_label])]
         with torch.no_grad():
             for key, model in models.items():
-                prediction = model(item["image"].unsqueeze(0), _text_embeddings(model, record["prompts"]))["logits"].argmax(1)[0]
+                prediction = model(item["image"].unsqueeze(0), texts[key])["logits"].argmax(1)[0]
                 panels.append((MODEL_LABELS[key], colormap[prediction.numpy() % 255]))
         for axis, (title, value) in zip(axes[row], panels):
             axis.imshow(value)
