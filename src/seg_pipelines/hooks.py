@@ -10,6 +10,9 @@
   (its ``filepath``) under ``artifact_path`` (default: its layer).
 * Errors: the run ends with status ``FAILED`` and the error message as a tag; nothing logged
   before the failure is lost.
+* Tags: ``pipeline``, ``method``, ``head``, ``backbone``, ``dataset``, ``vocabulary`` and ``seed``
+  (:func:`run_tags`, from the run's parameters; ``n/a`` where a pipeline has no such notion), so
+  MLflow's compare view and ``mlflow.search_runs`` line runs up.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,14 +54,127 @@ def resolve_tracking_uri(project_path: Path, configured: str | None = None) -> s
     return uri
 
 
+def _mlflow_key(name: str) -> str:
+    """``name`` with the characters MLflow rejects in param/metric keys (``[``, ``†``, ``+``…) as ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", name)
+
+
 def _numeric_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     metrics = {}
     for key, value in flatten_dict(values).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if math.isfinite(value):
-            metrics[key.replace(" ", "_")] = float(value)
+            metrics[_mlflow_key(key.replace(" ", "_"))] = float(value)
     return metrics
+
+
+# --- run tags ---------------------------------------------------------------------------------------
+
+NOT_APPLICABLE = "n/a"
+TAG_NAMES = ("pipeline", "method", "head", "backbone", "dataset", "vocabulary", "seed")
+# Parameter blocks a pipeline reads ("" = the top level); others use the block named after them and,
+# for ``<x>_ablations``, the block of ``<x>`` as fallback.
+PIPELINE_BLOCKS: dict[str, tuple[str, ...]] = {
+    "closed_set": ("caa", "ecac"),
+    "data_preparation": ("",),
+}
+# Where each tag lives inside a block, first found wins (conf/base/parameters_*.yml).
+TAG_KEYS: dict[str, tuple[str, ...]] = {
+    "method": ("addon.name", "method"),
+    "head": ("model.head", "head.name"),
+    "backbone": ("model.backbone", "clip.model", "training.model_name", "backbone"),
+    "vocabulary": ("train_vocabulary", "vocabulary", "training.vocabulary"),
+    "seed": ("seeds", "training.seed", "seed", "scoring.seed", "timing.seed", "synthetic_world.seed"),
+}
+
+
+def _lookup(values: Any, dotted: str) -> Any:
+    for key in dotted.split(".") if dotted else []:
+        if not isinstance(values, Mapping) or key not in values:
+            return None
+        values = values[key]
+    return values
+
+
+def _tag_text(value: Any, key: str = "") -> str | None:
+    if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+        value = list(range(value))  # ablation pipelines: a count n means seeds 0..n-1
+    if value is None or isinstance(value, Mapping):
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else None
+    return str(value)
+
+
+def _blocks(pipeline_name: str, params: Mapping[str, Any]) -> list[list[Mapping[str, Any]]]:
+    """Per parameter block of the pipeline, the blocks to search in order (block, its ``setup``,
+    the base method's block for ``<x>_ablations``)."""
+    names = PIPELINE_BLOCKS.get(pipeline_name, (pipeline_name,))
+    blocks = []
+    for name in names:
+        chain = [name]
+        if name.endswith("_ablations"):
+            chain.append(name[: -len("_ablations")])
+        found = [b for b in (params if n == "" else _lookup(params, n) for n in chain) if isinstance(b, Mapping)]
+        if found and isinstance(found[0].get("setup"), Mapping):  # lsmseg_ablations: the shared model setup
+            found.insert(1, found[0]["setup"])
+        if found:
+            blocks.append(found)
+    return blocks
+
+
+def _tags_of_one(pipeline_name: str, params: Mapping[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    chains = _blocks(pipeline_name, params)
+    for tag, keys in TAG_KEYS.items():
+        values = []
+        for chain in chains:  # one value per block (closed_set: caa and ecac)
+            value = next((v for block in chain for key in keys if (v := _tag_text(_lookup(block, key), key)) is not None), None)
+            if value is not None and value not in values:
+                values.append(value)
+        if values:
+            tags[tag] = "+".join(values)
+    for chain in chains:  # OVSS pipelines: the architectures they compare (lsmseg: catseg+lsmseg)
+        models = next((b["models"] for b in chain if isinstance(b.get("models"), Mapping)), None)
+        if models and "head" not in tags:
+            archs = [str(m["architecture"]) for m in models.values() if isinstance(m, Mapping) and "architecture" in m]
+            if archs:
+                tags["head"] = "+".join(dict.fromkeys(archs))
+    if "method" not in tags:
+        tags["method"] = pipeline_name[: -len("_ablations")] if pipeline_name.endswith("_ablations") else pipeline_name
+    return tags
+
+
+def run_tags(pipeline_name: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The comparison tags of a run of ``pipeline_name`` ("a+b" for several) from its parameters.
+
+    ``method``: the add-on (``addon.name``: caa / ecac) or the pipeline (``<x>_ablations`` → x);
+    ``head`` / ``backbone``: ``model.head`` / ``model.backbone`` (OVSS: the compared architectures and
+    ``clip.model``); ``dataset``: ``dataset.family``; ``vocabulary``: the training vocabulary
+    (``train_vocabulary``; closed-set: ``dataset.reader_kwargs.vocabulary``, else the dataset's own);
+    ``seed``: ``seeds`` (comma-joined) or ``training.seed``. Values of several blocks or pipelines are
+    joined with ``+``; a tag with no value is ``n/a``.
+    """
+    names = [n for n in str(pipeline_name).split("+") if n] or ["__default__"]
+    merged: dict[str, list[str]] = {}
+    for name in names:
+        if name == "__default__":  # what `kedro run` without --pipeline runs
+            from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
+
+            name = DEFAULT_PIPELINE
+        for tag, value in _tags_of_one(name, params).items():
+            merged.setdefault(tag, [])
+            for part in value.split("+"):
+                if part not in merged[tag]:
+                    merged[tag].append(part)
+    dataset = _lookup(params, "dataset.family")
+    tags = {tag: "+".join(merged[tag]) if merged.get(tag) else NOT_APPLICABLE for tag in TAG_NAMES}
+    tags["pipeline"] = "+".join(names)
+    tags["dataset"] = str(dataset) if dataset is not None else NOT_APPLICABLE
+    if tags["vocabulary"] == NOT_APPLICABLE and dataset is not None:
+        tags["vocabulary"] = str(_lookup(params, "dataset.reader_kwargs.vocabulary") or dataset)
+    return tags
 
 
 class MlflowTrackingHook:
@@ -95,12 +212,16 @@ class MlflowTrackingHook:
             "kedro.run_id": str(run_params.get("run_id")),
             "kedro.version": str(run_params.get("kedro_version")),
         }
+        try:
+            tags.update(run_tags(run_name, self._params))
+        except Exception as error:  # tagging must never stop a run
+            logger.warning("MLflow: could not derive run tags: %s", error)
         mlflow.start_run(run_name=run_name, tags=tags)
         self._run_active = True
         self._catalog = catalog
         params = flatten_dict(self._params)
         params.update(flatten_dict(run_params.get("runtime_params") or {}, "runtime"))
-        mlflow.log_params({k: str(v)[:_MAX_PARAM_LENGTH] for k, v in params.items()})
+        mlflow.log_params({_mlflow_key(k): str(v)[:_MAX_PARAM_LENGTH] for k, v in params.items()})
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:

@@ -1,0 +1,523 @@
+"""One report of everything the pipelines have produced: ``report.md`` + its HTML rendering.
+
+The report is declarative: ``conf/base/parameters_report.yml`` lists chapters → sections → items
+(a markdown table, a CSV table, a JSON file of numbers or a PNG figure, each a path or glob under
+the reporting folder). This module only reads what exists on disk when it runs, so
+``kedro run --pipeline=report`` works alone; an item that is not there yet is listed as
+"not produced yet" with the command that produces it.
+
+Per section the report states the dataset, budget, seeds and hardware, each read from a
+*reference*, the first that resolves of a list:
+
+* ``"params:caa.training.iterations"`` — the Kedro parameters as configured now (marked "configured now");
+* ``"json:data/08_reporting/lsmseg_curve.json:-1.iteration"`` — a value in a JSON file the pipelines
+  wrote (path from the project root, then a dotted key; integers index lists, negative from the end);
+* ``"text:…"`` — a literal.
+
+``thesis`` blocks print the thesis's numbers beside ours and say whether the setting is comparable;
+``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02 mIoU over FCN on ADE20K)
+with ours, which is what a synthetic-world run can reproduce.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fnmatch
+import html
+import json
+import math
+import os
+import platform
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MISSING = object()
+REPORT_FILES = ("report.md", "report.html")  # never listed as outputs of their own
+TABLE_SUFFIXES = (".md", ".csv")
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+
+
+class ReportConfigError(ValueError):
+    """The report's section list is malformed (names the offending entry)."""
+
+
+# --- references ------------------------------------------------------------------------------------
+
+
+def lookup(values: Any, dotted: str) -> Any:
+    """``values["a"]["b"][0]`` for ``"a.b.0"``; list indices may be negative; MISSING if absent.
+
+    A key that itself contains dots (``"dataset.num_classes"`` in a flat metrics file) is matched
+    before it is split."""
+    if dotted == "":
+        return values
+    if isinstance(values, Mapping):
+        if dotted in values:
+            return values[dotted]
+        parts = dotted.split(".")
+        for cut in range(len(parts) - 1, 0, -1):  # longest key prefix first
+            head = ".".join(parts[:cut])
+            if head in values:
+                found = lookup(values[head], ".".join(parts[cut:]))
+                if found is not MISSING:
+                    return found
+        return MISSING
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        head, _, rest = dotted.partition(".")
+        try:
+            item = values[int(head)]
+        except (ValueError, IndexError):
+            return MISSING
+        return lookup(item, rest)
+    return MISSING
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: Any
+    source: str  # "configured now: `caa.training.iterations`" / "`caa_curve.json`" / ""
+
+
+def _read_json(path: Path, cache: dict[Path, Any]) -> Any:
+    if path not in cache:
+        try:
+            cache[path] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            cache[path] = MISSING
+    return cache[path]
+
+
+def resolve_reference(reference: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> Resolved | None:
+    """The value of one reference (see module docstring), or None when it does not resolve."""
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+        return Resolved(reference, "")
+    if not isinstance(reference, str) or ":" not in reference:
+        raise ReportConfigError(f"bad reference {reference!r}: expected 'params:<key>', 'json:<file>:<key>' or 'text:<value>'")
+    kind, _, rest = reference.partition(":")
+    if kind == "text":
+        return Resolved(rest, "")
+    if kind == "params":
+        value = lookup(params, rest)
+        return None if value is MISSING or value is None else Resolved(value, f"configured now: `{rest}`")
+    if kind == "json":
+        file, _, key = rest.partition(":")
+        data = _read_json(project_dir / file, cache)
+        value = MISSING if data is MISSING else lookup(data, key)
+        return None if value is MISSING or value is None else Resolved(value, f"`{Path(file).name}`")
+    raise ReportConfigError(f"bad reference {reference!r}: unknown kind {kind!r}")
+
+
+def resolve_first(references: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> Resolved | None:
+    refs = references if isinstance(references, list) else [references]
+    for reference in refs:
+        found = resolve_reference(reference, params, project_dir, cache)
+        if found is not None:
+            return found
+    return None
+
+
+def resolve_number(spec: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> float | None:
+    """A number from a reference, or ``{minus: [a, b], scale: s}`` = (a − b)·s, or ``{ref, scale}``."""
+    if isinstance(spec, Mapping):
+        scale = float(spec.get("scale", 1.0))
+        if "minus" in spec:
+            a, b = (resolve_number(r, params, project_dir, cache) for r in spec["minus"])
+            return None if a is None or b is None else (a - b) * scale
+        value = resolve_number(spec.get("ref"), params, project_dir, cache)
+        return None if value is None else value * scale
+    found = resolve_first(spec, params, project_dir, cache)
+    if found is None:
+        return None
+    try:
+        value = float(found.value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+# --- hardware ------------------------------------------------------------------------------------
+
+
+def hardware_summary() -> dict[str, str]:
+    """CPU / GPU / threads of the machine building the report (torch's view)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    else:
+        gpu = "none (CPU only)"
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} logical cores)",
+        "gpu": gpu,
+        "torch_threads": str(torch.get_num_threads()),
+        "software": f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
+    }
+
+
+# --- rendering helpers ---------------------------------------------------------------------------
+
+
+def _cell(value: Any, decimals: int | None = None) -> str:
+    if isinstance(value, float):
+        text = "–" if not math.isfinite(value) else (f"{value:.4g}" if decimals is None else f"{value:.{decimals}f}")
+    else:
+        text = "–" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(columns: Sequence[Any], rows: Sequence[Sequence[Any]], decimals: int | None = None) -> str:
+    """A GFM table; floats with ``decimals`` places (None: 4 significant digits)."""
+    if not columns:
+        raise ReportConfigError("a table needs at least one column")
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = list(row) + [""] * (len(columns) - len(row))
+        lines.append("| " + " | ".join(_cell(c, decimals) for c in cells[: len(columns)]) + " |")
+    return "\n".join(lines)
+
+
+def demote_headings(text: str, level: int = 5) -> str:
+    """Headings of an included markdown file moved to ``level`` (and below) so they nest under
+    the report's section headings; fenced code is left alone."""
+    out, fenced, shift = [], False, None
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        match = None if fenced else re.match(r"^(#{1,6})\s+(.*)$", line)
+        if match:
+            depth = len(match.group(1))
+            shift = level - depth if shift is None else shift
+            line = "#" * min(6, max(level, depth + shift)) + " " + match.group(2)
+        out.append(line)
+    return "\n".join(out).strip()
+
+
+def csv_markdown(path: Path, max_rows: int = 60) -> str:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return "_(empty CSV)_"
+    table = markdown_table(rows[0], rows[1 : max_rows + 1])
+    if len(rows) - 1 > max_rows:
+        table += f"\n\n_… {len(rows) - 1 - max_rows} more rows in `{path.name}`_"
+    return table
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    else:
+        flat[prefix] = values
+    return flat
+
+
+def json_markdown(path: Path, keys: Sequence[str] | None = None, max_rows: int = 40) -> str:
+    """A two-column table of the scalar values of a JSON file (``keys``: glob patterns over the
+    flattened keys); lists are summarised by their length."""
+    data = json.loads(path.read_text())
+    if isinstance(data, list):
+        return f"_{len(data)} records; last: {json.dumps(data[-1]) if data else '–'}_"
+    flat = _flatten(data)
+    rows = []
+    for key, value in flat.items():
+        if keys and not any(fnmatch.fnmatchcase(key, pattern) for pattern in keys):
+            continue
+        if isinstance(value, list):
+            value = f"list of {len(value)}" if len(value) > 8 or any(isinstance(v, (list, dict)) for v in value) else ", ".join(map(str, value))
+        rows.append((key, value))
+    if not rows:
+        return "_(no matching values)_"
+    table = markdown_table(["key", "value"], rows[:max_rows])
+    if len(rows) > max_rows:
+        table += f"\n\n_… {len(rows) - max_rows} more values in `{path.name}`_"
+    return table
+
+
+def _mtime(path: Path) -> str:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) if value else "–"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ItemStatus:
+    section: str
+    title: str
+    path: str
+    produced: bool
+
+
+def _context_parts(spec: Any) -> list[Mapping[str, Any]]:
+    """A context entry as parts ``{ref, label}``: a reference or a list of references is one part
+    (first that resolves); a list holding mappings is one part per element."""
+    if isinstance(spec, Mapping):
+        return [spec]
+    if isinstance(spec, list) and any(isinstance(e, Mapping) for e in spec):
+        return [e if isinstance(e, Mapping) else {"ref": e} for e in spec]
+    return [{"ref": spec}]
+
+
+CONTEXT_LABELS = {"model": "Model", "dataset": "Dataset", "budget": "Budget", "seeds": "Seeds", "hardware": "Hardware"}
+
+
+class ReportBuilder:
+    def __init__(self, config: Mapping[str, Any], params: Mapping[str, Any], project_dir: Path, hardware: Mapping[str, str]):
+        if "chapters" not in config:
+            raise ReportConfigError("report parameters need a `chapters` list")
+        self.config = config
+        self.params = params
+        self.project_dir = Path(project_dir)
+        self.reporting_dir = self.project_dir / config.get("reporting_dir", "data/08_reporting")
+        self.hardware = hardware
+        self.cache: dict[Path, Any] = {}
+        self.claimed: set[Path] = set()
+        self.status: list[ItemStatus] = []
+
+    # files ----------------------------------------------------------------------------------
+
+    def _matches(self, pattern: str) -> list[Path]:
+        if any(ch in pattern for ch in "*?["):
+            found = sorted(  # a file an earlier item already shows is not repeated
+                p for p in self.reporting_dir.glob(pattern) if p.is_file() and p.name not in REPORT_FILES and p not in self.claimed
+            )
+        else:
+            path = self.reporting_dir / pattern
+            found = [path] if path.is_file() else []
+        return found
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.reporting_dir).as_posix()
+
+    def _render_file(self, path: Path, item: Mapping[str, Any]) -> str:
+        suffix = path.suffix.lower()
+        rel = self._rel(path)
+        stamp = f"_`{rel}`, written {_mtime(path)}_"
+        if not item.get("inline", True):  # e.g. a file that repeats tables shown elsewhere
+            return f"[`{rel}`]({rel}) — {stamp}"
+        if suffix in FIGURE_SUFFIXES:
+            return f"![{item.get('title', rel)}]({rel})\n\n{stamp}"
+        if suffix == ".md":
+            return demote_headings(path.read_text()) + f"\n\n{stamp}"
+        if suffix == ".csv":
+            return csv_markdown(path, item.get("max_rows", 60)) + f"\n\n{stamp}"
+        if suffix == ".json":
+            return json_markdown(path, item.get("keys"), item.get("max_rows", 40)) + f"\n\n{stamp}"
+        return f"[{rel}]({rel})\n\n{stamp}"
+
+    # blocks ----------------------------------------------------------------------------------
+
+    def _context(self, section: Mapping[str, Any]) -> str:
+        lines = []
+        context = dict(section.get("context") or {})
+        for key, label in CONTEXT_LABELS.items():
+            if key == "hardware" and key not in context:
+                lines.append(f"- **{label}:** not recorded with the results; this report was built on {self.hardware['cpu']}, "
+                             f"GPU: {self.hardware['gpu']}, torch threads {self.hardware['torch_threads']}")
+                continue
+            spec = context.get(key)
+            if spec is None:
+                continue
+            parts = []
+            for entry in _context_parts(spec):
+                found = resolve_first(entry["ref"], self.params, self.project_dir, self.cache)
+                if found is None:
+                    continue
+                text = entry.get("label", "{}").format(_format_value(found.value))
+                parts.append(f"{text} ({found.source})" if found.source else text)
+            lines.append(f"- **{label}:** " + ("; ".join(parts) if parts else "unknown (nothing on disk or in the parameters)"))
+        for note in section.get("notes") or []:
+            lines.append(f"- {note}")
+        return "\n".join(lines)
+
+    def _thesis(self, section: Mapping[str, Any]) -> str:
+        thesis = section.get("thesis")
+        if not thesis:
+            return ""
+        comparable = thesis.get("comparable", False)
+        verdict = {True: "comparable", False: "not comparable", "partly": "partly comparable"}.get(comparable, str(comparable))
+        out = [f"**Thesis vs ours — {verdict}.** {thesis.get('note', '')}".rstrip()]
+        table = thesis.get("table")
+        if table:
+            out.append(f"_{table.get('title', 'Thesis numbers')}_\n\n" + markdown_table(table["columns"], table["rows"], table.get("decimals", 2)))
+        directions = thesis.get("directions") or []
+        if directions:
+            rows = []
+            for direction in directions:
+                # a number, or a qualitative finding ("more compact (+)") with its `sign`
+                if isinstance(direction["thesis"], (int, float)):
+                    theirs, shown = float(direction["thesis"]), f"{float(direction['thesis']):+.2f}"
+                else:
+                    theirs, shown = float(direction.get("sign", 1)), str(direction["thesis"])
+                ours = resolve_number(direction.get("ours"), self.params, self.project_dir, self.cache)
+                if ours is None:
+                    rows.append((direction["label"], shown, "not produced yet", "–"))
+                    continue
+                tolerance = float(direction.get("tolerance", self.config.get("direction_tolerance", 0.0)))
+                if abs(ours) <= tolerance:
+                    verdict = f"no effect (|ours| ≤ {tolerance:g})"
+                else:
+                    verdict = "yes" if (ours > 0) == (theirs > 0) else "**no**"
+                rows.append((direction["label"], shown, f"{ours:+.2f}", verdict))
+            out.append(markdown_table(["Finding (ours − baseline)", "thesis", "ours", "same direction"], rows))
+        return "\n\n".join(out)
+
+    def _section(self, chapter: Mapping[str, Any], section: Mapping[str, Any]) -> str:
+        for key in ("title", "items"):
+            if key not in section:
+                raise ReportConfigError(f"section {section.get('title', section)!r} of {chapter.get('title')!r} has no `{key}`")
+        pipeline = section.get("pipeline")
+        out = [f"### {section['title']}"]
+        if section.get("description"):
+            out.append(section["description"])
+        context = self._context(section)
+        if context:
+            out.append(context)
+        thesis = self._thesis(section)
+        missing = []
+        for item in section["items"]:
+            if "path" not in item:
+                raise ReportConfigError(f"an item of section {section['title']!r} has no `path`: {item!r}")
+            paths = self._matches(item["path"])
+            title = item.get("title", item["path"])
+            item_pipeline = item.get("pipeline", pipeline)
+            self.status.append(ItemStatus(section["title"], title, item["path"], bool(paths)))
+            if not paths:
+                missing.append((title, item["path"], item_pipeline))
+                continue
+            for path in paths:
+                self.claimed.add(path)
+                heading = title if len(paths) == 1 else f"{title}: `{self._rel(path)}`"
+                out.append(f"#### {heading}\n\n" + self._render_file(path, item))
+        if thesis:
+            out.append(thesis)
+        if missing:
+            lines = ["**Not produced yet:**"]
+            for title, path, item_pipeline in missing:
+                command = f" — run `kedro run --pipeline={item_pipeline}`" if item_pipeline else ""
+                lines.append(f"- {title} (`{path}`){command}")
+            out.append("\n".join(lines))
+        return "\n\n".join(out)
+
+    def _unclaimed(self) -> str:
+        """Figures / markdown tables no section lists (shown in full), then every CSV (linked: each is
+        a markdown table's twin or a long per-seed table)."""
+        if not self.reporting_dir.is_dir():
+            return ""
+        files = sorted(p for p in self.reporting_dir.rglob("*") if p.is_file() and p.name not in REPORT_FILES)
+        shown = [p for p in files if p.suffix.lower() in (".md", *FIGURE_SUFFIXES) and p not in self.claimed]
+        csvs = [p for p in files if p.suffix.lower() == ".csv"]
+        out = []
+        if shown:
+            out += ["## Other outputs", "Tables and figures found in the reporting folder that no section lists "
+                    "(add them to `parameters_report.yml`)."]
+            out += [f"#### `{self._rel(p)}`\n\n" + self._render_file(p, {"title": p.stem}) for p in shown]
+        if csvs:
+            links = [
+                f"- [`{self._rel(p)}`]({self._rel(p)})" + (" (the table above as CSV)" if p.with_suffix(".md").exists() else "")
+                for p in csvs
+            ]
+            out += ["## CSV files", "\n".join(links)]
+        return "\n\n".join(out)
+
+    def build(self) -> str:
+        body = []  # a missing reporting folder only means nothing was produced yet
+        for chapter in self.config["chapters"]:
+            if "title" not in chapter or "sections" not in chapter:
+                raise ReportConfigError(f"chapter {chapter!r} needs `title` and `sections`")
+            part = [f"## {chapter['title']}"]
+            if chapter.get("description"):
+                part.append(chapter["description"])
+            part += [self._section(chapter, section) for section in chapter["sections"]]
+            body.append("\n\n".join(part))
+        other = self._unclaimed()
+        produced = sum(s.produced for s in self.status)
+        head = [
+            f"# {self.config.get('title', 'Report')}",
+            f"Built {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the files in "
+            f"`{self.config.get('reporting_dir', 'data/08_reporting')}`: {produced} of {len(self.status)} listed outputs "
+            "produced so far. Rebuild with `kedro run --pipeline=report`.",
+        ]
+        if self.config.get("preamble"):
+            head.append(self.config["preamble"].strip())
+        head.append(
+            "**Hardware of this machine** (the one that built the report; each table states where it was measured "
+            "when that matters):\n\n"
+            + markdown_table(["", ""], [("CPU", self.hardware["cpu"]), ("GPU", self.hardware["gpu"]),
+                                        ("torch threads", self.hardware["torch_threads"]),
+                                        ("software", self.hardware["software"])])
+        )
+        head.append(
+            "**Contents:** " + " · ".join(
+                f"{c['title']} ({sum(s.produced for s in self.status if s.section in {x['title'] for x in c['sections']})}"
+                f"/{sum(s.section in {x['title'] for x in c['sections']} for s in self.status)})"
+                for c in self.config["chapters"]
+            )
+        )
+        return "\n\n".join(head + body + ([other] if other else [])) + "\n"
+
+
+def build_report(
+    config: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    project_dir: str | Path = ".",
+    hardware: Mapping[str, str] | None = None,
+) -> tuple[str, list[ItemStatus]]:
+    """The report markdown and the status of every listed item (produced or not)."""
+    builder = ReportBuilder(config, params or {}, Path(project_dir), hardware or hardware_summary())
+    return builder.build(), builder.status
+
+
+HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
+table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; display: block; overflow-x: auto; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+th {{ background: #f2f2f2; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+code {{ background: #f5f5f5; padding: 0 3px; }}
+h2 {{ border-bottom: 2px solid #444; margin-top: 2em; }}
+h3 {{ border-bottom: 1px solid #bbb; margin-top: 1.6em; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def render_html(markdown: str, title: str = "Report") -> str:
+    """The report as a standalone HTML page (CommonMark + GFM tables, via markdown-it-py); figures
+    stay relative ``<img>`` links to the PNG files next to it."""
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark", {"html": True}).enable("table")
+    return HTML_TEMPLATE.format(title=html.escape(title), body=renderer.render(markdown))
