@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> dict:
                 if (name, seed) in done:  # the FCN baseline of the ecac block is the caa block's
                     continue
                 done.add((name, seed))
+                if args.models and name not in args.models:
+                    continue
                 start = time.perf_counter()
                 checkpoint, _ = closed_set.train_segmentor(
                     config, manifest, index, training, block["augmentation"], checkpoint_root, show_progress=args.progress
@@ -108,6 +110,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=None, help="override training.iterations")
     parser.add_argument("--lr", type=float, default=None, help="override training.lr")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="train only these display names (e.g. FCN FCN+ECAC); default: all")
     parser.add_argument("--checkpoint-root", default="data/06_models/closed_set_seed_report")
     parser.add_argument("--output", default=None, help="also write the JSON report here")
     parser.add_argument("--progress", action="store_true")

@@ -15,10 +15,23 @@ Choices the thesis leaves open (constructor arguments):
   plain CE (``coarse_loss_weight``, default 0.4 like chapter 3's auxiliary loss; eq. 4.21 has no
   such term, set it to 0 to follow it literally — the coarse head is then trained only through
   the student path).
-* the memory loss's C_m (eq. 4.20) is the dot product of each pixel with every memory entry, C_m = M F;
-  the bank itself is a buffer moved only by eq. 4.2, so this loss shapes the features.
 * the teacher is detached in the KL and intra-variance terms (``detach_teacher``), as in CAC [43].
 * the projector ξ is Linear(2d, hidden) → ReLU → Linear(hidden, d); ``hidden = d`` by default.
+* L_iv (eq. 4.15–4.19), ``intra_variance_on``: Õ is taken as the softmax *probabilities* — the
+  notation of eq. 4.11 (Õ_t · log Õ_s) — not the raw logits of eq. 4.9–4.10. On raw logits the
+  cosine to the class centre is dominated by the logits' common component, the term has a
+  degenerate minimum (all outputs of a class parallel, D_intraS = D_intraT = 1) and with β = 50
+  its gradient was ~50× that of the CE terms: training collapsed the features to a near-constant
+  map and the student predicted one class ("sky") everywhere.
+* L_iv trains the student *classifier* only (``intra_variance_detach_features``; §4.2.4: the
+  student classifier mimics the teacher classifier): it is evaluated on a second student output
+  built from detached F, so it cannot reach that minimum by collapsing the shared features.
+* eq. 4.3 leaves the teacher centre of a class absent from the image undefined (0/0). As CAC [43]
+  does with its base classifier, we use that class's memory entry M_c (``teacher_absent_centers``
+  ``"memory"``; ``"zero"``: a zero centre).
+* C_m (eq. 4.20) is not defined: ``memory_logit_temperature`` τ (15, CAC's cosine temperature)
+  gives C_m = τ·cos(M_c, f_i); ``None`` the dot product M F, whose L_M started at ≈ 10 (vs ln K
+  for the CE) on the synthetic world. The bank is a buffer moved only by eq. 4.2, so L_M shapes F.
 """
 
 from __future__ import annotations
@@ -114,6 +127,11 @@ class ExtendedContextAwareClassifier(nn.Module):
             ``"pixels"`` (default): a softmax over pixels per class (OCR's gather, as CAA's eq. 3.1);
             ``"classes"`` (as CAC): per-pixel class probabilities, each centre their weighted mean
             of pixel features, like the GT mean of eq. 4.3.
+        intra_variance_detach_features: L_iv trains only the student classifier (module docstring).
+        teacher_absent_centers: ``"memory"`` (M_c) or ``"zero"``: eq. 4.3 centre of absent classes.
+        memory_logit_temperature: ``None``: C_m = M F; τ: C_m = τ·cos(M, F) (eq. 4.20).
+        intra_variance_on: ``"logits"`` or ``"probabilities"``: what Õ is in eq. 4.15–4.18 (eq. 4.11
+            takes log Õ, i.e. treats Õ as softmax probabilities; eq. 4.9–4.10 define Õ as logits).
         ignore_index: label ignored by all losses and by the memory update.
     """
 
@@ -139,6 +157,10 @@ class ExtendedContextAwareClassifier(nn.Module):
         detach_teacher: bool = True,
         cosine_temperature: float | None = None,
         student_center_softmax: str = "pixels",
+        intra_variance_detach_features: bool = True,
+        teacher_absent_centers: str = "memory",
+        memory_logit_temperature: float | None = 15.0,
+        intra_variance_on: str = "probabilities",
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
@@ -163,6 +185,14 @@ class ExtendedContextAwareClassifier(nn.Module):
         if student_center_softmax not in ("classes", "pixels"):
             raise ValueError(f"student_center_softmax must be 'classes' or 'pixels', got {student_center_softmax!r}")
         self.student_center_softmax = student_center_softmax
+        if teacher_absent_centers not in ("memory", "zero"):
+            raise ValueError(f"teacher_absent_centers must be 'memory' or 'zero', got {teacher_absent_centers!r}")
+        self.intra_variance_detach_features = intra_variance_detach_features
+        self.teacher_absent_centers = teacher_absent_centers
+        self.memory_logit_temperature = memory_logit_temperature
+        if intra_variance_on not in ("logits", "probabilities"):
+            raise ValueError(f"intra_variance_on must be 'logits' or 'probabilities', got {intra_variance_on!r}")
+        self.intra_variance_on = intra_variance_on
         self.ignore_index = ignore_index
 
         self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
@@ -198,16 +228,30 @@ class ExtendedContextAwareClassifier(nn.Module):
             return logits
         return scale[None, :, None] * logits + shift[None, :, None]  # eq. 4.9 / 4.10
 
-    def forward(self, features: Tensor, target: Tensor | None = None) -> dict[str, Tensor]:
-        batch, _, height, width = features.shape
+    def _student(self, features: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Calibrated student logits Õ_s (B, K, N) (eq. 4.6–4.8, 4.10) and the coarse logits."""
         pixels = features.flatten(2)  # F_flat (B, d, N)
-        memory = self.memory_bank.clone()  # the bank as it was before this iteration's update
         coarse_logits = self.coarse_classifier(features)
         # eq. 4.6: C_s = softmax(F'_coarse) F_flatᵀ (softmax axis: see student_center_softmax).
         student_centers = soft_class_centers(coarse_logits.flatten(2), pixels, self.student_center_softmax)
         student_logits = self._classify(student_centers, memory, pixels)
         if self.use_calibration:
             student_logits = self._calibrate(student_logits, self.student_scale, self.student_shift)
+        return student_logits, coarse_logits
+
+    def memory_logits(self, memory: Tensor, pixels: Tensor) -> Tensor:
+        """C_m of eq. 4.20 (B, K, N): M F, or τ·cos(M, F) when ``memory_logit_temperature`` is set."""
+        memory = memory.to(pixels.dtype)
+        if self.memory_logit_temperature is None:
+            return torch.einsum("kd,bdn->bkn", memory, pixels)
+        cosine = torch.einsum("kd,bdn->bkn", F.normalize(memory, dim=1), F.normalize(pixels, dim=1))
+        return self.memory_logit_temperature * cosine
+
+    def forward(self, features: Tensor, target: Tensor | None = None) -> dict[str, Tensor]:
+        batch, _, height, width = features.shape
+        pixels = features.flatten(2)  # F_flat (B, d, N)
+        memory = self.memory_bank.clone()  # the bank as it was before this iteration's update
+        student_logits, coarse_logits = self._student(features, memory)
         outputs = {
             "logits": student_logits.reshape(batch, -1, height, width),
             "coarse_logits": coarse_logits,
@@ -219,12 +263,19 @@ class ExtendedContextAwareClassifier(nn.Module):
         one_hot = valid_one_hot(labels.flatten(1), self.num_classes, self.ignore_index, dtype=features.dtype)
         counts = one_hot.sum(dim=1)  # Σ_i [y_i = c]
         teacher_centers = torch.bmm(one_hot.transpose(1, 2), pixels.transpose(1, 2)) / counts.clamp_min(1.0)[..., None]  # eq. 4.3
+        if self.teacher_absent_centers == "memory":  # absent class: its global centre M_c (as CAC [43])
+            absent = (counts == 0)[..., None]
+            teacher_centers = torch.where(absent, memory.to(teacher_centers.dtype).expand_as(teacher_centers), teacher_centers)
         teacher_logits = self._classify(teacher_centers, memory, pixels)
         if self.use_calibration:
             teacher_logits = self._calibrate(teacher_logits, self.teacher_scale, self.teacher_shift)
         outputs["teacher_logits"] = teacher_logits.reshape(batch, -1, height, width)
-        memory_logits = torch.einsum("kd,bdn->bkn", memory.to(features.dtype), pixels)  # C_m of eq. 4.20
+        memory_logits = self.memory_logits(memory, pixels)  # C_m of eq. 4.20
         outputs["memory_logits"] = memory_logits.reshape(batch, -1, height, width)
+        if self.intra_variance_weight > 0 and self.intra_variance_detach_features and torch.is_grad_enabled():
+            # L_iv's student output: same classifier, no gradient into F (module docstring)
+            detached_student, _ = self._student(features.detach(), memory)
+            outputs["intra_variance_logits"] = detached_student.reshape(batch, -1, height, width)
         outputs["iteration"] = self.iteration.clone()
         if self.training:
             self.update_memory(features.detach(), labels)
@@ -270,8 +321,11 @@ class ExtendedContextAwareClassifier(nn.Module):
         if self.kl_weight > 0:
             losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(student, distill_teacher, labels, self.ignore_index)
         if self.intra_variance_weight > 0:
+            iv_student, iv_teacher = outputs.get("intra_variance_logits", student), distill_teacher
+            if self.intra_variance_on == "probabilities":
+                iv_student, iv_teacher = iv_student.softmax(dim=1), iv_teacher.softmax(dim=1)
             losses["loss_intra_variance"] = self.intra_variance_weight * intra_variance_loss(
-                student, distill_teacher, labels, self.ignore_index
+                iv_student, iv_teacher, labels, self.ignore_index
             )
         if self.memory_loss_weight > 0:
             step = int(outputs["iteration"]) if iteration is None else int(iteration)
