@@ -21,6 +21,9 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "caa": ("data_preparation",),
     "ecac": ("data_preparation",),
     "closed_set": ("data_preparation",),
+    "caa_ablations": ("data_preparation",),
+    "ecac_ablations": ("data_preparation",),
+    "lsmseg_ablations": ("data_preparation", "clip_pretraining"),
 }
 
 # What `kedro run` (no --pipeline) runs: the main job on the embedded default.

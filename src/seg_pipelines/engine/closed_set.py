@@ -38,6 +38,7 @@ from seg_pipelines.engine.evaluation import evaluate, run_inference, scores_from
 from seg_pipelines.engine.training import (
     CheckpointError,
     TrainConfig,
+    default_loss,
     load_checkpoint,
     load_model_weights,
     train,
@@ -164,6 +165,18 @@ def run_fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def weighted_main_loss(class_weights: Sequence[float]):
+    """Training loss whose main CE is weighted per class: ``model.losses(outputs, target, class_weights)``."""
+
+    def loss_fn(model: nn.Module, batch: dict[str, Any], iteration: int) -> dict[str, torch.Tensor]:
+        core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        outputs = model(batch["image"], batch["label"])
+        weights = torch.as_tensor(class_weights, dtype=torch.float32, device=batch["label"].device)
+        return core.losses(outputs, batch["label"], class_weights=weights)
+
+    return loss_fn
+
+
 def train_segmentor(
     model_config: Mapping[str, Any],
     manifest: Mapping[str, Any],
@@ -172,6 +185,7 @@ def train_segmentor(
     augmentation: Mapping[str, Any],
     checkpoint_root: str | Path,
     show_progress: bool = True,
+    class_weights: Sequence[float] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Train on the ``train`` split with :func:`seg_pipelines.engine.training.train`.
 
@@ -180,16 +194,25 @@ def train_segmentor(
     resumes and a finished one is reused, while changed settings start afresh.
     Returns the final checkpoint ``{"model", "model_config", "train_config", "class_names",
     "iteration"}`` (no optimizer) and the training curve (one row per log step).
+    ``class_weights`` re-weight the segmentor's main CE (eq. 4.13 without ECAC, Table 4.2 row 2).
     """
     config = TrainConfig(**dict(training))
     dataset_key = {k: manifest.get(k) for k in ("family", "root", "reader_kwargs", "num_classes")}
     run_name = method_display_name(model_config).replace("+", "_").lower()
-    run_dir = Path(checkpoint_root) / f"{run_name}-{run_fingerprint(model_config, asdict(config), dict(augmentation), dataset_key)}"
+    parts = [model_config, asdict(config), dict(augmentation), dataset_key]
+    loss_fn = default_loss
+    if class_weights is not None:
+        weights = [float(w) for w in class_weights]
+        if len(weights) != int(model_config["num_classes"]):
+            raise ValueError(f"class-count mismatch: {len(weights)} class weights for {model_config['num_classes']} classes")
+        parts.append({"class_weights": weights})
+        loss_fn = weighted_main_loss(weights)
+    run_dir = Path(checkpoint_root) / f"{run_name}-{run_fingerprint(*parts)}"
     torch.manual_seed(config.seed)  # same seed → same initial backbone/head for baseline and method
     model = build_segmentor(model_config)
     dataset = build_split_dataset(index, manifest, "train", augmentation, train=True)
     logger.info("training %s for %d iterations in %s", method_display_name(model_config), config.iterations, run_dir)
-    curve = train(model, dataset, config, run_dir, model_config=dict(model_config), show_progress=show_progress)
+    curve = train(model, dataset, config, run_dir, loss_fn=loss_fn, model_config=dict(model_config), show_progress=show_progress)
     checkpoint = {
         "model": model.state_dict(),
         "model_config": dict(model_config),

@@ -178,18 +178,16 @@ def _rebuild(params: dict[str, Any], key: str, state: dict[str, torch.Tensor]) -
     return model.eval()
 
 
-def evaluate_ovss(
-    baseline_state: dict[str, torch.Tensor],
-    lsmseg_state: dict[str, torch.Tensor],
+def evaluate_models_on_benchmarks(
+    models: dict[str, nn.Module],
     index: pd.DataFrame,
     manifest: dict[str, Any],
     plan: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame, str, pd.DataFrame, str, dict[str, Any]]:
-    """Both models on every benchmark (open-vocabulary protocol) → metrics, Table 5.1 (CSV, markdown),
-    Table 5.2 seen/unseen (CSV, markdown), per-class IoU."""
-    torch.set_num_threads(int(params.get("num_threads", 2)))
-    models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float | None]]], dict[str, Any]]:
+    """Every model on every benchmark of ``params["benchmarks"]`` (open-vocabulary protocol) →
+    (mIoU per model and benchmark, per-class IoU, metrics: mIoU/mAcc/aAcc/seconds). Used by
+    :func:`evaluate_ovss` and the ``lsmseg_ablations`` pipeline."""
     options = dict(params.get("evaluation", {}))
     mode, batch_size, limit = options.pop("mode", "whole"), options.pop("batch_size", 16), options.pop("limit", None)
     miou: dict[str, dict[str, float]] = {key: {} for key in models}
@@ -210,6 +208,22 @@ def evaluate_ovss(
             metrics[key][name] = {"mIoU": scores.miou, "mAcc": scores.macc, "aAcc": scores.aacc,
                                   "seconds": time.perf_counter() - start}
             logger.info("%s on %s: mIoU %.4f", key, name, scores.miou)
+    return miou, per_class, metrics
+
+
+def evaluate_ovss(
+    baseline_state: dict[str, torch.Tensor],
+    lsmseg_state: dict[str, torch.Tensor],
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, str, pd.DataFrame, str, dict[str, Any]]:
+    """Both models on every benchmark (open-vocabulary protocol) → metrics, Table 5.1 (CSV, markdown),
+    Table 5.2 seen/unseen (CSV, markdown), per-class IoU."""
+    torch.set_num_threads(int(params.get("num_threads", 2)))
+    models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
+    miou, per_class, metrics = evaluate_models_on_benchmarks(models, index, manifest, plan, params)
     reader = _reader(manifest)
     unseen = set(reader.world["unseen"])
     for key in models:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)

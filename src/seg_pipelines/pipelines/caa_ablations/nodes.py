@@ -1,0 +1,16 @@
+"""Nodes of ``caa_ablations``: one per thesis table (thin wrappers over ``engine.ablations``)."""
+
+from __future__ import annotations
+
+from seg_pipelines.engine.ablations import closed_set_table_node
+from seg_pipelines.pipelines.caa_ablations.tables import build_table
+
+
+def table_node(table: str):
+    """Node function of thesis Table ``table``: (table CSV, per-seed runs CSV, markdown, metrics)."""
+    return closed_set_table_node(build_table, table, "caa_ablations", "caa")
+
+
+def combine_markdown(*tables: str) -> str:
+    """All tables of the chapter in one markdown file."""
+    return "# Chapter 3 ablations (CAA)\n\n" + "\n".join(tables)
