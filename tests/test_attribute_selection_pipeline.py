@@ -228,8 +228,14 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     assert list(table_5_9.columns) == ["llm", *BENCHMARKS, "avg.", "combination"]
     assert list(table_5_9["llm"]) == ["scripted"] and table_5_9.at[0, "avg."] == pytest.approx(best_row["avg."])
     assert set(prompt_set) == set(classes)  # every class of every benchmark and of the dataset
-    assert scorer.images_encoded == 10  # 1 template + 5 attributes + 2 combinations: images once
-    assert scorer.times.evaluations == 1 + len(ATTRIBUTES) + 2
+    if summary["best_average"] < template:  # the prompt set is the better of the best combination and the template
+        assert summary["prompt_set_combination"] == [] and prompt_set["lime"] == "a photo of a lime."
+    else:
+        assert summary["prompt_set_combination"] == summary["best_combination"] and prompt_set["lime"] != "a photo of a lime."
+    forced = nodes.combine_attributes(scorer, descriptions, scores, {**params, "fallback_to_template": False})[2]
+    assert forced["lime"] != "a photo of a lime."  # without the fallback: always the best combination
+    assert scorer.images_encoded == 10  # 1 template + 5 attributes + 2 combinations (x2 runs): images once
+    assert scorer.times.evaluations == 1 + len(ATTRIBUTES) + 2 + 2
 
     reports = nodes.report_attribute_selection(table_5_3, table_5_4, table_5_9, summary, generation, candidates,
                                                descriptions, prompt_set, params)

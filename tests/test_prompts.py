@@ -382,3 +382,56 @@ def test_greedy_combination_ties_prefer_fewer_attributes_and_check_scores():
     assert list(result.index) == ["a", "a + c"] and best == ["a"]
     with pytest.raises(KeyError, match="no score for"):
         greedy_combination(ranked, evaluate=lambda combo: {"other": 1.0})
+
+
+def test_description_agreement_counts_the_rendered_attribute_words():
+    from seg_pipelines.datasets.synthetic.concepts import description_agreement
+
+    agreement = description_agreement({
+        "sky": {"color": "The sky is light blue.", "texture": "The sky is rough."},  # rendered light blue, smooth
+        "lime": {"color": "A lime is yellow.", "shape": "A lime is ROUND."},         # rendered green, round
+        "not a concept": {"color": "It is light blue."},
+    })
+    assert agreement["colour"] == {"hit_rate": 0.5, "count": 2.0}
+    assert agreement["texture"] == {"hit_rate": 0.0, "count": 1.0}
+    assert agreement["shape"] == {"hit_rate": 1.0, "count": 1.0}
+    assert "size" not in agreement
+
+
+def test_descriptions_send_per_attribute_examples_as_chat_turns_in_attribute_major_order(tmp_path):
+    from seg_pipelines.prompts.generation import ATTRIBUTE_EXAMPLES, generate_descriptions
+    from seg_pipelines.prompts.llm import LlamaCppBackend
+
+    seen = []
+
+    class Recorder(ScriptedLLM):
+        def complete(self, messages, **gen):
+            seen.append(messages)
+            question = messages[-1]["content"]
+            return "A lime is green." if '"lime"' in question else "A sky is large."
+
+    cache = ResponseCache(tmp_path / "c.jsonl")
+    result = generate_descriptions(Recorder(), cache, ["lime", "sky"], ["size", "color"], progress=False)
+    assert result == {"lime": {"size": "A lime is green.", "color": "A lime is green."},
+                      "sky": {"size": "A sky is large.", "color": "A sky is large."}}
+    # attribute-major: both classes' size questions, then both colour questions (shared prefix)
+    assert [m[-1]["content"].split("terms of ")[1] for m in seen] == ["size.", "size.", "color.", "color."]
+    size_turns = seen[0][1:-1]
+    assert [t["role"] for t in size_turns] == ["user", "assistant"] * len(ATTRIBUTE_EXAMPLES["size"])
+    assert size_turns[1]["content"] == ATTRIBUTE_EXAMPLES["size"][0][1]
+    assert '"elephant"' in size_turns[0]["content"] and "in terms of size" in size_turns[0]["content"]
+    # the bare thesis question (GPT-4 setting) has no examples, and is cached under another version
+    bare = []
+    Recorder.complete = lambda self, messages, **gen: bare.append(messages) or "A lime is green."
+    generate_descriptions(Recorder(), cache, ["lime"], ["size"], progress=False, examples="none")
+    assert len(bare) == 1 and [m["role"] for m in bare[0]] == ["system", "user"]
+    with pytest.raises(ValueError, match="examples"):
+        generate_descriptions(Recorder(), cache, ["lime"], ["size"], progress=False, examples="few")
+
+    # the llama.cpp few-shot prompt is built from those turns instead of the backend's defaults
+    backend = LlamaCppBackend.__new__(LlamaCppBackend)
+    backend.few_shot = [("default question", "default answer")]
+    prompt = backend.few_shot_prompt(seen[0])
+    assert "default" not in prompt and prompt.count("Q: ") == len(ATTRIBUTE_EXAMPLES["size"]) + 1
+    assert prompt.startswith('Q: Describe what an "elephant"') and prompt.endswith('in terms of size.\nA:')
+    assert backend.few_shot_prompt("Describe a lime").startswith("Q: default question\nA: default answer")

@@ -52,7 +52,48 @@ DESCRIPTION_SYSTEM_PROMPT = (
     "instruction."
 )
 #: Bump when the questions, system prompts or few-shot examples change meaning.
-TEMPLATE_VERSION = "thesis-5.2.3-v1"
+TEMPLATE_VERSION = "thesis-5.2.3-v3"  # v3: per-attribute worked examples as chat turns
+
+
+#: Worked examples per attribute, sent as earlier (user, assistant) turns before the question when
+#: ``examples="per_attribute"``. A small base model answers in the form and on the topic of the
+#: examples it is shown; with one mixed example list, Gemma 3 270M answered the colour for almost
+#: every attribute ("A sky is blue." for size, material and pattern alike). The classes are not
+#: classes of the synthetic world, so no answer leaks into the scored vocabulary. An attribute with
+#: no entry gets the ``"*"`` examples.
+ATTRIBUTE_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "color": (("frog", "A frog is usually green."), ("carrot", "A carrot is bright orange."),
+              ("crow", "A crow is black.")),
+    "shape": (("basketball", "A basketball is round."), ("pencil", "A pencil is long and thin."),
+              ("dice", "A dice is a small cube with square faces.")),
+    "size": (("elephant", "An elephant is very large."), ("mouse", "A mouse is small."),
+             ("bicycle", "A bicycle is medium-sized.")),
+    "texture": (("pineapple", "A pineapple has a rough, bumpy skin."), ("mirror", "A mirror is smooth and shiny."),
+                ("towel", "A towel is soft and fluffy.")),
+    "material": (("spoon", "A spoon is made of metal."), ("bottle", "A bottle is made of glass."),
+                 ("chair", "A chair is usually made of wood.")),
+    "pattern": (("tiger", "A tiger is orange with black stripes."), ("leopard", "A leopard has dark spots."),
+                ("mouse", "A mouse is plain grey.")),
+    "position or location": (("lamp", "A lamp usually stands on a desk or a table."),
+                             ("ceiling fan", "A ceiling fan hangs at the top of a room."),
+                             ("frog", "A frog usually sits by a pond.")),
+    "action or state": (("dog", "A dog is often running or sitting."), ("candle", "A candle is usually burning."),
+                        ("kettle", "A kettle is usually standing still.")),
+    "contextual relationship": (("fish", "A fish is found in water."), ("pillow", "A pillow lies on a bed."),
+                                ("train", "A train runs on rails.")),
+    "*": (("frog", "A frog is usually small and green."), ("tiger", "A tiger is orange with black stripes."),
+          ("basketball", "A basketball is round.")),
+}
+
+
+def attribute_examples(attribute: str, template: str = DESCRIPTION_TEMPLATE) -> list[dict[str, str]]:
+    """The worked examples for ``attribute`` as alternating user / assistant chat turns."""
+    canonical = normalise_attribute(attribute)
+    turns: list[dict[str, str]] = []
+    for class_name, answer in ATTRIBUTE_EXAMPLES.get(canonical, ATTRIBUTE_EXAMPLES["*"]):
+        turns += [{"role": "user", "content": description_question(class_name, canonical, template)},
+                  {"role": "assistant", "content": answer}]
+    return turns
 
 
 @dataclasses.dataclass
@@ -226,8 +267,13 @@ def generate_descriptions(
     max_chars: int = 300,
     progress: bool = True,
     gen: Mapping[str, Any] | None = None,
+    examples: str = "per_attribute",
 ) -> dict[str, dict[str, str]]:
     """``{class: {attribute: description}}`` for every class and attribute (Figure 5.3, step 2).
+
+    ``examples``: ``"per_attribute"`` sends :data:`ATTRIBUTE_EXAMPLES` as worked chat turns before
+    each question (both backends; the llama.cpp backend turns them into its Q/A few-shot prompt);
+    ``"none"`` asks the bare question (the thesis's GPT-4 setting).
 
     Cached answers are reused; the rest are asked (``concurrency`` requests in flight, default
     the backend's own), cleaned by :func:`~seg_pipelines.prompts.cleaning.clean_description` and
@@ -236,11 +282,17 @@ def generate_descriptions(
     :class:`DescriptionGenerationError` names the class and attribute.
     """
     retry = retry or RetryPolicy()
+    if examples not in ("per_attribute", "none"):
+        raise ValueError(f"examples must be 'per_attribute' or 'none', got {examples!r}")
     attributes = [normalise_attribute(a) for a in attributes]
+    # The examples change the answers, so they are part of the cache key's template version.
+    template_version = f"{template_version}+examples" if examples == "per_attribute" else template_version
     questions = []
-    for class_name in class_names:
-        safe_name = sanitise_class_name(class_name)
-        for attribute in attributes:
+    # Attribute-major order: consecutive questions share the system prompt and the attribute's
+    # examples, so a local model re-uses their evaluated prefix (llama.cpp's KV cache).
+    for attribute in attributes:
+        for class_name in class_names:
+            safe_name = sanitise_class_name(class_name)
             text = description_question(class_name, attribute, template)
             key = CacheKey(
                 llm.name, llm.model, template_version, "description", safe_name, attribute, text
@@ -269,8 +321,10 @@ def generate_descriptions(
     bar = tqdm(total=len(todo), desc="LLM descriptions", unit="q", disable=not progress or not todo)
 
     def ask(question: _Question) -> None:
+        shots = attribute_examples(question.attribute, template) if examples == "per_attribute" else []
         messages = [
             {"role": "system", "content": system_prompt},
+            *shots,
             {"role": "user", "content": question.text},
         ]
 

@@ -32,28 +32,17 @@ MessagesOrPrompt = Union[str, Sequence[Message]]
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 
 #: Worked examples for base (non-instruct) GGUF models: same wording as the thesis question,
-#: class names quoted exactly as ``prompts.generation`` quotes them.
+#: class names quoted exactly as ``prompts.generation`` quotes them. The example classes are not
+#: classes of the synthetic world (no answer leaks into the scored vocabulary), and the answers are
+#: short and concrete: a 270M base model copies the examples' length and style, and long examples
+#: made it describe every class as "a flat ... surface" whatever the attribute.
 DEFAULT_FEW_SHOT: tuple[tuple[str, str], ...] = (
-    (
-        'Describe what a "lime" generally looks like in terms of color.',
-        "A lime is bright green, sometimes turning yellowish-green when ripe.",
-    ),
-    (
-        'Describe what a "brick wall" generally looks like in terms of texture.',
-        "A brick wall has a rough, grainy surface broken by lines of mortar.",
-    ),
-    (
-        'Describe what a "zebra" generally looks like in terms of pattern.',
-        "A zebra is covered in bold black and white stripes.",
-    ),
-    (
-        'Describe what a "football" generally looks like in terms of shape.',
-        "A football is a round ball made of stitched panels.",
-    ),
-    (
-        'Describe what an "elephant" generally looks like in terms of size.',
-        "An elephant is huge, often three metres tall and several tonnes heavy.",
-    ),
+    ('Describe what a "frog" generally looks like in terms of color.', "A frog is usually green, sometimes brown."),
+    ('Describe what a "tiger" generally looks like in terms of pattern.', "A tiger is orange with black stripes."),
+    ('Describe what a "pineapple" generally looks like in terms of texture.', "A pineapple has a rough, bumpy skin."),
+    ('Describe what a "basketball" generally looks like in terms of shape.', "A basketball is round."),
+    ('Describe what an "elephant" generally looks like in terms of size.', "An elephant is very large."),
+    ('Describe what a "carrot" generally looks like in terms of color.', "A carrot is bright orange."),
 )
 DEFAULT_STOP: tuple[str, ...] = ("\nQ:", "\n\n", "Q:")
 
@@ -271,10 +260,17 @@ class LlamaCppBackend:
         return self._llama
 
     def few_shot_prompt(self, messages: MessagesOrPrompt) -> str:
-        """Worked Q/A examples followed by the last user question and an open ``A:``."""
-        question = [m for m in as_messages(messages) if m["role"] == "user"][-1]["content"]
-        question = " ".join(question.split())  # one line: a newline would end the "Q:" turn
-        shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in self.few_shot)
+        """Worked Q/A examples followed by the last user question and an open ``A:``.
+
+        The examples are the (user, assistant) turns that precede the last user message when the
+        caller sends any (e.g. per-attribute examples), else the backend's own ``few_shot``.
+        """
+        turns = [m for m in as_messages(messages) if m["role"] in ("user", "assistant")]
+        one_line = lambda text: " ".join(text.split())  # noqa: E731 - a newline would end the turn
+        question = one_line(turns[-1]["content"]) if turns and turns[-1]["role"] == "user" else ""
+        pairs = [(one_line(q["content"]), one_line(a["content"])) for q, a in zip(turns[:-1:2], turns[1:-1:2])
+                 if q["role"] == "user" and a["role"] == "assistant"]
+        shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in (pairs or self.few_shot))
         return f"{shots}Q: {question}\nA:"
 
     def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:

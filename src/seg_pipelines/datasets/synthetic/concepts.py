@@ -205,6 +205,37 @@ NUM_CONCEPTS = len(CONCEPTS)
 CONTEXT_RULES: dict[str, tuple[str, ...]] = {c.name: c.hosts for c in CONCEPTS if c.kind == "thing"}
 
 
+#: Attribute names as the prompt pipeline spells them -> key of :meth:`Concept.attribute_words`.
+_ATTRIBUTE_KEYS = {"color": "colour", "colour": "colour", "shape": "shape", "size": "size",
+                   "texture": "texture", "material": "material"}
+
+
+def description_agreement(descriptions: "dict[str, dict[str, str]]") -> dict[str, dict[str, float]]:
+    """How often an LLM's description of a class names the attribute word the world renders.
+
+    ``descriptions``: ``{class: {attribute: text}}`` (the prompt pipeline's output). For every
+    attribute the world defines (colour, shape, size, texture, material), ``hit_rate`` is the
+    fraction of described concepts whose text contains every word of the concept's attribute
+    word (e.g. "light blue" for sky), ``count`` the number checked. A diagnostic of the LLM only:
+    it is never used to choose prompts.
+    """
+    hits: dict[str, list[int]] = {}
+    for class_name, per_attribute in descriptions.items():
+        concept = CONCEPT_BY_NAME.get(class_name)
+        if concept is None:
+            continue
+        words = concept.attribute_words()
+        for attribute, text in per_attribute.items():
+            key = _ATTRIBUTE_KEYS.get(str(attribute).lower())
+            if key is None or key not in words:
+                continue
+            found = all(word in str(text).lower() for word in words[key].lower().split())
+            counts = hits.setdefault(key, [0, 0])
+            counts[0] += int(found)
+            counts[1] += 1
+    return {key: {"hit_rate": found / total, "count": float(total)} for key, (found, total) in hits.items()}
+
+
 def thing_zipf_weights(exponent: float = 1.0) -> np.ndarray:
     """Per-concept sampling weight ``1 / (rank + 1)^exponent`` for things (0 for stuff)."""
     weights = np.zeros(NUM_CONCEPTS, dtype=np.float64)

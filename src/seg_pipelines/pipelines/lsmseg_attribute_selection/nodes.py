@@ -92,6 +92,7 @@ def _project_credentials() -> dict[str, Any]:
 def _make_llm(config: Mapping[str, Any]) -> tuple[str, CountingLLM]:
     options = dict(config)
     label = options.pop("label", None)
+    options.pop("examples", None)  # a generation option (see generate_enriched_descriptions), not the backend's
     credentials = _project_credentials() if options.get("backend") == "openai" else None
     backend = CountingLLM(create_llm(options, credentials))
     return str(label or f"{backend.name}/{backend.model}"), backend
@@ -173,6 +174,7 @@ def generate_enriched_descriptions(
         descriptions = generate_descriptions(
             llm, cache, class_names, attributes, retry=_retry(params),
             max_sentences=int(params.get("max_sentences", 2)), max_chars=int(params.get("max_chars", 300)),
+            examples=str(config.get("examples", params.get("description_examples", "per_attribute"))),
         )
         seconds = time.perf_counter() - start
         asked = (cache.hits - hits) + (cache.misses - misses)
@@ -323,8 +325,16 @@ def combine_attributes(
     primary = attribute_scores["primary"]
     comparison = pd.DataFrame.from_dict(comparison_rows, orient="index")
     comparison.index.name = LLM_COLUMN
-    prompt_set = _prompts(scorer, descriptions["llms"][primary]["descriptions"], best[primary], descriptions["class_names"])
     baseline = attribute_scores["llms"][primary]["scores"][BASELINE_ROW][AVERAGE_COLUMN]
+    best_average = float(combination_tables[primary].loc[COMBINATION_SEPARATOR.join(best[primary]), AVERAGE_COLUMN])
+    # The prompt set is the best of the combinations *and* the template baseline: when no attribute
+    # combination beats the template (a weak LLM or CLIP), LSMSeg gets the template prompts.
+    prompt_combination = list(best[primary])
+    if bool(params.get("fallback_to_template", True)) and best_average < baseline:
+        logger.warning("no attribute combination beats the template baseline (best %s: %.2f < %.2f avg. mIoU); "
+                       "the prompt set uses the template prompts", best[primary], best_average, baseline)
+        prompt_combination = []
+    prompt_set = _prompts(scorer, descriptions["llms"][primary]["descriptions"], prompt_combination, descriptions["class_names"])
     summary = {
         "primary_llm": primary,
         "backend": descriptions["llms"][primary]["backend"],
@@ -335,7 +345,8 @@ def combine_attributes(
         "scoring_mode": scorer.mode,
         "prompt_token_budget": _prompt_budget(scorer),
         "template_average": baseline,
-        "best_average": float(combination_tables[primary].loc[COMBINATION_SEPARATOR.join(best[primary]), AVERAGE_COLUMN]),
+        "best_average": best_average,
+        "prompt_set_combination": prompt_combination,  # [] = template prompts
         "combination_tables": {label: _frame_to_dict(t) for label, t in combination_tables.items()},
         "scoring_times": scorer.times.as_dict(),
         "images_encoded": scorer.images_encoded,
@@ -408,6 +419,11 @@ def description_samples(descriptions: dict[str, Any], prompt_set: dict[str, str]
     lines = ["# Sample LLM descriptions", ""]
     for label, entry in descriptions["llms"].items():
         lines += [f"## {label} ({entry['backend']} / {entry['model']})", ""]
+        agreement = _world_agreement(entry["descriptions"])
+        if agreement:
+            lines += ["Descriptions that name the attribute word the synthetic world renders (all classes): "
+                      + ", ".join(f"{key} {100 * value['hit_rate']:.0f}% of {int(value['count'])}"
+                                  for key, value in agreement.items()), ""]
         for name in wanted:
             if name not in entry["descriptions"]:
                 continue
@@ -420,6 +436,13 @@ def description_samples(descriptions: dict[str, Any], prompt_set: dict[str, str]
                 lines.append(f"- *rendered as (synthetic world, not given to the LLM)*: {truth[name]}")
             lines.append("")
     return "\n".join(lines)
+
+
+def _world_agreement(per_class: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, float]]:
+    """LLM description vs the synthetic world's rendered attributes (empty for other datasets)."""
+    from seg_pipelines.datasets.synthetic.concepts import description_agreement
+
+    return description_agreement({name: dict(values) for name, values in per_class.items()})
 
 
 def report_attribute_selection(
@@ -442,6 +465,9 @@ def report_attribute_selection(
     table_5_3 += (f"\nLLM `{summary['primary_llm']}` suggested: {candidates}. "
                   f"Scored attributes: {', '.join(descriptions['attributes'])}. Mode: {summary['scoring_mode']}.\n")
     table_5_4 += f"\nSelected: **{COMBINATION_SEPARATOR.join(summary['best_combination'])}**.\n"
+    if not summary.get("prompt_set_combination", summary["best_combination"]):
+        table_5_4 += (f"\nNo combination beats the template baseline ({summary['template_average']:.1f} avg. mIoU): "
+                      "the prompt set uses the template prompts (`fallback_to_template`).\n")
     metrics = {
         "attribute_selection.template_avg_miou": float(summary["template_average"]),
         "attribute_selection.best_avg_miou": float(summary["best_average"]),
@@ -450,6 +476,9 @@ def report_attribute_selection(
         **{f"attribute_selection.scoring.{k}": v for k, v in summary["scoring_times"].items()},
         **{f"attribute_selection.{k}": v for k, v in generation_metrics.items()},
     }
+    for label, entry in descriptions["llms"].items():
+        for key, value in _world_agreement(entry["descriptions"]).items():
+            metrics[f"attribute_selection.world_agreement.{_metric_key(label)}.{key}"] = float(value["hit_rate"])
     for _, row in attribute_table.iterrows():
         metrics[f"attribute_selection.table_5_3.{_metric_key(str(row['attribute']))}.avg"] = float(row[AVERAGE_COLUMN])
     _log_llm_params(descriptions, summary)
