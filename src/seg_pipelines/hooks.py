@@ -30,7 +30,7 @@ from kedro.framework.hooks import hook_impl
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-_MAX_PARAM_LENGTH = 6000  # MLflow's limit for a parameter value
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a parameter value
 
 
 def flatten_dict(values: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
@@ -221,7 +221,7 @@ class MlflowTrackingHook:
         self._catalog = catalog
         params = flatten_dict(self._params)
         params.update(flatten_dict(run_params.get("runtime_params") or {}, "runtime"))
-        mlflow.log_params({_mlflow_key(k): str(v)[:_MAX_PARAM_LENGTH] for k, v in params.items()})
+        mlflow.log_params({_mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:

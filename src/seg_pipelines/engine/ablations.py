@@ -41,11 +41,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+# the project hook's flattening and MLflow's parameter-length limit (one definition each)
+from seg_pipelines.hooks import MAX_PARAM_LENGTH, flatten_dict
+
 logger = logging.getLogger(__name__)
 
 OK = "ok"
 FAILED = "failed"
-_MAX_PARAM_LENGTH = 6000  # MLflow's limit for a parameter value
 
 
 @dataclass(frozen=True)
@@ -88,17 +90,6 @@ def mlflow_safe_name(text: str) -> str:
     return safe or "_"
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     numbers = {}
     for key, value in metrics.items():
@@ -121,7 +112,7 @@ def _active_mlflow():
 def _start_child_run(mlflow, run_name: str, tags: Mapping[str, str], overrides: Mapping[str, Any]):
     try:
         run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags))
-        params = {mlflow_safe_name(k): str(v)[:_MAX_PARAM_LENGTH] for k, v in _flatten(overrides).items()}
+        params = {mlflow_safe_name(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(overrides).items()}
         if params:
             mlflow.log_params(params)
         return run

@@ -259,6 +259,20 @@ def _find_example(dataset: SegmentationDataset, class_id: int, limit: int = 400)
     return best
 
 
+def _trained_models_on(
+    name: str, baseline_state, lsmseg_state, index: pd.DataFrame, manifest: dict[str, Any], plan: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], SegmentationDataset, dict[str, nn.Module], dict[str, torch.Tensor]]:
+    """What the figures of benchmark ``name`` share: its plan record, its evaluation split, both
+    trained models and each model's text embeddings of the benchmark's prompts (encoded once)."""
+    record = plan["benchmarks"][name]
+    dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
+    models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
+    with torch.no_grad():
+        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
+    return record, dataset, models, texts
+
+
 def plot_cost_maps(
     baseline_state: dict[str, torch.Tensor],
     lsmseg_state: dict[str, torch.Tensor],
@@ -271,14 +285,11 @@ def plot_cost_maps(
     from CLIP (before fine-tuning), the CAT-Seg baseline and LSMSeg (sigmoid of the class logit)."""
     figure_params = params["figures"]
     name = figure_params["cost_map_benchmark"]
-    record = plan["benchmarks"][name]
-    dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
-    models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
+    record, dataset, models, texts = _trained_models_on(name, baseline_state, lsmseg_state, index, manifest, plan, params)
     clip_model = _build(params, "baseline", plan["clip_pretrained"]).eval()  # the pretrained CLIP, not fine-tuned
     classes = figure_params["cost_map_classes"]
     with torch.no_grad():  # text side encoded once, not per class row
         clip_text = _text_embeddings(clip_model, record["prompts"])
-        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
     figure, axes = plt.subplots(len(classes), 5, figsize=(11, 2.3 * len(classes)), squeeze=False)
     for row, class_name in enumerate(classes):
         class_id = record["class_names"].index(class_name)
@@ -320,13 +331,9 @@ def plot_qualitative(
     import imgviz
 
     name = params["figures"]["qualitative_benchmark"]
-    record = plan["benchmarks"][name]
-    dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
-    models = {"baseline": _rebuild(params, "baseline", baseline_state), "lsmseg": _rebuild(params, "lsmseg", lsmseg_state)}
+    record, dataset, models, texts = _trained_models_on(name, baseline_state, lsmseg_state, index, manifest, plan, params)
     count = min(int(params["figures"].get("qualitative_images", 4)), len(dataset))
     colormap = imgviz.label_colormap()  # 256 colours; 255 (ignore) is drawn as its own colour
-    with torch.no_grad():  # text side encoded once, not per image
-        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
     figure, axes = plt.subplots(count, 4, figsize=(9, 2.3 * count), squeeze=False)
     for row in range(count):
         item = dataset[row]

@@ -405,9 +405,13 @@ def plot_combination_curve(combination_table: pd.DataFrame, attribute_table: pd.
     return figure
 
 
-def description_samples(descriptions: dict[str, Any], prompt_set: dict[str, str], params: dict[str, Any]) -> str:
+def description_samples(
+    descriptions: dict[str, Any], prompt_set: dict[str, str], params: dict[str, Any],
+    agreement: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+) -> str:
     """Markdown: every attribute's description and the final prompt for a few classes, per LLM;
-    for the synthetic world also how the concept is actually rendered (for comparison only)."""
+    for the synthetic world also how the concept is actually rendered (for comparison only).
+    ``agreement``: per LLM label, :func:`_world_agreement` when the caller has it already."""
     wanted = params.get("sample_classes") or descriptions["class_names"][: int(params.get("num_sample_classes", 6))]
     truth = {}
     try:
@@ -419,11 +423,11 @@ def description_samples(descriptions: dict[str, Any], prompt_set: dict[str, str]
     lines = ["# Sample LLM descriptions", ""]
     for label, entry in descriptions["llms"].items():
         lines += [f"## {label} ({entry['backend']} / {entry['model']})", ""]
-        agreement = _world_agreement(entry["descriptions"])
-        if agreement:
+        matches = agreement[label] if agreement is not None else _world_agreement(entry["descriptions"])
+        if matches:
             lines += ["Descriptions that name the attribute word the synthetic world renders (all classes): "
                       + ", ".join(f"{key} {100 * value['hit_rate']:.0f}% of {int(value['count'])}"
-                                  for key, value in agreement.items()), ""]
+                                  for key, value in matches.items()), ""]
         for name in wanted:
             if name not in entry["descriptions"]:
                 continue
@@ -476,15 +480,16 @@ def report_attribute_selection(
         **{f"attribute_selection.scoring.{k}": v for k, v in summary["scoring_times"].items()},
         **{f"attribute_selection.{k}": v for k, v in generation_metrics.items()},
     }
-    for label, entry in descriptions["llms"].items():
-        for key, value in _world_agreement(entry["descriptions"]).items():
+    agreement = {label: _world_agreement(entry["descriptions"]) for label, entry in descriptions["llms"].items()}
+    for label, matches in agreement.items():
+        for key, value in matches.items():
             metrics[f"attribute_selection.world_agreement.{_metric_key(label)}.{key}"] = float(value["hit_rate"])
     for _, row in attribute_table.iterrows():
         metrics[f"attribute_selection.table_5_3.{_metric_key(str(row['attribute']))}.avg"] = float(row[AVERAGE_COLUMN])
     _log_llm_params(descriptions, summary)
     figure_scores = plot_attribute_scores(attribute_table)
     figure_combination = plot_combination_curve(combination_table, attribute_table)
-    samples = description_samples(descriptions, prompt_set, params)
+    samples = description_samples(descriptions, prompt_set, params, agreement)
     return table_5_3, table_5_4, table_5_9, figure_scores, figure_combination, samples, metrics
 
 
