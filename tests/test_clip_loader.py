@@ -60,6 +60,20 @@ def test_dense_features_match_open_clip_intermediates(tiny_clip):
     assert other.dense.shape == (1, 96, 8, 10) and other.guidance[0].shape == (1, 128, 8, 10)
 
 
+def test_trimmed_text_encoding_equals_open_clip(tiny_clip):
+    import open_clip
+
+    from seg_pipelines.models.ovss.clip import encode_text_trimmed
+
+    tokenizer = open_clip.get_tokenizer(TINY_CLIP_NAME, context_length=tiny_clip.context_length)
+    tokens = tokenizer(["a lime.", "a photo of a small round green object on the grass.", "sky"])
+    assert int((tokens != 0).sum(dim=1).max()) < tokens.shape[1]  # there is padding to cut
+    torch.testing.assert_close(encode_text_trimmed(tiny_clip, tokens), tiny_clip.encode_text(tokens), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        encode_text_trimmed(tiny_clip, tokens, normalize=True), tiny_clip.encode_text(tokens, normalize=True), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_position_embedding_interpolation():
     position = torch.randn(1 + 12 * 12, 16)
     assert interpolate_position_embedding(position, (12, 12)) is position

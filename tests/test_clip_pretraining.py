@@ -21,6 +21,8 @@ from seg_pipelines.engine.clip_pretraining import (
     concept_phrase,
     pixel_accuracy_by_group,
     pretrain_clip,
+    region_embeddings,
+    region_phrase_loss,
     retrieval_recall_at_1,
     warmup_cosine_lr,
 )
@@ -101,6 +103,53 @@ def _toy_pairs(count: int = 16, size: int = 32) -> CaptionedImages:
         images.append(image)
         captions.append(f"a photo of a {word} thing number {index}.")
     return CaptionedImages(torch.stack(images), torch.full((count, size, size), 255), captions)
+
+
+def test_region_embeddings_match_a_per_region_loop():
+    torch.manual_seed(0)
+    dense = torch.randn(2, 5, 4, 4)  # patch 4 on a 16x16 label
+    labels = torch.randint(0, 3, (2, 16, 16))
+    labels[0, :4, :4] = 255
+    labels[1, 8:, :] = 7
+    embeddings, image_index, concept_index = region_embeddings(dense, labels, 8, 255, min_patches=0.5, max_regions=100)
+    expected = {}
+    for b in range(2):
+        for c in range(8):
+            mask = (labels[b] == c).float()
+            weights = F.avg_pool2d(mask[None, None], 4)[0, 0]  # share of each patch covered by c
+            if weights.sum() >= 0.5:
+                expected[(b, c)] = (torch.einsum("hw,dhw->d", weights, dense[b]) / weights.sum(), float(weights.sum()))
+    assert {(int(b), int(c)) for b, c in zip(image_index, concept_index)} == set(expected)
+    for embedding, b, c in zip(embeddings, image_index.tolist(), concept_index.tolist()):
+        torch.testing.assert_close(embedding, expected[(b, c)][0])
+    areas = [expected[(b, c)][1] for b, c in zip(image_index.tolist(), concept_index.tolist())]
+    assert areas == sorted(areas, reverse=True)  # largest first
+    top, _, _ = region_embeddings(dense, labels, 8, 255, min_patches=0.5, max_regions=2)
+    torch.testing.assert_close(top, embeddings[:2])
+    # the mean over every patch of an image is the avg-pooled image embedding
+    whole, _, _ = region_embeddings(dense[:1], torch.zeros(1, 16, 16, dtype=torch.long), 8, 255, 1.0, 10)
+    torch.testing.assert_close(whole[0], dense[0].mean(dim=(1, 2)))
+
+
+def test_region_phrase_loss_reaches_the_dense_features_and_the_text_tower():
+    torch.manual_seed(0)
+    from seg_pipelines.models.ovss.clip import CLIPDenseEncoder, load_clip
+
+    import open_clip
+
+    config = ClipPretrainingConfig(image_size=32, region_loss_weight=1.0, region_min_patches=1.0)
+    model = load_clip(config.model_name, None, image_size=32)
+    encoder = CLIPDenseEncoder(model, model_name=config.model_name)
+    tokenizer = open_clip.get_tokenizer(config.model_name, context_length=model.context_length)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    labels[:, :, 16:] = CONCEPT_BY_NAME["grass"].id
+    labels[1, 8:24, 8:24] = CONCEPT_BY_NAME["lime"].id
+    dense = encoder(encoder.normalize(torch.rand(2, 3, 32, 32))).dense
+    loss = region_phrase_loss(model, encoder, tokenizer, dense, labels, np.random.default_rng(0), config, 255)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert model.visual.conv1.weight.grad.abs().sum() > 0
+    assert model.token_embedding.weight.grad.abs().sum() > 0
 
 
 def test_pretraining_lowers_the_loss_and_resumes(tmp_path):

@@ -39,6 +39,25 @@ def test_protocols_differ_on_a_class_absent_from_ground_truth():
     assert closed.aacc == pytest.approx(5 / 7)
 
 
+def test_chance_iou_matches_a_uniform_random_predictor():
+    from seg_pipelines.engine.evaluation import chance_iou
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.cat([torch.zeros(800_000), torch.ones(180_000), torch.full((20_000,), 2.0)]).long()
+    counts = np.bincount(target.numpy(), minlength=4)  # class 3 absent
+    expected = chance_iou(counts)
+    assert np.isnan(expected[3])
+    np.testing.assert_allclose(expected[:3], counts[:3] / (counts.sum() + counts[:3] * 3))
+    prediction = torch.randint(0, 4, target.shape, generator=generator)
+    measured = []
+    for c in range(3):
+        intersection = ((prediction == c) & (target == c)).sum().item()
+        union = ((prediction == c) | (target == c)).sum().item()
+        measured.append(intersection / union)
+    np.testing.assert_allclose(measured, expected[:3], rtol=0.05)  # ~4,000 expected hits on the rare class
+    assert expected[2] < 0.25 / 4  # a rare class's chance IoU is near its pixel share, far below 1/K
+
+
 def test_confusion_rejects_bad_ids_and_shapes():
     confusion = ConfusionMatrix(3, IGNORE)
     with pytest.raises(ValueError, match="outside"):

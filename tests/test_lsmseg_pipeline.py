@@ -99,7 +99,9 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     seen_table = pd.read_csv(reporting / "lsmseg_table_5_2.csv")
     assert "seen mIoU" in seen_table.columns and "unseen: background" in seen_table.columns
     metrics = json.loads((reporting / "lsmseg_metrics.json").read_text())["ovss"]
-    assert set(metrics) == {"baseline", "lsmseg"} and "syn847_unseen_mIoU" in metrics["lsmseg"]
+    assert set(metrics) == {"baseline", "lsmseg", "chance"} and "syn847_unseen_mIoU" in metrics["lsmseg"]
+    assert 0 < metrics["chance"]["syn847"]["mIoU"] < 1 / 20  # uniform random predictor: ~ pixel share per class
+    assert metrics["chance"]["syn847_unseen_mIoU"] < metrics["chance"]["syn847_seen_mIoU"]
     curve = json.loads((reporting / "lsmseg_curve.json").read_text())
     assert len(curve) == 3 and all(row["loss"] > 0 for row in curve)
     for figure in ("lsmseg_cost_maps.png", "lsmseg_predictions.png"):
@@ -121,6 +123,13 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     bad_prompts.write_text(json.dumps({"sky": "blue sky"}))
     with pytest.raises(ValueError, match="no prompt for classes"):
         nodes.validate_lsmseg_inputs(manifest, clip_config, {**params, "prompt_set_path": str(bad_prompts)})
+    from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
+
+    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, {**params, "prompt_set_path": "synthetic-world"})
+    fine = plan["benchmarks"]["syn847"]
+    assert fine["prompts"][fine["class_names"].index("lime")] == [CONCEPT_BY_NAME["lime"].describe() + "."]
+    voc = plan["benchmarks"]["synvoc21b"]
+    assert voc["prompts"][voc["class_names"].index("background")] == ["a photo of a background."]
     with pytest.raises(ValueError, match="larger than the training vocabulary"):
         nodes.validate_lsmseg_inputs(manifest, clip_config, {**params, "models": {**params["models"], "lsmseg": {**params["models"]["lsmseg"], "top_k": 500}}})
     with pytest.raises(CheckpointError, match="trained as"):

@@ -8,7 +8,13 @@ here with the usual symmetric InfoNCE loss (Radford et al. 2021) on:
   concepts under the crop with the world's caption rules: attribute words are said often, a class
   name with the world's naming probability, an unseen concept never by name. Names of tail classes
   are therefore seen rarely (they are rare in the images), attribute words constantly: the CLIP
-  knows attributes well and tail names poorly, which is what makes LSMSeg's attribute prompts matter.
+  knows attributes well and tail names poorly, which is what makes LSMSeg's attribute prompts matter;
+* a **region–phrase** term (``region_loss_weight``): the mean dense embedding over each concept's
+  patches (the avg-pooled image embedding restricted to the region) against that concept's phrase.
+  Image-level captions alone teach the global embedding but leave the patch embeddings, which the
+  cost volume uses, weak (dense shape accuracy 10%); with the region term 45%, and unseen concepts
+  become reachable through attribute prompts (dense pixel accuracy 1.6% with names → 69% with
+  descriptions) at 1.7× the pretraining time.
 
 Probes (logged as metrics): image→text recall@1 on held-out captions, dense zero-shot pixel accuracy
 (cosine of every patch feature to each class text, argmax, upsampled) with name-only vs attribute
@@ -33,7 +39,7 @@ from seg_pipelines.datasets.base import SegmentationReader
 from seg_pipelines.datasets.synthetic.concepts import CONCEPTS, Concept
 from seg_pipelines.datasets.synthetic.render import P_ATTRIBUTE, P_NAME_STUFF, P_NAME_THING
 from seg_pipelines.engine.training import load_checkpoint, load_model_weights, save_checkpoint
-from seg_pipelines.models.ovss.clip import TINY_CLIP_NAME, CLIPDenseEncoder, load_clip
+from seg_pipelines.models.ovss.clip import TINY_CLIP_NAME, CLIPDenseEncoder, encode_text_trimmed, load_clip
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,13 @@ class ClipPretrainingConfig:
     name_probability_stuff: float = P_NAME_STUFF
     attribute_probability: dict[str, float] = field(default_factory=lambda: dict(P_ATTRIBUTE))
     flip_probability: float = 0.0  # captions name positions ("on the left"): no flip by default
+    # Region–phrase contrastive term (RegionCLIP-style grounding, Zhong et al. 2022): with ``pool_type``
+    # "avg" the image embedding is the mean of the dense patch embeddings, so the mean over one concept's
+    # patches is that region's embedding; it is contrasted with the concept's caption phrase (same naming
+    # rules: unseen concepts never named). 0 switches it off (the plain image–caption CLIP).
+    region_loss_weight: float = 0.0
+    region_min_patches: float = 1.0  # a region needs at least this many patches' worth of pixels
+    max_regions: int = 384  # per batch, largest first
     seed: int = 0
     log_interval: int = 10
     checkpoint_interval: int = 100
@@ -151,12 +164,14 @@ def compose_region_caption(
 
 
 def sample_batch(
-    data: CaptionedImages, indices: np.ndarray, rng: np.random.Generator, config: ClipPretrainingConfig
-) -> tuple[torch.Tensor, list[str]]:
-    """Images in [0, 1] at ``config.image_size`` and their captions (original or re-sampled)."""
+    data: CaptionedImages, indices: np.ndarray, rng: np.random.Generator, config: ClipPretrainingConfig,
+    return_labels: bool = False,
+):
+    """Images in [0, 1] at ``config.image_size`` and their captions (original or re-sampled);
+    with ``return_labels`` also the concept labels of the (cropped) images at that size (nearest)."""
     size = config.image_size
     height, width = data.images.shape[-2:]
-    images, captions = [], []
+    images, captions, labels = [], [], []
     for index in indices:
         image, caption = data.images[index], None
         if rng.random() >= config.original_caption_probability:
@@ -175,13 +190,19 @@ def sample_batch(
                 image = image[:, y0:y1, x0:x1]
         if caption is None:
             caption = data.captions[index]
+            y0, x0, y1, x1 = 0, 0, height, width
+        label = data.labels[index, y0:y1, x0:x1][None, None].float()
         image = image.float().div(255).unsqueeze(0)
         if tuple(image.shape[-2:]) != (size, size):
             image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            label = F.interpolate(label, size=(size, size), mode="nearest")
         if config.flip_probability and rng.random() < config.flip_probability:
-            image = image.flip(-1)
+            image, label = image.flip(-1), label.flip(-1)
         images.append(image)
         captions.append(caption)
+        labels.append(label[:, 0].long())
+    if return_labels:
+        return torch.cat(images), captions, torch.cat(labels)
     return torch.cat(images), captions
 
 
@@ -189,15 +210,59 @@ def sample_batch(
 
 
 def clip_contrastive_loss(
-    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor, caption_ids: torch.Tensor
+    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor, caption_ids: torch.Tensor,
+    positives: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE over normalised features; identical captions in a batch are all positives."""
+    """Symmetric InfoNCE over normalised features; identical captions in a batch are all positives
+    (or the boolean (N, N) ``positives`` matrix, when given, which must be symmetric)."""
     logits = logit_scale * image_features @ text_features.t()
-    positives = (caption_ids[:, None] == caption_ids[None, :]).float()
+    if positives is None:
+        positives = caption_ids[:, None] == caption_ids[None, :]
+    positives = positives.float()
     targets = positives / positives.sum(dim=1, keepdim=True)
     image_to_text = torch.sum(-targets * logits.log_softmax(dim=1), dim=1).mean()
     text_to_image = torch.sum(-targets * logits.t().log_softmax(dim=1), dim=1).mean()
     return 0.5 * (image_to_text + text_to_image)
+
+
+def region_embeddings(
+    dense: torch.Tensor, labels: torch.Tensor, num_concepts: int, ignore_index: int, min_patches: float, max_regions: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Area-weighted mean of the dense embeddings (B, D, h, w) over each concept's pixels.
+
+    ``labels`` (B, H, W) at the image size, H = h·patch. Returns the region embeddings (R, D), their
+    image index and concept id (R,), the ``max_regions`` largest regions of at least ``min_patches``.
+    """
+    batch, _, grid_h, grid_w = dense.shape
+    labels = torch.where(labels == ignore_index, torch.full_like(labels, num_concepts), labels)
+    one_hot = F.one_hot(labels, num_concepts + 1)[..., :num_concepts].permute(0, 3, 1, 2).float()
+    fractions = F.adaptive_avg_pool2d(one_hot, (grid_h, grid_w))  # (B, C, h, w): share of each patch
+    area = fractions.sum(dim=(2, 3))  # in patches
+    image_index, concept_index = torch.nonzero(area >= min_patches, as_tuple=True)
+    order = torch.argsort(area[image_index, concept_index], descending=True)[:max_regions]
+    image_index, concept_index = image_index[order], concept_index[order]
+    weights = fractions[image_index, concept_index] / area[image_index, concept_index][:, None, None]
+    embeddings = torch.einsum("rhw,rdhw->rd", weights, dense[image_index])
+    return embeddings, image_index, concept_index
+
+
+def region_phrase_loss(
+    model: nn.Module, encoder: CLIPDenseEncoder, tokenizer, dense: torch.Tensor, labels: torch.Tensor,
+    rng: np.random.Generator, config: ClipPretrainingConfig, ignore_index: int,
+) -> torch.Tensor:
+    """InfoNCE between concept regions and their caption phrases ("a photo of a small green object.");
+    regions of the same concept, or with the same phrase, are positives of each other."""
+    regions, _, concept_ids = region_embeddings(
+        dense, labels, len(CONCEPTS), ignore_index, config.region_min_patches, config.max_regions
+    )
+    if len(regions) < 2:
+        return dense.sum() * 0.0
+    phrases = [compose_region_caption({int(c): 1.0}, rng, config) for c in concept_ids.tolist()]
+    unique, phrase_ids = np.unique(np.asarray(phrases), return_inverse=True)
+    text = encode_text_trimmed(model, tokenizer(list(unique)), normalize=True)[torch.from_numpy(phrase_ids)]
+    phrase_ids = torch.from_numpy(phrase_ids)
+    positives = (concept_ids[:, None] == concept_ids[None, :]) | (phrase_ids[:, None] == phrase_ids[None, :])
+    return clip_contrastive_loss(F.normalize(regions, dim=-1), text, model.logit_scale.exp(), phrase_ids, positives)
 
 
 def warmup_cosine_lr(step: int, config: ClipPretrainingConfig) -> float:
@@ -238,7 +303,8 @@ def pretrain_clip(
     torch.manual_seed(config.seed)
     model = load_clip(config.model_name, None, image_size=config.image_size)
     tokenizer = _tokenizer(model, config.model_name)
-    encoder_normalize = CLIPDenseEncoder(model, model_name=config.model_name).normalize
+    dense_encoder = CLIPDenseEncoder(model, model_name=config.model_name)
+    encoder_normalize = dense_encoder.normalize
     optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr, betas=tuple(config.betas), eps=1e-6)
     start, curve = 0, []
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
@@ -257,14 +323,23 @@ def pretrain_clip(
     for step in progress:
         rng = np.random.default_rng([config.seed, step])
         indices = rng.choice(len(train_data), size=min(config.batch_size, len(train_data)), replace=False)
-        images, captions = sample_batch(train_data, indices, rng, config)
+        images, captions, labels = sample_batch(train_data, indices, rng, config, return_labels=True)
         _, caption_ids = np.unique(np.asarray(captions), return_inverse=True)
         lr = warmup_cosine_lr(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        image_features = model.encode_image(encoder_normalize(images), normalize=True)
-        text_features = model.encode_text(tokenizer(captions), normalize=True)
+        if config.region_loss_weight:
+            # avg-pooled ViT: the image embedding is the mean of the dense embeddings (one forward for both)
+            dense = dense_encoder(encoder_normalize(images)).dense
+            image_features = F.normalize(dense.mean(dim=(2, 3)), dim=-1)
+        else:
+            image_features = model.encode_image(encoder_normalize(images), normalize=True)
+        text_features = encode_text_trimmed(model, tokenizer(captions), normalize=True)
         loss = clip_contrastive_loss(image_features, text_features, model.logit_scale.exp(), torch.from_numpy(caption_ids))
+        if config.region_loss_weight:
+            loss = loss + config.region_loss_weight * region_phrase_loss(
+                model, dense_encoder, tokenizer, dense, labels, rng, config, train_data.ignore_index
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"CLIP loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -309,7 +384,7 @@ def _tokenizer(model: nn.Module, model_name: str):
 def encode_texts(model: nn.Module, model_name: str, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """L2-normalised text embeddings (N, D)."""
     tokenizer = _tokenizer(model, model_name)
-    chunks = [model.encode_text(tokenizer(list(texts[i : i + batch_size])), normalize=True) for i in range(0, len(texts), batch_size)]
+    chunks = [encode_text_trimmed(model, tokenizer(list(texts[i : i + batch_size])), normalize=True) for i in range(0, len(texts), batch_size)]
     return torch.cat(chunks)
 
 

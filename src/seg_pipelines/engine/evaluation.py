@@ -90,6 +90,18 @@ def scores_from_confusion(matrix: torch.Tensor | np.ndarray, protocol: Protocol 
     )
 
 
+def chance_iou(ground_truth_pixels: np.ndarray) -> np.ndarray:
+    """Expected per-class IoU of a uniform random predictor over the K classes (NaN where the class
+    has no ground-truth pixels): with n_c pixels of class c among N, TP = n_c/K, FP = (N − n_c)/K and
+    FN = n_c(1 − 1/K), so IoU_c = n_c / (N + n_c(K − 1)). A tiny class's chance IoU is about its
+    pixel share, which is why "chance" for rare classes is far below 1/K."""
+    counts = np.asarray(ground_truth_pixels, dtype=np.float64)
+    total, num_classes = counts.sum(), len(counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = counts / (total + counts * (num_classes - 1))
+    return np.where(counts > 0, iou, np.nan)
+
+
 def map_predictions_to_background(prediction: torch.Tensor, first_id: int, background_id: int) -> torch.Tensor:
     """VOC-21b rule: every predicted id ``>= first_id`` becomes ``background_id``."""
     return torch.where(prediction >= first_id, torch.full_like(prediction, background_id), prediction)

@@ -231,7 +231,10 @@ def enriched_prompt_source(configured: str | None, class_names: Sequence[str], t
                            scratch_dir: str | Path | None = None) -> PromptSource:
     """The attribute-selection prompt set (``configured``) when the file exists, completed with the
     templates for classes it lacks (e.g. VOCb's ``background``; written to ``scratch_dir``, default the
-    temporary directory, under a content-hash name); templates when it does not exist."""
+    temporary directory, under a content-hash name); templates when it does not exist. The value
+    ``"synthetic-world"`` selects the world's own descriptions (``concepts.world_prompt_set``)."""
+    if configured == lsmseg_nodes.WORLD_PROMPTS:
+        return PromptSource(configured, "the synthetic world's own descriptions (concepts.world_prompt_set)")
     if not configured or not Path(configured).is_file():
         return PromptSource(None, f"templates {list(templates)} (no prompt set at {configured!r}: run "
                                   "lsmseg_attribute_selection for enriched prompts)")

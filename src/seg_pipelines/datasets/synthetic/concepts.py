@@ -210,6 +210,19 @@ _ATTRIBUTE_KEYS = {"color": "colour", "colour": "colour", "shape": "shape", "siz
                    "texture": "texture", "material": "material"}
 
 
+def world_prompt_set(class_names: "list[str]", fallback_template: str = "a photo of a {}.") -> dict[str, list[str]]:
+    """Prompt set ``{class: [prompt]}`` from the world's own look of each concept (``Concept.describe``).
+
+    It stands in for the descriptions of a knowledgeable LLM (GPT-4 in the thesis): what a person
+    would say about the concept, and exactly how the world renders it. A class that is not a concept
+    (``background``) gets ``fallback_template``.
+    """
+    return {
+        name: [CONCEPT_BY_NAME[name].describe() + "." if name in CONCEPT_BY_NAME else fallback_template.format(name)]
+        for name in class_names
+    }
+
+
 def description_agreement(descriptions: "dict[str, dict[str, str]]") -> dict[str, dict[str, float]]:
     """How often an LLM's description of a class names the attribute word the world renders.
 

@@ -251,6 +251,29 @@ def configure_clip_finetuning(
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
 
 
+def encode_text_trimmed(clip_model: nn.Module, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """``clip_model.encode_text`` on tokens cut to the longest prompt in the batch (exact, and faster).
+
+    The CLIP text tower is causal and pools at the end-of-text token, so the padding after the
+    longest prompt never influences the result; the pairwise attention cost drops with the length.
+    Falls back to ``encode_text`` for towers that are not causal or do not pool at the EOT token.
+    """
+    attn_mask = getattr(clip_model, "attn_mask", None)
+    if attn_mask is None or getattr(clip_model, "text_pool_type", None) != "argmax" or not hasattr(clip_model, "token_embedding"):
+        return clip_model.encode_text(tokens, normalize=normalize)
+    length = max(1, int((tokens != 0).sum(dim=1).max()))
+    tokens = tokens[:, :length]
+    cast_dtype = clip_model.transformer.get_cast_dtype()
+    x = clip_model.token_embedding(tokens).to(cast_dtype) + clip_model.positional_embedding[:length].to(cast_dtype)
+    x = clip_model.transformer(x, attn_mask=attn_mask[:length, :length])
+    x = clip_model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]  # EOT has the largest id
+    projection = clip_model.text_projection
+    if projection is not None:
+        x = projection(x) if isinstance(projection, nn.Linear) else x @ projection
+    return F.normalize(x, dim=-1) if normalize else x
+
+
 # --------------------------------------------------------------------------- dense features
 
 
@@ -397,7 +420,7 @@ class CLIPDenseEncoder(nn.Module):
     def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids (K, P, L) → text embeddings (K, P, D) in the joint space (not normalised)."""
         classes, prompts, length = tokens.shape
-        embeddings = self.clip.encode_text(tokens.reshape(classes * prompts, length).to(self.pixel_mean.device))
+        embeddings = encode_text_trimmed(self.clip, tokens.reshape(classes * prompts, length).to(self.pixel_mean.device))
         return embeddings.view(classes, prompts, -1)
 
     def encode_prompts(self, prompts: Sequence[Sequence[str]]) -> torch.Tensor:

@@ -24,9 +24,11 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from seg_pipelines.datasets.base import create_reader  # noqa: E402
+from seg_pipelines.datasets.synthetic.concepts import world_prompt_set  # noqa: E402
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform  # noqa: E402
 from seg_pipelines.engine import ovss_evaluation as evaluation  # noqa: E402
 from seg_pipelines.engine import ovss_training as training  # noqa: E402
+from seg_pipelines.engine.evaluation import chance_iou  # noqa: E402
 from seg_pipelines.engine.training import CheckpointError, load_model_weights  # noqa: E402
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip  # noqa: E402
 from seg_pipelines.models.registry import create_model  # noqa: E402
@@ -63,8 +65,14 @@ def _build(params: dict[str, Any], key: str, clip_pretrained: str | None) -> nn.
     return create_model(name, **kwargs)
 
 
-def _prompt_set(params: dict[str, Any]) -> dict[str, list[str]] | None:
+#: ``prompt_set_path`` value for the synthetic world's own descriptions (``concepts.world_prompt_set``).
+WORLD_PROMPTS = "synthetic-world"
+
+
+def _prompt_set(params: dict[str, Any], class_names: list[str]) -> dict[str, list[str]] | None:
     path = params.get("prompt_set_path")
+    if path == WORLD_PROMPTS:
+        return world_prompt_set(class_names)
     return training.load_prompt_set(path) if path else None
 
 
@@ -109,7 +117,7 @@ def validate_lsmseg_inputs(manifest: dict[str, Any], tiny_clip_config: dict[str,
         vocabulary = vocabularies[name]
         spec = evaluation.benchmark_spec(name, list(vocabulary.class_names), vocabulary.ignore_index)
         plan["benchmarks"][name] = {"class_names": list(spec.class_names), "ignore_index": spec.ignore_index}
-    prompt_set = _prompt_set(params)
+    prompt_set = _prompt_set(params, sorted({n for record in plan["benchmarks"].values() for n in record["class_names"]}))
     templates = list(params.get("templates", ["a photo of a {}."]))
     for name, record in plan["benchmarks"].items():
         record["prompts"] = training.class_prompts(
@@ -193,6 +201,7 @@ def evaluate_models_on_benchmarks(
     miou: dict[str, dict[str, float]] = {key: {} for key in models}
     per_class: dict[str, dict[str, list[float]]] = {key: {} for key in models}
     metrics: dict[str, Any] = {key: {} for key in models}
+    chance: dict[str, list[float | None]] = {}  # per-class IoU of a uniform random predictor
     for name in params["benchmarks"]:
         record = plan["benchmarks"][name]
         spec = evaluation.benchmark_spec(name, record["class_names"], record["ignore_index"])
@@ -205,9 +214,11 @@ def evaluate_models_on_benchmarks(
             )
             miou[key][name] = scores.miou
             per_class[key][name] = [None if np.isnan(v) else float(v) for v in scores.iou]
+            chance[name] = [None if np.isnan(v) else float(v) for v in chance_iou(scores.ground_truth_pixels)]
             metrics[key][name] = {"mIoU": scores.miou, "mAcc": scores.macc, "aAcc": scores.aacc,
                                   "seconds": time.perf_counter() - start}
             logger.info("%s on %s: mIoU %.4f", key, name, scores.miou)
+    per_class["chance"] = chance
     return miou, per_class, metrics
 
 
@@ -226,15 +237,18 @@ def evaluate_ovss(
     miou, per_class, metrics = evaluate_models_on_benchmarks(models, index, manifest, plan, params)
     reader = _reader(manifest)
     unseen = set(reader.world["unseen"])
-    for key in models:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)
-        fine = params.get("seen_unseen_benchmark", "syn847")
+    fine = params.get("seen_unseen_benchmark", "syn847")
+    # "chance": the mIoU of a uniform random predictor under the same protocol (evaluation.chance_iou)
+    for key in [*models, "chance"]:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)
         if fine in per_class[key]:
             names = plan["benchmarks"][fine]["class_names"]
             iou = np.array([np.nan if v is None else v for v in per_class[key][fine]])
             seen_mask = np.array([n not in unseen for n in names])
+            metrics.setdefault(key, {})
             metrics[key][f"{fine}_seen_mIoU"] = float(np.nanmean(iou[seen_mask]))
             metrics[key][f"{fine}_unseen_mIoU"] = float(np.nanmean(iou[~seen_mask]))
-        metrics[key]["chance"] = {name: 1.0 / len(plan["benchmarks"][name]["class_names"]) for name in params["benchmarks"]}
+    for name, values in per_class["chance"].items():
+        metrics["chance"][name] = {"mIoU": float(np.nanmean([np.nan if v is None else v for v in values]))}
     table = evaluation.six_column_table({MODEL_LABELS[k]: v for k, v in miou.items()})
     table_markdown = evaluation.table_to_markdown(
         table, f"Table 5.1 layout: mIoU (%) on the synthetic benchmarks, trained on `{plan['train_vocabulary']}` "
