@@ -84,6 +84,8 @@ def test_enriched_prompts_fall_back_to_templates_and_complete_missing_classes(tm
     source = ablations.enriched_prompt_source(str(tmp_path / "set.json"), ["sky", "background"], ["a photo of a {}."], tmp_path)
     completed = json.loads(Path(source.path).read_text())
     assert completed == {"sky": ["a vast blue sky"], "background": ["a photo of a background."]}
+    source = ablations.enriched_prompt_source("synthetic-world", ["sky", "lime"], ["a photo of a {}."], tmp_path)
+    assert source.path == "synthetic-world" and "world" in source.description
 
 
 def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
