@@ -1,0 +1,113 @@
+"""Attribute-scoring control: is it the LLM or the scorer? (thesis 5.2.3, Table 5.3)
+
+Scores, with the same zero-shot scorer as ``lsmseg_attribute_selection`` (tiny CLIP, cosine cost
+map, every benchmark vocabulary), three prompt sources per attribute:
+
+- ``template``: "a photo of a {class}." (the Table 5.3 baseline row);
+- ``llm``: the LLM's cached descriptions (``data/02_intermediate/attribute_descriptions.json``);
+- ``world``: the synthetic world's own attribute word in the same sentence form ("a lime is
+  green."), i.e. what a knowledgeable LLM would say about this world (GPT-4's role in the thesis);
+- ``world all``: the world's full description (size, shape, colour, texture in one sentence).
+
+plus the share of the LLM's descriptions that name the attribute word the world renders. If the
+``world`` rows beat the template and the ``llm`` rows do not, the LLM is the limit, not the scorer.
+Needs ``kedro run`` (the default pipeline) first. Prints JSON and a markdown table.
+
+    OMP_NUM_THREADS=2 python benchmarks/report_description_control.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+
+from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME, description_agreement
+from seg_pipelines.pipelines.lsmseg_attribute_selection import nodes
+
+WORLD_KEYS = {"color": "colour", "shape": "shape", "size": "size", "texture": "texture", "material": "material"}
+
+
+def world_sentence(class_name: str, attribute: str) -> str:
+    """``"a lime is green."``: the world's attribute word in the LLM answers' sentence form."""
+    concept = CONCEPT_BY_NAME.get(class_name)
+    word = concept.attribute_words().get(WORLD_KEYS[attribute]) if concept else None
+    if not word:
+        return f"a photo of a {class_name}."
+    article = "an" if class_name[0] in "aeiou" else "a"
+    return f"{article} {class_name} is {word}."
+
+
+def run(args: argparse.Namespace) -> dict:
+    project = Path(args.project).resolve()
+    loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env=args.env)
+    params = json.loads(json.dumps(loader["parameters"]["lsmseg_attribute_selection"]))
+    params["scoring"]["mode"] = "zero_shot"
+    manifest = json.loads((project / "data/01_raw/dataset_manifest.json").read_text())
+    if not Path(manifest["root"]).is_absolute():
+        manifest["root"] = str(project / manifest["root"])
+    clip_config = json.loads((project / "data/06_models/tiny_clip_config.json").read_text())
+    scorer = nodes.build_attribute_scorer(manifest, str(project / "data/06_models/tiny_clip.pt"), clip_config, params)
+    generated = json.loads((project / "data/02_intermediate/attribute_descriptions.json").read_text())
+    label = args.llm or next(iter(generated["llms"]))
+    descriptions = generated["llms"][label]["descriptions"]
+    names = scorer.class_names
+
+    def average(scores: dict[str, float]) -> float:
+        return float(sum(scores.values()) / len(scores))
+
+    start = time.perf_counter()
+    rows: dict[str, dict[str, float]] = {"template": scorer.evaluate({n: f"a photo of a {n}." for n in names})}
+    for attribute in args.attributes:
+        llm_prompts = {n: (descriptions.get(n) or {}).get(attribute) or f"a photo of a {n}." for n in names}
+        rows[f"llm {attribute}"] = scorer.evaluate(llm_prompts)
+        rows[f"world {attribute}"] = scorer.evaluate({n: world_sentence(n, attribute) for n in names})
+    rows["world all"] = scorer.evaluate(
+        {n: CONCEPT_BY_NAME[n].describe() + "." if n in CONCEPT_BY_NAME else f"a photo of a {n}." for n in names}
+    )
+    agreement = description_agreement({n: {a: t for a, t in d.items() if a in args.attributes} for n, d in descriptions.items()})
+    template = average(rows["template"])
+    return {
+        "llm": label,
+        "model": generated["llms"][label].get("model"),
+        "rows": {k: {"avg": average(v), "vs_template": average(v) - template, **v} for k, v in rows.items()},
+        "llm_world_agreement": {k: v["hit_rate"] for k, v in agreement.items()},
+        "scoring_seconds": time.perf_counter() - start,
+    }
+
+
+def markdown(report: dict) -> str:
+    benchmarks = [k for k in next(iter(report["rows"].values())) if k not in ("avg", "vs_template")]
+    lines = [f"Zero-shot attribute scoring control, LLM `{report['llm']}` (mIoU %)", "",
+             "| prompts | " + " | ".join(benchmarks) + " | avg. | vs. template |",
+             "|---|" + "---|" * (len(benchmarks) + 2)]  # fmt: skip
+    for name, row in report["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[b]:.1f}" for b in benchmarks)
+                     + f" | {row['avg']:.2f} | {row['vs_template']:+.2f} |")  # fmt: skip
+    lines.append("")
+    lines.append("LLM descriptions naming the world's attribute word: "
+                 + ", ".join(f"{k} {v:.0%}" for k, v in report["llm_world_agreement"].items()))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", default=str(Path(__file__).resolve().parents[1]))
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--llm", default=None, help="label of the LLM in attribute_descriptions.json (default: first)")
+    parser.add_argument("--attributes", nargs="+", default=["color", "shape", "size", "texture", "material"],
+                        choices=sorted(WORLD_KEYS))
+    parser.add_argument("--output", default=None, help="also write the JSON report here")
+    args = parser.parse_args()
+    report = run(args)
+    print(json.dumps(report, indent=1))
+    print(markdown(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
