@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from kedro.config import OmegaConfigLoader
 
+from seg_pipelines.datasets.statistics import class_weights_from_frequencies
 from seg_pipelines.engine import closed_set
 from seg_pipelines.pipelines.closed_set.nodes import build_model_configs
 
@@ -38,10 +39,14 @@ def run(args: argparse.Namespace) -> dict:
     for column in ("image_path", "label_path"):
         index[column] = [str(p) if Path(p).is_absolute() else str(project / p) for p in index[column]]
     statistics = pd.read_csv(project / "data/04_feature/class_statistics.csv")
+    if args.rho is not None:  # eq. 4.14 weights for another ρ (same training frequencies)
+        statistics = statistics.copy()
+        statistics["weight"] = class_weights_from_frequencies(statistics["frequency"].to_numpy(dtype=float), args.rho)
+    ecac_overrides = json.loads(args.ecac_cfg) if args.ecac_cfg else {}
 
     results: dict[str, dict[str, list[float]]] = {}
     timings: dict[str, list[float]] = {}
-    done: set[tuple[str, int]] = set()
+    done: set[tuple[str, int, str]] = set()
     checkpoint_root = project / args.checkpoint_root
     for seed in args.seeds:
         for method in ("caa", "ecac"):
@@ -51,13 +56,21 @@ def run(args: argparse.Namespace) -> dict:
                 training["iterations"] = args.iterations
             if args.lr:
                 training["lr"] = args.lr
-            baseline_config, method_config = build_model_configs(manifest, statistics, block["model"], block["addon"])
+            addon = block["addon"]
+            if method == "ecac" and ecac_overrides:
+                addon = {**addon, "cfg": {**(addon.get("cfg") or {}), **ecac_overrides}}
+            baseline_config, method_config = build_model_configs(manifest, statistics, block["model"], addon)
             for config in (baseline_config, method_config):
-                name = closed_set.method_display_name(config)
-                if (name, seed) in done:  # the FCN baseline of the ecac block is the caa block's
+                base_name = name = closed_set.method_display_name(config)
+                # the FCN baseline of the ecac block is the caa block's when both blocks give it the
+                # same settings (shared run); with different budgets each block's baseline is its own row
+                setting = closed_set.run_fingerprint(config, training, dict(block["augmentation"]), dict(block["evaluation"]))
+                if (base_name, seed, setting) in done:
                     continue
-                done.add((name, seed))
-                if args.models and name not in args.models:
+                if any((n, s) == (base_name, seed) for n, s, _ in done):
+                    name = f"{base_name} ({method} settings)"
+                done.add((base_name, seed, setting))
+                if args.models and base_name not in args.models:
                     continue
                 start = time.perf_counter()
                 checkpoint, _ = closed_set.train_segmentor(
@@ -67,6 +80,9 @@ def run(args: argparse.Namespace) -> dict:
                 per_class = closed_set.evaluate_segmentor(model, manifest, index, block["evaluation"], block["augmentation"], show_progress=False)
                 timings.setdefault(name, []).append(time.perf_counter() - start)
                 iou = per_class.sort_values("class_id")["iou"].to_numpy()
+                if args.per_class_dir:
+                    Path(args.per_class_dir).mkdir(parents=True, exist_ok=True)
+                    per_class.to_csv(Path(args.per_class_dir) / f"{name.replace('+', '_')}-seed{seed}.csv", index=False)
                 summary = closed_set.summarize_per_class(per_class)
                 groups = closed_set.group_miou(iou, statistics.sort_values("class_id")["table_4_8_group"].fillna(""))
                 terciles = closed_set.group_miou(iou, statistics.sort_values("class_id")["group"])
@@ -112,6 +128,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="override training.lr")
     parser.add_argument("--models", nargs="+", default=None,
                         help="train only these display names (e.g. FCN FCN+ECAC); default: all")
+    parser.add_argument("--rho", type=float, default=None,
+                        help="recompute the eq. 4.14 class weights with this ρ (default: class_statistics.csv)")
+    parser.add_argument("--ecac-cfg", default=None,
+                        help='JSON overrides of ecac.addon.cfg, e.g. \'{"memory_loss_start_iter": 100}\'')
+    parser.add_argument("--per-class-dir", default=None, help="write each run's per-class IoU table here")
     parser.add_argument("--checkpoint-root", default="data/06_models/closed_set_seed_report")
     parser.add_argument("--output", default=None, help="also write the JSON report here")
     parser.add_argument("--progress", action="store_true")
