@@ -18,23 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from kedro.config import OmegaConfigLoader
+from _project import add_project_arguments, emit_report, load_manifest, load_parameters
 
 from seg_pipelines.datasets.statistics import class_weights_from_frequencies
 from seg_pipelines.engine import closed_set
 from seg_pipelines.pipelines.closed_set.nodes import build_model_configs
 
 
-def load_parameters(project: Path, env: str) -> dict:
-    loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env=env)
-    return loader["parameters"]
-
-
 def run(args: argparse.Namespace) -> dict:
     project = Path(args.project).resolve()
     params = load_parameters(project, args.env)
-    manifest = json.loads((project / "data/01_raw/dataset_manifest.json").read_text())
-    manifest["root"] = str(project / manifest["root"]) if not Path(manifest["root"]).is_absolute() else manifest["root"]
+    manifest = load_manifest(project)
     index = pd.read_parquet(project / "data/03_primary/prepared_index.parquet")
     for column in ("image_path", "label_path"):
         index[column] = [str(p) if Path(p).is_absolute() else str(project / p) for p in index[column]]
@@ -121,8 +115,7 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", default=str(Path(__file__).resolve().parents[1]))
-    parser.add_argument("--env", default="local")
+    add_project_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=None, help="override training.iterations")
     parser.add_argument("--lr", type=float, default=None, help="override training.lr")
@@ -134,14 +127,10 @@ def main() -> None:
                         help='JSON overrides of ecac.addon.cfg, e.g. \'{"memory_loss_start_iter": 100}\'')
     parser.add_argument("--per-class-dir", default=None, help="write each run's per-class IoU table here")
     parser.add_argument("--checkpoint-root", default="data/06_models/closed_set_seed_report")
-    parser.add_argument("--output", default=None, help="also write the JSON report here")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     report = run(args)
-    print(json.dumps(report, indent=1))
-    print(markdown(report))
-    if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=1))
+    emit_report(report, markdown(report), args.output)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ import json
 import time
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
+from _project import add_project_arguments, emit_report, load_manifest, load_parameters
 
-from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME, description_agreement
+from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME, description_agreement, world_prompt_set
 from seg_pipelines.pipelines.lsmseg_attribute_selection import nodes
+from seg_pipelines.prompts.cleaning import indefinite_article
+from seg_pipelines.prompts.prompt_set import BASELINE_TEMPLATE, build_prompt_set
 
 WORLD_KEYS = {"color": "colour", "shape": "shape", "size": "size", "texture": "texture", "material": "material"}
 
@@ -35,20 +37,17 @@ def world_sentence(class_name: str, attribute: str) -> str:
     """``"a lime is green."``: the world's attribute word in the LLM answers' sentence form."""
     concept = CONCEPT_BY_NAME.get(class_name)
     word = concept.attribute_words().get(WORLD_KEYS[attribute]) if concept else None
+    article = indefinite_article(class_name)
     if not word:
-        return f"a photo of a {class_name}."
-    article = "an" if class_name[0] in "aeiou" else "a"
+        return BASELINE_TEMPLATE.format(class_name=class_name, article=article)
     return f"{article} {class_name} is {word}."
 
 
 def run(args: argparse.Namespace) -> dict:
     project = Path(args.project).resolve()
-    loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env=args.env)
-    params = json.loads(json.dumps(loader["parameters"]["lsmseg_attribute_selection"]))
+    params = json.loads(json.dumps(load_parameters(project, args.env)["lsmseg_attribute_selection"]))
     params["scoring"]["mode"] = "zero_shot"
-    manifest = json.loads((project / "data/01_raw/dataset_manifest.json").read_text())
-    if not Path(manifest["root"]).is_absolute():
-        manifest["root"] = str(project / manifest["root"])
+    manifest = load_manifest(project)
     clip_config = json.loads((project / "data/06_models/tiny_clip_config.json").read_text())
     scorer = nodes.build_attribute_scorer(manifest, str(project / "data/06_models/tiny_clip.pt"), clip_config, params)
     generated = json.loads((project / "data/02_intermediate/attribute_descriptions.json").read_text())
@@ -60,14 +59,15 @@ def run(args: argparse.Namespace) -> dict:
         return float(sum(scores.values()) / len(scores))
 
     start = time.perf_counter()
-    rows: dict[str, dict[str, float]] = {"template": scorer.evaluate({n: f"a photo of a {n}." for n in names})}
+    def llm_prompts(combination: list[str]) -> dict[str, str]:
+        """As Table 5.3 builds them: same builder, same CLIP token budget; ``[]`` is the template."""
+        return build_prompt_set(descriptions, combination, names, max_tokens=scorer.context_length - 2)
+
+    rows: dict[str, dict[str, float]] = {"template": scorer.evaluate(llm_prompts([]))}
     for attribute in args.attributes:
-        llm_prompts = {n: (descriptions.get(n) or {}).get(attribute) or f"a photo of a {n}." for n in names}
-        rows[f"llm {attribute}"] = scorer.evaluate(llm_prompts)
+        rows[f"llm {attribute}"] = scorer.evaluate(llm_prompts([attribute]))
         rows[f"world {attribute}"] = scorer.evaluate({n: world_sentence(n, attribute) for n in names})
-    rows["world all"] = scorer.evaluate(
-        {n: CONCEPT_BY_NAME[n].describe() + "." if n in CONCEPT_BY_NAME else f"a photo of a {n}." for n in names}
-    )
+    rows["world all"] = scorer.evaluate(world_prompt_set(names))
     agreement = description_agreement({n: {a: t for a, t in d.items() if a in args.attributes} for n, d in descriptions.items()})
     template = average(rows["template"])
     return {
@@ -95,18 +95,13 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", default=str(Path(__file__).resolve().parents[1]))
-    parser.add_argument("--env", default="local")
+    add_project_arguments(parser)
     parser.add_argument("--llm", default=None, help="label of the LLM in attribute_descriptions.json (default: first)")
     parser.add_argument("--attributes", nargs="+", default=["color", "shape", "size", "texture", "material"],
                         choices=sorted(WORLD_KEYS))
-    parser.add_argument("--output", default=None, help="also write the JSON report here")
     args = parser.parse_args()
     report = run(args)
-    print(json.dumps(report, indent=1))
-    print(markdown(report))
-    if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=1))
+    emit_report(report, markdown(report), args.output)
 
 
 if __name__ == "__main__":
