@@ -7,10 +7,9 @@ import tempfile
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from seg_pipelines.engine.training import launch_local_ddp
 from seg_pipelines.losses.ecac import (
     class_weights_from_frequencies,
     entropy_weighted_kl_loss,
@@ -222,24 +221,20 @@ def test_parameter_count_at_thesis_size():
     assert module.memory_bank.numel() == 76_800
 
 
-def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
-        module = small_ecac(in_channels=3, num_classes=4, memory_momentum=0.5)
-        module.memory_bank.copy_(torch.arange(12.0).reshape(4, 3))
-        module.memory_initialized.copy_(torch.tensor([True, True, False, False]))
-        generator = torch.Generator().manual_seed(100 + rank)
-        features = torch.randn(1, 3, 2, 3, generator=generator)
-        labels = torch.tensor([[[0, 0, 2], [2, 2, IGNORE]]]) if rank == 0 else torch.tensor([[[0, 3, 3], [3, 3, 3]]])
-        module.update_memory(features, labels)
-        torch.save({"bank": module.memory_bank, "init": module.memory_initialized, "features": features}, os.path.join(out_dir, f"{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _ddp_worker(rank: int, world_size: int, out_dir: str) -> None:
+    module = small_ecac(in_channels=3, num_classes=4, memory_momentum=0.5)
+    module.memory_bank.copy_(torch.arange(12.0).reshape(4, 3))
+    module.memory_initialized.copy_(torch.tensor([True, True, False, False]))
+    generator = torch.Generator().manual_seed(100 + rank)
+    features = torch.randn(1, 3, 2, 3, generator=generator)
+    labels = torch.tensor([[[0, 0, 2], [2, 2, IGNORE]]]) if rank == 0 else torch.tensor([[[0, 3, 3], [3, 3, 3]]])
+    module.update_memory(features, labels)
+    torch.save({"bank": module.memory_bank, "init": module.memory_initialized, "features": features}, os.path.join(out_dir, f"{rank}.pt"))
 
 
 def test_memory_bank_is_synchronised_across_ddp_ranks():
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_ddp_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
+        launch_local_ddp(_ddp_worker, 2, tmp)
         rank0, rank1 = (torch.load(os.path.join(tmp, f"{r}.pt"), weights_only=True) for r in (0, 1))
     torch.testing.assert_close(rank0["bank"], rank1["bank"], atol=0, rtol=0)
     assert rank0["init"].tolist() == rank1["init"].tolist() == [True, True, True, True]

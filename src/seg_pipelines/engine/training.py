@@ -237,6 +237,10 @@ def _ddp_entry(rank: int, world_size: int, port: int, backend: str, function: Ca
     dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         function(rank, world_size, *args)
+        # no rank tears gloo down while a peer is still in a collective: without this barrier a
+        # rank that finished first aborted its peer now and then ("terminate called without an
+        # active exception"). Only on success: after an error the peer may never arrive.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
