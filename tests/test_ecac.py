@@ -406,3 +406,68 @@ def test_student_does_not_collapse_with_beta_50():
     assert classes == 5
     assert accuracy > 0.7  # old behaviour: 0.27
     assert last < 0.3 * first
+
+
+def test_area_resized_labels_are_cell_averages_of_the_one_hot_ground_truth():
+    from seg_pipelines.models.ecac import resized_label_masks
+
+    generator = torch.Generator().manual_seed(3)
+    target = torch.randint(0, 3, (2, 8, 6), generator=generator)
+    target[0, :3, :2] = IGNORE
+    masks = resized_label_masks(target, (4, 3), 3, "area", IGNORE)
+    assert masks.shape == (2, 12, 3)
+    expected = torch.zeros(2, 4, 3, 3)
+    for b in range(2):  # slow reference: average each 2×2 cell's one-hot rows, ignored pixels as zeros
+        for i in range(4):
+            for j in range(3):
+                cell = target[b, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].flatten()
+                for c in range(3):
+                    expected[b, i, j, c] = (cell == c).float().mean()
+    torch.testing.assert_close(masks, expected.reshape(2, 12, 3))
+    nearest = resized_label_masks(target, (4, 3), 3, "nearest", IGNORE)
+    assert set(nearest.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="label resize"):
+        resized_label_masks(target, (4, 3), 3, "bilinear", IGNORE)
+
+
+def test_area_label_resize_keeps_an_object_smaller_than_a_feature_cell():
+    """A 1-pixel object of class 2 vanishes under nearest resizing but reaches its centre and the bank under area."""
+    features = torch.tensor([[[[1.0, 3.0]], [[2.0, 4.0]]]])  # (1, 2, 1, 2): two feature cells
+    target = torch.zeros(1, 2, 4, dtype=torch.long)
+    target[0, :, 2:] = 1
+    target[0, 1, 3] = 2  # one pixel of class 2 inside the second cell
+    nearest = small_ecac(in_channels=2, num_classes=3, memory_momentum=1.0)
+    nearest(features, target)
+    assert nearest.memory_initialized.tolist() == [True, True, False]
+    area = small_ecac(in_channels=2, num_classes=3, memory_momentum=1.0, label_resize="area", use_calibration=False)
+    outputs = area(features, target)
+    assert area.memory_initialized.tolist() == [True, True, True]
+    # eq. 4.1 with memberships Y = [[1, 0, 0], [0, 3/4, 1/4]]: Z_c = Σ_i Y_ic f_i / Σ_i Y_ic
+    torch.testing.assert_close(area.memory_bank, torch.tensor([[1.0, 2.0], [3.0, 4.0], [3.0, 4.0]]))
+    # eq. 4.3 teacher centres with the same memberships (the bank is read before the update: zeros)
+    centers = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [3.0, 4.0]]])
+    expected = area._classify(centers, torch.zeros(3, 2), features.flatten(2))
+    torch.testing.assert_close(outputs["teacher_logits"].flatten(2), expected)
+
+
+def test_pixel_losses_at_label_resolution_upsample_the_logits():
+    from seg_pipelines.losses.ecac import entropy_weighted_kl_loss, intra_variance_loss, memory_loss
+
+    features, target = make_batch()
+    module = small_ecac(pixel_losses_at="labels", memory_loss_start_iter=0, intra_variance_detach_features=False)
+    outputs = module(features, target)
+    losses = module.losses(outputs, target)
+
+    def up(logits):
+        return F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+
+    student, teacher = up(outputs["logits"]), up(outputs["teacher_logits"]).detach()
+    torch.testing.assert_close(losses["loss_kl"], entropy_weighted_kl_loss(student, teacher, target, IGNORE))
+    torch.testing.assert_close(
+        losses["loss_intra_variance"], 50.0 * intra_variance_loss(student.softmax(1), teacher.softmax(1), target, IGNORE)
+    )
+    torch.testing.assert_close(losses["loss_memory"], memory_loss(up(outputs["memory_logits"]), target, IGNORE))
+    features_level = small_ecac(memory_loss_start_iter=0, intra_variance_detach_features=False)
+    assert not torch.isclose(features_level.losses(features_level(features, target), target)["loss_kl"], losses["loss_kl"])
+    with pytest.raises(ValueError, match="pixel_losses_at"):
+        small_ecac(pixel_losses_at="input")

@@ -29,6 +29,12 @@ Choices the thesis leaves open (constructor arguments):
 * eq. 4.3 leaves the teacher centre of a class absent from the image undefined (0/0). As CAC [43]
   does with its base classifier, we use that class's memory entry M_c (``teacher_absent_centers``
   ``"memory"``; ``"zero"``: a zero centre).
+* eq. 4.1 / 4.3 resize the GT to the feature map without naming the mode (``label_resize``:
+  ``"nearest"`` default, or ``"area"`` memberships), and eq. 4.11–4.12 count "pixels in the image"
+  while eq. 4.20 averages over the h·w feature pixels (``pixel_losses_at``: ``"features"`` default,
+  or ``"labels"``: L_KL, L_iv and L_M on logits resized to the labels). On the synthetic world at
+  the default budget neither alternative raised the tail group (0.00 on 3 seeds for ``"area"``,
+  2 seeds for both) and mIoU moved within seed noise.
 * C_m (eq. 4.20) is not defined: ``memory_logit_temperature`` τ (15, CAC's cosine temperature)
   gives C_m = τ·cos(M_c, f_i); ``None`` the dot product M F, whose L_M started at ≈ 10 (vs ln K
   for the CE) on the synthetic world. The bank is a buffer moved only by eq. 4.2, so L_M shapes F.
@@ -56,20 +62,52 @@ from seg_pipelines.models.registry import register_addon
 MEMORY_UPDATE_STRATEGIES = ("gt_mean", "cosine")
 
 
+LABEL_RESIZE_MODES = ("nearest", "area")
+PIXEL_LOSS_RESOLUTIONS = ("features", "labels")
+
+
+def resized_label_masks(
+    target: Tensor, size: tuple[int, int], num_classes: int, mode: str = "nearest", ignore_index: int = 255, dtype=torch.float32
+) -> Tensor:
+    """Y of eq. 4.1 / 4.3: class memberships (B, h·w, K) of the labels ``target`` (B, H, W) resized to ``size``.
+
+    The thesis says the ground truth is "resized" to the feature map without a mode:
+    ``"nearest"`` keeps one label per feature pixel (0/1 rows, an object smaller than a feature cell
+    can vanish); ``"area"`` averages the one-hot labels over each cell (fractional rows that sum to
+    the cell's share of non-ignored pixels), so every labelled pixel reaches its class centre.
+    """
+    if mode not in LABEL_RESIZE_MODES:
+        raise ValueError(f"unknown label resize mode {mode!r}; known: {LABEL_RESIZE_MODES}")
+    if mode == "nearest" or tuple(target.shape[-2:]) == tuple(size):
+        labels = downsample_labels(target, size)
+        return valid_one_hot(labels.flatten(1), num_classes, ignore_index, dtype=dtype)
+    one_hot = valid_one_hot(target, num_classes, ignore_index, dtype=dtype).permute(0, 3, 1, 2)  # (B, K, H, W)
+    return F.interpolate(one_hot, size=size, mode="area").flatten(2).transpose(1, 2)
+
+
 def memory_class_statistics(
-    features: Tensor, labels: Tensor, num_classes: int, memory: Tensor, strategy: str = "gt_mean", ignore_index: int = 255
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    memory: Tensor,
+    strategy: str = "gt_mean",
+    ignore_index: int = 255,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class (weighted feature sums (K, d), weight totals (K,), pixel counts (K,)) of one batch.
 
-    ``features`` (B, d, h, w), ``labels`` (B, h, w). ``gt_mean`` weights every pixel 1 (eq. 4.1,
-    Z = Y F / K_i). ``cosine`` (MCIBI's strategy, Table 4.4) weights pixel i of class c by
-    ``1 − cos(f_i, M_c)``, so pixels the bank already represents well count less.
-    Sums rather than means so that DDP ranks can all_reduce them.
+    ``features`` (B, d, h, w); ``labels`` integer (B, h, w) or class memberships (B, h·w, K) from
+    :func:`resized_label_masks` (pixel counts are then the summed memberships). ``gt_mean`` weights
+    every pixel by its membership (eq. 4.1, Z = Y F / K_i). ``cosine`` (MCIBI's strategy, Table 4.4)
+    weights pixel i of class c by ``1 − cos(f_i, M_c)`` as well, so pixels the bank already
+    represents well count less. Sums rather than means so that DDP ranks can all_reduce them.
     """
     if strategy not in MEMORY_UPDATE_STRATEGIES:
         raise ValueError(f"unknown memory update strategy {strategy!r}; known: {MEMORY_UPDATE_STRATEGIES}")
     pixels = features.flatten(2).transpose(1, 2).reshape(-1, features.shape[1]).to(memory.dtype)
-    one_hot = valid_one_hot(labels.reshape(-1), num_classes, ignore_index, dtype=memory.dtype)  # Y_flat (N, K)
+    if labels.is_floating_point():
+        one_hot = labels.reshape(-1, num_classes).to(memory.dtype)  # Y_flat (N, K), fractional
+    else:
+        one_hot = valid_one_hot(labels.reshape(-1), num_classes, ignore_index, dtype=memory.dtype)  # Y_flat (N, K)
     pixel_counts = one_hot.sum(dim=0)
     if strategy == "cosine":
         cosine = F.normalize(pixels, dim=1) @ F.normalize(memory, dim=1).t()  # (N, K)
@@ -132,6 +170,12 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_logit_temperature: ``None``: C_m = M F; τ: C_m = τ·cos(M, F) (eq. 4.20).
         intra_variance_on: ``"logits"`` or ``"probabilities"``: what Õ is in eq. 4.15–4.18 (eq. 4.11
             takes log Õ, i.e. treats Õ as softmax probabilities; eq. 4.9–4.10 define Õ as logits).
+        label_resize: how the GT is resized to the features for Y of eq. 4.1 / 4.3 (memory bank,
+            teacher centres): ``"nearest"`` or ``"area"`` (fractional memberships; see
+            :func:`resized_label_masks`).
+        pixel_losses_at: resolution of L_KL, L_iv and L_M (eq. 4.12, 4.19, 4.20): ``"features"``
+            (labels resized nearest to the logits) or ``"labels"`` (logits resized bilinearly to the
+            labels, as the CE of eq. 4.13 and MMSegmentation's losses).
         ignore_index: label ignored by all losses and by the memory update.
     """
 
@@ -161,6 +205,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         teacher_absent_centers: str = "memory",
         memory_logit_temperature: float | None = 15.0,
         intra_variance_on: str = "probabilities",
+        label_resize: str = "nearest",
+        pixel_losses_at: str = "features",
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
@@ -193,6 +239,12 @@ class ExtendedContextAwareClassifier(nn.Module):
         if intra_variance_on not in ("logits", "probabilities"):
             raise ValueError(f"intra_variance_on must be 'logits' or 'probabilities', got {intra_variance_on!r}")
         self.intra_variance_on = intra_variance_on
+        if label_resize not in LABEL_RESIZE_MODES:
+            raise ValueError(f"label_resize must be one of {LABEL_RESIZE_MODES}, got {label_resize!r}")
+        if pixel_losses_at not in PIXEL_LOSS_RESOLUTIONS:
+            raise ValueError(f"pixel_losses_at must be one of {PIXEL_LOSS_RESOLUTIONS}, got {pixel_losses_at!r}")
+        self.label_resize = label_resize
+        self.pixel_losses_at = pixel_losses_at
         self.ignore_index = ignore_index
 
         self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
@@ -259,10 +311,12 @@ class ExtendedContextAwareClassifier(nn.Module):
         if target is None:
             return outputs
 
-        labels = downsample_labels(target, (height, width))
-        one_hot = valid_one_hot(labels.flatten(1), self.num_classes, self.ignore_index, dtype=features.dtype)
-        counts = one_hot.sum(dim=1)  # Σ_i [y_i = c]
-        teacher_centers = torch.bmm(one_hot.transpose(1, 2), pixels.transpose(1, 2)) / counts.clamp_min(1.0)[..., None]  # eq. 4.3
+        one_hot = resized_label_masks(  # Y (B, N, K), GT resized to the features (label_resize)
+            target, (height, width), self.num_classes, self.label_resize, self.ignore_index, features.dtype
+        )
+        counts = one_hot.sum(dim=1)  # Σ_i Y_ic
+        # eq. 4.3: C_t = Y F / Σ Y (clamp only guards 0/0; a fractional total below 1 is kept)
+        teacher_centers = torch.bmm(one_hot.transpose(1, 2), pixels.transpose(1, 2)) / counts.clamp_min(1e-6)[..., None]
         if self.teacher_absent_centers == "memory":  # absent class: its global centre M_c (as CAC [43])
             absent = (counts == 0)[..., None]
             teacher_centers = torch.where(absent, memory.to(teacher_centers.dtype).expand_as(teacher_centers), teacher_centers)
@@ -278,13 +332,14 @@ class ExtendedContextAwareClassifier(nn.Module):
             outputs["intra_variance_logits"] = detached_student.reshape(batch, -1, height, width)
         outputs["iteration"] = self.iteration.clone()
         if self.training:
-            self.update_memory(features.detach(), labels)
+            self.update_memory(features.detach(), one_hot.detach())
             self.iteration += 1
         return outputs
 
     @torch.no_grad()
     def update_memory(self, features: Tensor, labels: Tensor) -> None:
-        """Eq. 4.1–4.2 on labels at feature resolution; sums and counts are all_reduced under DDP."""
+        """Eq. 4.1–4.2 on labels at feature resolution (integer (B, h, w) or memberships (B, h·w, K));
+        sums and counts are all_reduced under DDP."""
         class_sums, weight_totals, pixel_counts = memory_class_statistics(
             features, labels, self.num_classes, self.memory_bank, self.memory_update, self.ignore_index
         )
@@ -312,7 +367,15 @@ class ExtendedContextAwareClassifier(nn.Module):
         if "teacher_logits" not in outputs:
             raise KeyError("ECAC losses need forward(features, target) with the target given")
         student, teacher = outputs["logits"], outputs["teacher_logits"]
-        labels = downsample_labels(target, tuple(student.shape[-2:]))
+        size = tuple(target.shape[-2:]) if self.pixel_losses_at == "labels" else tuple(student.shape[-2:])
+        labels = downsample_labels(target, size)
+
+        def at_loss_resolution(logits: Tensor) -> Tensor:  # bilinear, as the CE of eq. 4.13
+            if tuple(logits.shape[-2:]) == size:
+                return logits
+            return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+        student, teacher = at_loss_resolution(student), at_loss_resolution(teacher)
         if self.teacher_ce_weight > 0:
             losses["loss_ce_teacher"] = self.teacher_ce_weight * reweighted_cross_entropy(
                 teacher, target, weights, self.ignore_index
@@ -321,7 +384,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         if self.kl_weight > 0:
             losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(student, distill_teacher, labels, self.ignore_index)
         if self.intra_variance_weight > 0:
-            iv_student, iv_teacher = outputs.get("intra_variance_logits", student), distill_teacher
+            iv_student = at_loss_resolution(outputs["intra_variance_logits"]) if "intra_variance_logits" in outputs else student
+            iv_teacher = distill_teacher
             if self.intra_variance_on == "probabilities":
                 iv_student, iv_teacher = iv_student.softmax(dim=1), iv_teacher.softmax(dim=1)
             losses["loss_intra_variance"] = self.intra_variance_weight * intra_variance_loss(
@@ -331,7 +395,7 @@ class ExtendedContextAwareClassifier(nn.Module):
             step = int(outputs["iteration"]) if iteration is None else int(iteration)
             if step >= self.memory_loss_start_iter:
                 losses["loss_memory"] = self.memory_loss_weight * memory_loss(
-                    outputs["memory_logits"], labels, self.ignore_index
+                    at_loss_resolution(outputs["memory_logits"]), labels, self.ignore_index
                 )
             else:
                 losses["loss_memory"] = outputs["memory_logits"].sum() * 0.0
