@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> dict:
     timings: dict[str, list[float]] = {}
     done: set[tuple[str, int, str]] = set()
     checkpoint_root = project / args.checkpoint_root
+    tail_ids = statistics.loc[statistics["table_4_8_group"] == "tail", "class_id"]
     for seed in args.seeds:
         for method in ("caa", "ecac"):
             block = params[method]
@@ -84,7 +85,6 @@ def run(args: argparse.Namespace) -> dict:
                 groups = closed_set.group_miou(iou, statistics.sort_values("class_id")["table_4_8_group"].fillna(""))
                 terciles = closed_set.group_miou(iou, statistics.sort_values("class_id")["group"])
                 # pixel counts of the Table 4.8 tail group: IoU floors at 0 when no tail pixel is right
-                tail_ids = statistics.loc[statistics["table_4_8_group"] == "tail", "class_id"]
                 tail_rows = per_class[per_class["class_id"].isin(tail_ids)]
                 summary["tail_predicted_pixels"] = float(tail_rows["predicted_pixels"].sum())
                 summary["tail_correct_pixels"] = float(tail_rows["true_positive"].sum())

@@ -86,12 +86,7 @@ def resized_label_masks(
 
 
 def memory_class_statistics(
-    features: Tensor,
-    labels: Tensor,
-    num_classes: int,
-    memory: Tensor,
-    strategy: str = "gt_mean",
-    ignore_index: int = 255,
+    features: Tensor, labels: Tensor, num_classes: int, memory: Tensor, strategy: str = "gt_mean", ignore_index: int = 255
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class (weighted feature sums (K, d), weight totals (K,), pixel counts (K,)) of one batch.
 
@@ -358,16 +353,10 @@ class ExtendedContextAwareClassifier(nn.Module):
 
         ``iteration`` overrides the counter recorded by ``forward`` for the L_M delay.
         """
-        weights = self.class_weights if self.use_reweighting else None
-        losses = {"loss_ce_main": reweighted_cross_entropy(outputs["logits"], target, weights, self.ignore_index)}
-        if self.coarse_loss_weight > 0:
-            losses["loss_coarse"] = self.coarse_loss_weight * reweighted_cross_entropy(
-                outputs["coarse_logits"], target, None, self.ignore_index
-            )
         if "teacher_logits" not in outputs:
             raise KeyError("ECAC losses need forward(features, target) with the target given")
-        student, teacher = outputs["logits"], outputs["teacher_logits"]
-        size = tuple(target.shape[-2:]) if self.pixel_losses_at == "labels" else tuple(student.shape[-2:])
+        weights = self.class_weights if self.use_reweighting else None
+        size = tuple(target.shape[-2:]) if self.pixel_losses_at == "labels" else tuple(outputs["logits"].shape[-2:])
         labels = downsample_labels(target, size)
 
         def at_loss_resolution(logits: Tensor) -> Tensor:  # bilinear, as the CE of eq. 4.13
@@ -375,7 +364,13 @@ class ExtendedContextAwareClassifier(nn.Module):
                 return logits
             return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
-        student, teacher = at_loss_resolution(student), at_loss_resolution(teacher)
+        # resized once here; the CE resizes to the labels itself when the other terms stay at h×w
+        student, teacher = at_loss_resolution(outputs["logits"]), at_loss_resolution(outputs["teacher_logits"])
+        losses = {"loss_ce_main": reweighted_cross_entropy(student, target, weights, self.ignore_index)}
+        if self.coarse_loss_weight > 0:
+            losses["loss_coarse"] = self.coarse_loss_weight * reweighted_cross_entropy(
+                outputs["coarse_logits"], target, None, self.ignore_index
+            )
         if self.teacher_ce_weight > 0:
             losses["loss_ce_teacher"] = self.teacher_ce_weight * reweighted_cross_entropy(
                 teacher, target, weights, self.ignore_index
