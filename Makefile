@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 # torch/torchvision are pinned and installed first so pip takes the local CUDA-capable build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export KEDRO_DISABLE_TELEMETRY := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup setup-test demo test viz mlflow clean-data
+.PHONY: setup setup-test demo test lint format viz mlflow clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ruff (lint + format check) and import-linter (imports only go down: DESIGN.md section 4)
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 viz: setup
 	$(BIN)/kedro viz run --autoreload

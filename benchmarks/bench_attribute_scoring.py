@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from seg_pipelines.datasets.base import create_reader
-from seg_pipelines.engine import attribute_scoring as scoring
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.experiments import attribute_scoring as scoring
 from seg_pipelines.prompts import THESIS_ATTRIBUTES, ResponseCache, build_prompt_set, create_llm, generate_descriptions
 
 BENCHMARKS = ["syn847", "synpc459", "syn150", "synpc59", "synvoc20", "synvoc21b"]
@@ -39,8 +39,12 @@ def load_clip_inputs(models_dir: Path):
 
 def build(root: Path, clip_config, weights, max_images):
     model = scoring.build_scoring_model(clip_config, weights)
-    loaded = [scoring.load_benchmark(create_reader("synthetic", root, vocabulary=v), v, "val",
-                                     background_class="background", limit=max_images) for v in BENCHMARKS]
+    loaded = [
+        scoring.load_benchmark(
+            create_reader("synthetic", root, vocabulary=v), v, "val", background_class="background", limit=max_images
+        )
+        for v in BENCHMARKS
+    ]
     return scoring.build_scorer(model, loaded, progress=False)
 
 
@@ -130,7 +134,9 @@ def main() -> None:
     parser.add_argument("--descriptions", default="data/02_intermediate/attribute_descriptions.json")
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--llm-classes", type=int, default=3, help="classes x 9 attributes asked to the local LLM; 0 skips")
+    parser.add_argument(
+        "--llm-classes", type=int, default=3, help="classes x 9 attributes asked to the local LLM; 0 skips"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

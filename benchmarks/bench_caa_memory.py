@@ -30,8 +30,12 @@ def run_step(implementation: str, side: int, channels: int, repeats: int) -> dic
     torch.manual_seed(0)
     num_classes = 19
     module = ClassAwareAffinity(
-        channels, num_classes, channels=channels, affinity_channels=channels // 2,
-        memory_efficient=implementation == "efficient", chunk_size=256,
+        channels,
+        num_classes,
+        channels=channels,
+        affinity_channels=channels // 2,
+        memory_efficient=implementation == "efficient",
+        chunk_size=256,
     )
     features = torch.randn(1, channels, side, side, requires_grad=True)
     target = torch.randint(0, num_classes, (1, side, side))
@@ -77,16 +81,35 @@ def main() -> None:
     for side in args.sizes:
         row: dict[str, float | int] = {"hw": side * side}
         for implementation in ("efficient", "naive"):
-            command = [sys.executable, __file__, "--child", implementation, str(side),
-                       "--channels", str(args.channels), "--repeats", str(args.repeats)]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                implementation,
+                str(side),
+                "--channels",
+                str(args.channels),
+                "--repeats",
+                str(args.repeats),
+            ]
             measured = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             row[f"{implementation}_peak_mib"] = round(measured["peak_mib"], 1)
             row[f"{implementation}_seconds"] = round(measured["seconds"], 4)
         row["peak_memory_ratio"] = round(row["efficient_peak_mib"] / max(row["naive_peak_mib"], 1e-9), 4)
         row["time_ratio"] = round(row["efficient_seconds"] / max(row["naive_seconds"], 1e-9), 4)
         results.append(row)
-    print(json.dumps({"benchmark": "caa_memory", "device": "cpu", "channels": args.channels,
-                      "chunk_size": 256, "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "caa_memory",
+                "device": "cpu",
+                "channels": args.channels,
+                "chunk_size": 256,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

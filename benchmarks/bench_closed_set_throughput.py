@@ -19,16 +19,23 @@ import time
 import numpy as np
 import torch
 
-from seg_pipelines.engine.closed_set import build_segmentor, closed_set_model_config
+from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config
 
 
 def build(args: argparse.Namespace, addon: str | None) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    model_block = {"head": args.head, "backbone": args.backbone, "channels": args.channels, "aux_channels": args.channels // 2}
+    model_block = {
+        "head": args.head,
+        "backbone": args.backbone,
+        "channels": args.channels,
+        "aux_channels": args.channels // 2,
+    }
     addon_cfg = {
         "caa": {"channels": args.channels, "affinity_channels": args.channels // 2},
         "ecac": {"memory_loss_start_iter": 0, "class_weights": [1.0 / args.num_classes] * args.num_classes},
     }.get(addon)
-    config = closed_set_model_config(model_block, num_classes=args.num_classes, ignore_index=255, addon=addon, addon_cfg=addon_cfg)
+    config = closed_set_model_config(
+        model_block, num_classes=args.num_classes, ignore_index=255, addon=addon, addon_cfg=addon_cfg
+    )
     torch.manual_seed(0)
     model = build_segmentor(config).train()
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -56,7 +63,9 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch_size, 3, args.size, args.size, generator=generator)
     # blocky labels so that classes form regions, as in segmentation data
-    coarse = torch.randint(0, args.num_classes, (args.batch_size, 1, args.size // 16, args.size // 16), generator=generator)
+    coarse = torch.randint(
+        0, args.num_classes, (args.batch_size, 1, args.size // 16, args.size // 16), generator=generator
+    )
     labels = torch.nn.functional.interpolate(coarse.float(), size=(args.size, args.size), mode="nearest")[:, 0].long()
 
     names = {"FCN": None, "FCN+CAA": "caa", "FCN+ECAC": "ecac"}
@@ -78,9 +87,13 @@ def main() -> None:
                 "setting": {k: v for k, v in vars(args).items()} | {"threads": torch.get_num_threads()},
                 "iterations_per_second": {name: 1.0 / t for name, t in per_iteration.items()},
                 "seconds_per_iteration": per_iteration,
-                "training_time_overhead_vs_fcn": {name: t / baseline - 1.0 for name, t in per_iteration.items() if name != "FCN"},
+                "training_time_overhead_vs_fcn": {
+                    name: t / baseline - 1.0 for name, t in per_iteration.items() if name != "FCN"
+                },
                 "parameters": {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in models.items()},
-                "thesis_table_3_6_overhead": "+23% (FCN+CAA) to +61% (UperNet+CAA), ResNet-50, 6k iterations, Pascal-Context",
+                "thesis_table_3_6_overhead": (
+                    "+23% (FCN+CAA) to +61% (UperNet+CAA), ResNet-50, 6k iterations, Pascal-Context"
+                ),
             },
             indent=1,
         )

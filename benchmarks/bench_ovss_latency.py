@@ -31,8 +31,14 @@ def build(key: str, top_k: int, params: dict) -> torch.nn.Module:
     name = spec.pop("architecture")
     spec["top_k"] = top_k
     torch.manual_seed(0)
-    return create_model(name, clip_model=params["clip"]["model"], clip_pretrained=None,
-                        image_size=params["clip"]["image_size"], **params["head"], **spec).eval()
+    return create_model(
+        name,
+        clip_model=params["clip"]["model"],
+        clip_pretrained=None,
+        image_size=params["clip"]["image_size"],
+        **params["head"],
+        **spec,
+    ).eval()
 
 
 def main() -> None:
@@ -48,8 +54,13 @@ def main() -> None:
     models = {"baseline": build("baseline", 0, params), "lsmseg": build("lsmseg", args.top_k, params)}
     image = torch.rand(1, 3, args.image_size, args.image_size)
     embed_dim = models["lsmseg"].clip.embed_dim
-    result = {"image_size": args.image_size, "top_k": args.top_k, "threads": args.threads,
-              "params": {key: count_parameters(model) for key, model in models.items()}, "per_vocabulary": {}}
+    result = {
+        "image_size": args.image_size,
+        "top_k": args.top_k,
+        "threads": args.threads,
+        "params": {key: count_parameters(model) for key, model in models.items()},
+        "per_vocabulary": {},
+    }
     for classes in args.classes:
         text = torch.randn(classes, 1, embed_dim, generator=torch.Generator().manual_seed(classes))
         row = {}
@@ -59,8 +70,12 @@ def main() -> None:
         row["latency_ratio_lsmseg_over_baseline"] = row["lsmseg_ms"] / row["baseline_ms"]
         row["macs_ratio_lsmseg_over_baseline"] = row["lsmseg_gmacs"] / row["baseline_gmacs"]
         result["per_vocabulary"][str(classes)] = row
-    result["thesis_table_5_8"] = {"lsmseg_ms": 362.8, "baseline_ms": 535.2, "latency_ratio": 362.8 / 535.2,
-                                  "macs_ratio": 2122.02 / 3459.7}
+    result["thesis_table_5_8"] = {
+        "lsmseg_ms": 362.8,
+        "baseline_ms": 535.2,
+        "latency_ratio": 362.8 / 535.2,
+        "macs_ratio": 2122.02 / 3459.7,
+    }
     print(json.dumps(result, indent=1))
 
 

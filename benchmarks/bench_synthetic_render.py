@@ -50,19 +50,24 @@ def main() -> None:
         del filled_image, filled_label
     fill_seconds = time.perf_counter() - start
 
-    print(json.dumps({
-        "images": args.n,
-        "image_size": args.image_size,
-        "seconds": round(render_seconds, 3),
-        "images_per_s": round(args.n / render_seconds, 1),
-        "projected_s_for_2000": round(render_seconds / args.n * 2000, 2),
-        "baseline_png_encode_labels_s": round(png_seconds, 3),
-        "baseline_jpeg_encode_images_s": round(jpeg_seconds, 3),
-        "baseline_numpy_fill_s": round(fill_seconds, 4),
-        "render_over_png_encode": round(render_seconds / png_seconds, 2),
-        "render_over_jpeg_encode": round(render_seconds / jpeg_seconds, 2),
-        "render_over_numpy_fill": round(render_seconds / fill_seconds, 1),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "images": args.n,
+                "image_size": args.image_size,
+                "seconds": round(render_seconds, 3),
+                "images_per_s": round(args.n / render_seconds, 1),
+                "projected_s_for_2000": round(render_seconds / args.n * 2000, 2),
+                "baseline_png_encode_labels_s": round(png_seconds, 3),
+                "baseline_jpeg_encode_images_s": round(jpeg_seconds, 3),
+                "baseline_numpy_fill_s": round(fill_seconds, 4),
+                "render_over_png_encode": round(render_seconds / png_seconds, 2),
+                "render_over_jpeg_encode": round(render_seconds / jpeg_seconds, 2),
+                "render_over_numpy_fill": round(render_seconds / fill_seconds, 1),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _project import add_project_arguments, emit_report, load_manifest, load_parameters
 
+from _project import add_project_arguments, emit_report, load_manifest, load_parameters
 from seg_pipelines.datasets.statistics import class_weights_from_frequencies
-from seg_pipelines.engine import closed_set
+from seg_pipelines.experiments import closed_set
 from seg_pipelines.pipelines.closed_set.nodes import build_model_configs
 
 
@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> dict:
                     config, manifest, index, training, augmentation, checkpoint_root, show_progress=args.progress
                 )
                 model = closed_set.load_segmentor(checkpoint, num_classes=manifest["num_classes"])
-                per_class = closed_set.evaluate_segmentor(model, manifest, index, block["evaluation"], augmentation, show_progress=False)
+                per_class = closed_set.evaluate_segmentor(
+                    model, manifest, index, block["evaluation"], augmentation, show_progress=False
+                )
                 timings.setdefault(name, []).append(time.perf_counter() - start)
                 iou = per_class.sort_values("class_id")["iou"].to_numpy()
                 if args.per_class_dir:
@@ -89,14 +91,29 @@ def run(args: argparse.Namespace) -> dict:
                 summary["tail_predicted_pixels"] = float(tail_rows["predicted_pixels"].sum())
                 summary["tail_correct_pixels"] = float(tail_rows["true_positive"].sum())
                 row = results.setdefault(name, {})
-                for key, value in {**summary, **{f"{g}_mIoU": v for g, v in groups.items()},
-                                   **{f"tercile_{g}_mIoU": v for g, v in terciles.items()}}.items():  # fmt: skip
+                for key, value in {
+                    **summary,
+                    **{f"{g}_mIoU": v for g, v in groups.items()},
+                    **{f"tercile_{g}_mIoU": v for g, v in terciles.items()},
+                }.items():
                     row.setdefault(key, []).append(value)
-                print(json.dumps({"seed": seed, "model": name, "mIoU": round(summary["mIoU"], 3),
-                                  "tail_mIoU": round(groups["tail"], 3), "seconds": round(timings[name][-1], 1)}), flush=True)  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "seed": seed,
+                            "model": name,
+                            "mIoU": round(summary["mIoU"], 3),
+                            "tail_mIoU": round(groups["tail"], 3),
+                            "seconds": round(timings[name][-1], 1),
+                        }
+                    ),
+                    flush=True,
+                )
     summary = {
-        name: {key: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0, "values": v}
-               for key, v in row.items()}  # fmt: skip
+        name: {
+            key: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0, "values": v}
+            for key, v in row.items()
+        }
         for name, row in results.items()
     }
     any_block = params["caa"]
@@ -113,10 +130,23 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def markdown(report: dict) -> str:
-    keys = ("mIoU", "mAcc", "aAcc", "head_mIoU", "mid_mIoU", "tail_mIoU", "tail_predicted_pixels", "tail_correct_pixels")
-    lines = [f"Closed-set, {report['dataset']}, {report['backbone']}, {report['iterations']} iterations, lr {report['lr']}, "
-             f"scale range {report['scale_range']}, seeds {report['seeds']} (mean ± std, %; tail pixels: counts)", "",
-             "| Method | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]  # fmt: skip
+    keys = (
+        "mIoU",
+        "mAcc",
+        "aAcc",
+        "head_mIoU",
+        "mid_mIoU",
+        "tail_mIoU",
+        "tail_predicted_pixels",
+        "tail_correct_pixels",
+    )
+    lines = [
+        f"Closed-set, {report['dataset']}, {report['backbone']}, {report['iterations']} iterations, lr {report['lr']}, "
+        f"scale range {report['scale_range']}, seeds {report['seeds']} (mean ± std, %; tail pixels: counts)",
+        "",
+        "| Method | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
     for name, row in report["results"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row[k]['mean']:.2f} ± {row[k]['std']:.2f}" for k in keys) + " |")
     return "\n".join(lines)
@@ -128,14 +158,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=None, help="override training.iterations")
     parser.add_argument("--lr", type=float, default=None, help="override training.lr")
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="train only these display names (e.g. FCN FCN+ECAC); default: all")
-    parser.add_argument("--scale-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                        help="override augmentation.scale_range (random rescale before the crop)")
-    parser.add_argument("--rho", type=float, default=None,
-                        help="recompute the eq. 4.14 class weights with this ρ (default: class_statistics.csv)")
-    parser.add_argument("--ecac-cfg", default=None,
-                        help='JSON overrides of ecac.addon.cfg, e.g. \'{"memory_loss_start_iter": 100}\'')
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="train only these display names (e.g. FCN FCN+ECAC); default: all"
+    )
+    parser.add_argument(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="override augmentation.scale_range (random rescale before the crop)",
+    )
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=None,
+        help="recompute the eq. 4.14 class weights with this ρ (default: class_statistics.csv)",
+    )
+    parser.add_argument(
+        "--ecac-cfg", default=None, help="JSON overrides of ecac.addon.cfg, e.g. '{\"memory_loss_start_iter\": 100}'"
+    )
     parser.add_argument("--per-class-dir", default=None, help="write each run's per-class IoU table here")
     parser.add_argument("--checkpoint-root", default="data/06_models/closed_set_seed_report")
     parser.add_argument("--progress", action="store_true")

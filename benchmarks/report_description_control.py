@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 from _project import add_project_arguments, emit_report, load_manifest, load_parameters
-
 from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME, description_agreement, world_prompt_set
-from seg_pipelines.pipelines.lsmseg_attribute_selection import nodes
+from seg_pipelines.experiments import attribute_selection as nodes
 from seg_pipelines.prompts.cleaning import indefinite_article
 from seg_pipelines.prompts.prompt_set import BASELINE_TEMPLATE, build_prompt_set
 
@@ -59,6 +58,7 @@ def run(args: argparse.Namespace) -> dict:
         return float(sum(scores.values()) / len(scores))
 
     start = time.perf_counter()
+
     def llm_prompts(combination: list[str]) -> dict[str, str]:
         """As Table 5.3 builds them: same builder, same CLIP token budget; ``[]`` is the template."""
         return build_prompt_set(descriptions, combination, names, max_tokens=scorer.context_length - 2)
@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> dict:
         rows[f"llm {attribute}"] = scorer.evaluate(llm_prompts([attribute]))
         rows[f"world {attribute}"] = scorer.evaluate({n: world_sentence(n, attribute) for n in names})
     rows["world all"] = scorer.evaluate(world_prompt_set(names))
-    agreement = description_agreement({n: {a: t for a, t in d.items() if a in args.attributes} for n, d in descriptions.items()})
+    agreement = description_agreement(
+        {n: {a: t for a, t in d.items() if a in args.attributes} for n, d in descriptions.items()}
+    )
     template = average(rows["template"])
     return {
         "llm": label,
@@ -81,15 +83,23 @@ def run(args: argparse.Namespace) -> dict:
 
 def markdown(report: dict) -> str:
     benchmarks = [k for k in next(iter(report["rows"].values())) if k not in ("avg", "vs_template")]
-    lines = [f"Zero-shot attribute scoring control, LLM `{report['llm']}` (mIoU %)", "",
-             "| prompts | " + " | ".join(benchmarks) + " | avg. | vs. template |",
-             "|---|" + "---|" * (len(benchmarks) + 2)]  # fmt: skip
+    lines = [
+        f"Zero-shot attribute scoring control, LLM `{report['llm']}` (mIoU %)",
+        "",
+        "| prompts | " + " | ".join(benchmarks) + " | avg. | vs. template |",
+        "|---|" + "---|" * (len(benchmarks) + 2),
+    ]
     for name, row in report["rows"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[b]:.1f}" for b in benchmarks)
-                     + f" | {row['avg']:.2f} | {row['vs_template']:+.2f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{row[b]:.1f}" for b in benchmarks)
+            + f" | {row['avg']:.2f} | {row['vs_template']:+.2f} |"
+        )
     lines.append("")
-    lines.append("LLM descriptions naming the world's attribute word: "
-                 + ", ".join(f"{k} {v:.0%}" for k, v in report["llm_world_agreement"].items()))  # fmt: skip
+    lines.append(
+        "LLM descriptions naming the world's attribute word: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in report["llm_world_agreement"].items())
+    )
     return "\n".join(lines)
 
 
@@ -97,8 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_project_arguments(parser)
     parser.add_argument("--llm", default=None, help="label of the LLM in attribute_descriptions.json (default: first)")
-    parser.add_argument("--attributes", nargs="+", default=["color", "shape", "size", "texture", "material"],
-                        choices=sorted(WORLD_KEYS))
+    parser.add_argument(
+        "--attributes", nargs="+", default=["color", "shape", "size", "texture", "material"], choices=sorted(WORLD_KEYS)
+    )
     args = parser.parse_args()
     report = run(args)
     emit_report(report, markdown(report), args.output)

@@ -4,7 +4,6 @@ closed-set and ablation runs, so the notebook cannot silently rot."""
 import contextlib
 import io
 import json
-from pathlib import Path
 
 import matplotlib
 
@@ -15,7 +14,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compare_runs.ipynb"
+from tests.fixtures import PROJECT_ROOT  # noqa: E402
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "compare_runs.ipynb"
 
 # method -> seed -> (baseline mIoU, method mIoU)
 CLOSED_SET = {"caa": {0: (30.0, 33.0), 1: (31.0, 35.0), 2: (29.0, 34.0)}, "ecac": {0: (30.0, 31.0), 1: (32.0, 32.5)}}
@@ -45,8 +46,13 @@ def store(tmp_path):
             tags = {"pipeline": method, "method": method, "head": "fcn", "seed": str(seed)}
             with mlflow.start_run(run_name=method, tags=tags):
                 mlflow.log_params({f"{method}.model.head": "fcn", f"{method}.training.seed": seed})
-                mlflow.log_metrics({f"{method}.baseline.mIoU": baseline, f"{method}.method.mIoU": with_method,
-                                    f"{method}.delta.mIoU": with_method - baseline})
+                mlflow.log_metrics(
+                    {
+                        f"{method}.baseline.mIoU": baseline,
+                        f"{method}.method.mIoU": with_method,
+                        f"{method}.delta.mIoU": with_method - baseline,
+                    }
+                )
     with mlflow.start_run(run_name="caa_ablations", tags={"pipeline": "caa_ablations", "method": "caa", "seed": "0,1"}):
         for row, values in ABLATION.items():
             for seed, value in enumerate(values):

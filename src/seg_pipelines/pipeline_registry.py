@@ -8,7 +8,11 @@ Kedro 1.7's CLI makes ``find_pipelines()`` load only the requested pipeline fold
 upstream pipeline that was not requested is imported here directly.
 """
 
+import difflib
 import importlib
+import importlib.resources
+import re
+import warnings
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
@@ -44,8 +48,46 @@ def compose(found: dict[str, Pipeline], name: str) -> Pipeline:
     return composed + _folder_pipeline(found, name)
 
 
+def pipeline_folders() -> set[str]:
+    """The registered pipelines' folders (``pipelines/<name>/pipeline.py``)."""
+    package = importlib.resources.files("seg_pipelines.pipelines")
+    return {entry.name for entry in package.iterdir() if entry.is_dir() and (entry / "pipeline.py").is_file()}
+
+
+def _find_pipelines() -> dict[str, Pipeline]:
+    """``find_pipelines`` that raises when one of our own folders fails to import (with its
+    traceback), but lets an unknown ``--pipelines`` name through to Kedro, which then answers
+    "Failed to find the pipeline named …" with its "did you mean" list."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = find_pipelines(raise_errors=False)
+    folders = pipeline_folders()
+    for warning in caught:
+        message = str(warning.message)
+        broken = re.search(r"'seg_pipelines\.pipelines\.(\w+)'", message)
+        if broken and broken.group(1) in folders:
+            raise ImportError(message)
+        if not broken:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return found
+
+
+def _check_requested_names() -> None:
+    """A ``--pipelines`` name that is no pipeline: say which ones exist and the closest, in one line."""
+    from kedro.framework.project import pipelines as project_pipelines
+
+    requested = getattr(project_pipelines, "_requested_pipelines", None) or []  # Kedro 1.7's CLI filter
+    known = sorted(pipeline_folders() | {"__default__"})
+    for name in requested:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"No pipeline named {name!r}.{hint} Pipelines: {', '.join(known)}.")
+
+
 def register_pipelines() -> dict[str, Pipeline]:
-    found = find_pipelines(raise_errors=True)
+    _check_requested_names()
+    found = _find_pipelines()
     pipelines = dict(found)
     for name in UPSTREAM:
         if name in found:

@@ -1,10 +1,19 @@
-"""Kedro project settings: hooks, config loader, and the telemetry opt-out lives in `.telemetry`."""
+"""Kedro project settings: hooks and config loader. Telemetry is off: Kedro's through `.telemetry`
+(``consent: false``), MLflow's through ``MLFLOW_DISABLE_TELEMETRY`` (set here, before anything imports
+mlflow; set it to ``false`` yourself to opt in)."""
 
-from kedro.config import OmegaConfigLoader
+import os
 
-from seg_pipelines.hooks import MlflowTrackingHook
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-HOOKS = (MlflowTrackingHook(),)
+from kedro.config import OmegaConfigLoader  # noqa: E402
+
+from seg_pipelines.hooks import MlflowTrackingHook  # noqa: E402
+from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE  # noqa: E402
+from seg_pipelines.pipelines.parameter_schemas import ParameterValidationHook  # noqa: E402
+
+# pluggy calls the hook registered last first: parameters are checked before an MLflow run starts.
+HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), ParameterValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

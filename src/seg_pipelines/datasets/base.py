@@ -33,6 +33,11 @@ class Sample:
     image_path: Path
     label_path: Path | None
 
+    def __post_init__(self) -> None:  # rows of the prepared index hold the paths as text
+        object.__setattr__(self, "image_path", Path(self.image_path))
+        if self.label_path is not None and not isinstance(self.label_path, Path):
+            object.__setattr__(self, "label_path", Path(self.label_path) if str(self.label_path) else None)
+
 
 def require_dir(path: str | Path, what: str) -> Path:
     """Return ``path`` as a Path, or raise DatasetError if it is not an existing directory."""
@@ -40,6 +45,16 @@ def require_dir(path: str | Path, what: str) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{what} not found: {path} does not exist or is not a directory")
     return path
+
+
+def _high_bit_depth_to_rgb(values: np.ndarray, path: Path) -> np.ndarray:
+    """A 16-bit greyscale image as ``uint8 H×W×3``, scaled (``/ 257``: 65535 → 255), not clipped
+    (PIL's ``convert("RGB")`` saturates every value above 255)."""
+    values = values.astype(np.int64)
+    if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+        raise DatasetError(f"image {path}: integer values outside 0-65535 ({values.min()}..{values.max()})")
+    grey = np.rint(values / 257.0).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
@@ -50,6 +65,8 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # forces a full decode: truncated files fail here, not later
+            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                return _high_bit_depth_to_rgb(np.asarray(image), path)
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise DatasetError(f"corrupt or truncated image {path}: {error}") from error
@@ -164,13 +181,3 @@ def register_reader(cls: type[SegmentationReader]) -> type[SegmentationReader]:
         raise ValueError(f"reader family {cls.family!r} registered twice")
     READERS[cls.family] = cls
     return cls
-
-
-def create_reader(family: str, root: str | Path, **kwargs) -> SegmentationReader:
-    """Build the reader registered as ``family``; an unknown name lists the known ones."""
-    from seg_pipelines.datasets import readers as _readers  # noqa: F401  (registers the real families)
-    from seg_pipelines.datasets.synthetic import reader as _synthetic  # noqa: F401
-
-    if family not in READERS:
-        raise KeyError(f"unknown dataset family {family!r}; known: {sorted(READERS)}")
-    return READERS[family](root, **kwargs)

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from seg_pipelines.datasets.base import Sample, SegmentationReader, create_reader
+from seg_pipelines.datasets.base import Sample, SegmentationReader
+from seg_pipelines.datasets.factory import create_reader
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,7 +111,11 @@ class SegmentationDataset(Dataset):
         mask = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64)))
         if self.transform is not None:
             image_tensor, mask = self.transform(image_tensor, mask)
-        return {"image": image_tensor.as_subclass(torch.Tensor), "label": mask.as_subclass(torch.Tensor), "sample_id": row["sample_id"]}
+        return {
+            "image": image_tensor.as_subclass(torch.Tensor),
+            "label": mask.as_subclass(torch.Tensor),
+            "sample_id": row["sample_id"],
+        }
 
 
 def build_dataloader(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import imgviz  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -15,9 +14,23 @@ from seg_pipelines.datasets.base import Sample, SegmentationReader  # noqa: E402
 GROUP_COLOURS = {"head": "tab:blue", "mid": "tab:orange", "tail": "tab:red"}
 
 
+def label_colormap(count: int = 256) -> np.ndarray:
+    """``(count, 3)`` uint8 colours of the PASCAL VOC palette (bit-interleaved class ids), for any
+    number of classes: A-847 and PC-459 labels go past the 256 colours of imgviz's table (whose
+    ``label_colormap`` lost its size argument in imgviz 2)."""
+    ids = np.arange(int(count), dtype=np.int64)
+    colours = np.zeros((len(ids), 3), dtype=np.int64)
+    bits = ids.copy()
+    for shift in range(7, -1, -1):  # three bits of the id per step, most significant colour bit first
+        for channel in range(3):
+            colours[:, channel] |= ((bits >> channel) & 1) << shift
+        bits >>= 3
+    return colours.astype(np.uint8)
+
+
 def label_overlay(image: np.ndarray, label: np.ndarray, ignore_index: int, alpha: float = 0.5) -> np.ndarray:
     """Blend a colour-coded label map over ``image``; ignored pixels stay unblended."""
-    colours = imgviz.label_colormap(n_label=max(int(label[label != ignore_index].max(initial=0)) + 2, 256))
+    colours = label_colormap(max(int(label[label != ignore_index].max(initial=0)) + 2, 256))
     coloured = colours[np.where(label == ignore_index, 0, label + 1) % len(colours)]
     blended = (1 - alpha) * image.astype(np.float32) + alpha * coloured.astype(np.float32)
     blended[label == ignore_index] = image[label == ignore_index]

@@ -44,49 +44,331 @@ from seg_pipelines.datasets.base import (
 
 #: ADE20K SceneParsing-150, first synonym of each objectInfo150.txt entry, in train-id order.
 ADE20K_150_CLASSES: tuple[str, ...] = (
-    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
-    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
-    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field",
-    "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub", "railing",
-    "cushion", "base", "box", "column", "signboard", "chest of drawers", "counter", "sand", "sink",
-    "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs", "runway", "case",
-    "pool table", "pillow", "screen door", "stairway", "river", "bridge", "bookcase", "blind",
-    "coffee table", "toilet", "flower", "book", "hill", "bench", "countertop", "stove", "palm",
-    "kitchen island", "computer", "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus",
-    "towel", "light", "truck", "tower", "chandelier", "awning", "streetlight", "booth",
-    "television receiver", "airplane", "dirt track", "apparel", "pole", "land", "bannister",
-    "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van", "ship", "fountain",
-    "conveyer belt", "canopy", "washer", "plaything", "swimming pool", "stool", "barrel", "basket",
-    "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
-    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen",
-    "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan", "fan",
-    "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator", "glass",
-    "clock", "flag",
+    "wall",
+    "building",
+    "sky",
+    "floor",
+    "tree",
+    "ceiling",
+    "road",
+    "bed",
+    "windowpane",
+    "grass",
+    "cabinet",
+    "sidewalk",
+    "person",
+    "earth",
+    "door",
+    "table",
+    "mountain",
+    "plant",
+    "curtain",
+    "chair",
+    "car",
+    "water",
+    "painting",
+    "sofa",
+    "shelf",
+    "house",
+    "sea",
+    "mirror",
+    "rug",
+    "field",
+    "armchair",
+    "seat",
+    "fence",
+    "desk",
+    "rock",
+    "wardrobe",
+    "lamp",
+    "bathtub",
+    "railing",
+    "cushion",
+    "base",
+    "box",
+    "column",
+    "signboard",
+    "chest of drawers",
+    "counter",
+    "sand",
+    "sink",
+    "skyscraper",
+    "fireplace",
+    "refrigerator",
+    "grandstand",
+    "path",
+    "stairs",
+    "runway",
+    "case",
+    "pool table",
+    "pillow",
+    "screen door",
+    "stairway",
+    "river",
+    "bridge",
+    "bookcase",
+    "blind",
+    "coffee table",
+    "toilet",
+    "flower",
+    "book",
+    "hill",
+    "bench",
+    "countertop",
+    "stove",
+    "palm",
+    "kitchen island",
+    "computer",
+    "swivel chair",
+    "boat",
+    "bar",
+    "arcade machine",
+    "hovel",
+    "bus",
+    "towel",
+    "light",
+    "truck",
+    "tower",
+    "chandelier",
+    "awning",
+    "streetlight",
+    "booth",
+    "television receiver",
+    "airplane",
+    "dirt track",
+    "apparel",
+    "pole",
+    "land",
+    "bannister",
+    "escalator",
+    "ottoman",
+    "bottle",
+    "buffet",
+    "poster",
+    "stage",
+    "van",
+    "ship",
+    "fountain",
+    "conveyer belt",
+    "canopy",
+    "washer",
+    "plaything",
+    "swimming pool",
+    "stool",
+    "barrel",
+    "basket",
+    "waterfall",
+    "tent",
+    "bag",
+    "minibike",
+    "cradle",
+    "oven",
+    "ball",
+    "food",
+    "step",
+    "tank",
+    "trade name",
+    "microwave",
+    "pot",
+    "animal",
+    "bicycle",
+    "lake",
+    "dishwasher",
+    "screen",
+    "blanket",
+    "sculpture",
+    "hood",
+    "sconce",
+    "vase",
+    "traffic light",
+    "tray",
+    "ashcan",
+    "fan",
+    "pier",
+    "crt screen",
+    "plate",
+    "monitor",
+    "bulletin board",
+    "shower",
+    "radiator",
+    "glass",
+    "clock",
+    "flag",
 )
 
 #: COCO-Stuff 171 train-id classes (80 things then 91 stuff), as in MMSeg / CAT-Seg.
 COCO_STUFF_171_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush", "banner", "blanket", "branch", "bridge",
-    "building-other", "bush", "cabinet", "cage", "cardboard", "carpet", "ceiling-other",
-    "ceiling-tile", "cloth", "clothes", "clouds", "counter", "cupboard", "curtain", "desk-stuff",
-    "dirt", "door-stuff", "fence", "floor-marble", "floor-other", "floor-stone", "floor-tile",
-    "floor-wood", "flower", "fog", "food-other", "fruit", "furniture-other", "grass", "gravel",
-    "ground-other", "hill", "house", "leaves", "light", "mat", "metal", "mirror-stuff", "moss",
-    "mountain", "mud", "napkin", "net", "paper", "pavement", "pillow", "plant-other", "plastic",
-    "platform", "playingfield", "railing", "railroad", "river", "road", "rock", "roof", "rug",
-    "salad", "sand", "sea", "shelf", "sky-other", "skyscraper", "snow", "solid-other", "stairs",
-    "stone", "straw", "structural-other", "table", "tent", "textile-other", "towel", "tree",
-    "vegetable", "wall-brick", "wall-concrete", "wall-other", "wall-panel", "wall-stone",
-    "wall-tile", "wall-wood", "water-other", "waterdrops", "window-blind", "window-other", "wood",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+    "banner",
+    "blanket",
+    "branch",
+    "bridge",
+    "building-other",
+    "bush",
+    "cabinet",
+    "cage",
+    "cardboard",
+    "carpet",
+    "ceiling-other",
+    "ceiling-tile",
+    "cloth",
+    "clothes",
+    "clouds",
+    "counter",
+    "cupboard",
+    "curtain",
+    "desk-stuff",
+    "dirt",
+    "door-stuff",
+    "fence",
+    "floor-marble",
+    "floor-other",
+    "floor-stone",
+    "floor-tile",
+    "floor-wood",
+    "flower",
+    "fog",
+    "food-other",
+    "fruit",
+    "furniture-other",
+    "grass",
+    "gravel",
+    "ground-other",
+    "hill",
+    "house",
+    "leaves",
+    "light",
+    "mat",
+    "metal",
+    "mirror-stuff",
+    "moss",
+    "mountain",
+    "mud",
+    "napkin",
+    "net",
+    "paper",
+    "pavement",
+    "pillow",
+    "plant-other",
+    "plastic",
+    "platform",
+    "playingfield",
+    "railing",
+    "railroad",
+    "river",
+    "road",
+    "rock",
+    "roof",
+    "rug",
+    "salad",
+    "sand",
+    "sea",
+    "shelf",
+    "sky-other",
+    "skyscraper",
+    "snow",
+    "solid-other",
+    "stairs",
+    "stone",
+    "straw",
+    "structural-other",
+    "table",
+    "tent",
+    "textile-other",
+    "towel",
+    "tree",
+    "vegetable",
+    "wall-brick",
+    "wall-concrete",
+    "wall-other",
+    "wall-panel",
+    "wall-stone",
+    "wall-tile",
+    "wall-wood",
+    "water-other",
+    "waterdrops",
+    "window-blind",
+    "window-other",
+    "wood",
 )
 
 #: 1-indexed COCO category ids that COCO-Stuff defines but never annotates (dropped from 182 → 171).
@@ -95,26 +377,152 @@ COCO_STUFF_UNUSED_IDS: frozenset[int] = frozenset({12, 26, 29, 30, 45, 66, 68, 6
 #: Pascal-Context 59 in train-id order (alphabetical over the 459-class names; MMSeg 1.x and
 #: CAT-Seg agree, CAT-Seg spells "table" as "diningtable").
 PASCAL_CONTEXT_59_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book", "bottle",
-    "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
-    "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground", "horse",
-    "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform",
-    "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa",
-    "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood",
+    "aeroplane",
+    "bag",
+    "bed",
+    "bedclothes",
+    "bench",
+    "bicycle",
+    "bird",
+    "boat",
+    "book",
+    "bottle",
+    "building",
+    "bus",
+    "cabinet",
+    "car",
+    "cat",
+    "ceiling",
+    "chair",
+    "cloth",
+    "computer",
+    "cow",
+    "cup",
+    "curtain",
+    "dog",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "horse",
+    "keyboard",
+    "light",
+    "motorbike",
+    "mountain",
+    "mouse",
+    "person",
+    "plate",
+    "platform",
+    "pottedplant",
+    "road",
+    "rock",
+    "sheep",
+    "shelves",
+    "sidewalk",
+    "sign",
+    "sky",
+    "snow",
+    "sofa",
+    "table",
+    "track",
+    "train",
+    "tree",
+    "truck",
+    "tvmonitor",
+    "wall",
+    "water",
+    "window",
+    "wood",
 )
 
 #: The 459-class ids (1-indexed, as in Pascal-Context ``labels.txt``) of the 59 classes above, in
 #: the same order: MMSeg's ``tools/dataset_converters/pascal_context.py`` mapping without its 0.
 PASCAL_CONTEXT_59_IDS_IN_459: tuple[int, ...] = (
-    2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113,
-    115, 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326,
-    347, 349, 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
+    2,
+    9,
+    18,
+    19,
+    22,
+    23,
+    25,
+    31,
+    33,
+    34,
+    44,
+    45,
+    46,
+    59,
+    65,
+    68,
+    72,
+    80,
+    85,
+    98,
+    104,
+    105,
+    113,
+    115,
+    144,
+    158,
+    159,
+    162,
+    187,
+    189,
+    207,
+    220,
+    232,
+    258,
+    259,
+    260,
+    284,
+    295,
+    296,
+    308,
+    324,
+    326,
+    347,
+    349,
+    354,
+    355,
+    360,
+    366,
+    368,
+    397,
+    415,
+    416,
+    420,
+    424,
+    427,
+    440,
+    445,
+    454,
+    458,
 )
 
 #: Pascal VOC 2012 object classes (palette indices 1..20).
 VOC_OBJECT_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
     "tvmonitor",
 )
 
@@ -315,8 +723,33 @@ def read_ade_object_info(path: Path) -> list[list[str]]:
 _ADE_SPLIT_FOLDERS = {"train": "training", "val": "validation"}
 
 
+class _ADE20KReader(SegmentationReader):
+    """Shared ADE20K layout: ``<image_folder>/{training,validation}/*.jpg`` and the labels of the same
+    stem in ``<annotation_folder>/<same folder>`` (``label_suffix``); class names are the first of
+    each class's :attr:`class_synonyms`."""
+
+    image_folder: ClassVar[str]
+    annotation_folder: ClassVar[str]
+    label_suffix: ClassVar[str]
+    data_root: Path
+    class_synonyms: list[list[str]]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [synonyms[0] for synonyms in self.class_synonyms]
+
+    def list_samples(self, split: str) -> list[Sample]:
+        self._check_split(split)
+        folder = _ADE_SPLIT_FOLDERS[split]
+        image_dir = self.data_root / self.image_folder / folder
+        samples = pair_by_image_dir(
+            image_dir, self.data_root / self.annotation_folder / folder, split, ".jpg", self.label_suffix, self.family
+        )
+        return self._require_nonempty(samples, split, image_dir)
+
+
 @register_reader
-class ADE20K150Reader(SegmentationReader):
+class ADE20K150Reader(_ADE20KReader):
     """ADE20K SceneParsing (``ADEChallengeData2016``) with MMSeg's ``reduce_zero_label``.
 
     Raw PNG values are 0 = "other/unlabelled" and 1..N = classes; decoding sends 0 → 255 and
@@ -327,6 +760,9 @@ class ADE20K150Reader(SegmentationReader):
     family = "ade20k_150"
     ignore_index = 255
     splits = ("train", "val")
+    image_folder = "images"
+    annotation_folder = "annotations"
+    label_suffix = ".png"
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
@@ -337,25 +773,12 @@ class ADE20K150Reader(SegmentationReader):
         else:
             self.class_synonyms = [[name] for name in ADE20K_150_CLASSES]
 
-    @property
-    def class_names(self) -> list[str]:
-        return [synonyms[0] for synonyms in self.class_synonyms]
-
-    def list_samples(self, split: str) -> list[Sample]:
-        self._check_split(split)
-        folder = _ADE_SPLIT_FOLDERS[split]
-        image_dir = self.data_root / "images" / folder
-        samples = pair_by_image_dir(
-            image_dir, self.data_root / "annotations" / folder, split, ".jpg", ".png", self.family
-        )
-        return self._require_nonempty(samples, split, image_dir)
-
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         return reduce_zero_label(raw, self.ignore_index)
 
 
 @register_reader
-class ADE20K847Reader(SegmentationReader):
+class ADE20K847Reader(_ADE20KReader):
     """ADE20K-Full (``ADE20K_2021_17_01``) as prepared for CAT-Seg / MaskFormer:
     ``images_detectron2/<split>/*.jpg`` and ``annotations_detectron2/<split>/*.tif`` holding
     uint16 train ids 0..846 with 65535 = ignore.
@@ -370,6 +793,9 @@ class ADE20K847Reader(SegmentationReader):
     family = "ade20k_847"
     ignore_index = 65535
     splits = ("train", "val")
+    image_folder = "images_detectron2"
+    annotation_folder = "annotations_detectron2"
+    label_suffix = ".tif"
     names_file_candidates: ClassVar[tuple[str, ...]] = ("ade847.json", "ade847.txt")
 
     def __init__(self, root: str | Path, names_file: str | Path | None = None) -> None:
@@ -384,19 +810,6 @@ class ADE20K847Reader(SegmentationReader):
                 )
             names_file = found[0]
         self.class_synonyms = read_names_file(Path(names_file))
-
-    @property
-    def class_names(self) -> list[str]:
-        return [synonyms[0] for synonyms in self.class_synonyms]
-
-    def list_samples(self, split: str) -> list[Sample]:
-        self._check_split(split)
-        folder = _ADE_SPLIT_FOLDERS[split]
-        image_dir = self.data_root / "images_detectron2" / folder
-        samples = pair_by_image_dir(
-            image_dir, self.data_root / "annotations_detectron2" / folder, split, ".jpg", ".tif", self.family
-        )
-        return self._require_nonempty(samples, split, image_dir)
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         return np.asarray(raw, dtype=np.int64)  # already train ids, 65535 = ignore

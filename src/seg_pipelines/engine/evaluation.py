@@ -39,7 +39,9 @@ class ConfusionMatrix:
         valid = target != self.ignore_index
         truth, predicted = target[valid].long(), prediction[valid].long()
         if truth.numel() and (truth.min() < 0 or truth.max() >= self.num_classes):
-            raise ValueError(f"target holds ids outside 0..{self.num_classes - 1} other than ignore {self.ignore_index}")
+            raise ValueError(
+                f"target holds ids outside 0..{self.num_classes - 1} other than ignore {self.ignore_index}"
+            )
         if predicted.numel() and (predicted.min() < 0 or predicted.max() >= self.num_classes):
             raise ValueError(f"prediction holds ids outside 0..{self.num_classes - 1}")
         flat = truth.cpu() * self.num_classes + predicted.cpu()
@@ -117,7 +119,9 @@ def predict_whole(predict: Predict, images: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def predict_slide(predict: Predict, images: torch.Tensor, crop_size: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
+def predict_slide(
+    predict: Predict, images: torch.Tensor, crop_size: Sequence[int], stride: Sequence[int]
+) -> torch.Tensor:
     """MMSegmentation's sliding window: windows of ``crop_size`` every ``stride`` (the last window
     aligned to the border), logits averaged over overlapping windows."""
     batch, _, height, width = images.shape
@@ -173,7 +177,9 @@ def run_inference(predict: Predict, images: torch.Tensor, mode: str = "whole", *
     if mode == "slide":
         return predict_slide(predict, images, options["crop_size"], options["stride"])
     if mode == "multi_scale":
-        return predict_multi_scale(predict, images, options.get("scales", (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)), options.get("flip", True))
+        return predict_multi_scale(
+            predict, images, options.get("scales", (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)), options.get("flip", True)
+        )
     raise ValueError(f"unknown inference mode {mode!r}; use 'whole', 'slide' or 'multi_scale'")
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from seg_pipelines.engine.evaluation import SegmentationScores, evaluate
+from seg_pipelines.engine.tables import markdown_table
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -132,7 +133,9 @@ def predict_catseg_slide(
     result = summed / count
     if global_view:
         whole = F.interpolate(images, size=(window, window), mode="bilinear", align_corners=False)
-        global_scores = scores(F.interpolate(predict(whole), size=(window, window), mode="bilinear", align_corners=False))
+        global_scores = scores(
+            F.interpolate(predict(whole), size=(window, window), mode="bilinear", align_corners=False)
+        )
         result = 0.5 * (result + F.interpolate(global_scores, size=(size, size), mode="bilinear", align_corners=False))
     return F.interpolate(result, size=(height, width), mode="bilinear", align_corners=False)
 
@@ -206,7 +209,9 @@ def seen_unseen_table(
         row: dict[str, float | str] = {"Method": method}
         for name in seen_names:
             row[f"seen: {name}"] = round(100 * by_name[name], 2)
-        row["seen mIoU"] = round(100 * float(np.nanmean([by_name[n] for n in seen_names])), 2) if seen_names else float("nan")
+        row["seen mIoU"] = (
+            round(100 * float(np.nanmean([by_name[n] for n in seen_names])), 2) if seen_names else float("nan")
+        )
         for name in unseen_order:
             row[f"unseen: {name}"] = round(100 * by_name[name], 2)
         values = [by_name[n] for n in unseen_order if not np.isnan(by_name[n])]
@@ -216,11 +221,6 @@ def seen_unseen_table(
 
 
 def table_to_markdown(table: pd.DataFrame, caption: str = "") -> str:
-    """Markdown rendering of a report table (no extra dependency)."""
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = [
-        "| " + " | ".join("–" if isinstance(v, float) and v != v else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row) + " |"
-        for row in table.itertuples(index=False)
-    ]
-    return "\n".join(([caption, ""] if caption else []) + [header, rule, *body]) + "\n"
+    """Markdown rendering of a report table: floats with 2 decimals, missing values as "–"
+    (:func:`seg_pipelines.engine.tables.markdown_table`)."""
+    return markdown_table(table, decimals=2, title=caption) + "\n"

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from seg_pipelines.engine.training import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
+from seg_pipelines.engine.training import CheckpointError, load_checkpoint, load_model_weights, save_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,12 @@ def train_ovss_model(
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    # the settings each checkpoint records (model config as JSON would load it back) and a resume must match
+    settings = {"model_config": json.loads(json.dumps(model_config or {})), "train_config": asdict(config)}
     start, curve = 0, []
     if checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        if state.get("model_config") != json.loads(json.dumps(model_config or {})) or state.get("train_config") != asdict(config):
+        if any(state.get(key) != value for key, value in settings.items()):
             logger.warning("ignoring %s: written for another model or training configuration", checkpoint_path)
         else:
             load_model_weights(model, state["model"], str(checkpoint_path))
@@ -150,19 +153,14 @@ def train_ovss_model(
             running = []
             progress.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
         if checkpoint_path is not None and (done % config.checkpoint_interval == 0 or done == config.iterations):
-            save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                              "iteration": done, "curve": curve,
-                                              "model_config": json.loads(json.dumps(model_config or {})),
-                                              "train_config": asdict(config)})
+            save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
     model.eval()
     return curve
 
 
 def load_prompt_set(path: str | Path) -> dict[str, list[str]]:
-    """Prompt-set JSON ``{class name: prompt or [prompts]}`` (the attribute-selection output) → lists.
-
-    Also accepts ``{"prompts": {...}}``. Raises ValueError naming the file on anything else.
-    """
+    """Prompt-set JSON file ``{class name: prompt or [prompts]}`` (the attribute-selection output) →
+    lists (see :func:`parse_prompt_set`). Raises FileNotFoundError / ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prompt set not found: {path}")
@@ -170,15 +168,21 @@ def load_prompt_set(path: str | Path) -> dict[str, list[str]]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"prompt set {path} is not valid JSON: {error}") from error
+    return parse_prompt_set(record, str(path))
+
+
+def parse_prompt_set(record: Any, source: str = "prompt set") -> dict[str, list[str]]:
+    """A loaded prompt set ``{class name: prompt or [prompts]}`` (also ``{"prompts": {...}}``) → one
+    list of prompts per class. Raises ValueError naming ``source`` on anything else."""
     if isinstance(record, dict) and isinstance(record.get("prompts"), dict):
         record = record["prompts"]
     if not isinstance(record, dict) or not record:
-        raise ValueError(f"prompt set {path} must be a non-empty JSON object {{class name: prompt}}")
+        raise ValueError(f"prompt set {source} must be a non-empty JSON object {{class name: prompt}}")
     prompts: dict[str, list[str]] = {}
     for name, value in record.items():
         values = [value] if isinstance(value, str) else value
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
-            raise ValueError(f"prompt set {path}: class {name!r} needs a non-empty prompt string or list of strings")
+            raise ValueError(f"prompt set {source}: class {name!r} needs a non-empty prompt string or list of strings")
         prompts[name] = values
     return prompts
 
@@ -212,11 +216,13 @@ def check_clip_checkpoint(state_dict: dict[str, torch.Tensor], reference: nn.Mod
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     mismatched = [
-        key for key, value in state_dict.items()
+        key
+        for key, value in state_dict.items()
         if key in own and own[key].shape != value.shape and not key.endswith("positional_embedding")
     ]
     if missing or unexpected or mismatched:
         raise CheckpointError(
             f"CLIP checkpoint {source} is for a different architecture: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shape mismatches {[(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in mismatched[:5]]}"
+            f"{unexpected[:5]}, shape mismatches "
+            f"{[(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in mismatched[:5]]}"
         )

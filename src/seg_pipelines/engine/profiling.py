@@ -16,7 +16,7 @@ Counting runs on the ``meta`` device when the module lives there: no memory, no 
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -80,12 +80,13 @@ def profile_decode_head(
     **head_cfg,
 ) -> dict[str, int]:
     """Parameters and MACs of decode head ``name`` on the feature pyramid of an ``image_size``
-    image, built on the meta device. Default strides: (4, 8, 16, 32) for UperNet (MMSeg's UperNet
-    uses a non-dilated ResNet), (4, 8, 8, 8) (output stride 8) for the others."""
-    from seg_pipelines.models.heads import create_decode_head
+    image, built on the meta device. Default strides: the head's own
+    (:func:`~seg_pipelines.models.heads.default_feature_strides`: (4, 8, 16, 32) for UperNet, whose
+    MMSeg ResNet is not dilated, (4, 8, 8, 8) (output stride 8) for the others)."""
+    from seg_pipelines.models.heads import create_decode_head, default_feature_strides
 
     if strides is None:
-        strides = (4, 8, 16, 32) if name == "upernet" else (4, 8, 8, 8)
+        strides = default_feature_strides(name)
     with torch.device("meta"):
         head = create_decode_head(name, num_classes=num_classes, in_channels=channels, **head_cfg)
     return profile_module(head, feature_pyramid_shapes(image_size, channels, strides))

@@ -12,11 +12,17 @@ Per section the report states the dataset, budget, seeds and hardware, each read
 * ``"params:caa.training.iterations"`` — the Kedro parameters as configured now (marked "configured now");
 * ``"json:data/08_reporting/lsmseg_curve.json:-1.iteration"`` — a value in a JSON file the pipelines
   wrote (path from the project root, then a dotted key; integers index lists, negative from the end);
-* ``"text:…"`` — a literal.
+* ``"text:…"`` — a literal;
+* ``"thesis:table_3_7.FCN+CAA.ADE20K"`` — a number the thesis prints
+  (:data:`seg_pipelines.engine.thesis_numbers.REFERENCES`: table, row, column); an unknown one is
+  a configuration error.
 
-``thesis`` blocks print the thesis's numbers beside ours and say whether the setting is comparable;
-``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02 mIoU over FCN on ADE20K)
-with ours, which is what a synthetic-world run can reproduce.
+``thesis`` blocks print the thesis's numbers beside ours and say whether the setting is comparable:
+``table`` names one of :data:`seg_pipelines.engine.thesis_numbers.REPORT_TABLES` (or is a table
+``{title, columns, rows}``); ``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02
+mIoU over FCN on ADE20K, ``{minus: ["thesis:…", "thesis:…"]}``) with ours, which is what a
+synthetic-world run can reproduce. The thesis's numbers live in :mod:`~seg_pipelines.engine.thesis_numbers`
+only, not in the section list.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from seg_pipelines.engine import tables, thesis_numbers
 
 MISSING = object()
 REPORT_FILES = ("report.md", "report.html")  # never listed as outputs of their own
@@ -91,15 +99,27 @@ def _read_json(path: Path, cache: dict[Path, Any]) -> Any:
     return cache[path]
 
 
-def resolve_reference(reference: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> Resolved | None:
+def resolve_reference(
+    reference: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]
+) -> Resolved | None:
     """The value of one reference (see module docstring), or None when it does not resolve."""
     if isinstance(reference, (int, float)) and not isinstance(reference, bool):
         return Resolved(reference, "")
     if not isinstance(reference, str) or ":" not in reference:
-        raise ReportConfigError(f"bad reference {reference!r}: expected 'params:<key>', 'json:<file>:<key>' or 'text:<value>'")
+        raise ReportConfigError(
+            f"bad reference {reference!r}: expected 'params:<key>', 'json:<file>:<key>', 'thesis:<key>' "
+            "or 'text:<value>'"
+        )
     kind, _, rest = reference.partition(":")
     if kind == "text":
         return Resolved(rest, "")
+    if kind == "thesis":
+        value = lookup(thesis_numbers.REFERENCES, rest)
+        if value is MISSING or isinstance(value, (Mapping, list, tuple)):
+            raise ReportConfigError(
+                f"bad reference {reference!r}: no such thesis number (seg_pipelines.engine.thesis_numbers.REFERENCES)"
+            )
+        return Resolved(value, "")
     if kind == "params":
         value = lookup(params, rest)
         return None if value is MISSING or value is None else Resolved(value, f"configured now: `{rest}`")
@@ -111,7 +131,9 @@ def resolve_reference(reference: Any, params: Mapping[str, Any], project_dir: Pa
     raise ReportConfigError(f"bad reference {reference!r}: unknown kind {kind!r}")
 
 
-def resolve_first(references: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> Resolved | None:
+def resolve_first(
+    references: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]
+) -> Resolved | None:
     refs = references if isinstance(references, list) else [references]
     for reference in refs:
         found = resolve_reference(reference, params, project_dir, cache)
@@ -121,12 +143,16 @@ def resolve_first(references: Any, params: Mapping[str, Any], project_dir: Path,
 
 
 def resolve_number(spec: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> float | None:
-    """A number from a reference, or ``{minus: [a, b], scale: s}`` = (a − b)·s, or ``{ref, scale}``."""
+    """A number from a reference, or ``{minus: [a, b], scale: s}`` = (a − b)·s, ``{ratio: [a, b], scale: s}``
+    = (a / b)·s, or ``{ref, scale}``."""
     if isinstance(spec, Mapping):
         scale = float(spec.get("scale", 1.0))
         if "minus" in spec:
             a, b = (resolve_number(r, params, project_dir, cache) for r in spec["minus"])
             return None if a is None or b is None else (a - b) * scale
+        if "ratio" in spec:
+            a, b = (resolve_number(r, params, project_dir, cache) for r in spec["ratio"])
+            return None if a is None or not b else a / b * scale
         value = resolve_number(spec.get("ref"), params, project_dir, cache)
         return None if value is None else value * scale
     found = resolve_first(spec, params, project_dir, cache)
@@ -169,23 +195,12 @@ def hardware_summary() -> dict[str, str]:
 # --- rendering helpers ---------------------------------------------------------------------------
 
 
-def _cell(value: Any, decimals: int | None = None) -> str:
-    if isinstance(value, float):
-        text = "–" if not math.isfinite(value) else (f"{value:.4g}" if decimals is None else f"{value:.{decimals}f}")
-    else:
-        text = "–" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_table(columns: Sequence[Any], rows: Sequence[Sequence[Any]], decimals: int | None = None) -> str:
-    """A GFM table; floats with ``decimals`` places (None: 4 significant digits)."""
+    """A GFM table (:func:`seg_pipelines.engine.tables.markdown_table`); floats with ``decimals``
+    places (None: 4 significant digits), missing values as ``–``."""
     if not columns:
         raise ReportConfigError("a table needs at least one column")
-    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = list(row) + [""] * (len(columns) - len(row))
-        lines.append("| " + " | ".join(_cell(c, decimals) for c in cells[: len(columns)]) + " |")
-    return "\n".join(lines)
+    return tables.markdown_table(rows, columns, decimals=decimals)
 
 
 def demote_headings(text: str, level: int = 5) -> str:
@@ -237,7 +252,11 @@ def json_markdown(path: Path, keys: Sequence[str] | None = None, max_rows: int =
         if keys and not any(fnmatch.fnmatchcase(key, pattern) for pattern in keys):
             continue
         if isinstance(value, list):
-            value = f"list of {len(value)}" if len(value) > 8 or any(isinstance(v, (list, dict)) for v in value) else ", ".join(map(str, value))
+            value = (
+                f"list of {len(value)}"
+                if len(value) > 8 or any(isinstance(v, (list, dict)) for v in value)
+                else ", ".join(map(str, value))
+            )
         rows.append((key, value))
     if not rows:
         return "_(no matching values)_"
@@ -284,7 +303,9 @@ CONTEXT_LABELS = {"model": "Model", "dataset": "Dataset", "budget": "Budget", "s
 
 
 class ReportBuilder:
-    def __init__(self, config: Mapping[str, Any], params: Mapping[str, Any], project_dir: Path, hardware: Mapping[str, str]):
+    def __init__(
+        self, config: Mapping[str, Any], params: Mapping[str, Any], project_dir: Path, hardware: Mapping[str, str]
+    ):
         if "chapters" not in config:
             raise ReportConfigError("report parameters need a `chapters` list")
         self.config = config
@@ -301,7 +322,9 @@ class ReportBuilder:
     def _matches(self, pattern: str) -> list[Path]:
         if any(ch in pattern for ch in "*?["):
             found = sorted(  # a file an earlier item already shows is not repeated
-                p for p in self.reporting_dir.glob(pattern) if p.is_file() and p.name not in REPORT_FILES and p not in self.claimed
+                p
+                for p in self.reporting_dir.glob(pattern)
+                if p.is_file() and p.name not in REPORT_FILES and p not in self.claimed
             )
         else:
             path = self.reporting_dir / pattern
@@ -334,8 +357,10 @@ class ReportBuilder:
         context = dict(section.get("context") or {})
         for key, label in CONTEXT_LABELS.items():
             if key == "hardware" and key not in context:
-                lines.append(f"- **{label}:** not recorded with the results; this report was built on {self.hardware['cpu']}, "
-                             f"GPU: {self.hardware['gpu']}, torch threads {self.hardware['torch_threads']}")
+                lines.append(
+                    f"- **{label}:** not recorded with the results; this report was built on {self.hardware['cpu']}, "
+                    f"GPU: {self.hardware['gpu']}, torch threads {self.hardware['torch_threads']}"
+                )
                 continue
             spec = context.get(key)
             if spec is None:
@@ -347,7 +372,9 @@ class ReportBuilder:
                     continue
                 text = entry.get("label", "{}").format(_format_value(found.value))
                 parts.append(f"{text} ({found.source})" if found.source else text)
-            lines.append(f"- **{label}:** " + ("; ".join(parts) if parts else "unknown (nothing on disk or in the parameters)"))
+            lines.append(
+                f"- **{label}:** " + ("; ".join(parts) if parts else "unknown (nothing on disk or in the parameters)")
+            )
         for note in section.get("notes") or []:
             lines.append(f"- {note}")
         return "\n".join(lines)
@@ -357,18 +384,38 @@ class ReportBuilder:
         if not thesis:
             return ""
         comparable = thesis.get("comparable", False)
-        verdict = {True: "comparable", False: "not comparable", "partly": "partly comparable"}.get(comparable, str(comparable))
+        verdict = {True: "comparable", False: "not comparable", "partly": "partly comparable"}.get(
+            comparable, str(comparable)
+        )
         out = [f"**Thesis vs ours — {verdict}.** {thesis.get('note', '')}".rstrip()]
         table = thesis.get("table")
+        if isinstance(table, str):  # a table of the thesis's numbers, by name
+            if table not in thesis_numbers.REPORT_TABLES:
+                raise ReportConfigError(
+                    f"unknown thesis table {table!r}; known: {sorted(thesis_numbers.REPORT_TABLES)}"
+                )
+            table = thesis_numbers.REPORT_TABLES[table]
         if table:
-            out.append(f"_{table.get('title', 'Thesis numbers')}_\n\n" + markdown_table(table["columns"], table["rows"], table.get("decimals", 2)))
+            out.append(
+                f"_{table.get('title', 'Thesis numbers')}_\n\n"
+                + markdown_table(table["columns"], table["rows"], table.get("decimals", 2))
+            )
         directions = thesis.get("directions") or []
         if directions:
             rows = []
             for direction in directions:
-                # a number, or a qualitative finding ("more compact (+)") with its `sign`
-                if isinstance(direction["thesis"], (int, float)):
-                    theirs, shown = float(direction["thesis"]), f"{float(direction['thesis']):+.2f}"
+                # a number (a literal or a "thesis:" reference / {minus: …} of them), or a qualitative
+                # finding ("more compact (+)") with its `sign`
+                spec = direction["thesis"]
+                if isinstance(spec, Mapping) or (isinstance(spec, str) and spec.startswith("thesis:")):
+                    value = resolve_number(spec, self.params, self.project_dir, self.cache)
+                    if value is None:
+                        raise ReportConfigError(
+                            f"thesis number of direction {direction['label']!r} does not resolve: {spec!r}"
+                        )
+                    spec = value
+                if isinstance(spec, (int, float)):
+                    theirs, shown = float(spec), f"{float(spec):+.2f}"
                 else:
                     theirs, shown = float(direction.get("sign", 1)), str(direction["thesis"])
                 ours = resolve_number(direction.get("ours"), self.params, self.project_dir, self.cache)
@@ -387,7 +434,9 @@ class ReportBuilder:
     def _section(self, chapter: Mapping[str, Any], section: Mapping[str, Any]) -> str:
         for key in ("title", "items"):
             if key not in section:
-                raise ReportConfigError(f"section {section.get('title', section)!r} of {chapter.get('title')!r} has no `{key}`")
+                raise ReportConfigError(
+                    f"section {section.get('title', section)!r} of {chapter.get('title')!r} has no `{key}`"
+                )
         pipeline = section.get("pipeline")
         out = [f"### {section['title']}"]
         if section.get("description"):
@@ -431,12 +480,16 @@ class ReportBuilder:
         csvs = [p for p in files if p.suffix.lower() == ".csv"]
         out = []
         if shown:
-            out += ["## Other outputs", "Tables and figures found in the reporting folder that no section lists "
-                    "(add them to `parameters_report.yml`)."]
+            out += [
+                "## Other outputs",
+                "Tables and figures found in the reporting folder that no section lists "
+                "(add them to `parameters_report.yml`).",
+            ]
             out += [f"#### `{self._rel(p)}`\n\n" + self._render_file(p, {"title": p.stem}) for p in shown]
         if csvs:
             links = [
-                f"- [`{self._rel(p)}`]({self._rel(p)})" + (" (the table above as CSV)" if p.with_suffix(".md").exists() else "")
+                f"- [`{self._rel(p)}`]({self._rel(p)})"
+                + (" (the table above as CSV)" if p.with_suffix(".md").exists() else "")
                 for p in csvs
             ]
             out += ["## CSV files", "\n".join(links)]
@@ -457,7 +510,8 @@ class ReportBuilder:
         head = [
             f"# {self.config.get('title', 'Report')}",
             f"Built {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the files in "
-            f"`{self.config.get('reporting_dir', 'data/08_reporting')}`: {produced} of {len(self.status)} listed outputs "
+            f"`{self.config.get('reporting_dir', 'data/08_reporting')}`: "
+            f"{produced} of {len(self.status)} listed outputs "
             "produced so far. Rebuild with `kedro run --pipeline=report`.",
         ]
         if self.config.get("preamble"):
@@ -465,17 +519,22 @@ class ReportBuilder:
         head.append(
             "**Hardware of this machine** (the one that built the report; each table states where it was measured "
             "when that matters):\n\n"
-            + markdown_table(["", ""], [("CPU", self.hardware["cpu"]), ("GPU", self.hardware["gpu"]),
-                                        ("torch threads", self.hardware["torch_threads"]),
-                                        ("software", self.hardware["software"])])
-        )
-        head.append(
-            "**Contents:** " + " · ".join(
-                f"{c['title']} ({sum(s.produced for s in self.status if s.section in {x['title'] for x in c['sections']})}"
-                f"/{sum(s.section in {x['title'] for x in c['sections']} for s in self.status)})"
-                for c in self.config["chapters"]
+            + markdown_table(
+                ["", ""],
+                [
+                    ("CPU", self.hardware["cpu"]),
+                    ("GPU", self.hardware["gpu"]),
+                    ("torch threads", self.hardware["torch_threads"]),
+                    ("software", self.hardware["software"]),
+                ],
             )
         )
+        contents = []
+        for chapter in self.config["chapters"]:
+            sections = {section["title"] for section in chapter["sections"]}
+            listed = [s for s in self.status if s.section in sections]
+            contents.append(f"{chapter['title']} ({sum(s.produced for s in listed)}/{len(listed)})")
+        head.append("**Contents:** " + " · ".join(contents))
         return "\n\n".join(head + body + ([other] if other else [])) + "\n"
 
 

@@ -11,12 +11,22 @@
   wrapped in DistributedDataParallel, each rank draws its share of every epoch, and only rank 0
   writes checkpoints. ``launch_local_ddp`` starts N local processes (gloo on CPU) for tests.
 * Checkpoints are written atomically (temp file + rename) and loaded with ``weights_only=True``.
+
+Why there are three loops (this one, :func:`seg_pipelines.engine.ovss_training.train_ovss_model`
+and :func:`seg_pipelines.experiments.clip_pretraining.pretrain_clip`), not one: each fixes a
+different resume contract that its trained numbers depend on. This loop draws batches through a
+seeded ``DistributedSampler`` and takes its loss terms from the model (``loss_fn``, SGD + poly);
+the OVSS loop shuffles with a generator re-seeded per epoch, scores against the vocabulary's text
+tokens with the per-pixel BCE and logs running means (AdamW + cosine, CLIP learning-rate
+multiplier); CLIP pretraining re-samples captions and crops per step from a generator (AdamW,
+warm-up + cosine, contrastive loss). Merging them would change the data order, and with it every
+number the pipelines have produced; what they share is one implementation each here
+(:func:`save_checkpoint`, :func:`save_training_state`, :func:`load_checkpoint`, :func:`load_model_weights`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,13 +40,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from seg_pipelines.models.checkpoints import CheckpointError, read_checkpoint
+
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[nn.Module, dict[str, Any], int], dict[str, torch.Tensor]]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt or does not match the model."""
 
 
 @dataclass
@@ -89,15 +97,16 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             os.remove(temporary)
 
 
+def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, **fields: Any) -> None:
+    """Write a training loop's resumable checkpoint (:func:`save_checkpoint`): ``model`` and ``optimizer``
+    state dicts under ``"model"`` / ``"optimizer"``, then ``fields`` under their own keys, in order (the
+    loop's position, its curve and the settings it was written for, as that loop's resume reads them)."""
+    save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **fields})
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with ``weights_only=True``; a missing or unreadable file raises CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {error}") from error
+    return read_checkpoint(path, "checkpoint")
 
 
 def load_model_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -143,13 +152,16 @@ def train(
     if distributed:
         if device.type == "cuda":  # SyncBN needs GPU modules; on CPU/gloo each rank keeps its own BN stats
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        trainable = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        trainable = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     groups = parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     for group in groups:
         group.setdefault("lr_mult", 1.0)
     optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    settings = {"model_config": model_config or {}, "train_config": asdict(config)}  # recorded in each checkpoint
     start, curve = 0, []
     if checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
@@ -159,7 +171,9 @@ def train(
         logger.info("resuming from %s at iteration %d", checkpoint_path, start)
 
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, drop_last=True)
+    loader = DataLoader(
+        dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, drop_last=True
+    )
     batches_per_epoch = len(loader)
     if batches_per_epoch == 0:
         raise ValueError(f"dataset of {len(dataset)} samples gives no full batch of {config.batch_size} per rank")
@@ -192,7 +206,10 @@ def train(
         # segmentors return their weighted terms plus the sum under "loss"; other losses are summed here
         total = losses["loss"] if "loss" in losses else sum(losses.values())
         if not torch.isfinite(total):
-            raise FloatingPointError(f"loss became {total.item()} at iteration {iteration}: {{{', '.join(f'{k}: {v.item():.4g}' for k, v in losses.items())}}}")
+            raise FloatingPointError(
+                f"loss became {total.item()} at iteration {iteration}: "
+                f"{{{', '.join(f'{k}: {v.item():.4g}' for k, v in losses.items())}}}"
+            )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if config.grad_clip_norm:
@@ -204,18 +221,12 @@ def train(
             row.update({name: float(value.detach()) for name, value in losses.items() if name != "loss"})
             curve.append(row)
             progress.set_postfix(loss=f"{row['loss']:.3f}")
-        if checkpoint_path is not None and is_main_process() and (done % config.checkpoint_interval == 0 or done == end):
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "iteration": done,
-                    "curve": curve,
-                    "model_config": model_config or {},
-                    "train_config": asdict(config),
-                },
-            )
+        if (
+            checkpoint_path is not None
+            and is_main_process()
+            and (done % config.checkpoint_interval == 0 or done == end)
+        ):
+            save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
     if distributed:
         dist.barrier()
     return curve
@@ -243,4 +254,3 @@ def _ddp_entry(rank: int, world_size: int, port: int, backend: str, function: Ca
         dist.barrier()
     finally:
         dist.destroy_process_group()
-

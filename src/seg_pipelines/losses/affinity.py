@@ -81,7 +81,9 @@ def chunked_sigmoid_affinity(
     return ChunkedSigmoidAffinity.apply(query, key, value, pair_weights, chunk_size)
 
 
-def affinity_ground_truth_term(query: Tensor, key: Tensor, labels: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+def affinity_ground_truth_term(
+    query: Tensor, key: Tensor, labels: Tensor, num_classes: int, ignore_index: int
+) -> Tensor:
     """``Σ_ij g_ij z_ij`` per image, g = one-hot(labels)·one-hot(labels)ᵀ, never materialised.
 
     ``labels`` (B, N) at feature resolution; ignored pixels have an all-zero one-hot row.

@@ -6,7 +6,7 @@ pixels labelled ``ignore_index`` contribute nothing.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -80,7 +80,9 @@ def intra_class_cosine_similarity(logits: Tensor, labels: Tensor, ignore_index: 
     return similarity, one_hot.sum(dim=-1) > 0
 
 
-def intra_variance_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
+def intra_variance_loss(
+    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, ignore_index: int = 255
+) -> Tensor:
     """Eq. 4.19: ``MSE(D_intraS, D_intraT)`` over valid pixels."""
     student_similarity, valid = intra_class_cosine_similarity(student_logits, labels, ignore_index)
     teacher_similarity, _ = intra_class_cosine_similarity(teacher_logits, labels, ignore_index)

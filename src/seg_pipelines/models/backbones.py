@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import timm
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seg_pipelines.models.checkpoints import CheckpointError, read_checkpoint
 
 # Small presets for CPU tests: (timm architecture, overrides).
 BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -49,8 +51,14 @@ def _mmseg_resnet_key(key: str) -> str:
     for prefix in ("backbone.", "module."):
         if key.startswith(prefix):
             key = key[len(prefix) :]
-    stem = {"stem.0.": "conv1.0.", "stem.1.": "conv1.1.", "stem.3.": "conv1.3.", "stem.4.": "conv1.4.",
-            "stem.6.": "conv1.6.", "stem.7.": "bn1."}  # fmt: skip
+    stem = {
+        "stem.0.": "conv1.0.",
+        "stem.1.": "conv1.1.",
+        "stem.3.": "conv1.3.",
+        "stem.4.": "conv1.4.",
+        "stem.6.": "conv1.6.",
+        "stem.7.": "bn1.",
+    }
     for old, new in stem.items():
         if key.startswith(old):
             return new + key[len(old) :]
@@ -61,12 +69,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Tensors of a local checkpoint (``weights_only=True``), unwrapping ``state_dict``/``model``."""
     if not os.path.isfile(path):
         raise PretrainedWeightsError(f"pretrained weights file not found: {path}")
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        checkpoint: Any = load_file(str(path))
-    else:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint: Any = read_checkpoint(path, "pretrained weights")
+    except CheckpointError as error:
+        raise PretrainedWeightsError(str(error)) from error
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
             checkpoint = checkpoint[wrapper]
@@ -81,8 +87,11 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) 
     own = {k: v for k, v in model.state_dict().items() if not _CLASSIFIER_KEY.match(k)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                  if k in state and state[k].shape != v.shape]  # fmt: skip
+    mismatched = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or mismatched:
         raise PretrainedWeightsError(
             f"{path} does not match architecture {arch!r}: "
@@ -138,8 +147,10 @@ class TimmBackbone(nn.Module):
             self.strides = [4, 8, 16, 32]
         else:
             self.out_channels = [info[i]["num_chs"] for i in self.out_indices]
-            self.strides = [min(info[i]["reduction"], max(output_stride, 4)) if is_resnet else info[i]["reduction"]
-                            for i in self.out_indices]  # fmt: skip
+            self.strides = [
+                min(info[i]["reduction"], max(output_stride, 4)) if is_resnet else info[i]["reduction"]
+                for i in self.out_indices
+            ]
         self.pad_multiple = 32 if self.kind == "swin" else 1
 
     def forward(self, images: Tensor) -> list[Tensor]:
@@ -176,6 +187,4 @@ def create_backbone(
         **timm_kwargs: forwarded to ``timm.create_model`` (e.g. ``channels``, ``layers``).
     """
     arch, preset = BACKBONE_PRESETS.get(name, (name, {}))
-    return TimmBackbone(
-        arch, output_stride=output_stride, pretrained_path=pretrained_path, **{**preset, **timm_kwargs}
-    )
+    return TimmBackbone(arch, output_stride=output_stride, pretrained_path=pretrained_path, **{**preset, **timm_kwargs})

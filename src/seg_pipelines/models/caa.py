@@ -191,7 +191,9 @@ class ClassAwareAffinity(nn.Module):
         """Weighted affinity (eq. 3.9) and auxiliary (eq. 3.10) terms; the main CE is the segmentor's."""
         losses: dict[str, Tensor] = {}
         if self.aux_loss_weight > 0 and "coarse_logits" in outputs:
-            coarse = F.interpolate(outputs["coarse_logits"], size=target.shape[-2:], mode="bilinear", align_corners=False)
+            coarse = F.interpolate(
+                outputs["coarse_logits"], size=target.shape[-2:], mode="bilinear", align_corners=False
+            )
             losses["loss_aux"] = self.aux_loss_weight * F.cross_entropy(coarse, target, ignore_index=self.ignore_index)
         if self.affinity_loss_weight > 0:
             if "affinity_softplus_sum" not in outputs:

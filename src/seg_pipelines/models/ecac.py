@@ -42,7 +42,7 @@ Choices the thesis leaves open (constructor arguments):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -67,7 +67,12 @@ PIXEL_LOSS_RESOLUTIONS = ("features", "labels")
 
 
 def resized_label_masks(
-    target: Tensor, size: tuple[int, int], num_classes: int, mode: str = "nearest", ignore_index: int = 255, dtype=torch.float32
+    target: Tensor,
+    size: tuple[int, int],
+    num_classes: int,
+    mode: str = "nearest",
+    ignore_index: int = 255,
+    dtype=torch.float32,
 ) -> Tensor:
     """Y of eq. 4.1 / 4.3: class memberships (B, h·w, K) of the labels ``target`` (B, H, W) resized to ``size``.
 
@@ -86,7 +91,12 @@ def resized_label_masks(
 
 
 def memory_class_statistics(
-    features: Tensor, labels: Tensor, num_classes: int, memory: Tensor, strategy: str = "gt_mean", ignore_index: int = 255
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    memory: Tensor,
+    strategy: str = "gt_mean",
+    ignore_index: int = 255,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class (weighted feature sums (K, d), weight totals (K,), pixel counts (K,)) of one batch.
 
@@ -111,7 +121,12 @@ def memory_class_statistics(
 
 
 def momentum_update(
-    memory: Tensor, initialized: Tensor, class_sums: Tensor, weight_totals: Tensor, pixel_counts: Tensor, momentum: float
+    memory: Tensor,
+    initialized: Tensor,
+    class_sums: Tensor,
+    weight_totals: Tensor,
+    pixel_counts: Tensor,
+    momentum: float,
 ) -> tuple[Tensor, Tensor]:
     """Eq. 4.2 ``M_i ← (1 − μ) M_i + μ Z_i`` for classes present in the batch.
 
@@ -314,7 +329,9 @@ class ExtendedContextAwareClassifier(nn.Module):
         teacher_centers = torch.bmm(one_hot.transpose(1, 2), pixels.transpose(1, 2)) / counts.clamp_min(1e-6)[..., None]
         if self.teacher_absent_centers == "memory":  # absent class: its global centre M_c (as CAC [43])
             absent = (counts == 0)[..., None]
-            teacher_centers = torch.where(absent, memory.to(teacher_centers.dtype).expand_as(teacher_centers), teacher_centers)
+            teacher_centers = torch.where(
+                absent, memory.to(teacher_centers.dtype).expand_as(teacher_centers), teacher_centers
+            )
         teacher_logits = self._classify(teacher_centers, memory, pixels)
         if self.use_calibration:
             teacher_logits = self._calibrate(teacher_logits, self.teacher_scale, self.teacher_shift)
@@ -377,9 +394,13 @@ class ExtendedContextAwareClassifier(nn.Module):
             )
         distill_teacher = teacher.detach() if self.detach_teacher else teacher
         if self.kl_weight > 0:
-            losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(student, distill_teacher, labels, self.ignore_index)
+            losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(
+                student, distill_teacher, labels, self.ignore_index
+            )
         if self.intra_variance_weight > 0:
-            iv_student = at_loss_resolution(outputs["intra_variance_logits"]) if "intra_variance_logits" in outputs else student
+            iv_student = (
+                at_loss_resolution(outputs["intra_variance_logits"]) if "intra_variance_logits" in outputs else student
+            )
             iv_teacher = distill_teacher
             if self.intra_variance_on == "probabilities":
                 iv_student, iv_teacher = iv_student.softmax(dim=1), iv_teacher.softmax(dim=1)

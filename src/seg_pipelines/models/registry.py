@@ -12,7 +12,7 @@ imported lazily by :func:`create_model` (``_MODEL_MODULES``), so importing the r
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -19,14 +19,21 @@ An add-on (CAA, ECAC) replaces the decode head's classifier ``cls_seg``. Its API
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seg_pipelines.models.backbones import create_backbone
-from seg_pipelines.models.heads import DECODE_HEADS, BaseDecodeHead, FCNHead, resize
+from seg_pipelines.models.heads import (
+    DECODE_HEADS,
+    BaseDecodeHead,
+    FCNHead,
+    default_output_stride,
+    resize,
+)
 from seg_pipelines.models.registry import create_addon, register_model
 
 
@@ -157,8 +164,8 @@ def build_segmentor(
         num_classes: number of classes.
         backbone: timm architecture or preset (``resnet_tiny`` for tests).
         pretrained_path: local ImageNet checkpoint of the backbone (random init when ``None``).
-        output_stride: backbone output stride; default 32 for UperNet (MMSeg's UperNet R50 is not
-            dilated) and 8 otherwise.
+        output_stride: backbone output stride; default :func:`~seg_pipelines.models.heads.default_output_stride`
+            (32 for UperNet, whose MMSeg R50 is not dilated, 8 otherwise).
         backbone_cfg: extra ``timm.create_model`` arguments.
         channels: decode head width (512).
         dropout_ratio: dropout before the classifiers (0.1).
@@ -172,7 +179,7 @@ def build_segmentor(
     if head_name not in DECODE_HEADS:
         raise KeyError(f"unknown decode head {head_name!r}; known: {sorted(DECODE_HEADS)}")
     if output_stride is None:
-        output_stride = 32 if head_name == "upernet" else 8
+        output_stride = default_output_stride(head_name)
     encoder = create_backbone(
         backbone, output_stride=output_stride, pretrained_path=pretrained_path, **dict(backbone_cfg or {})
     )
@@ -181,14 +188,17 @@ def build_segmentor(
     aux = None
     if auxiliary_head:
         aux = FCNHead(
-            levels, aux_channels, num_classes, num_convs=1, concat_input=False, in_index=aux_in_index,
+            levels,
+            aux_channels,
+            num_classes,
+            num_convs=1,
+            concat_input=False,
+            in_index=aux_in_index,
             dropout_ratio=dropout_ratio,
-        )  # fmt: skip
+        )
     if isinstance(addon, str):
         addon = create_addon(addon, in_channels=channels, num_classes=num_classes, **dict(addon_cfg or {}))
-    return EncoderDecoder(
-        encoder, decode_head, aux, addon, aux_loss_weight=aux_loss_weight, ignore_index=ignore_index
-    )
+    return EncoderDecoder(encoder, decode_head, aux, addon, aux_loss_weight=aux_loss_weight, ignore_index=ignore_index)
 
 
 def _register(head_name: str) -> None:

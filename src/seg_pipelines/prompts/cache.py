@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,7 @@ class CacheKey:
 
     def __str__(self) -> str:
         what = "/".join(p for p in (self.class_name, self.attribute) if p) or self.question[:60]
-        return (
-            f"{self.backend}:{self.model}@{self.template_version} {self.kind} {what!r} "
-            f"(id {self.id[:12]})"
-        )
+        return f"{self.backend}:{self.model}@{self.template_version} {self.kind} {what!r} (id {self.id[:12]})"
 
 
 class ResponseCache:
@@ -85,11 +83,19 @@ class ResponseCache:
                     self.skipped_lines += 1
                     logger.warning("%s:%d: unreadable cache line skipped", self.path, line_number)
                     continue
+                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                    self.skipped_lines += 1
+                    what = "a record without an 'id'" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+                    logger.warning("%s:%d: cache line skipped: %s, not a cached response", self.path, line_number, what)
+                    continue
                 if record.get("schema") != CACHE_SCHEMA_VERSION:
                     self.skipped_lines += 1
                     logger.warning(
                         "%s:%d: cache record of schema %r skipped (this version reads %d)",
-                        self.path, line_number, record.get("schema"), CACHE_SCHEMA_VERSION,
+                        self.path,
+                        line_number,
+                        record.get("schema"),
+                        CACHE_SCHEMA_VERSION,
                     )
                     continue
                 self._records[record["id"]] = record

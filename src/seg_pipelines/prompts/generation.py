@@ -12,8 +12,9 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -62,27 +63,56 @@ TEMPLATE_VERSION = "thesis-5.2.3-v3"  # v3: per-attribute worked examples as cha
 #: classes of the synthetic world, so no answer leaks into the scored vocabulary. An attribute with
 #: no entry gets the ``"*"`` examples.
 ATTRIBUTE_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "color": (("frog", "A frog is usually green."), ("carrot", "A carrot is bright orange."),
-              ("crow", "A crow is black.")),
-    "shape": (("basketball", "A basketball is round."), ("pencil", "A pencil is long and thin."),
-              ("dice", "A dice is a small cube with square faces.")),
-    "size": (("elephant", "An elephant is very large."), ("mouse", "A mouse is small."),
-             ("bicycle", "A bicycle is medium-sized.")),
-    "texture": (("pineapple", "A pineapple has a rough, bumpy skin."), ("mirror", "A mirror is smooth and shiny."),
-                ("towel", "A towel is soft and fluffy.")),
-    "material": (("spoon", "A spoon is made of metal."), ("bottle", "A bottle is made of glass."),
-                 ("chair", "A chair is usually made of wood.")),
-    "pattern": (("tiger", "A tiger is orange with black stripes."), ("leopard", "A leopard has dark spots."),
-                ("mouse", "A mouse is plain grey.")),
-    "position or location": (("lamp", "A lamp usually stands on a desk or a table."),
-                             ("ceiling fan", "A ceiling fan hangs at the top of a room."),
-                             ("frog", "A frog usually sits by a pond.")),
-    "action or state": (("dog", "A dog is often running or sitting."), ("candle", "A candle is usually burning."),
-                        ("kettle", "A kettle is usually standing still.")),
-    "contextual relationship": (("fish", "A fish is found in water."), ("pillow", "A pillow lies on a bed."),
-                                ("train", "A train runs on rails.")),
-    "*": (("frog", "A frog is usually small and green."), ("tiger", "A tiger is orange with black stripes."),
-          ("basketball", "A basketball is round.")),
+    "color": (
+        ("frog", "A frog is usually green."),
+        ("carrot", "A carrot is bright orange."),
+        ("crow", "A crow is black."),
+    ),
+    "shape": (
+        ("basketball", "A basketball is round."),
+        ("pencil", "A pencil is long and thin."),
+        ("dice", "A dice is a small cube with square faces."),
+    ),
+    "size": (
+        ("elephant", "An elephant is very large."),
+        ("mouse", "A mouse is small."),
+        ("bicycle", "A bicycle is medium-sized."),
+    ),
+    "texture": (
+        ("pineapple", "A pineapple has a rough, bumpy skin."),
+        ("mirror", "A mirror is smooth and shiny."),
+        ("towel", "A towel is soft and fluffy."),
+    ),
+    "material": (
+        ("spoon", "A spoon is made of metal."),
+        ("bottle", "A bottle is made of glass."),
+        ("chair", "A chair is usually made of wood."),
+    ),
+    "pattern": (
+        ("tiger", "A tiger is orange with black stripes."),
+        ("leopard", "A leopard has dark spots."),
+        ("mouse", "A mouse is plain grey."),
+    ),
+    "position or location": (
+        ("lamp", "A lamp usually stands on a desk or a table."),
+        ("ceiling fan", "A ceiling fan hangs at the top of a room."),
+        ("frog", "A frog usually sits by a pond."),
+    ),
+    "action or state": (
+        ("dog", "A dog is often running or sitting."),
+        ("candle", "A candle is usually burning."),
+        ("kettle", "A kettle is usually standing still."),
+    ),
+    "contextual relationship": (
+        ("fish", "A fish is found in water."),
+        ("pillow", "A pillow lies on a bed."),
+        ("train", "A train runs on rails."),
+    ),
+    "*": (
+        ("frog", "A frog is usually small and green."),
+        ("tiger", "A tiger is orange with black stripes."),
+        ("basketball", "A basketball is round."),
+    ),
 }
 
 
@@ -91,8 +121,10 @@ def attribute_examples(attribute: str, template: str = DESCRIPTION_TEMPLATE) -> 
     canonical = normalise_attribute(attribute)
     turns: list[dict[str, str]] = []
     for class_name, answer in ATTRIBUTE_EXAMPLES.get(canonical, ATTRIBUTE_EXAMPLES["*"]):
-        turns += [{"role": "user", "content": description_question(class_name, canonical, template)},
-                  {"role": "assistant", "content": answer}]
+        turns += [
+            {"role": "user", "content": description_question(class_name, canonical, template)},
+            {"role": "assistant", "content": answer},
+        ]
     return turns
 
 
@@ -151,12 +183,15 @@ def ask_with_retry(
             if attempt == retry.max_attempts:
                 raise
             if isinstance(error, MalformedAnswerError) and retry.resample_temperature is not None:
-                options = {**dict(gen or {}), "temperature": retry.resample_temperature,
-                           "seed": attempt}
+                options = {**dict(gen or {}), "temperature": retry.resample_temperature, "seed": attempt}
             delay = retry.delay(attempt)
             logger.warning(
                 "LLM attempt %d/%d for %s failed (%s); retrying in %.2fs",
-                attempt, retry.max_attempts, what, error, delay,
+                attempt,
+                retry.max_attempts,
+                what,
+                error,
+                delay,
             )
             retry.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -222,9 +257,7 @@ def generate_candidate_attributes(
         "only_suggested": [a for a in suggested if a not in default],
         "only_default": [a for a in default if a not in suggested],
     }
-    logger.info(
-        "Candidate attributes: %s suggested %s; final %s", llm.model, suggested, result["final"]
-    )
+    logger.info("Candidate attributes: %s suggested %s; final %s", llm.model, suggested, result["final"])
     return result
 
 
@@ -242,14 +275,10 @@ class _Question:
     key: CacheKey
 
 
-def description_question(
-    class_name: str, attribute: str, template: str = DESCRIPTION_TEMPLATE
-) -> str:
+def description_question(class_name: str, attribute: str, template: str = DESCRIPTION_TEMPLATE) -> str:
     """The thesis question for one (class, attribute), with the class name sanitised."""
     safe_name = sanitise_class_name(class_name)
-    return template.format(
-        article=indefinite_article(safe_name), class_name=safe_name, attribute=attribute
-    )
+    return template.format(article=indefinite_article(safe_name), class_name=safe_name, attribute=attribute)
 
 
 def generate_descriptions(
@@ -284,6 +313,10 @@ def generate_descriptions(
     retry = retry or RetryPolicy()
     if examples not in ("per_attribute", "none"):
         raise ValueError(f"examples must be 'per_attribute' or 'none', got {examples!r}")
+    if not list(class_names):
+        raise ValueError("generate_descriptions: no class names to describe (the vocabulary is empty)")
+    if not list(attributes):
+        raise ValueError("generate_descriptions: no attributes to ask about (the attribute list is empty)")
     attributes = [normalise_attribute(a) for a in attributes]
     # The examples change the answers, so they are part of the cache key's template version.
     template_version = f"{template_version}+examples" if examples == "per_attribute" else template_version
@@ -294,9 +327,7 @@ def generate_descriptions(
         for class_name in class_names:
             safe_name = sanitise_class_name(class_name)
             text = description_question(class_name, attribute, template)
-            key = CacheKey(
-                llm.name, llm.model, template_version, "description", safe_name, attribute, text
-            )
+            key = CacheKey(llm.name, llm.model, template_version, "description", safe_name, attribute, text)
             questions.append(_Question(class_name, safe_name, attribute, text, key))
 
     results: dict[str, dict[str, str]] = {c: {} for c in class_names}
@@ -309,12 +340,15 @@ def generate_descriptions(
             results[question.class_name][question.attribute] = answer
     logger.info(
         "Descriptions: %d questions, %d cached, %d to ask %s/%s",
-        len(questions), len(questions) - len(todo), len(todo), llm.name, llm.model,
+        len(questions),
+        len(questions) - len(todo),
+        len(todo),
+        llm.name,
+        llm.model,
     )
     if todo and getattr(llm, "replay_only", False):
         raise CacheMissError(
-            f"{len(todo)} of {len(questions)} descriptions are not in the cache; first missing: "
-            f"{todo[0].key}"
+            f"{len(todo)} of {len(questions)} descriptions are not in the cache; first missing: {todo[0].key}"
         )
 
     lock = threading.Lock()
@@ -330,8 +364,11 @@ def generate_descriptions(
 
         def clean(answer: str) -> str:
             return clean_description(
-                answer, question.safe_name, question.text,
-                max_sentences=max_sentences, max_chars=max_chars,
+                answer,
+                question.safe_name,
+                question.text,
+                max_sentences=max_sentences,
+                max_chars=max_chars,
             )
 
         what = f"class {question.class_name!r} / attribute {question.attribute!r}"

@@ -21,13 +21,14 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
 Message = Mapping[str, str]
-MessagesOrPrompt = Union[str, Sequence[Message]]
+MessagesOrPrompt = str | Sequence[Message]
 
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 
@@ -126,9 +127,7 @@ class OpenAIBackend:
             logger.info("No API key configured for %s; sending a placeholder key.", base_url)
             api_key = "EMPTY"
         # max_retries=0: prompts.generation owns retrying, with one policy for every backend.
-        self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=self.timeout, max_retries=0
-        )
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout, max_retries=0)
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api_key=***)"
@@ -159,8 +158,7 @@ class OpenAIBackend:
             if error.status_code >= 500 or error.status_code in (408, 409, 429):
                 raise TransientLLMError(f"HTTP {error.status_code} from {self.base_url}") from error
             raise LLMError(
-                f"HTTP {error.status_code} from {self.base_url} for model {self.model!r}: "
-                f"{error.message}"
+                f"HTTP {error.status_code} from {self.base_url} for model {self.model!r}: {error.message}"
             ) from error
         return _message_content(response, self.base_url)
 
@@ -268,8 +266,11 @@ class LlamaCppBackend:
         turns = [m for m in as_messages(messages) if m["role"] in ("user", "assistant")]
         one_line = lambda text: " ".join(text.split())  # noqa: E731 - a newline would end the turn
         question = one_line(turns[-1]["content"]) if turns and turns[-1]["role"] == "user" else ""
-        pairs = [(one_line(q["content"]), one_line(a["content"])) for q, a in zip(turns[:-1:2], turns[1:-1:2])
-                 if q["role"] == "user" and a["role"] == "assistant"]
+        pairs = [
+            (one_line(q["content"]), one_line(a["content"]))
+            for q, a in zip(turns[:-1:2], turns[1:-1:2])
+            if q["role"] == "user" and a["role"] == "assistant"
+        ]
         shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in (pairs or self.few_shot))
         return f"{shots}Q: {question}\nA:"
 
@@ -343,9 +344,7 @@ def resolve_api_key(config: Mapping[str, Any], credentials: Mapping[str, Any] | 
     return os.environ.get(env_name) or None
 
 
-def create_llm(
-    config: Mapping[str, Any], credentials: Mapping[str, Any] | None = None
-) -> LLMBackend:
+def create_llm(config: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> LLMBackend:
     """Build the backend named by ``config['backend']`` (``openai``, ``llama_cpp``, ``replay``).
 
     The other keys of ``config`` are the backend's keyword arguments (``credentials`` and

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .cleaning import indefinite_article, normalise_attribute, sanitise_class_name
 
@@ -83,7 +83,10 @@ def build_prompt(
     if len(kept) < len(descriptions):
         logger.warning(
             "Prompt for %r keeps %d of %d descriptions to fit %d CLIP tokens",
-            class_name, len(kept), len(descriptions), max_tokens,
+            class_name,
+            len(kept),
+            len(descriptions),
+            max_tokens,
         )
     return render(kept)
 
@@ -111,8 +114,7 @@ def build_prompt_set(
         missing = [a for a in attributes if a not in per_attribute]
         if missing:
             raise KeyError(
-                f"No description for class {class_name!r}, attribute(s) {missing}; "
-                f"available: {sorted(per_attribute)}"
+                f"No description for class {class_name!r}, attribute(s) {missing}; available: {sorted(per_attribute)}"
             )
         prompts[class_name] = build_prompt(
             class_name,

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,9 +50,7 @@ def rank_attributes(
         raise ValueError("score table has no benchmark columns")
     scores = score_table[benchmarks].apply(pd.to_numeric, errors="coerce")
     if scores.isna().to_numpy().any():
-        row, column = next(
-            (r, c) for r in scores.index for c in benchmarks if pd.isna(scores.at[r, c])
-        )
+        row, column = next((r, c) for r in scores.index for c in benchmarks if pd.isna(scores.at[r, c]))
         raise ValueError(f"score table has a missing or non-numeric value at ({row!r}, {column!r})")
     if baseline is not None and baseline not in scores.index:
         raise KeyError(f"baseline row {baseline!r} not in score table rows {list(scores.index)}")
@@ -60,17 +58,13 @@ def rank_attributes(
     ranked[AVERAGE_COLUMN] = scores.mean(axis=1)
     if baseline is not None:
         ranked[GAIN_COLUMN] = ranked[AVERAGE_COLUMN] - ranked.at[baseline, AVERAGE_COLUMN]
-    order = _sort_key(ranked[AVERAGE_COLUMN], decimals).sort_values(
-        ascending=False, kind="mergesort"
-    )
+    order = _sort_key(ranked[AVERAGE_COLUMN], decimals).sort_values(ascending=False, kind="mergesort")
     ranked = ranked.loc[order.index]
     ranked.index.name = score_table.index.name or "attribute"
     return ranked
 
 
-def select_top_attributes(
-    ranked: pd.DataFrame, top_k: int, *, baseline: str | None = BASELINE_ROW
-) -> list[str]:
+def select_top_attributes(ranked: pd.DataFrame, top_k: int, *, baseline: str | None = BASELINE_ROW) -> list[str]:
     """The ``top_k`` best attributes of a :func:`rank_attributes` table (baseline excluded)."""
     return [str(name) for name in ranked.index if name != baseline][:top_k]
 

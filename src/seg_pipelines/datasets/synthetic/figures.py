@@ -35,8 +35,9 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
     columns = min(6, len(samples))
     image_rows = int(np.ceil(len(samples) / columns))
     figure = plt.figure(figsize=(2.2 * columns + 2.8, 2.2 * image_rows + 3.6), constrained_layout=True)
-    grid = figure.add_gridspec(image_rows + 1, columns + 1, height_ratios=[1.0] * image_rows + [1.5],
-                               width_ratios=[1.0] * columns + [0.9])
+    grid = figure.add_gridspec(
+        image_rows + 1, columns + 1, height_ratios=[1.0] * image_rows + [1.5], width_ratios=[1.0] * columns + [0.9]
+    )
     shown: set[int] = set()
     for position, sample in enumerate(samples):
         image, label = reader.load_pair(sample)
@@ -51,15 +52,24 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
         shown.update(int(i) for i in np.unique(label[labelled]))
     legend_axis = figure.add_subplot(grid[:image_rows, columns])
     legend_axis.axis("off")
-    legend_axis.legend(handles=[Patch(color=palette[i], label=names[i]) for i in sorted(shown)],
-                       loc="upper left", fontsize=7, frameon=False, ncol=1 + len(shown) // 24, title="classes")
+    legend_axis.legend(
+        handles=[Patch(color=palette[i], label=names[i]) for i in sorted(shown)],
+        loc="upper left",
+        fontsize=7,
+        frameon=False,
+        ncol=1 + len(shown) // 24,
+        title="classes",
+    )
 
     concepts = reader.concepts
     ratio = np.asarray([c["pixel_ratio"] for c in concepts])
     order = np.argsort(-ratio, kind="stable")
     histogram = figure.add_subplot(grid[image_rows, :])
-    bars = histogram.bar(np.arange(len(order)), np.maximum(ratio[order], 1e-7),
-                         color=[GROUP_COLOURS[concepts[i]["group"]] for i in order])
+    bars = histogram.bar(
+        np.arange(len(order)),
+        np.maximum(ratio[order], 1e-7),
+        color=[GROUP_COLOURS[concepts[i]["group"]] for i in order],
+    )
     for bar, index in zip(bars, order):
         if concepts[index]["unseen"]:
             bar.set_hatch("///")
@@ -69,6 +79,9 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
     histogram.set_xticklabels([names[i] for i in order], rotation=90, fontsize=6)
     histogram.set_ylabel("train pixel ratio")
     histogram.set_title(f"class frequencies ({reader.world['n_train']} training images; hatched = unseen)", fontsize=9)
-    histogram.legend(handles=[Patch(color=colour, label=group) for group, colour in GROUP_COLOURS.items()]
-                     + [Patch(facecolor="white", edgecolor="black", hatch="///", label="unseen")], fontsize=7)
+    histogram.legend(
+        handles=[Patch(color=colour, label=group) for group, colour in GROUP_COLOURS.items()]
+        + [Patch(facecolor="white", edgecolor="black", hatch="///", label="unseen")],
+        fontsize=7,
+    )
     return figure

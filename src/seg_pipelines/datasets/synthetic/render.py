@@ -25,10 +25,24 @@ _ID = {concept.name: concept.id for concept in CONCEPTS}
 
 # Scene design (stuff frequencies follow from these weights; things from the Zipf weights).
 INDOOR_PROBABILITY = 0.35
-OUTDOOR_GROUND_WEIGHTS = {"grass": 0.34, "road": 0.22, "water": 0.18, "sand": 0.10, "snow": 0.07, "field": 0.05, "ice": 0.04}
+OUTDOOR_GROUND_WEIGHTS = {
+    "grass": 0.34,
+    "road": 0.22,
+    "water": 0.18,
+    "sand": 0.10,
+    "snow": 0.07,
+    "field": 0.05,
+    "ice": 0.04,
+}
 SECOND_GROUND = {
-    "grass": ("road", "field", "water"), "road": ("sidewalk", "grass"), "water": ("sand",), "sand": ("water",),
-    "snow": ("ice",), "field": ("grass",), "ice": ("snow",), "sidewalk": ("road",),
+    "grass": ("road", "field", "water"),
+    "road": ("sidewalk", "grass"),
+    "water": ("sand",),
+    "sand": ("water",),
+    "snow": ("ice",),
+    "field": ("grass",),
+    "ice": ("snow",),
+    "sidewalk": ("road",),
 }
 MAX_THINGS = 4
 #: A thing must keep at least this fraction of the image (after clipping/occlusion) to be drawn / named.
@@ -204,8 +218,10 @@ def _regular_polygon(sides: int, rotation: float) -> np.ndarray:
 _OCTAGON = _regular_polygon(8, np.pi / 8)
 _HEXAGON = _regular_polygon(6, 0.0)
 _STAR = np.stack(
-    [np.where(np.arange(10) % 2 == 0, 1.0, 0.42) * np.cos(-np.pi / 2 + np.arange(10) * np.pi / 5),
-     np.where(np.arange(10) % 2 == 0, 1.0, 0.42) * np.sin(-np.pi / 2 + np.arange(10) * np.pi / 5) + 0.1],
+    [
+        np.where(np.arange(10) % 2 == 0, 1.0, 0.42) * np.cos(-np.pi / 2 + np.arange(10) * np.pi / 5),
+        np.where(np.arange(10) % 2 == 0, 1.0, 0.42) * np.sin(-np.pi / 2 + np.arange(10) * np.pi / 5) + 0.1,
+    ],
     axis=1,
 )
 
@@ -347,7 +363,9 @@ def _jittered(colour: tuple[int, int, int], rng: np.random.Generator, amount: in
     return np.clip(np.asarray(colour, np.float32) + rng.integers(-amount, amount + 1, 3), 0, 255)
 
 
-def _paint(canvas: np.ndarray, where: np.ndarray, concept: Concept, factor: np.ndarray, rng: np.random.Generator) -> None:
+def _paint(
+    canvas: np.ndarray, where: np.ndarray, concept: Concept, factor: np.ndarray, rng: np.random.Generator
+) -> None:
     base, second = _jittered(concept.colours[0], rng), _jittered(concept.colours[1], rng)
     canvas[where] = base + factor[where][:, None] * (second - base)
 
@@ -411,8 +429,11 @@ def render_scene(
     need = None
     if required is not None:
         required_concept = CONCEPTS[required]
-        need = required_concept.name if required_concept.kind == "stuff" else required_concept.hosts[
-            int(rng.integers(len(required_concept.hosts)))]
+        need = (
+            required_concept.name
+            if required_concept.kind == "stuff"
+            else required_concept.hosts[int(rng.integers(len(required_concept.hosts)))]
+        )
     stuff_label, kind = layout_stuff(rng, size, need)
     rows, cols = _pixel_grid(size)
     image = np.empty((size, size, 3), dtype=np.float32)
@@ -440,7 +461,11 @@ def render_scene(
     if required is not None and CONCEPTS[required].kind == "thing":
         chosen.append(int(required))  # drawn last: never occluded
     placed = [p for p in (_place_thing(rng, CONCEPTS[i], stuff_label, image, label, min_pixels) for i in chosen) if p]
-    if required is not None and CONCEPTS[required].kind == "thing" and not any(p.concept_id == required for p in placed):
+    if (
+        required is not None
+        and CONCEPTS[required].kind == "thing"
+        and not any(p.concept_id == required for p in placed)
+    ):
         raise RuntimeError(f"could not place required concept {CONCEPTS[required].name!r}")  # pragma: no cover
 
     image += rng.normal(0.0, 2.0, size=image.shape).astype(np.float32)  # sensor noise
@@ -514,7 +539,7 @@ def compose_caption(
         phrase = _thing_phrase(concept, rng)
         if rng.random() < P_CONTEXT:
             y0, y1, x0, x1 = thing.box
-            around = label[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1]
+            around = label[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1]
             host_counts = np.bincount(around.ravel(), minlength=NUM_CONCEPTS)
             hosts = [CONCEPT_BY_NAME[h] for h in concept.hosts if host_counts[_ID[h]] > 0]
             if hosts:
@@ -529,8 +554,11 @@ def compose_caption(
         concept = CONCEPTS[int(stuff_id)]
         if concept.kind != "stuff" or counts[stuff_id] < MIN_CAPTION_STUFF_FRACTION * size * size:
             continue
-        adjectives = [w for w, p in ((concept.colour_word, 0.6), (concept.texture_word, 0.4))
-                      if w not in _PLAIN_TEXTURES and rng.random() < p]
+        adjectives = [
+            w
+            for w, p in ((concept.colour_word, 0.6), (concept.texture_word, 0.4))
+            if w not in _PLAIN_TEXTURES and rng.random() < p
+        ]
         noun = _stuff_noun(concept, rng)
         if noun.startswith(concept.colour_word + " ") and concept.colour_word in adjectives:
             adjectives.remove(concept.colour_word)

@@ -69,7 +69,7 @@ def frequency_groups(pixel_ratio: np.ndarray) -> dict[str, list[int]]:
     """Head / mid / tail concept ids: thirds of the concepts sorted by pixel ratio (thesis Table 4.8)."""
     order = [int(i) for i in np.argsort(-pixel_ratio, kind="stable")]
     third = int(np.ceil(len(order) / 3))
-    return {"head": order[:third], "mid": order[third: 2 * third], "tail": order[2 * third:]}
+    return {"head": order[:third], "mid": order[third : 2 * third], "tail": order[2 * third :]}
 
 
 def generate_synthetic_world(
@@ -117,16 +117,22 @@ def generate_synthetic_world(
                 counts = np.bincount(label.ravel(), minlength=NUM_CONCEPTS)
                 pixel_counts[split] += counts
                 image_counts[split] += counts > 0
-                record = {"split": split, "image": f"images/{folder}/{stem}.jpg", "caption": caption,
-                          "concepts": present}
+                record = {
+                    "split": split,
+                    "image": f"images/{folder}/{stem}.jpg",
+                    "caption": caption,
+                    "concepts": present,
+                }
                 captions.write(json.dumps(record) + "\n")
 
     train_ratio = pixel_counts["train"] / max(1, pixel_counts["train"].sum())
     object_info = data_root / "objectInfo150.txt"
     rows = ["Idx\tRatio\tTrain\tVal\tName"]
     for concept in CONCEPTS:
-        rows.append(f"{concept.id + 1}\t{train_ratio[concept.id]:.6f}\t{image_counts['train'][concept.id]}\t"
-                    f"{image_counts['val'][concept.id]}\t{concept.name}")
+        rows.append(
+            f"{concept.id + 1}\t{train_ratio[concept.id]:.6f}\t{image_counts['train'][concept.id]}\t"
+            f"{image_counts['val'][concept.id]}\t{concept.name}"
+        )
     object_info.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
     vocabularies_path = data_root / "vocabularies.json"
@@ -198,10 +204,17 @@ def ensure_synthetic_world(root: str | Path, **settings: Any) -> dict[str, Any]:
         except json.JSONDecodeError:
             world = {}
         if world.get("version") == WORLD_VERSION and all(world.get(k) == v for k, v in wanted.items()):
-            return {"root": str(Path(root)), "data_root": str(data_root), "world": str(world_file),
-                    "object_info": str(data_root / "objectInfo150.txt"), "captions": str(data_root / "captions.jsonl"),
-                    "vocabularies": str(data_root / "vocabularies.json"), "num_concepts": world["num_concepts"],
-                    **wanted, "reused": True}
+            return {
+                "root": str(Path(root)),
+                "data_root": str(data_root),
+                "world": str(world_file),
+                "object_info": str(data_root / "objectInfo150.txt"),
+                "captions": str(data_root / "captions.jsonl"),
+                "vocabularies": str(data_root / "vocabularies.json"),
+                "num_concepts": world["num_concepts"],
+                **wanted,
+                "reused": True,
+            }
     summary = generate_synthetic_world(root, show_progress=show_progress, **wanted)
     summary["reused"] = False
     return summary

@@ -8,7 +8,7 @@ head shares: ``forward_features(feats) -> (B, channels, h, w)``, ``cls_seg`` and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -65,9 +65,7 @@ class DepthwiseSeparableConvModule(nn.Sequential):
         self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int = 1, dilation: int = 1
     ) -> None:
         super().__init__(
-            ConvModule(
-                in_channels, in_channels, kernel_size, padding=padding, dilation=dilation, groups=in_channels
-            ),
+            ConvModule(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation, groups=in_channels),
             ConvModule(in_channels, out_channels, 1),
         )
 

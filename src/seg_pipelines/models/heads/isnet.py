@@ -3,7 +3,7 @@ MMSegmentation's ``projects/isnet`` ``ISNetHead`` (best-effort re-implementation
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

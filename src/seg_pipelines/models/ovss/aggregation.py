@@ -204,7 +204,9 @@ class ClassAggregation(nn.Module):
         normed = self.norm1(tokens)
         guided = normed
         if guidance is not None:
-            guidance = guidance.unsqueeze(1).expand(-1, pooled_h * pooled_w, -1, -1).reshape(tokens.shape[0], classes, -1)
+            guidance = (
+                guidance.unsqueeze(1).expand(-1, pooled_h * pooled_w, -1, -1).reshape(tokens.shape[0], classes, -1)
+            )
             guided = torch.cat([normed, guidance], dim=-1)
         heads = self.num_heads
 

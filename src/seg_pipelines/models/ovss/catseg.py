@@ -18,7 +18,9 @@ re-encode text only.
 
 from __future__ import annotations
 
-from typing import Sequence
+import inspect
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,11 +179,18 @@ class CATSeg(nn.Module):
         features = self.clip(self.clip.normalize(clip_images))
         return features.dense, features.guidance
 
-    def aggregate(self, filtered: FilteredCost, image_features: torch.Tensor, guidance: list[torch.Tensor]) -> torch.Tensor:
+    def embed_cost(self, cost: torch.Tensor) -> torch.Tensor:
+        """Cost embedding: cost volume (B, P, k, h, w) → (B, hidden_dim, k, h, w), the 7×7 conv over the
+        prompts of each class."""
+        batch, prompts, classes, height, width = cost.shape
+        embedded = self.cost_embedding(cost.transpose(1, 2).reshape(batch * classes, prompts, height, width))
+        return embedded.view(batch, classes, -1, height, width).transpose(1, 2)
+
+    def aggregate(
+        self, filtered: FilteredCost, image_features: torch.Tensor, guidance: list[torch.Tensor]
+    ) -> torch.Tensor:
         """Cost volume (B, P, k, h, w) → class logits (B, k, 4h, 4w)."""
-        batch, prompts, classes, height, width = filtered.cost.shape
-        cost = self.cost_embedding(filtered.cost.transpose(1, 2).reshape(batch * classes, prompts, height, width))
-        cost = cost.view(batch, classes, -1, height, width).transpose(1, 2)
+        cost = self.embed_cost(filtered.cost)
         if self.use_aggregation:
             appearance = self.appearance_guidance(image_features)
             text = self.text_guidance(class_text_guidance(filtered.text))
@@ -231,31 +240,39 @@ def build_clip_encoder(
     return CLIPDenseEncoder(clip, model_name=clip_model, guidance_layers=guidance_layers)
 
 
+_CLIP_ENCODER_ARGS = frozenset(inspect.signature(build_clip_encoder).parameters)
+
+
+def split_clip_encoder_options(
+    image_size: int | None, options: dict[str, Any]
+) -> tuple[CLIPDenseEncoder, dict[str, Any]]:
+    """What the OVSS builders share: the :func:`build_clip_encoder` of ``image_size`` and of the builder's
+    keyword ``options`` that are that function's (``clip_model``, ``clip_pretrained``, ``force_quick_gelu``,
+    ``clip_finetune``, ``guidance_layers``, ``cache_dir``; its defaults for the others), and the remaining
+    ``options`` (for the segmentor)."""
+    clip_options = {key: value for key, value in options.items() if key in _CLIP_ENCODER_ARGS}
+    head_kwargs = {key: value for key, value in options.items() if key not in _CLIP_ENCODER_ARGS}
+    return build_clip_encoder(image_size=image_size, **clip_options), head_kwargs
+
+
 @register_model("catseg")
 def catseg(
     *,
-    clip_model: str = TINY_CLIP_NAME,
-    clip_pretrained: str | None = None,
     image_size: int | None = None,
-    force_quick_gelu: bool | None = None,
-    clip_finetune: str = "qv",
-    guidance_layers: Sequence[int] | None = None,
-    cache_dir: str | None = None,
     num_prompts: int = 1,
     top_k: int | None = 256,
     use_aggregation: bool = True,
-    **head_kwargs,
+    **options,
 ) -> CATSeg:
-    """CAT-Seg on open_clip ``clip_model`` (weights: path / cached tag / None); see :class:`CATSeg`."""
-    encoder = build_clip_encoder(
-        clip_model,
-        clip_pretrained,
-        image_size=image_size,
-        force_quick_gelu=force_quick_gelu,
-        clip_finetune=clip_finetune,
-        guidance_layers=guidance_layers,
-        cache_dir=cache_dir,
-    )
+    """CAT-Seg on open_clip ``clip_model`` (weights ``clip_pretrained``: path / cached tag / None); the CLIP
+    arguments in ``options`` build the encoder (:func:`split_clip_encoder_options`), the others go to
+    :class:`CATSeg`."""
+    encoder, head_kwargs = split_clip_encoder_options(image_size, options)
     return CATSeg(
-        encoder, num_prompts=num_prompts, top_k=top_k, use_aggregation=use_aggregation, image_size=image_size, **head_kwargs
+        encoder,
+        num_prompts=num_prompts,
+        top_k=top_k,
+        use_aggregation=use_aggregation,
+        image_size=image_size,
+        **head_kwargs,
     )

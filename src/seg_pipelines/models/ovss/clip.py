@@ -17,9 +17,9 @@ Dense features follow CAT-Seg: every patch token of the last layer goes through 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import open_clip
 import torch
@@ -32,6 +32,8 @@ from open_clip.constants import (
 )
 from torch import nn
 from torch.nn.utils import parametrize
+
+from seg_pipelines.models.checkpoints import read_checkpoint
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 TINY_CLIP_NAME = "TinyCLIP-ViT-8-96"
@@ -141,6 +143,8 @@ def load_clip(
     register_model_configs()
     checkpoint_path, tag_quick_gelu = resolve_clip_weights(model_name, pretrained, cache_dir)
     quick_gelu = tag_quick_gelu if force_quick_gelu is None else force_quick_gelu
+    if checkpoint_path is not None:
+        read_checkpoint(checkpoint_path, "CLIP checkpoint")  # a clear error for a bad file, before open_clip
     model = open_clip.create_model(
         model_name,
         pretrained=checkpoint_path,
@@ -259,7 +263,11 @@ def encode_text_trimmed(clip_model: nn.Module, tokens: torch.Tensor, normalize: 
     Falls back to ``encode_text`` for towers that are not causal or do not pool at the EOT token.
     """
     attn_mask = getattr(clip_model, "attn_mask", None)
-    if attn_mask is None or getattr(clip_model, "text_pool_type", None) != "argmax" or not hasattr(clip_model, "token_embedding"):
+    if (
+        attn_mask is None
+        or getattr(clip_model, "text_pool_type", None) != "argmax"
+        or not hasattr(clip_model, "token_embedding")
+    ):
         return clip_model.encode_text(tokens, normalize=normalize)
     length = max(1, int((tokens != 0).sum(dim=1).max()))
     tokens = tokens[:, :length]
@@ -420,7 +428,9 @@ class CLIPDenseEncoder(nn.Module):
     def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids (K, P, L) → text embeddings (K, P, D) in the joint space (not normalised)."""
         classes, prompts, length = tokens.shape
-        embeddings = encode_text_trimmed(self.clip, tokens.reshape(classes * prompts, length).to(self.pixel_mean.device))
+        embeddings = encode_text_trimmed(
+            self.clip, tokens.reshape(classes * prompts, length).to(self.pixel_mean.device)
+        )
         return embeddings.view(classes, prompts, -1)
 
     def encode_prompts(self, prompts: Sequence[Sequence[str]]) -> torch.Tensor:

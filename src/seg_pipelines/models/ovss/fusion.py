@@ -10,7 +10,7 @@ by a linear layer and resized to CLIP's patch grid, then fused:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

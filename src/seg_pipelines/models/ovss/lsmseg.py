@@ -17,16 +17,14 @@ very low logit) so evaluation sees the full vocabulary.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from seg_pipelines.models.registry import register_model
 
-from .catseg import CATSeg, build_clip_encoder
-from .clip import TINY_CLIP_NAME, CLIPDenseEncoder
+from .catseg import CATSeg, split_clip_encoder_options
+from .clip import CLIPDenseEncoder
 from .cost_volume import class_text_guidance
 from .filtering import FilteredCost
 from .fusion import VisualFeatureFusion
@@ -101,17 +99,15 @@ class LSMSeg(CATSeg):
         if self.sam is None:
             return clip_features, guidance
         with torch.no_grad():  # SAM stays frozen (thesis 5.2.4)
-            sam_images = F.interpolate(
-                images, size=(self.sam.image_size,) * 2, mode="bilinear", align_corners=False
-            )
+            sam_images = F.interpolate(images, size=(self.sam.image_size,) * 2, mode="bilinear", align_corners=False)
             sam_features = self.sam(self.sam.normalize(sam_images))
         return self.fusion(clip_features, sam_features), guidance
 
-    def aggregate(self, filtered: FilteredCost, image_features: torch.Tensor, guidance: list[torch.Tensor]) -> torch.Tensor:
+    def aggregate(
+        self, filtered: FilteredCost, image_features: torch.Tensor, guidance: list[torch.Tensor]
+    ) -> torch.Tensor:
         """M' → cost embedding → S (eq. 5.7) → C (eq. 5.8) → Up with E' (eq. 5.9)."""
-        batch, prompts, classes, height, width = filtered.cost.shape
-        cost = self.cost_embedding(filtered.cost.transpose(1, 2).reshape(batch * classes, prompts, height, width))
-        cost = cost.view(batch, classes, -1, height, width).transpose(1, 2)
+        cost = self.embed_cost(filtered.cost)
         visual = self.visual_guidance(image_features)
         text = self.refinement_text_guidance(class_text_guidance(filtered.text))
         cost = self.refinement(cost, visual, text)
@@ -121,13 +117,7 @@ class LSMSeg(CATSeg):
 @register_model("lsmseg")
 def lsmseg(
     *,
-    clip_model: str = TINY_CLIP_NAME,
-    clip_pretrained: str | None = None,
     image_size: int | None = None,
-    force_quick_gelu: bool | None = None,
-    clip_finetune: str = "qv",
-    guidance_layers: Sequence[int] | None = None,
-    cache_dir: str | None = None,
     use_sam: bool = True,
     sam_variant: str = "tiny",
     sam_checkpoint: str | None = None,
@@ -136,18 +126,11 @@ def lsmseg(
     top_k: int | None = 32,
     fusion: str = "weighted",
     initial_fusion_weight: float = 0.5,
-    **head_kwargs,
+    **options,
 ) -> LSMSeg:
-    """LSMSeg on open_clip ``clip_model`` and SAM ``sam_variant``; see :class:`LSMSeg`."""
-    encoder = build_clip_encoder(
-        clip_model,
-        clip_pretrained,
-        image_size=image_size,
-        force_quick_gelu=force_quick_gelu,
-        clip_finetune=clip_finetune,
-        guidance_layers=guidance_layers,
-        cache_dir=cache_dir,
-    )
+    """LSMSeg on open_clip ``clip_model`` and SAM ``sam_variant``; the CLIP arguments in ``options`` build the
+    encoder as for CAT-Seg (:func:`~.catseg.split_clip_encoder_options`), the others go to :class:`LSMSeg`."""
+    encoder, head_kwargs = split_clip_encoder_options(image_size, options)
     sam = None
     if use_sam:
         sam = SAMImageEncoder(

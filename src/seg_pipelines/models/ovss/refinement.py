@@ -39,10 +39,15 @@ class FeatureRefinementLayer(nn.Module):
 class FeatureRefinementModule(nn.Module):
     """A stack of :class:`FeatureRefinementLayer` (CAT-Seg uses 2 layers for ViT-B)."""
 
-    def __init__(self, num_layers: int, dim: int, visual_guidance_dim: int, text_guidance_dim: int, **layer_kwargs) -> None:
+    def __init__(
+        self, num_layers: int, dim: int, visual_guidance_dim: int, text_guidance_dim: int, **layer_kwargs
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            [FeatureRefinementLayer(dim, visual_guidance_dim, text_guidance_dim, **layer_kwargs) for _ in range(num_layers)]
+            [
+                FeatureRefinementLayer(dim, visual_guidance_dim, text_guidance_dim, **layer_kwargs)
+                for _ in range(num_layers)
+            ]
         )
 
     def forward(self, cost: torch.Tensor, visual_guidance: torch.Tensor, text_guidance: torch.Tensor) -> torch.Tensor:

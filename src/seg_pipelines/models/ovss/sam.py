@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
+from seg_pipelines.models.checkpoints import read_checkpoint
+
 SAM_PIXEL_MEAN = (0.485, 0.456, 0.406)  # SAM's (123.675, 116.28, 103.53) / 255
 SAM_PIXEL_STD = (0.229, 0.224, 0.225)
 
@@ -66,7 +68,7 @@ def resize_absolute_position(pos_embed: torch.Tensor, grid: tuple[int, int]) -> 
 def adapt_sam_state_dict(state_dict: dict[str, torch.Tensor], encoder: ImageEncoderViT) -> dict[str, torch.Tensor]:
     """Take the image-encoder part of a SAM checkpoint and resize its position tensors to ``encoder``."""
     if any(key.startswith("image_encoder.") for key in state_dict):
-        state_dict = {k[len("image_encoder."):]: v for k, v in state_dict.items() if k.startswith("image_encoder.")}
+        state_dict = {k[len("image_encoder.") :]: v for k, v in state_dict.items() if k.startswith("image_encoder.")}
     target = encoder.state_dict()
     adapted = {}
     for key, value in state_dict.items():
@@ -143,15 +145,19 @@ class SAMImageEncoder(nn.Module):
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"SAM checkpoint not found: {path}")
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = read_checkpoint(path, "SAM checkpoint")
         if isinstance(state_dict, dict) and "model" in state_dict and isinstance(state_dict["model"], dict):
             state_dict = state_dict["model"]
-        state_dict = {k: v for k, v in adapt_sam_state_dict(state_dict, self.encoder).items() if not k.startswith("neck.")}
+        state_dict = {
+            k: v for k, v in adapt_sam_state_dict(state_dict, self.encoder).items() if not k.startswith("neck.")
+        }
         missing, unexpected = self.encoder.load_state_dict(state_dict, strict=False)
         if missing or unexpected:
-            raise RuntimeError(f"SAM checkpoint {path} does not match {self.variant}: missing {missing}, unexpected {unexpected}")
+            raise RuntimeError(
+                f"SAM checkpoint {path} does not match {self.variant}: missing {missing}, unexpected {unexpected}"
+            )
 
-    def train(self, mode: bool = True) -> "SAMImageEncoder":
+    def train(self, mode: bool = True) -> SAMImageEncoder:
         return super().train(False)  # always frozen (thesis 5.2.4, Table 5.10)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -161,7 +167,9 @@ class SAMImageEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """SAM-normalised images (B, 3, S, S), S = ``image_size`` → features of the last global blocks."""
         if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
         tokens = self.encoder.patch_embed(images)
         tokens = tokens + self.encoder.pos_embed
         features = []

@@ -1,9 +1,10 @@
-"""Nodes of ``caa_ablations``: one per thesis table (thin wrappers over ``engine.ablations``)."""
+"""Nodes of ``caa_ablations``: one per thesis table (thin wrappers over
+:mod:`seg_pipelines.experiments.closed_set_ablations`)."""
 
 from __future__ import annotations
 
-from seg_pipelines.engine.ablations import closed_set_table_node
-from seg_pipelines.pipelines.caa_ablations.tables import build_table
+from seg_pipelines.experiments.caa_ablations import build_table
+from seg_pipelines.experiments.closed_set_ablations import closed_set_table_node
 
 
 def table_node(table: str):

@@ -9,8 +9,8 @@ Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf
 
 from kedro.pipeline import Node, Pipeline
 
+from seg_pipelines.experiments.caa_ablations import TABLE_IDS
 from seg_pipelines.pipelines.caa_ablations import nodes
-from seg_pipelines.pipelines.caa_ablations.tables import TABLE_IDS
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -21,8 +21,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.table_node(table),
                 inputs=["params:caa_ablations", "dataset_manifest", "prepared_index", "class_statistics"],
-                outputs=[f"caa_ablations_{key}_summary", f"caa_ablations_{key}_runs", f"caa_ablations_{key}_md",
-                         f"caa_ablations_{key}_metrics"],  # fmt: skip
+                outputs=[
+                    f"caa_ablations_{key}_summary",
+                    f"caa_ablations_{key}_runs",
+                    f"caa_ablations_{key}_md",
+                    f"caa_ablations_{key}_metrics",
+                ],
                 name=f"caa_ablations_{key}",
             )
         )

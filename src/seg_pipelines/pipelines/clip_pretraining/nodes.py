@@ -1,99 +1,11 @@
-"""Nodes of the ``clip_pretraining`` pipeline: thin wrappers over ``seg_pipelines.engine.clip_pretraining``."""
+"""Nodes of ``clip_pretraining``: the tiny CLIP pretrained on the synthetic captions, its retrieval
+check, zero-shot probe and training curve; the work is in :mod:`seg_pipelines.experiments.tiny_clip`."""
 
-from __future__ import annotations
+from seg_pipelines.experiments.tiny_clip import (
+    describe_tiny_clip,
+    evaluate_tiny_clip,
+    plot_clip_training_curve,
+    pretrain_tiny_clip,
+)
 
-import logging
-import time
-from dataclasses import asdict
-from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from seg_pipelines.datasets.base import create_reader  # noqa: E402
-from seg_pipelines.datasets.synthetic.concepts import CONCEPTS  # noqa: E402
-from seg_pipelines.engine import clip_pretraining as engine  # noqa: E402
-
-logger = logging.getLogger(__name__)
-
-
-def _synthetic_reader(manifest: dict[str, Any]):
-    if manifest["family"] != "synthetic":
-        raise ValueError(
-            f"clip_pretraining trains the embedded-default CLIP on the synthetic world; dataset family is "
-            f"{manifest['family']!r}. With a real dataset use a real CLIP checkpoint instead (lsmseg.clip_pretrained)."
-        )
-    return create_reader("synthetic", manifest["root"])
-
-
-def _config(params: dict[str, Any]) -> engine.ClipPretrainingConfig:
-    return engine.ClipPretrainingConfig(**params.get("training", {}))
-
-
-def pretrain_tiny_clip(manifest: dict[str, Any], params: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train the tiny CLIP on the train split's image–caption pairs (resumable from ``checkpoint_dir``)."""
-    torch.set_num_threads(int(params.get("num_threads", 2)))
-    config = _config(params)
-    reader = _synthetic_reader(manifest)
-    train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
-    start = time.perf_counter()
-    model, curve = engine.pretrain_clip(train_data, config, checkpoint_dir=params.get("checkpoint_dir"))
-    seconds = time.perf_counter() - start
-    if curve:
-        curve[-1]["seconds"] = seconds
-        logger.info("CLIP pretraining: %d steps in %.1f s, final loss %.3f", config.steps, seconds, curve[-1]["loss"])
-    return model, curve
-
-
-def evaluate_tiny_clip(
-    state_dict: dict[str, torch.Tensor], manifest: dict[str, Any], params: dict[str, Any]
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Held-out retrieval recall@1 and the dense zero-shot probe (name vs attribute prompts, head/tail)."""
-    torch.set_num_threads(int(params.get("num_threads", 2)))
-    config = _config(params)
-    model = engine.clip_from_state_dict({"model_name": config.model_name, "image_size": config.image_size}, state_dict)
-    reader = _synthetic_reader(manifest)
-    data = engine.load_captioned_split(reader, params.get("eval_split", "val"))
-    image_features = engine.encode_images(model, config.model_name, data.images, config.image_size)
-    text_features = engine.encode_texts(model, config.model_name, data.captions)
-    retrieval = engine.retrieval_recall_at_1(image_features, text_features, data.captions)
-    probe = engine.zero_shot_probe(
-        model, config.model_name, data, CONCEPTS, engine.concept_groups(reader.world), image_size=config.image_size
-    )
-    logger.info("CLIP retrieval %s; zero-shot pixel acc name %.3f vs attribute %.3f", retrieval,
-                probe["name_prompts"]["pixel_accuracy"], probe["attribute_prompts"]["pixel_accuracy"])
-    return {"clip_retrieval": retrieval}, {"clip_zero_shot": probe}
-
-
-def describe_tiny_clip(
-    params: dict[str, Any], curve: list[dict[str, float]], metrics: dict[str, Any], probe: dict[str, Any]
-) -> dict[str, Any]:
-    """The re-buildable description of ``tiny_clip_checkpoint`` (load with ``engine.clip_from_state_dict``)."""
-    config = _config(params)
-    return {
-        "model_name": config.model_name,
-        "image_size": config.image_size,
-        "checkpoint": "data/06_models/tiny_clip.pt",
-        "training": asdict(config),
-        "final_loss": curve[-1]["loss"] if curve else None,
-        "metrics": {**metrics, **probe},
-    }
-
-
-def plot_clip_training_curve(curve: list[dict[str, float]], metrics: dict[str, Any]):
-    """Contrastive loss and learning rate against step."""
-    figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
-    steps = [row["step"] for row in curve]
-    loss_axis.plot(steps, [row["loss"] for row in curve], color="tab:blue")
-    loss_axis.set(xlabel="step", ylabel="InfoNCE loss", title="tiny CLIP pretraining")
-    lr_axis.plot(steps, [row["lr"] for row in curve], color="tab:orange")
-    lr_axis.set(xlabel="step", ylabel="learning rate", title="warm-up + cosine")
-    recall = metrics.get("clip_retrieval", {}).get("image_to_text_recall_at_1")
-    if recall is not None:
-        loss_axis.text(0.98, 0.95, f"val image→text R@1 = {recall:.3f}", ha="right", va="top", transform=loss_axis.transAxes)
-    figure.tight_layout()
-    return figure
+__all__ = ["describe_tiny_clip", "evaluate_tiny_clip", "plot_clip_training_curve", "pretrain_tiny_clip"]

@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.describe_tiny_clip,
-                inputs=["params:clip_pretraining", "clip_pretraining_curve", "clip_pretraining_metrics", "clip_zero_shot_probe"],
+                inputs=["params:clip_pretraining", "tiny_clip_checkpoint"],
                 outputs="tiny_clip_config",
                 name="describe_tiny_clip",
             ),

@@ -24,14 +24,26 @@ def _template() -> Pipeline:
         nodes_list += [
             Node(
                 nodes.train_model,
-                inputs=[f"{variant}_model_config", "dataset_manifest", "prepared_index", "params:training",
-                        "params:augmentation", "params:checkpoint_root"],  # fmt: skip
+                inputs=[
+                    f"{variant}_model_config",
+                    "dataset_manifest",
+                    "prepared_index",
+                    "params:training",
+                    "params:augmentation",
+                    "params:checkpoint_root",
+                ],
                 outputs=[f"{variant}_checkpoint", f"{variant}_training_curve"],
                 name=f"train_{variant}",
             ),
             Node(
                 nodes.evaluate_model,
-                inputs=[f"{variant}_checkpoint", "dataset_manifest", "prepared_index", "params:evaluation", "params:augmentation"],
+                inputs=[
+                    f"{variant}_checkpoint",
+                    "dataset_manifest",
+                    "prepared_index",
+                    "params:evaluation",
+                    "params:augmentation",
+                ],
                 outputs=f"{variant}_evaluation",
                 name=f"evaluate_{variant}",
             ),
@@ -39,8 +51,15 @@ def _template() -> Pipeline:
     nodes_list += [
         Node(
             nodes.report_results,
-            inputs=["baseline_evaluation", "method_evaluation", "class_statistics", "baseline_model_config",
-                    "method_model_config", "dataset_manifest", "params:report"],  # fmt: skip
+            inputs=[
+                "baseline_evaluation",
+                "method_evaluation",
+                "class_statistics",
+                "baseline_model_config",
+                "method_model_config",
+                "dataset_manifest",
+                "params:report",
+            ],
             outputs=["closed_set_metrics", "per_class_iou", "results_table"],
             name="report_results",
         ),
@@ -52,8 +71,16 @@ def _template() -> Pipeline:
         ),
         Node(
             nodes.plot_predictions,
-            inputs=["baseline_checkpoint", "method_checkpoint", "dataset_manifest", "prepared_index", "class_statistics",
-                    "params:evaluation", "params:augmentation", "params:report"],  # fmt: skip
+            inputs=[
+                "baseline_checkpoint",
+                "method_checkpoint",
+                "dataset_manifest",
+                "prepared_index",
+                "class_statistics",
+                "params:evaluation",
+                "params:augmentation",
+                "params:report",
+            ],
             outputs="qualitative_figure",
             name="plot_qualitative_predictions",
         ),

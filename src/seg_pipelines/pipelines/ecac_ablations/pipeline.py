@@ -10,14 +10,19 @@ Parameters: ``ecac_ablations`` (conf/base: default budget; conf/test: smoke; con
 
 from kedro.pipeline import Node, Pipeline
 
+from seg_pipelines.experiments.ecac_ablations import TABLE_IDS
 from seg_pipelines.pipelines.ecac_ablations import nodes
-from seg_pipelines.pipelines.ecac_ablations.tables import TABLE_IDS
 
 INPUTS = ["params:ecac_ablations", "dataset_manifest", "prepared_index", "class_statistics"]
 
 
 def _outputs(key: str) -> list[str]:
-    return [f"ecac_ablations_{key}_summary", f"ecac_ablations_{key}_runs", f"ecac_ablations_{key}_md", f"ecac_ablations_{key}_metrics"]
+    return [
+        f"ecac_ablations_{key}_summary",
+        f"ecac_ablations_{key}_runs",
+        f"ecac_ablations_{key}_md",
+        f"ecac_ablations_{key}_metrics",
+    ]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -26,7 +31,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(nodes.table_node(table), inputs=INPUTS, outputs=_outputs(key), name=f"ecac_ablations_{key}")
         for table, key in zip(TABLE_IDS, keys)
     ]
-    table_nodes.append(Node(nodes.run_table_4_8, inputs=INPUTS, outputs=_outputs("table_4_8"), name="ecac_ablations_table_4_8"))
+    table_nodes.append(
+        Node(nodes.run_table_4_8, inputs=INPUTS, outputs=_outputs("table_4_8"), name="ecac_ablations_table_4_8")
+    )
     keys.append("table_4_8")
     figure = Node(
         nodes.plot_feature_tsne,

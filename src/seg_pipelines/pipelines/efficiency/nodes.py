@@ -1,21 +1,12 @@
-"""Thin nodes of the ``efficiency`` pipeline; the work is in :mod:`seg_pipelines.engine.efficiency`."""
+"""Thin nodes of the ``efficiency`` pipeline; the work is in :mod:`seg_pipelines.experiments.efficiency`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
-import torch
 
-from seg_pipelines.engine import efficiency
-
-
-def _timing_config(timing: dict[str, Any], overrides: dict[str, Any] | None = None) -> efficiency.TimingConfig:
-    options = {**dict(timing), **dict(overrides or {})}
-    threads = options.pop("torch_threads", None)
-    if threads:
-        torch.set_num_threads(int(threads))
-    return efficiency.TimingConfig(**options)
+from seg_pipelines.experiments import efficiency
 
 
 def complexity_table_3_5(params: dict[str, Any]) -> pd.DataFrame:
@@ -32,7 +23,7 @@ def timing_table_3_6(params: dict[str, Any]) -> pd.DataFrame:
     """Table 3.6: training time (N iterations) and inference ms/p, ± CAA."""
     table_params = params["table_3_6"]
     return efficiency.build_table_3_6(
-        _timing_config(params["timing"], table_params.get("timing")),
+        efficiency.timing_config(params["timing"], table_params.get("timing")),
         num_classes=table_params["num_classes"],
         model_cfg=table_params["model"],
         addon_cfg=table_params["addon"],
@@ -43,7 +34,7 @@ def ovss_table_5_8(params: dict[str, Any]) -> pd.DataFrame:
     """Table 5.8: CAT-Seg vs LSMSeg (w/o SAM) parameters, latency, training time, MACs."""
     table_params = params["table_5_8"]
     return efficiency.build_table_5_8(
-        _timing_config(params["timing"], table_params.get("timing")),
+        efficiency.timing_config(params["timing"], table_params.get("timing")),
         num_classes=table_params["num_classes"],
         complexity_cfg=table_params["complexity_model"],
         timing_cfg=table_params["timing_model"],

@@ -1,10 +1,20 @@
-"""``lsmseg``: validate inputs → train CAT-Seg baseline and LSMSeg (same budget) → evaluate → tables, figures."""
+"""``lsmseg``: validate inputs → train CAT-Seg baseline and LSMSeg (same budget) → evaluate → tables, figures.
+
+Inputs from upstream: ``tiny_clip_checkpoint`` / ``tiny_clip_config`` (clip_pretraining) and the optional
+``prompt_set`` (lsmseg_attribute_selection; used when ``lsmseg.prompts: prompt_set``)."""
 
 from kedro.pipeline import Node, Pipeline
 
 from seg_pipelines.pipelines.lsmseg import nodes
 
-_EVAL_INPUTS = ["catseg_baseline_weights", "lsmseg_weights", "prepared_index", "dataset_manifest", "lsmseg_run_plan", "params:lsmseg"]
+_EVAL_INPUTS = [
+    "catseg_baseline_weights",
+    "lsmseg_weights",
+    "prepared_index",
+    "dataset_manifest",
+    "lsmseg_run_plan",
+    "params:lsmseg",
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -12,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.validate_lsmseg_inputs,
-                inputs=["dataset_manifest", "tiny_clip_config", "params:lsmseg"],
+                inputs=["dataset_manifest", "tiny_clip_config", "tiny_clip_checkpoint", "prompt_set", "params:lsmseg"],
                 outputs="lsmseg_run_plan",
                 name="validate_lsmseg_inputs",
             ),
@@ -48,6 +58,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_ovss_benchmarks",
             ),
             Node(nodes.plot_cost_maps, inputs=_EVAL_INPUTS, outputs="lsmseg_cost_map_figure", name="plot_cost_maps"),
-            Node(nodes.plot_qualitative, inputs=_EVAL_INPUTS, outputs="lsmseg_qualitative_figure", name="plot_ovss_predictions"),
+            Node(
+                nodes.plot_qualitative,
+                inputs=_EVAL_INPUTS,
+                outputs="lsmseg_qualitative_figure",
+                name="plot_ovss_predictions",
+            ),
         ]
     )

@@ -5,7 +5,7 @@ row × seed."""
 
 from kedro.pipeline import Node, Pipeline
 
-from seg_pipelines.engine.lsmseg_ablations import TABLES
+from seg_pipelines.experiments.lsmseg_ablations import TABLES
 from seg_pipelines.pipelines.lsmseg_ablations import nodes
 
 
@@ -14,9 +14,20 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.table_node(table),
-                inputs=["prepared_index", "dataset_manifest", "tiny_clip_config", "params:lsmseg_ablations"],
-                outputs=[f"lsmseg_ablation_{spec.key}", f"lsmseg_ablation_{spec.key}_markdown",
-                         f"lsmseg_ablation_{spec.key}_runs", f"lsmseg_ablation_{spec.key}_metrics"],
+                inputs=[
+                    "prepared_index",
+                    "dataset_manifest",
+                    "tiny_clip_config",
+                    "tiny_clip_checkpoint",
+                    "prompt_set",
+                    "params:lsmseg_ablations",
+                ],
+                outputs=[
+                    f"lsmseg_ablation_{spec.key}",
+                    f"lsmseg_ablation_{spec.key}_markdown",
+                    f"lsmseg_ablation_{spec.key}_runs",
+                    f"lsmseg_ablation_{spec.key}_metrics",
+                ],
                 name=f"lsmseg_ablation_{spec.key}",
             )
             for table, spec in TABLES.items()

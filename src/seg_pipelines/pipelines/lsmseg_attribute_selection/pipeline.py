@@ -38,7 +38,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.combine_attributes,
                 inputs=["attribute_scorer", "attribute_descriptions", "attribute_scores", PARAMS],
-                outputs=["attribute_combinations_table", "llm_comparison_table", "prompt_set", "attribute_selection_summary"],
+                outputs=[
+                    "attribute_combinations_table",
+                    "llm_comparison_table",
+                    "prompt_set",
+                    "attribute_selection_summary",
+                ],
                 name="combine_attributes",
             ),
             Node(

@@ -1,0 +1,84 @@
+"""Dataset preparation (the ``data_preparation`` pipeline): raw dataset → manifest → validated index →
+class statistics (f_c, head/mid/tail, eq. 4.14 weights) → overview figure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.index import build_index
+from seg_pipelines.datasets.overview import plot_dataset_overview
+from seg_pipelines.datasets.statistics import compute_class_statistics
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_raw_dataset(dataset: dict[str, Any], synthetic_world: dict[str, Any]) -> dict[str, Any]:
+    """Make sure the raw dataset exists and describe it (family, root, classes, ignore value).
+
+    For the ``synthetic`` family the world is rendered into ``dataset.root`` unless a world with the
+    same settings is already there (prepared data is reused); a real dataset must already exist.
+    """
+    family, root = dataset["family"], dataset["root"]
+    if family == "synthetic":
+        from seg_pipelines.datasets.synthetic import ensure_synthetic_world
+
+        ensure_synthetic_world(root, show_progress=True, **synthetic_world)
+    reader = create_reader(family, root, **dataset.get("reader_kwargs", {}))
+    manifest = {
+        "family": family,
+        "root": str(root),
+        "reader_kwargs": dict(dataset.get("reader_kwargs", {})),
+        "splits": list(dataset["splits"]),
+        "class_names": reader.class_names,
+        "num_classes": reader.num_classes,
+        "ignore_index": reader.ignore_index,
+    }
+    logger.info("dataset %s at %s: %d classes, ignore %d", family, root, reader.num_classes, reader.ignore_index)
+    return manifest
+
+
+def build_prepared_index(manifest: dict[str, Any], on_bad_sample: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate every sample and index it (see ``seg_pipelines.datasets.index``)."""
+    reader = create_reader(manifest["family"], manifest["root"], **manifest["reader_kwargs"])
+    return build_index(reader, manifest["splits"], on_bad_sample=on_bad_sample)
+
+
+def compute_statistics(
+    index: pd.DataFrame, manifest: dict[str, Any], statistics: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-class frequencies, head/mid/tail groups and eq. 4.14 weights, plus summary metrics."""
+    table = compute_class_statistics(
+        index,
+        manifest["class_names"],
+        split=statistics["split"],
+        rho=statistics["rho"],
+        group_size=statistics["group_size"],
+    )
+    frequency = table["frequency"]
+    metrics = {
+        "dataset.num_classes": float(len(table)),
+        "dataset.train_samples": float((index["split"] == statistics["split"]).sum()),
+        "dataset.classes_without_pixels": float((frequency == 0).sum()),
+        "dataset.head_to_tail_frequency_ratio": float(
+            frequency[table["group"] == "head"].mean() / max(frequency[table["group"] == "tail"].mean(), 1e-12)
+        ),
+        **{
+            f"dataset.frequency_share.{g}": float(frequency[table["group"] == g].sum()) for g in ("head", "mid", "tail")
+        },
+    }
+    return table, metrics
+
+
+def plot_overview(manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame, n_images: int):
+    """Grid of label overlays and the class-frequency histogram (the synthetic world's own figure
+    also marks unseen concepts)."""
+    if manifest["family"] == "synthetic":
+        from seg_pipelines.datasets.synthetic import plot_world_overview
+
+        return plot_world_overview(manifest["root"], n_images=n_images)
+    reader = create_reader(manifest["family"], manifest["root"], **manifest["reader_kwargs"])
+    return plot_dataset_overview(reader, index, class_statistics, n_images=n_images)

@@ -1,0 +1,288 @@
+"""MLflow tracking, the one place the project talks to MLflow: key cleaning, flattening, the run
+tags, tracking-URI resolution and nested child runs. Used by the project hook
+(:mod:`seg_pipelines.hooks`: one MLflow run per ``kedro run``) and by the ablation runner (one child
+run per variant × seed).
+
+* Tracking URI: ``$MLFLOW_TRACKING_URI`` > ``mlflow.tracking_uri`` in ``conf/<env>/mlflow.yml``
+  > ``sqlite:///<project root>/mlflow.db``. Relative sqlite paths resolve against the project root.
+* Tags: ``pipeline``, ``method``, ``head``, ``backbone``, ``dataset``, ``vocabulary`` and ``seed``
+  (:func:`run_tags`, from the run's parameters; ``n/a`` where a pipeline has no such notion), so
+  MLflow's compare view and ``mlflow.search_runs`` line runs up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# MLflow 3 phones home unless told not to; the project never does (set "false" yourself to opt in).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+MAX_PARAM_LENGTH = 6000  # MLflow's limit for a parameter value
+
+
+def flatten_dict(values: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """Flatten nested mappings into ``{"a.b.c": value}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_dict(value, name, sep))
+        else:
+            flat[name] = value
+    return flat
+
+
+def resolve_tracking_uri(project_path: Path, configured: str | None = None) -> str:
+    """Environment variable, then configuration, then the project-root sqlite default."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str((Path(project_path) / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def mlflow_key(text: str, component: bool = False) -> str:
+    """``text`` as an MLflow param/metric key: every character MLflow rejects (``[``, ``†``, ``+``,
+    ``=``…) becomes ``_``, one for one, so distinct keys stay distinct; ``/`` (MLflow's grouping
+    separator) is kept. With ``component`` the text is one readable part of a key (a table row such
+    as ``w/o L_aux``): ``/`` goes too, runs of rejected characters become one ``_`` and the ends are
+    trimmed."""
+    if not component:
+        return re.sub(r"[^\w\-. :/]", "_", str(text))
+    return re.sub(r"[^\w.\- :]+", "_", str(text)).strip(" _") or "_"
+
+
+def numeric_metrics(values: Mapping[str, Any], flatten: bool = True) -> dict[str, float]:
+    """The finite numbers of a (nested, when ``flatten``) mapping, keyed by :func:`mlflow_key`;
+    booleans, strings and NaN/inf are left out."""
+    metrics = {}
+    for key, value in (flatten_dict(values) if flatten else values).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            continue
+        if math.isfinite(float(value)):
+            metrics[mlflow_key(str(key).replace(" ", "_"), component=not flatten)] = float(value)
+    return metrics
+
+
+# --- run tags ---------------------------------------------------------------------------------------
+
+NOT_APPLICABLE = "n/a"
+TAG_NAMES = ("pipeline", "method", "head", "backbone", "dataset", "vocabulary", "seed")
+# Parameter blocks a pipeline reads ("" = the top level); others use the block named after them and,
+# for ``<x>_ablations``, the block of ``<x>`` as fallback.
+PIPELINE_BLOCKS: dict[str, tuple[str, ...]] = {
+    "closed_set": ("caa", "ecac"),
+    "data_preparation": ("",),
+}
+# Where each tag lives inside a block, first found wins (conf/base/parameters_*.yml).
+TAG_KEYS: dict[str, tuple[str, ...]] = {
+    "method": ("addon.name", "method"),
+    "head": ("model.head", "head.name"),
+    "backbone": ("model.backbone", "clip.model", "training.model_name", "backbone"),
+    "vocabulary": ("train_vocabulary", "vocabulary", "training.vocabulary"),
+    "seed": ("seeds", "training.seed", "seed", "scoring.seed", "timing.seed", "synthetic_world.seed"),
+}
+
+
+def _lookup(values: Any, dotted: str) -> Any:
+    for key in dotted.split(".") if dotted else []:
+        if not isinstance(values, Mapping) or key not in values:
+            return None
+        values = values[key]
+    return values
+
+
+def _tag_text(value: Any, key: str = "") -> str | None:
+    if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+        value = list(range(value))  # ablation pipelines: a count n means seeds 0..n-1
+    if value is None or isinstance(value, Mapping):
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else None
+    return str(value)
+
+
+def _blocks(pipeline_name: str, params: Mapping[str, Any]) -> list[list[Mapping[str, Any]]]:
+    """Per parameter block of the pipeline, the blocks to search in order (block, its ``setup``,
+    the base method's block for ``<x>_ablations``)."""
+    names = PIPELINE_BLOCKS.get(pipeline_name, (pipeline_name,))
+    blocks = []
+    for name in names:
+        chain = [name]
+        if name.endswith("_ablations"):
+            chain.append(name[: -len("_ablations")])
+        found = [b for b in (params if n == "" else _lookup(params, n) for n in chain) if isinstance(b, Mapping)]
+        if found and isinstance(found[0].get("setup"), Mapping):  # lsmseg_ablations: the shared model setup
+            found.insert(1, found[0]["setup"])
+        if found:
+            blocks.append(found)
+    return blocks
+
+
+def _tags_of_one(pipeline_name: str, params: Mapping[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    chains = _blocks(pipeline_name, params)
+    for tag, keys in TAG_KEYS.items():
+        values = []
+        for chain in chains:  # one value per block (closed_set: caa and ecac)
+            value = next(
+                (v for block in chain for key in keys if (v := _tag_text(_lookup(block, key), key)) is not None), None
+            )
+            if value is not None and value not in values:
+                values.append(value)
+        if values:
+            tags[tag] = "+".join(values)
+    for chain in chains:  # OVSS pipelines: the architectures they compare (lsmseg: catseg+lsmseg)
+        models = next((b["models"] for b in chain if isinstance(b.get("models"), Mapping)), None)
+        if models and "head" not in tags:
+            archs = [str(m["architecture"]) for m in models.values() if isinstance(m, Mapping) and "architecture" in m]
+            if archs:
+                tags["head"] = "+".join(dict.fromkeys(archs))
+    if "method" not in tags:
+        tags["method"] = pipeline_name[: -len("_ablations")] if pipeline_name.endswith("_ablations") else pipeline_name
+    return tags
+
+
+def run_tags(pipeline_name: str, params: Mapping[str, Any], default_pipeline: str | None = None) -> dict[str, str]:
+    """The comparison tags of a run of ``pipeline_name`` ("a+b" for several) from its parameters.
+
+    ``method``: the add-on (``addon.name``: caa / ecac) or the pipeline (``<x>_ablations`` → x);
+    ``head`` / ``backbone``: ``model.head`` / ``model.backbone`` (OVSS: the compared architectures and
+    ``clip.model``); ``dataset``: ``dataset.family``; ``vocabulary``: the training vocabulary
+    (``train_vocabulary``; closed-set: ``dataset.reader_kwargs.vocabulary``, else the dataset's own);
+    ``seed``: ``seeds`` (comma-joined) or ``training.seed``. Values of several blocks or pipelines are
+    joined with ``+``; a tag with no value is ``n/a``. ``__default__`` (``kedro run`` without
+    ``--pipelines``) is tagged as ``default_pipeline``.
+    """
+    names = [n for n in str(pipeline_name).split("+") if n] or ["__default__"]
+    merged: dict[str, list[str]] = {}
+    for name in names:
+        if name == "__default__" and default_pipeline:  # what `kedro run` without --pipelines runs
+            name = default_pipeline
+        for tag, value in _tags_of_one(name, params).items():
+            merged.setdefault(tag, [])
+            for part in value.split("+"):
+                if part not in merged[tag]:
+                    merged[tag].append(part)
+    dataset = _lookup(params, "dataset.family")
+    tags = {tag: "+".join(merged[tag]) if merged.get(tag) else NOT_APPLICABLE for tag in TAG_NAMES}
+    tags["pipeline"] = "+".join(names)
+    tags["dataset"] = str(dataset) if dataset is not None else NOT_APPLICABLE
+    if tags["vocabulary"] == NOT_APPLICABLE and dataset is not None:
+        tags["vocabulary"] = str(_lookup(params, "dataset.reader_kwargs.vocabulary") or dataset)
+    return tags
+
+
+# --- nested child runs (ablation variants) --------------------------------------------------------
+
+
+def active_mlflow():
+    """The ``mlflow`` module when a run is active, else None (MLflow is optional here)."""
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover - mlflow is a project dependency
+        return None
+    return mlflow if mlflow.active_run() is not None else None
+
+
+def start_child_run(mlflow, run_name: str, tags: Mapping[str, str], overrides: Mapping[str, Any]):
+    try:
+        run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags))
+        params = {mlflow_key(k, component=True): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(overrides).items()}
+        if params:
+            mlflow.log_params(params)
+        return run
+    except Exception as error:  # tracking trouble must not stop the study
+        logger.warning("MLflow: could not start child run %s: %s", run_name, error)
+        return None
+
+
+def end_child_run(mlflow, metrics: Mapping[str, float], status: str, error: str | None, ok: bool) -> None:
+    """Log the child run's metrics, status tag and error, then end it (FINISHED when ``ok``)."""
+    try:
+        mlflow.log_metrics(dict(metrics))
+        mlflow.set_tag("status", status)
+        if error:
+            mlflow.set_tag("error", error[:5000])
+    except Exception as failure:  # tracking trouble must not stop the study
+        logger.warning("MLflow: could not log child run: %s", failure)
+    finally:
+        mlflow.end_run(status="FINISHED" if ok else "FAILED")
+
+
+def log_params(values: Mapping[str, Any]) -> None:
+    """Log ``values`` (flattened, keys cleaned, values cut to MLflow's limit) to the active run, if
+    any; tracking trouble is logged, never raised."""
+    mlflow = active_mlflow()
+    if mlflow is None:
+        return
+    try:
+        mlflow.log_params({mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(values).items()})
+    except Exception as error:
+        logger.warning("MLflow: could not log parameters: %s", error)
+
+
+# --- the project run (one per ``kedro run``, started by the project hook) --------------------------
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlruns/`` beside a sqlite store (MLflow's own
+    default is ``./mlruns`` in whatever the working directory is), the server's choice otherwise."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
+
+
+def start_run(
+    tracking_uri: str, experiment: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any]
+) -> None:
+    """Start the run of a ``kedro run`` in ``experiment`` with ``tags`` and the (flattened,
+    key-cleaned, length-limited) ``params``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
+    mlflow.set_experiment(experiment)
+    mlflow.start_run(run_name=run_name, tags=dict(tags))
+    mlflow.log_params({mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(params).items()})
+
+
+def log_metrics(values: Mapping[str, Any]) -> None:
+    """The finite numbers of a (nested) mapping as metrics of the active run."""
+    import mlflow
+
+    mlflow.log_metrics(numeric_metrics(values))
+
+
+def log_artifact(path: str | Path, artifact_path: str) -> None:
+    """A local file as an artifact of the active run, under ``artifact_path``."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def fail_run(error: BaseException) -> None:
+    """Tag the active run with the error that stopped it."""
+    import mlflow
+
+    mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+
+
+def end_run(status: str) -> None:
+    """End the active run with ``status`` (FINISHED, FAILED, KILLED)."""
+    import mlflow
+
+    mlflow.end_run(status=status)

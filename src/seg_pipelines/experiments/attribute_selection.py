@@ -1,0 +1,571 @@
+"""Attribute selection (``lsmseg_attribute_selection``): the four steps of thesis Figure 5.3.
+
+(1) candidate attributes from the LLM, (2) enriched descriptions per (class, attribute),
+(3) attribute scoring with the aggregation-free CAT-Seg (Table 5.3), (4) greedy combination of
+the top-k attributes (Table 5.4) → the prompt set the ``lsmseg`` pipeline consumes; with more
+than one LLM configured, Table 5.9 compares their best combinations. The maths lives in
+``seg_pipelines.prompts`` and ``seg_pipelines.experiments.attribute_scoring``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.engine import tracking
+from seg_pipelines.engine.runtime import set_torch_threads
+from seg_pipelines.experiments import attribute_scoring as scoring
+from seg_pipelines.prompts import (
+    AVERAGE_COLUMN,
+    ResponseCache,
+    RetryPolicy,
+    build_prompt_set,
+    create_llm,
+    generate_candidate_attributes,
+    generate_descriptions,
+    greedy_combination,
+    rank_attributes,
+)
+from seg_pipelines.prompts.selection import BASELINE_ROW, COMBINATION_SEPARATOR
+
+logger = logging.getLogger(__name__)
+
+LLM_COLUMN = "llm"
+COMBINATION_COLUMN = "combination"
+
+
+# --------------------------------------------------------------------------- LLM helpers
+
+
+class CountingLLM:
+    """Wraps a backend to count real model calls and their time (cache hits never get here)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.model = backend.model
+        self.concurrency = getattr(backend, "concurrency", 1)
+        self.replay_only = getattr(backend, "replay_only", False)
+        self.calls = 0
+        self.seconds = 0.0
+
+    def complete(self, messages, **gen):
+        start = time.perf_counter()
+        try:
+            return self.backend.complete(messages, **gen)
+        finally:
+            self.calls += 1
+            self.seconds += time.perf_counter() - start
+
+
+def _llm_configs(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The primary ``llm`` first, then the other ``llms`` (Table 5.9 rows)."""
+    configs = [dict(params["llm"])] + [dict(c) for c in params.get("llms") or []]
+    labels = [c.get("label") for c in configs if c.get("label")]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"LLM labels must be unique, got {labels}")
+    return configs
+
+
+def _project_credentials() -> dict[str, Any]:
+    """``conf/local/credentials.yml`` of the project run from the current directory (if any)."""
+    path = Path.cwd() / "conf"
+    if not (path / "local").is_dir():
+        return {}
+    try:
+        from kedro.config import OmegaConfigLoader
+
+        return dict(OmegaConfigLoader(conf_source=str(path), base_env="base", default_run_env="local")["credentials"])
+    except Exception:  # no credentials file: the key may come from the environment
+        return {}
+
+
+def _make_llm(config: Mapping[str, Any]) -> tuple[str, CountingLLM]:
+    options = dict(config)
+    label = options.pop("label", None)
+    options.pop("examples", None)  # a generation option (see generate_enriched_descriptions), not the backend's
+    credentials = _project_credentials() if options.get("backend") == "openai" else None
+    backend = CountingLLM(create_llm(options, credentials))
+    return str(label or f"{backend.name}/{backend.model}"), backend
+
+
+def _retry(params: Mapping[str, Any]) -> RetryPolicy:
+    return RetryPolicy(**dict(params.get("retry") or {}))
+
+
+# --------------------------------------------------------------------------- step 1
+
+
+def generate_candidate_attribute_list(params: dict[str, Any]) -> dict[str, Any]:
+    """Figure 5.3 (1): ask the primary LLM which visual attributes matter; parsed, de-duplicated
+    and logged next to the configured default (the thesis's nine), which stays final unless
+    ``use_llm_attributes``."""
+    label, llm = _make_llm(params["llm"])
+    cache = ResponseCache(params["cache_path"])
+    result = generate_candidate_attributes(
+        llm,
+        cache,
+        params["attributes"],
+        use_llm_answer=bool(params.get("use_llm_attributes", False)),
+        retry=_retry(params),
+    )
+    return {
+        "llm": label,
+        "backend": llm.name,
+        "model": llm.model,
+        **result,
+        "model_calls": llm.calls,
+        "cache": cache.stats(),
+    }
+
+
+# --------------------------------------------------------------------------- step 2
+
+
+def _benchmark_specs(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each benchmark as {name, family, root, reader_kwargs}: a bare name is a vocabulary of the
+    configured dataset (``create_reader(family, root, vocabulary=name)``)."""
+    specs = []
+    for entry in params["benchmarks"]:
+        spec = {"name": entry} if isinstance(entry, str) else dict(entry)
+        spec.setdefault("family", manifest["family"])
+        spec.setdefault("root", manifest["root"])
+        if "reader_kwargs" not in spec:
+            spec["reader_kwargs"] = {**dict(manifest.get("reader_kwargs") or {}), "vocabulary": spec["name"]}
+        specs.append(spec)
+    names = [s["name"] for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"benchmark names must be unique, got {names}")
+    return specs
+
+
+def _reader(spec: Mapping[str, Any]):
+    return create_reader(spec["family"], spec["root"], **dict(spec.get("reader_kwargs") or {}))
+
+
+def class_vocabulary(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
+    """Classes that need prompts: the dataset's (training) classes, then every benchmark's, in
+    first-seen order."""
+    names = list(manifest["class_names"])
+    for spec in _benchmark_specs(manifest, params):
+        names.extend(_reader(spec).class_names)
+    return list(OrderedDict.fromkeys(names))
+
+
+def generate_enriched_descriptions(
+    candidate_attributes: dict[str, Any], manifest: dict[str, Any], params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Figure 5.3 (2): ``"Describe what a {class} generally looks like in terms of {attribute}"``
+    for every class and final attribute, for every configured LLM; cleaned, cached, retried.
+
+    Returns the descriptions ``{"attributes", "class_names", "llms": {label: {backend, model,
+    descriptions: {class: {attribute: text}}}}}`` and generation metrics (cache hit rate, model
+    calls, seconds per generation).
+    """
+    attributes = list(candidate_attributes["final"])
+    class_names = class_vocabulary(manifest, params)
+    cache = ResponseCache(params["cache_path"])
+    result: dict[str, Any] = {"attributes": attributes, "class_names": class_names, "llms": {}}
+    metrics: dict[str, float] = {}
+    for config in _llm_configs(params):
+        label, llm = _make_llm(config)
+        hits, misses = cache.hits, cache.misses
+        start = time.perf_counter()
+        descriptions = generate_descriptions(
+            llm,
+            cache,
+            class_names,
+            attributes,
+            retry=_retry(params),
+            max_sentences=int(params.get("max_sentences", 2)),
+            max_chars=int(params.get("max_chars", 300)),
+            examples=str(config.get("examples", params.get("description_examples", "per_attribute"))),
+        )
+        seconds = time.perf_counter() - start
+        asked = (cache.hits - hits) + (cache.misses - misses)
+        hit_rate = (cache.hits - hits) / max(asked, 1)
+        per_generation = llm.seconds / llm.calls if llm.calls else float("nan")
+        logger.info(
+            "LLM %s: %d questions, cache hit rate %.1f%%, %d model calls (%.2f s each), %.1f s",
+            label,
+            asked,
+            100 * hit_rate,
+            llm.calls,
+            per_generation,
+            seconds,
+        )
+        result["llms"][label] = {"backend": llm.name, "model": llm.model, "descriptions": descriptions}
+        key = _metric_key(label)
+        metrics.update(
+            {
+                f"llm.{key}.questions": float(asked),
+                f"llm.{key}.cache_hit_rate": float(hit_rate),
+                f"llm.{key}.model_calls": float(llm.calls),
+                f"llm.{key}.seconds": float(seconds),
+            }
+        )
+        if llm.calls:
+            metrics[f"llm.{key}.seconds_per_generation"] = float(per_generation)
+    return result, metrics
+
+
+def _metric_key(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+# --------------------------------------------------------------------------- step 3: scoring
+
+
+def build_attribute_scorer(
+    manifest: dict[str, Any],
+    tiny_clip_checkpoint: Mapping[str, torch.Tensor] | str,
+    tiny_clip_config: dict[str, Any],
+    params: dict[str, Any],
+) -> scoring.AttributeScorer:
+    """The image side, once: CLIP dense features of the evaluation split of every benchmark
+    (images shared by several vocabularies are encoded once), plus, for ``finetune``, the
+    training split's features and labels."""
+    options = dict(params.get("scoring") or {})
+    set_torch_threads(options.get("num_threads"), default=2)
+    model = scoring.build_scoring_model(
+        tiny_clip_config, tiny_clip_checkpoint, seed=int(options.get("seed", 0)), **dict(options.get("head") or {})
+    )
+    benchmarks = []
+    for spec in _benchmark_specs(manifest, params):
+        benchmarks.append(
+            scoring.load_benchmark(
+                _reader(spec),
+                spec["name"],
+                spec.get("split", params.get("split", "val")),
+                background_class=params.get("background_class"),
+                limit=params.get("max_images"),
+                eval_size=params.get("eval_size"),
+            )
+        )
+    mode = options.get("mode", "zero_shot")
+    train = finetune = None
+    if mode == "finetune":
+        tuning = dict(options.get("finetune") or {})
+        spec = {
+            "name": "train",
+            "family": manifest["family"],
+            "root": manifest["root"],
+            "reader_kwargs": dict(tuning.get("train_reader_kwargs") or manifest.get("reader_kwargs") or {}),
+        }
+        reader = _reader(spec)
+        benchmark, images = scoring.load_benchmark(
+            reader, "train", tuning.get("train_split", "train"), limit=tuning.get("max_train_images")
+        )
+        train = (images, benchmark.labels, benchmark.ignore_index, benchmark.class_names)
+        finetune = scoring.FinetuneConfig(
+            **{k: v for k, v in tuning.items() if k in scoring.FinetuneConfig.__dataclass_fields__}
+        )
+    return scoring.build_scorer(
+        model, benchmarks, mode=mode, batch_size=int(options.get("batch_size", 32)), train=train, finetune=finetune
+    )
+
+
+def _prompt_budget(scorer: scoring.AttributeScorer) -> int:
+    return scorer.context_length - 2  # CLIP start and end tokens
+
+
+def _prompts(
+    scorer, descriptions, combination: Sequence[str], class_names: Sequence[str] | None = None
+) -> dict[str, str]:
+    """``{class: prompt}``: the combination's descriptions concatenated within the CLIP context
+    (thesis 5.2.3); the empty combination is the template baseline."""
+    names = scorer.class_names if class_names is None else class_names
+    # build_prompt warns once per class whose descriptions do not all fit; say it once here instead.
+    prompt_logger = logging.getLogger("seg_pipelines.prompts.prompt_set")
+    level = prompt_logger.level
+    prompt_logger.setLevel(logging.ERROR)
+    try:
+        prompts = build_prompt_set(descriptions, list(combination), names, max_tokens=_prompt_budget(scorer))
+    finally:
+        prompt_logger.setLevel(level)
+    if len(combination) > 1:
+        logger.info(
+            "prompts for %s: descriptions beyond the %d-token CLIP context are dropped, later "
+            "attributes first (thesis 5.2.3 concatenation)",
+            " + ".join(combination),
+            _prompt_budget(scorer),
+        )
+    return prompts
+
+
+def score_attributes(
+    scorer: scoring.AttributeScorer, descriptions: dict[str, Any], params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Figure 5.3 (3), Table 5.3: mIoU of the template baseline and of each attribute's prompts on
+    every benchmark, ranked by the average (per LLM; the table is the primary LLM's)."""
+    set_torch_threads((params.get("scoring") or {}).get("num_threads"), default=2)
+    decimals = params.get("ranking_decimals")
+    per_llm: dict[str, Any] = {}
+    tables = {}
+    for label, entry in descriptions["llms"].items():
+        rows = OrderedDict()
+        rows[BASELINE_ROW] = scorer.evaluate(_prompts(scorer, entry["descriptions"], []))
+        for attribute in descriptions["attributes"]:
+            rows[attribute] = scorer.evaluate(_prompts(scorer, entry["descriptions"], [attribute]))
+            logger.info(
+                "%s / %s: avg. mIoU %.2f", label, attribute, sum(rows[attribute].values()) / len(rows[attribute])
+            )
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "attribute"
+        ranked = rank_attributes(table, decimals=decimals)
+        tables[label] = ranked
+        per_llm[label] = {"ranking": list(ranked.index), "scores": _frame_to_dict(ranked)}
+    primary = next(iter(tables))
+    return tables[primary].reset_index(), {"llms": per_llm, "primary": primary}
+
+
+def _frame_to_dict(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return {str(row): {str(c): float(v) for c, v in values.items()} for row, values in table.iterrows()}
+
+
+# --------------------------------------------------------------------------- step 4: combination
+
+
+def combine_attributes(
+    scorer: scoring.AttributeScorer,
+    descriptions: dict[str, Any],
+    attribute_scores: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, Any]]:
+    """Figure 5.3 (4), Table 5.4: keep the top-k attributes, add them greedily in rank order,
+    score each combination and select the best; Table 5.9: each LLM's best combination.
+
+    Returns (Table 5.4 of the primary LLM, Table 5.9, the prompt set ``{class: prompt}`` of the
+    primary LLM's best combination, a summary).
+    """
+    set_torch_threads((params.get("scoring") or {}).get("num_threads"), default=2)
+    top_k = int(params.get("top_k", 4))
+    decimals = params.get("ranking_decimals")
+    combination_tables, best = {}, {}
+    comparison_rows = OrderedDict()
+    for label, entry in descriptions["llms"].items():
+        ranked = pd.DataFrame.from_dict(attribute_scores["llms"][label]["scores"], orient="index")
+        ranked = ranked.loc[attribute_scores["llms"][label]["ranking"]]
+
+        def evaluate(combination: list[str], _descriptions=entry["descriptions"]) -> dict[str, float]:
+            return scorer.evaluate(_prompts(scorer, _descriptions, combination))
+
+        table, chosen = greedy_combination(ranked, top_k, evaluate, decimals=decimals)
+        combination_tables[label], best[label] = table, chosen
+        row = table.loc[COMBINATION_SEPARATOR.join(chosen)]
+        benchmarks = [c for c in table.columns if c not in (AVERAGE_COLUMN, "vs. baseline")]
+        comparison_rows[label] = {
+            **{b: float(row[b]) for b in benchmarks},
+            AVERAGE_COLUMN: float(row[AVERAGE_COLUMN]),
+            COMBINATION_COLUMN: COMBINATION_SEPARATOR.join(chosen),
+        }
+        logger.info("%s: best combination %s (avg. mIoU %.2f)", label, chosen, row[AVERAGE_COLUMN])
+    primary = attribute_scores["primary"]
+    comparison = pd.DataFrame.from_dict(comparison_rows, orient="index")
+    comparison.index.name = LLM_COLUMN
+    baseline = attribute_scores["llms"][primary]["scores"][BASELINE_ROW][AVERAGE_COLUMN]
+    best_average = float(combination_tables[primary].loc[COMBINATION_SEPARATOR.join(best[primary]), AVERAGE_COLUMN])
+    # The prompt set is the best of the combinations *and* the template baseline: when no attribute
+    # combination beats the template (a weak LLM or CLIP), LSMSeg gets the template prompts.
+    prompt_combination = list(best[primary])
+    if bool(params.get("fallback_to_template", True)) and best_average < baseline:
+        logger.warning(
+            "no attribute combination beats the template baseline (best %s: %.2f < %.2f avg. mIoU); "
+            "the prompt set uses the template prompts",
+            best[primary],
+            best_average,
+            baseline,
+        )
+        prompt_combination = []
+    prompt_set = _prompts(
+        scorer, descriptions["llms"][primary]["descriptions"], prompt_combination, descriptions["class_names"]
+    )
+    summary = {
+        "primary_llm": primary,
+        "backend": descriptions["llms"][primary]["backend"],
+        "model": descriptions["llms"][primary]["model"],
+        "best_combination": best[primary],
+        "best_combinations": best,
+        "top_k": top_k,
+        "scoring_mode": scorer.mode,
+        "prompt_token_budget": _prompt_budget(scorer),
+        "template_average": baseline,
+        "best_average": best_average,
+        "prompt_set_combination": prompt_combination,  # [] = template prompts
+        "combination_tables": {label: _frame_to_dict(t) for label, t in combination_tables.items()},
+        "scoring_times": scorer.times.as_dict(),
+        "images_encoded": scorer.images_encoded,
+    }
+    return combination_tables[primary].reset_index(), comparison.reset_index(), prompt_set, summary
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
+    """``## title`` and the table, float columns with ``decimals`` places (engine.tables.markdown_table)."""
+    from seg_pipelines.engine.tables import markdown_table
+
+    frame = table.copy()
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: f"{v:.{decimals}f}")
+    return markdown_table(frame, cell=str, title=f"## {title}") + "\n"
+
+
+def plot_attribute_scores(attribute_table: pd.DataFrame):
+    """Bar chart of each attribute's average mIoU with the template baseline as a line (Table 5.3)."""
+    table = attribute_table.set_index("attribute")
+    baseline = float(table.at[BASELINE_ROW, AVERAGE_COLUMN])
+    attributes = table.drop(index=BASELINE_ROW)
+    figure, axis = plt.subplots(figsize=(8, 3.6))
+    colours = ["tab:green" if v > baseline else "tab:gray" for v in attributes[AVERAGE_COLUMN]]
+    axis.bar(range(len(attributes)), attributes[AVERAGE_COLUMN], color=colours)
+    axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template baseline ({baseline:.1f})")
+    axis.set_xticks(range(len(attributes)), attributes.index, rotation=30, ha="right")
+    low = min(attributes[AVERAGE_COLUMN].min(), baseline)
+    high = max(attributes[AVERAGE_COLUMN].max(), baseline)
+    axis.set_ylim(max(0.0, low - 0.15 * (high - low + 1)), high + 0.15 * (high - low + 1))
+    axis.set(ylabel="avg. mIoU (%)", title="Attribute scores (Table 5.3 layout)")
+    axis.legend(loc="upper right")
+    figure.tight_layout()
+    return figure
+
+
+def plot_combination_curve(combination_table: pd.DataFrame, attribute_table: pd.DataFrame):
+    """Average mIoU as attributes are added greedily (Table 5.4), with the template baseline."""
+    table = combination_table.set_index(COMBINATION_COLUMN)
+    baseline = float(attribute_table.set_index("attribute").at[BASELINE_ROW, AVERAGE_COLUMN])
+    figure, axis = plt.subplots(figsize=(7, 3.4))
+    steps = range(1, len(table) + 1)
+    axis.plot(steps, table[AVERAGE_COLUMN], marker="o", color="tab:blue", label="greedy combination")
+    axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template baseline ({baseline:.1f})")
+    best = int(table[AVERAGE_COLUMN].to_numpy().argmax())
+    axis.plot(
+        [best + 1], [table[AVERAGE_COLUMN].iloc[best]], marker="*", markersize=14, color="tab:orange", label="selected"
+    )
+    labels = ["+ " + name.split(COMBINATION_SEPARATOR)[-1] if i else name for i, name in enumerate(table.index)]
+    axis.set_xticks(list(steps), labels, rotation=20, ha="right")
+    axis.set(ylabel="avg. mIoU (%)", title="Greedy attribute combination (Table 5.4 layout)")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def description_samples(
+    descriptions: dict[str, Any],
+    prompt_set: dict[str, str],
+    params: dict[str, Any],
+    agreement: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+) -> str:
+    """Markdown: every attribute's description and the final prompt for a few classes, per LLM;
+    for the synthetic world also how the concept is actually rendered (for comparison only).
+    ``agreement``: per LLM label, :func:`_world_agreement` when the caller has it already."""
+    wanted = params.get("sample_classes") or descriptions["class_names"][: int(params.get("num_sample_classes", 6))]
+    truth = {}
+    try:
+        from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
+
+        truth = {name: CONCEPT_BY_NAME[name].describe() for name in wanted if name in CONCEPT_BY_NAME}
+    except ImportError:  # pragma: no cover
+        pass
+    lines = ["# Sample LLM descriptions", ""]
+    for label, entry in descriptions["llms"].items():
+        lines += [f"## {label} ({entry['backend']} / {entry['model']})", ""]
+        matches = agreement[label] if agreement is not None else _world_agreement(entry["descriptions"])
+        if matches:
+            lines += [
+                "Descriptions that name the attribute word the synthetic world renders (all classes): "
+                + ", ".join(
+                    f"{key} {100 * value['hit_rate']:.0f}% of {int(value['count'])}" for key, value in matches.items()
+                ),
+                "",
+            ]
+        for name in wanted:
+            if name not in entry["descriptions"]:
+                continue
+            lines.append(f"### {name}")
+            for attribute, text in entry["descriptions"][name].items():
+                lines.append(f"- **{attribute}**: {text}")
+            if name in prompt_set and label == next(iter(descriptions["llms"])):
+                lines.append(f"- **final prompt**: {prompt_set[name]}")
+            if name in truth:
+                lines.append(f"- *rendered as (synthetic world, not given to the LLM)*: {truth[name]}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _world_agreement(per_class: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, float]]:
+    """LLM description vs the synthetic world's rendered attributes (empty for other datasets)."""
+    from seg_pipelines.datasets.synthetic.concepts import description_agreement
+
+    return description_agreement({name: dict(values) for name, values in per_class.items()})
+
+
+def report_attribute_selection(
+    attribute_table: pd.DataFrame,
+    combination_table: pd.DataFrame,
+    comparison_table: pd.DataFrame,
+    summary: dict[str, Any],
+    generation_metrics: dict[str, float],
+    candidate_attributes: dict[str, Any],
+    descriptions: dict[str, Any],
+    prompt_set: dict[str, str],
+    params: dict[str, Any],
+) -> tuple[str, str, str, Any, Any, str, dict[str, float]]:
+    """Markdown tables, the two charts, description samples and the metrics logged to MLflow
+    (the LLM backend/model are also logged as MLflow parameters when a run is active)."""
+    table_5_3 = _markdown(attribute_table, "Table 5.3 layout: single attributes (mIoU %, open-vocabulary protocol)")
+    table_5_4 = _markdown(combination_table, "Table 5.4 layout: greedy attribute combinations (mIoU %)")
+    table_5_9 = _markdown(comparison_table, "Table 5.9 layout: LLMs, best combination each (mIoU %)")
+    candidates = ", ".join(candidate_attributes.get("suggested") or []) or "(no usable answer)"
+    table_5_3 += (
+        f"\nLLM `{summary['primary_llm']}` suggested: {candidates}. "
+        f"Scored attributes: {', '.join(descriptions['attributes'])}. Mode: {summary['scoring_mode']}.\n"
+    )
+    table_5_4 += f"\nSelected: **{COMBINATION_SEPARATOR.join(summary['best_combination'])}**.\n"
+    if not summary.get("prompt_set_combination", summary["best_combination"]):
+        table_5_4 += (
+            f"\nNo combination beats the template baseline ({summary['template_average']:.1f} avg. mIoU): "
+            "the prompt set uses the template prompts (`fallback_to_template`).\n"
+        )
+    metrics = {
+        "attribute_selection.template_avg_miou": float(summary["template_average"]),
+        "attribute_selection.best_avg_miou": float(summary["best_average"]),
+        "attribute_selection.gain_vs_template": float(summary["best_average"] - summary["template_average"]),
+        "attribute_selection.best_combination_size": float(len(summary["best_combination"])),
+        **{f"attribute_selection.scoring.{k}": v for k, v in summary["scoring_times"].items()},
+        **{f"attribute_selection.{k}": v for k, v in generation_metrics.items()},
+    }
+    agreement = {label: _world_agreement(entry["descriptions"]) for label, entry in descriptions["llms"].items()}
+    for label, matches in agreement.items():
+        for key, value in matches.items():
+            metrics[f"attribute_selection.world_agreement.{_metric_key(label)}.{key}"] = float(value["hit_rate"])
+    for _, row in attribute_table.iterrows():
+        metrics[f"attribute_selection.table_5_3.{_metric_key(str(row['attribute']))}.avg"] = float(row[AVERAGE_COLUMN])
+    _log_llm_params(descriptions, summary)
+    figure_scores = plot_attribute_scores(attribute_table)
+    figure_combination = plot_combination_curve(combination_table, attribute_table)
+    samples = description_samples(descriptions, prompt_set, params, agreement)
+    return table_5_3, table_5_4, table_5_9, figure_scores, figure_combination, samples, metrics
+
+
+def _log_llm_params(descriptions: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The LLMs asked and the chosen combination as parameters of the active MLflow run (if any)."""
+    values = {
+        "attribute_selection.primary_llm": summary["primary_llm"],
+        "attribute_selection.best_combination": COMBINATION_SEPARATOR.join(summary["best_combination"]),
+    }
+    for label, entry in descriptions["llms"].items():
+        values[f"attribute_selection.llm.{_metric_key(label)}.backend"] = entry["backend"]
+        values[f"attribute_selection.llm.{_metric_key(label)}.model"] = entry["model"]
+    tracking.log_params(values)

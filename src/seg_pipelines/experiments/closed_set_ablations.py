@@ -1,0 +1,292 @@
+"""Closed-set ablation variants (chapters 3-4): one variant = a model configuration (head, add-on,
+add-on settings, class weights) trained and evaluated with the closed-set protocol, for the generic
+runner of :mod:."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seg_pipelines.engine.ablations import (
+    AblationTable,
+    AblationVariant,
+    report_ablation_table,
+    resolve_seeds,
+    run_ablation,
+)
+from seg_pipelines.experiments import closed_set
+
+
+def closed_set_variant_config(
+    settings: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    class_statistics: pd.DataFrame,
+) -> tuple[dict[str, Any], list[float] | None]:
+    """Model configuration of one closed-set variant and the main-CE class weights (or None).
+
+    ``settings``: the pipeline's ``model`` block and ``addon: {name, cfg, class_weights_from_statistics}``.
+    ``overrides`` (all optional): ``model`` (merged into the model block, e.g. ``{"head": "pspnet"}``),
+    ``addon`` (add-on name, ``None`` = the plain head), ``addon_cfg`` (merged into ``addon.cfg``),
+    ``class_weights`` (use the eq. 4.14 weights of ``class_statistics``: inside the add-on when there
+    is one — ECAC's L_rce, eq. 4.13 — else on the segmentor's main CE).
+    """
+    unknown = set(overrides) - {"model", "addon", "addon_cfg", "class_weights"}
+    if unknown:
+        raise KeyError(
+            f"unknown closed-set variant overrides {sorted(unknown)}; known: model, addon, addon_cfg, class_weights"
+        )
+    addon_settings = dict(settings.get("addon") or {})
+    addon = overrides.get("addon", addon_settings.get("name"))
+    use_weights = bool(
+        overrides.get("class_weights", addon_settings.get("class_weights_from_statistics", False) and addon is not None)
+    )
+    num_classes, ignore_index = int(manifest["num_classes"]), int(manifest["ignore_index"])
+    weights = closed_set.class_weights_from_statistics(class_statistics, num_classes) if use_weights else None
+    model = {**dict(settings["model"]), **dict(overrides.get("model") or {})}
+    addon_cfg = None
+    if addon is not None:
+        addon_cfg = {**dict(addon_settings.get("cfg") or {}), **dict(overrides.get("addon_cfg") or {})}
+        if weights is not None:
+            addon_cfg["class_weights"] = weights
+    config = closed_set.closed_set_model_config(
+        model, num_classes=num_classes, ignore_index=ignore_index, addon=addon, addon_cfg=addon_cfg
+    )
+    return config, (weights if addon is None else None)
+
+
+def evaluation_index(index: pd.DataFrame, evaluation: Mapping[str, Any]) -> pd.DataFrame:
+    """The index with the evaluation split cut to its first ``evaluation.max_images`` samples
+    (all when absent/null): a budget knob, the same images for every variant."""
+    limit = evaluation.get("max_images")
+    if limit is None:
+        return index
+    split = evaluation.get("split", "val")
+    rows = index[index["split"] == split]
+    if rows.empty:
+        raise ValueError(f"no samples of split {split!r} to evaluate on")
+    return pd.concat([index[index["split"] != split], rows.head(int(limit))])
+
+
+def train_closed_set_variant(
+    settings: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    seed: int,
+    manifest: Mapping[str, Any],
+    index: pd.DataFrame,
+    class_statistics: pd.DataFrame,
+):
+    """Train (or reuse: identical settings share a checkpoint folder) one variant with ``seed``;
+    returns ``(model in eval mode, training curve)``."""
+    config, weights = closed_set_variant_config(settings, overrides, manifest, class_statistics)
+    return _train_config(settings, config, weights, seed, manifest, index)
+
+
+def _train_config(settings, config, weights, seed, manifest, index):
+    training = {**dict(settings["training"]), "seed": int(seed)}
+    checkpoint, curve = closed_set.train_segmentor(
+        config,
+        manifest,
+        index,
+        training,
+        settings["augmentation"],
+        settings["checkpoint_root"],
+        show_progress=False,
+        class_weights=weights,
+    )
+    return closed_set.load_segmentor(checkpoint, num_classes=int(manifest["num_classes"])), curve
+
+
+# Per-class evaluations of this process, by everything that determines them: a row repeated across
+# tables (e.g. FCN+CAA in Tables 3.2, 3.3, 3.4, 3.7) is trained and evaluated once per seed.
+_EVALUATED: dict[str, tuple[pd.DataFrame, float]] = {}
+
+
+def closed_set_variant_runner(
+    settings: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    index: pd.DataFrame,
+    class_statistics: pd.DataFrame,
+    measure: Callable[[pd.DataFrame], Mapping[str, float]] | None = None,
+) -> Callable[[AblationVariant, int], dict[str, float]]:
+    """``run_variant`` for :func:`run_ablation`: train the variant (``variant.overrides``, see
+    :func:`closed_set_variant_config`) with the seed, evaluate it with the closed-set protocol and
+    return ``measure(per_class_table)`` plus ``mIoU``, ``mAcc``, ``aAcc`` and the final ``train_loss``.
+    ``settings``: ``model``, ``addon``, ``training``, ``augmentation``, ``evaluation``, ``checkpoint_root``.
+    Finished trainings are reused from ``checkpoint_root`` and evaluations within the process."""
+    evaluation = dict(settings["evaluation"])
+    eval_index = evaluation_index(index, evaluation)
+    split = evaluation.get("split", "val")
+    context = {
+        "dataset": {k: manifest.get(k) for k in ("family", "reader_kwargs", "num_classes")},
+        "root": str(Path(manifest["root"]).resolve()),
+        "evaluated": eval_index.loc[eval_index["split"] == split, "sample_id"].astype(str).tolist(),
+        "evaluation": evaluation,
+        "training": dict(settings["training"]),
+        "augmentation": dict(settings["augmentation"]),
+        "checkpoint_root": str(Path(settings["checkpoint_root"]).resolve()),
+    }
+
+    def run(variant: AblationVariant, seed: int) -> dict[str, float]:
+        config, weights = closed_set_variant_config(settings, variant.overrides, manifest, class_statistics)
+        key = closed_set.run_fingerprint(config, weights, int(seed), context)
+        if key not in _EVALUATED:
+            model, curve = _train_config(settings, config, weights, seed, manifest, index)
+            per_class = closed_set.evaluate_segmentor(
+                model, manifest, eval_index, evaluation, settings["augmentation"], show_progress=False
+            )
+            _EVALUATED[key] = (per_class, float(curve["loss"].iloc[-1]) if len(curve) else float("nan"))
+        per_class, train_loss = _EVALUATED[key]
+        metrics = dict(closed_set.summarize_per_class(per_class)) | {"train_loss": train_loss}
+        if measure is not None:
+            metrics.update({k: float(v) for k, v in measure(per_class).items()})
+        return metrics
+
+    return run
+
+
+def sample_pixel_features(
+    model,
+    dataset,
+    classes: Sequence[int],
+    per_class: int,
+    seed: int = 0,
+    batch_size: int = 8,
+    ignore_index: int = 255,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode-head features F (the classifier's / add-on's input) of up to ``per_class`` random
+    pixels of each class in ``classes``, for the Figure 4.7 t-SNE. Labels are resized (nearest) to
+    the feature resolution. Returns ``(features (N, C) float32, labels (N,))``."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from seg_pipelines.models.caa import downsample_labels
+
+    wanted = torch.as_tensor(sorted({int(c) for c in classes}), dtype=torch.long)
+    if wanted.numel() == 0 or per_class <= 0:
+        raise ValueError("sample_pixel_features needs at least one class and per_class > 0")
+    chunks: dict[int, list[torch.Tensor]] = {int(c): [] for c in wanted}
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            features, _ = model.decode_head.forward_features_with_extras(model.extract_features(batch["image"]))
+            labels = downsample_labels(batch["label"].long(), tuple(features.shape[-2:]))
+            pixels = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+            flat = labels.reshape(-1)
+            for c in chunks:
+                chunks[c].append(pixels[flat == c])
+    generator = np.random.default_rng(seed)
+    feats, labs = [], []
+    for c, parts in chunks.items():
+        members = torch.cat(parts) if parts else torch.empty(0)
+        if members.shape[0] == 0:
+            continue
+        take = generator.choice(members.shape[0], size=min(per_class, members.shape[0]), replace=False)
+        feats.append(members[torch.as_tensor(np.sort(take))].numpy().astype(np.float32))
+        labs.append(np.full(len(take), c, dtype=np.int64))
+    if not feats:
+        raise ValueError(f"none of the classes {wanted.tolist()} occurs in the dataset (ignore_index {ignore_index})")
+    return np.concatenate(feats), np.concatenate(labs)
+
+
+def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """2-D t-SNE (sklearn, PCA init) of standardised features; perplexity capped below N."""
+    from sklearn.manifold import TSNE
+
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[0] < 3:
+        raise ValueError(f"t-SNE needs a (N >= 3, C) feature matrix, got {features.shape}")
+    features = (features - features.mean(0)) / (features.std(0) + 1e-8)
+    perplexity = float(min(perplexity, max(1.0, (features.shape[0] - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+
+
+def closed_set_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The training/evaluation part of a closed-set ablation parameter block (validated)."""
+    missing = [k for k in ("model", "training", "augmentation", "evaluation", "checkpoint_root") if k not in params]
+    if missing:
+        raise KeyError(f"closed-set ablation parameters lack {missing}")
+    return {
+        k: params[k]
+        for k in ("model", "addon", "training", "augmentation", "evaluation", "checkpoint_root")
+        if k in params
+    }
+
+
+def closed_set_budget_notes(params: Mapping[str, Any], manifest: Mapping[str, Any], seeds: Sequence[int]) -> list[str]:
+    """One line stating dataset, budget, seeds and training/evaluation sizes (for every table)."""
+    training, evaluation = params["training"], params["evaluation"]
+    images = evaluation.get("max_images")
+    return [
+        f"dataset: {manifest['family']} ({manifest['num_classes']} classes), {evaluation.get('split', 'val')} split"
+        f"{f' (first {images} images)' if images is not None else ''}, {evaluation.get('mode', 'whole')} inference; "
+        f"budget '{params.get('budget', 'custom')}': backbone {params['model'].get('backbone')}, "
+        f"{training['iterations']} iterations at batch {training['batch_size']}, "
+        f"crop {list(params['augmentation'].get('crop_size', []))}; "
+        f"mean ± std over seeds {list(seeds)}"
+    ]
+
+
+def run_closed_set_table(
+    spec: AblationTable,
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    index: pd.DataFrame,
+    class_statistics: pd.DataFrame,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+    """Run every variant × seed of ``spec`` (train, closed-set evaluation, ``spec.measure``) and
+    return :func:`report_ablation_table`'s (table, runs, markdown, metrics)."""
+    seeds = resolve_seeds(params.get("seeds", 3))
+    runner = closed_set_variant_runner(closed_set_settings(params), manifest, index, class_statistics, spec.measure)
+    results = run_ablation(
+        spec.variants, seeds, runner, name=name, tags=tags, progress=bool(params.get("progress", True))
+    )
+    report = params.get("report") or {}
+    return report_ablation_table(spec, results, int(report.get("decimals", 2)), bool(report.get("show_thesis", True)))
+
+
+def closed_set_tags(params: Mapping[str, Any], manifest: Mapping[str, Any], method: str) -> dict[str, str]:
+    """MLflow tags shared by every child run of a closed-set chapter (the engine adds
+    seed/variant/table per run): method, head, backbone, dataset, vocabulary, budget."""
+    return {
+        "method": method,
+        "head": str(params["model"].get("head", "fcn")),
+        "backbone": str(params["model"].get("backbone", "resnet50c")),
+        "dataset": closed_set.benchmark_name(manifest),
+        "vocabulary": str((manifest.get("reader_kwargs") or {}).get("vocabulary") or "closed-set"),
+        "budget": str(params.get("budget", "custom")),
+    }
+
+
+def closed_set_table_node(
+    build_table: Callable[..., AblationTable], table: str, pipeline: str, method: str
+) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]]:
+    """A Kedro node function ``(params, manifest, index, class_statistics) -> (table, runs,
+    markdown, metrics)`` running thesis Table ``table`` built by ``build_table(table, params,
+    manifest, notes)``; child runs are named ``<pipeline>/table_<id>/<row>/seed<seed>``."""
+
+    def run_table(
+        params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    ):
+        seeds = resolve_seeds(params.get("seeds", 3))
+        spec = build_table(table, params, manifest, closed_set_budget_notes(params, manifest, seeds))
+        return run_closed_set_table(
+            spec,
+            params,
+            manifest,
+            index,
+            class_statistics,
+            f"{pipeline}/{spec.key}",
+            closed_set_tags(params, manifest, method),
+        )
+
+    run_table.__name__ = f"run_table_{table.replace('.', '_')}"
+    run_table.__qualname__ = run_table.__name__
+    run_table.__doc__ = f"Thesis Table {table} ({pipeline}): every variant x seed trained and evaluated."
+    return run_table

@@ -1,0 +1,397 @@
+"""The chapter 4 ablation tables: rows, fixed columns and ECAC switches of each variant, and the
+thesis's numbers (Tables 4.2-4.5: Pascal-Context val, FCN / DeepLabV3+ ResNet-50, single scale).
+
+Every ECAC variant spells out all switched arguments of
+:class:`seg_pipelines.models.ecac.ExtendedContextAwareClassifier` (loss weights, memory update,
+calibration, re-weighting), so the same setting in two tables has the same configuration and is
+trained once per seed (shared checkpoint folder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from seg_pipelines.engine import ablations, thesis_numbers
+from seg_pipelines.engine.ablations import AblationTable, AblationVariant
+from seg_pipelines.experiments.closed_set import (
+    GROUPS,
+    benchmark_name,
+    build_split_dataset,
+    group_miou,
+    summarize_per_class,
+)
+from seg_pipelines.experiments.closed_set_ablations import (
+    closed_set_budget_notes,
+    closed_set_settings,
+    closed_set_tags,
+    closed_set_variant_runner,
+    evaluation_index,
+    sample_pixel_features,
+    train_closed_set_variant,
+    tsne_embedding,
+)
+from seg_pipelines.models.heads import head_display_name
+
+TICK = "✓"
+MIOU = "mIoU(%)"
+TABLE_IDS = ("4.2", "4.3", "4.4", "4.5", "4.7")
+
+# The thesis's numbers (seg_pipelines.engine.thesis_numbers).
+THESIS_4_2 = thesis_numbers.TABLE_4_2
+THESIS_4_3 = thesis_numbers.TABLE_4_3  # in table_4_3_rows order at the thesis's α / β
+THESIS_4_4 = thesis_numbers.TABLE_4_4
+THESIS_4_5 = thesis_numbers.TABLE_4_5
+THESIS_4_7 = thesis_numbers.TABLE_4_7  # columns THESIS_BENCHMARKS
+THESIS_4_8_GROUP_MIOU = thesis_numbers.TABLE_4_8_GROUP_MIOU  # (DeeplabV3plus, + ECAC)
+THESIS_BENCHMARKS = thesis_numbers.TABLE_4_7_BENCHMARKS
+THESIS_SETTING = (
+    "the thesis's numbers are Pascal-Context val (Tables 4.2-4.5; 4.7 also ADE20K / COCO-Stuff10K), ResNet-50, "
+    "~110 epochs at batch 16; a reference for direction only, not comparable to this budget"
+)
+SWITCHES = (
+    "kl_weight",
+    "intra_variance_weight",
+    "memory_loss_weight",
+    "memory_update",
+    "use_calibration",
+    "use_reweighting",
+)
+
+
+def head_label(head: str) -> str:
+    """Row label of ``head``: its name as the thesis's tables spell it (Tables 4.5, 4.7, 4.8)."""
+    return head_display_name(head, thesis=True)
+
+
+def ecac_cfg(params: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """All :data:`SWITCHES` of the configured ECAC (``params.addon.cfg``) with ``changes`` applied,
+    numbers as floats (so equal settings hash equal)."""
+    base = dict((params.get("addon") or {}).get("cfg") or {})
+    defaults = {
+        "kl_weight": 1.0,
+        "intra_variance_weight": 50.0,
+        "memory_loss_weight": 1.0,
+        "memory_update": "gt_mean",
+        "use_calibration": True,
+        "use_reweighting": True,
+    }
+    cfg = {key: base.get(key, defaults[key]) for key in SWITCHES} | changes
+    return {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in cfg.items()}
+
+
+def _ecac(
+    params: Mapping[str, Any], head: str | None = None, class_weights: bool = True, **changes: Any
+) -> dict[str, Any]:
+    overrides: dict[str, Any] = {
+        "addon": "ecac",
+        "addon_cfg": ecac_cfg(params, **changes),
+        "class_weights": class_weights,
+    }
+    if head is not None:
+        overrides["model"] = {"head": head}
+    return overrides
+
+
+def _plain(head: str | None = None, class_weights: bool = False) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"addon": None, "class_weights": class_weights}
+    if head is not None:
+        overrides["model"] = {"head": head}
+    return overrides
+
+
+def _miou(per_class) -> dict[str, float]:
+    return {MIOU: summarize_per_class(per_class)["mIoU"]}
+
+
+def _single(rows: Sequence[str], values: Sequence[float]) -> dict[str, dict[str, float]]:
+    return {row: {MIOU: value} for row, value in zip(rows, values)}
+
+
+def table_4_3_rows(alphas: Sequence[float], betas: Sequence[float]) -> list[tuple[str, float, float]]:
+    """(row label, α, β) of Table 4.3: no KL, then α sweep (β = 0), then L_KL and the β sweep (α = 1)."""
+    base = "L_{rceS} + L_{rceT} + L_M"
+    rows = [(base, 0.0, 0.0)]
+    rows += [(f"{base} + {a:g} · L_{{KL}}", float(a), 0.0) for a in alphas]
+    rows.append((f"{base} + L_{{KL}}", 1.0, 0.0))
+    rows += [(f"{base} + L_{{KL}} + {b:g} · L_{{iv}}", 1.0, float(b)) for b in betas]
+    return rows
+
+
+def build_table(
+    table: str, params: Mapping[str, Any], manifest: Mapping[str, Any], notes: Sequence[str] = ()
+) -> AblationTable:
+    """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS`) under ``params``
+    (the ``ecac_ablations`` parameter block)."""
+    backbone = str(params["model"].get("backbone", "resnet50c"))
+    head = str(params["model"].get("head", "fcn"))
+    notes = list(notes) + [THESIS_SETTING]
+    if table == "4.2":  # loss combinations of eq. 4.21 (L_mse is the intra-variance term L_iv)
+        names = ("Baseline", "ECAC", "L_{rce}", "L_{mem}", "L_{KL}", "L_{mse}")
+        specs = [
+            ("Baseline", ("Baseline",), _plain()),
+            ("Baseline + L_{rce}", ("Baseline", "L_{rce}"), _plain(class_weights=True)),
+            (
+                "ECAC + L_{rce}",
+                names[:3],
+                _ecac(params, memory_loss_weight=0.0, kl_weight=0.0, intra_variance_weight=0.0),
+            ),
+            ("ECAC + L_{rce} + L_{mem}", names[:4], _ecac(params, kl_weight=0.0, intra_variance_weight=0.0)),
+            ("ECAC + L_{rce} + L_{mem} + L_{KL}", names[:5], _ecac(params, intra_variance_weight=0.0)),
+            ("ECAC + L_{rce} + L_{mem} + L_{KL} + L_{mse}", names, _ecac(params)),
+        ]
+        variants = [AblationVariant(table, row, o, {n: TICK if n in on else "" for n in names}) for row, on, o in specs]
+        return AblationTable(
+            table,
+            f"loss combinations ({head_label(head)})",
+            variants,
+            [MIOU],
+            "Variant",
+            _single([s[0] for s in specs], [THESIS_4_2[s[0]] for s in specs]),
+            notes=notes,
+            measure=_miou,
+        )
+    if table == "4.3":  # α (KL) and β (intra-variance) of eq. 4.21
+        sweep = params.get("table_4_3") or {}
+        rows = table_4_3_rows(sweep.get("alphas", (0.1, 1, 10)), sweep.get("betas", (50, 100, 200)))
+        variants = [
+            AblationVariant(table, row, _ecac(params, kl_weight=a, intra_variance_weight=b)) for row, a, b in rows
+        ]
+        thesis = _single([r[0] for r in rows], THESIS_4_3) if len(rows) == len(THESIS_4_3) else None
+        return AblationTable(
+            table,
+            f"KL weight α and intra-variance (MSE) weight β ({head_label(head)} + ECAC)",
+            variants,
+            [MIOU],
+            "Loss",
+            thesis,
+            notes=notes,
+            measure=_miou,
+        )
+    if table == "4.4":  # memory update: GT-mask class means (eq. 4.1) vs MCIBI's cosine weighting
+        variants = [
+            AblationVariant(table, "Baseline", _plain(), {"Backbone": backbone}),
+            AblationVariant(
+                table, "Baseline + ECAC(cosine)", _ecac(params, memory_update="cosine"), {"Backbone": backbone}
+            ),
+            AblationVariant(
+                table, "Baseline + ECAC(ours)", _ecac(params, memory_update="gt_mean"), {"Backbone": backbone}
+            ),
+        ]
+        return AblationTable(
+            table,
+            f"memory bank update strategy (Baseline = {head_label(head)})",
+            variants,
+            [MIOU],
+            "Method",
+            _single(THESIS_4_4, THESIS_4_4.values()),
+            notes=notes,
+            measure=_miou,
+        )
+    if table == "4.5":  # output calibration, eq. 4.9-4.10
+        name = str(params.get("table_4_5_head", "deeplabv3plus"))
+        label = head_label(name)
+        rows = [label, f"{label} + ECAC", f"{label} + ECAC + Calibration"]
+        variants = [
+            AblationVariant(table, rows[0], _plain(name), {"Backbone": backbone}),
+            AblationVariant(table, rows[1], _ecac(params, name, use_calibration=False), {"Backbone": backbone}),
+            AblationVariant(table, rows[2], _ecac(params, name, use_calibration=True), {"Backbone": backbone}),
+        ]
+        thesis = {row: {MIOU: THESIS_4_5[row]} for row in rows if row in THESIS_4_5}
+        return AblationTable(
+            table, "output calibration", variants, [MIOU], "Method", thesis, notes=notes, measure=_miou
+        )
+    if table == "4.7":  # ECAC on mainstream heads; one benchmark column: the configured dataset
+        benchmark = (params.get("report") or {}).get("benchmark") or benchmark_name(manifest)
+        heads = list(params.get("table_4_7_heads") or ("fcn", "upernet", "pspnet", "deeplabv3plus"))
+        variants, gains, thesis = [], {}, {}
+        for name in heads:
+            label = head_label(name)
+            for row, overrides in ((label, _plain(name)), (f"{label} + ECAC", _ecac(params, name))):
+                variants.append(AblationVariant(table, row, overrides, {"Backbone": backbone}))
+                if row in THESIS_4_7:
+                    thesis[row] = dict(zip(THESIS_BENCHMARKS, THESIS_4_7[row]))
+            gains[f"{label} + ECAC"] = label
+        notes = [
+            f"measured on {benchmark}; the thesis's {', '.join(THESIS_BENCHMARKS)} columns cannot be measured here "
+            "and are omitted (their numbers are shown as 'thesis …' for reference)",
+            *notes,
+        ]
+        return AblationTable(
+            table,
+            "ECAC integrated into mainstream frameworks",
+            variants,
+            [benchmark],
+            "Method",
+            thesis or None,
+            gains,
+            notes,
+            measure=lambda per_class: {benchmark: summarize_per_class(per_class)["mIoU"]},
+        )
+    raise KeyError(f"unknown chapter 4 ablation table {table!r}; known: {TABLE_IDS} (4.8: per_class_table)")
+
+
+# --- Table 4.8 ------------------------------------------------------------------------------------
+
+GROUP_TITLES = {"head": "Major", "mid": "Moderate", "tail": "Minor"}
+
+
+def class_column(name: str, frequency: float) -> str:
+    """``wall(15.80%)``: a Table 4.8 column, the class and its share of training pixels."""
+    return f"{name}({100 * float(frequency):.2f}%)"
+
+
+def per_class_variants(params: Mapping[str, Any]) -> tuple[str, list[AblationVariant]]:
+    """Table 4.8's two rows: the configured head and the same head with ECAC."""
+    name = str(params.get("table_4_8_head", "deeplabv3plus"))
+    label = head_label(name)
+    return label, [
+        AblationVariant("4.8", label, _plain(name)),
+        AblationVariant("4.8", f"{label} + ECAC", _ecac(params, name)),
+    ]
+
+
+# --- Table 4.8 (per-class IoU by frequency group) and Figure 4.7 (t-SNE) ----------------------------
+
+PIPELINE = "ecac_ablations"
+
+
+def _group_members(class_statistics: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    table = class_statistics.sort_values("rank")
+    members = {g: table[table["table_4_8_group"] == g] for g in GROUPS}
+    if all(m.empty for m in members.values()):
+        raise ValueError("class_statistics has no Table 4.8 groups (table_4_8_group): too few labelled classes")
+    return members
+
+
+def run_table_4_8(
+    params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+    """Table 4.8: per-class IoU of the representative head / mid / tail classes (``class_statistics``
+    ``table_4_8_group``, data_preparation) and each group's mIoU, baseline vs + ECAC, mean ± std over
+    seeds. Returns (tidy table: Group, Method, Class, IoU(%); runs; markdown; metrics)."""
+    seeds = ablations.resolve_seeds(params.get("seeds", 3))
+    label, variants = per_class_variants(params)
+    members = _group_members(class_statistics)
+    columns = {g: [class_column(n, f) for n, f in zip(m["name"], m["frequency"])] for g, m in members.items()}
+
+    def measure(per_class: pd.DataFrame) -> dict[str, float]:
+        iou = per_class.set_index("class_id")["iou"]
+        values: dict[str, float] = {}
+        for group, frame in members.items():
+            ids = frame["class_id"].astype(int).tolist()
+            values.update({c: 100.0 * float(iou[i]) for c, i in zip(columns[group], ids)})
+            values[f"{group} mIoU(%)"] = group_miou(iou[ids], [group] * len(ids))[group]
+        return values
+
+    runner = closed_set_variant_runner(closed_set_settings(params), manifest, index, class_statistics, measure)
+    results = ablations.run_ablation(
+        variants,
+        seeds,
+        runner,
+        name=f"{PIPELINE}/table_4_8",
+        tags=closed_set_tags(params, manifest, "ecac"),
+        progress=bool(params.get("progress", True)),
+    )
+    report = params.get("report") or {}
+    decimals, show_thesis = int(report.get("decimals", 2)), bool(report.get("show_thesis", True))
+    rows = [v.row for v in variants]
+    notes = closed_set_budget_notes(params, manifest, seeds) + [
+        "groups: the representative classes of class_statistics (table_4_8_group: highest-, median- and lowest-ratio "
+        "classes of the training split); the ratio is the class's share of labelled training pixels; "
+        "'–' = class absent "
+        "from the evaluated images",
+        THESIS_SETTING.replace(
+            "Tables 4.2-4.5; 4.7 also ADE20K / COCO-Stuff10K",
+            "Table 4.8: ADE20K, other classes; only the group mIoU is comparable in kind",
+        ),
+    ]
+    sections, tidy = [f"## Table 4.8: per-class IoU of major / moderate / minor classes ({label} vs + ECAC)", ""], []
+    for group, frame in members.items():
+        if frame.empty:
+            continue
+        table = ablations.summarise_ablation(results, rows, columns[group] + [f"{group} mIoU(%)"], decimals)
+        table = table.rename(columns={f"{group} mIoU(%)": "mIoU(%)"})
+        if show_thesis and label == head_label("deeplabv3plus"):  # the head of the thesis's Table 4.8
+            table["thesis mIoU(%)"] = [f"{v:.{decimals}f}" for v in THESIS_4_8_GROUP_MIOU[group]]
+        table.index.name = f"Method ({GROUP_TITLES[group]} Class)"
+        sections.append(ablations.ablation_markdown(table, ""))
+        for row in table.index:
+            tidy += [
+                {"Group": GROUP_TITLES[group], "Method": row, "Class": c, "IoU(%)": table.loc[row, c]}
+                for c in table.columns
+            ]
+    sections += [f"- {note}" for note in notes]
+    markdown = "\n".join(sections) + "\n"
+    return pd.DataFrame(tidy), ablations.ablation_long_table(results), markdown, ablations.ablation_metrics(results)
+
+
+def plot_feature_tsne(
+    params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+) -> tuple[Figure, dict[str, float]]:
+    """Figure 4.7: t-SNE of decode-head pixel features of randomly chosen classes, baseline (left)
+    vs + ECAC (right), first seed; plus the silhouette score of each feature space (higher = tighter,
+    better separated clusters: the figure's claim as a number)."""
+    from sklearn.metrics import silhouette_score
+
+    options = dict(params.get("figure_4_7") or {})
+    head = str(options.get("head", "deeplabv3plus"))
+    seed = ablations.resolve_seeds(params.get("seeds", 3))[0]
+    settings = closed_set_settings(params)
+    evaluation = settings["evaluation"]
+    split = evaluation.get("split", "val")
+    eval_index = evaluation_index(index, evaluation)
+    present = sorted(
+        {int(c) for classes in eval_index.loc[eval_index["split"] == split, "classes_present"] for c in classes}
+    )
+    present = [c for c in present if c < int(manifest["num_classes"])]
+    if len(present) < 2:
+        raise ValueError(f"Figure 4.7 needs at least 2 classes in the {split} images, found {present}")
+    rng = np.random.default_rng(int(options.get("class_seed", 0)))
+    classes = sorted(
+        rng.choice(present, size=min(int(options.get("classes", 10)), len(present)), replace=False).tolist()
+    )
+    dataset = build_split_dataset(eval_index, manifest, split, settings["augmentation"], train=False)
+    names = list(manifest["class_names"])
+    label = head_label(head)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5))
+    metrics: dict[str, float] = {}
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for axis, (tag, title, overrides) in zip(
+        axes, (("baseline", label, _plain(head)), ("ecac", f"{label} + ECAC", _ecac(params, head)))
+    ):
+        model, _ = train_closed_set_variant(settings, overrides, seed, manifest, index, class_statistics)
+        features, labels = sample_pixel_features(
+            model,
+            dataset,
+            classes,
+            int(options.get("pixels_per_class", 100)),
+            seed,
+            ignore_index=int(manifest["ignore_index"]),
+        )
+        embedding = tsne_embedding(features, seed, float(options.get("perplexity", 30.0)))
+        if len(set(labels.tolist())) > 1:
+            metrics[f"figure_4_7/{tag}_silhouette"] = float(silhouette_score(features, labels))
+        for k, c in enumerate(classes):
+            mask = labels == c
+            axis.scatter(embedding[mask, 0], embedding[mask, 1], s=6, color=cmap(k % cmap.N), label=names[c])
+        score = metrics.get(f"figure_4_7/{tag}_silhouette", float("nan"))
+        axis.set_title(f"({'ab'[tag == 'ecac']}) {title}  silhouette {score:.3f}")
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2)
+    figure.suptitle(f"Figure 4.7: t-SNE of decode-head features ({len(classes)} classes, seed {seed})")
+    figure.tight_layout()
+    return figure, metrics
+
+
+def combine_markdown(figure_metrics: dict[str, float], *tables: str) -> str:
+    """All tables of the chapter and the Figure 4.7 link in one markdown file."""
+    figure = ["## Figure 4.7: feature distributions (t-SNE)", "", "![Figure 4.7](ecac_ablations/figure_4_7.png)", ""]
+    figure += [f"- {key.split('/')[-1]}: {value:.3f}" for key, value in sorted(figure_metrics.items())]
+    return "# Chapter 4 ablations (ECAC)\n\n" + "\n".join(tables) + "\n" + "\n".join(figure) + "\n"

@@ -1,0 +1,509 @@
+"""The chapter 5 OVSS runs of the ``lsmseg`` pipeline, over ``engine.ovss_training`` / ``engine.ovss_evaluation``.
+
+validate inputs (cheap, before any training) → train CAT-Seg baseline and LSMSeg with the same budget
+on the training vocabulary → evaluate both on every benchmark vocabulary → Table 5.1 / 5.2 layouts,
+cost-map figure (Figure 5.9 style) and qualitative predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
+from seg_pipelines.datasets.synthetic.concepts import world_prompt_set
+from seg_pipelines.engine import ovss_evaluation as evaluation
+from seg_pipelines.engine import ovss_training as training
+from seg_pipelines.engine.evaluation import chance_iou
+from seg_pipelines.engine.runtime import set_torch_threads
+from seg_pipelines.engine.training import CheckpointError, load_model_weights
+from seg_pipelines.models.checkpoints import read_checkpoint
+from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
+from seg_pipelines.models.registry import create_model
+
+logger = logging.getLogger(__name__)
+
+MODEL_KEYS = ("baseline", "lsmseg")
+MODEL_LABELS = {"baseline": "CAT-Seg (baseline)", "lsmseg": "LSMSeg"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _reader(manifest: dict[str, Any], vocabulary: str | None = None):
+    kwargs = dict(manifest.get("reader_kwargs", {}))
+    if vocabulary:
+        kwargs["vocabulary"] = vocabulary
+    return create_reader(manifest["family"], manifest["root"], **kwargs)
+
+
+def _model_kwargs(params: dict[str, Any], key: str, clip_pretrained: str | None) -> tuple[str, dict[str, Any]]:
+    """(registry name, builder kwargs) of ``baseline`` or ``lsmseg`` from the parameters."""
+    spec = dict(params["models"][key])
+    name = spec.pop("architecture")
+    clip = params["clip"]
+    kwargs = dict(
+        clip_model=clip["model"],
+        clip_pretrained=clip_pretrained,
+        image_size=clip["image_size"],
+        clip_finetune=clip.get("finetune", "qv"),
+        **params.get("head", {}),
+        **spec,
+    )
+    return name, kwargs
+
+
+def build_ovss_model(params: dict[str, Any], key: str, clip_pretrained: str | None) -> nn.Module:
+    """The untrained ``baseline`` / ``lsmseg`` model of ``params`` (seeded by ``training.seed``)."""
+    name, kwargs = _model_kwargs(params, key, clip_pretrained)
+    torch.manual_seed(int(params["training"].get("seed", 0)))
+    return create_model(name, **kwargs)
+
+
+#: Where the class prompts come from (``lsmseg.prompts``): the synthetic world's own descriptions
+#: (``concepts.world_prompt_set``), the catalog's ``prompt_set`` (``lsmseg_attribute_selection``'s
+#: output, or any file that catalog entry points to), or the templates alone.
+PROMPT_SOURCES = ("world", "prompt_set", "templates")
+
+
+def resolve_prompt_set(
+    source: str, prompt_set: Mapping[str, Any] | None, class_names: Sequence[str]
+) -> dict[str, list[str]] | None:
+    """The prompt set of ``source`` (one of :data:`PROMPT_SOURCES`) for ``class_names``; ``None`` =
+    templates. ``prompt_set`` is the catalog's ``prompt_set`` (``None`` while it does not exist)."""
+    if source == "world":
+        return world_prompt_set(list(class_names))
+    if source == "templates":
+        return None
+    if source == "prompt_set":
+        if prompt_set is None:
+            raise FileNotFoundError(
+                "prompts: prompt_set, but the catalog's prompt_set does not exist yet: run "
+                "`kedro run --pipelines=lsmseg_attribute_selection` first (or set prompts: world | templates)"
+            )
+        return training.parse_prompt_set(prompt_set, "prompt_set (catalog)")
+    raise ValueError(f"prompts must be one of {list(PROMPT_SOURCES)}, got {source!r}")
+
+
+def prompt_source_label(source: str, templates: Sequence[str]) -> str:
+    """How reports name a prompt source."""
+    return {"world": "synthetic-world", "prompt_set": "prompt_set (lsmseg_attribute_selection)"}.get(
+        source, f"templates {list(templates)}"
+    )
+
+
+def _eval_dataset(manifest: dict[str, Any], index: pd.DataFrame, vocabulary: str, split: str) -> SegmentationDataset:
+    reader = _reader(manifest, vocabulary)
+    config = AugmentationConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    kwargs = {**manifest.get("reader_kwargs", {}), "vocabulary": vocabulary}
+    return SegmentationDataset(
+        index,
+        split,
+        manifest["family"],
+        manifest["root"],
+        kwargs,
+        transform=build_transform(config, reader.ignore_index, train=False),
+    )
+
+
+def _batches(dataset: SegmentationDataset, batch_size: int, limit: int | None):
+    count = len(dataset) if not limit else min(limit, len(dataset))
+    for start in range(0, count, batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, count))]
+        yield {
+            "image": torch.stack([item["image"] for item in items]),
+            "label": torch.stack([item["label"] for item in items]),
+        }
+
+
+@torch.no_grad()
+def _text_embeddings(model: nn.Module, prompts: list[list[str]]) -> torch.Tensor:
+    """(K, 1, D): the prompts of each class encoded and averaged (one prompt: itself)."""
+    return ensemble_text_embeddings(model.clip.encode_prompts(prompts))
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def validate_lsmseg_inputs(
+    manifest: dict[str, Any],
+    tiny_clip_config: dict[str, Any],
+    tiny_clip_checkpoint: str,
+    prompt_set: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Check everything that can be wrong before training; return the run plan (vocabularies, prompts,
+    the CLIP checkpoint to start from).
+
+    ``tiny_clip_checkpoint``: path of the clip_pretraining weights (catalog), used unless
+    ``clip.pretrained`` names a checkpoint of your own. ``prompt_set``: the catalog's prompt set (or
+    ``None``), used when ``prompts: prompt_set``.
+
+    Errors: a vocabulary with empty or duplicate names, a prompt set missing classes, k larger than the
+    training vocabulary, a CLIP checkpoint for a different architecture than ``lsmseg.clip.model``.
+    """
+    if manifest["family"] != "synthetic":
+        raise ValueError(
+            f"the lsmseg pipeline evaluates the synthetic benchmarks; dataset family is {manifest['family']!r}"
+        )
+    reader = _reader(manifest)
+    vocabularies = reader.vocabularies
+    plan: dict[str, Any] = {"train_vocabulary": params["train_vocabulary"], "benchmarks": {}}
+    for name in [params["train_vocabulary"], *params["benchmarks"]]:
+        if name not in vocabularies:
+            raise ValueError(f"unknown benchmark vocabulary {name!r}; known: {sorted(vocabularies)}")
+        vocabulary = vocabularies[name]
+        spec = evaluation.benchmark_spec(name, list(vocabulary.class_names), vocabulary.ignore_index)
+        plan["benchmarks"][name] = {"class_names": list(spec.class_names), "ignore_index": spec.ignore_index}
+    source = str(params.get("prompts", "world"))
+    templates = list(params.get("templates", ["a photo of a {}."]))
+    names = sorted({n for record in plan["benchmarks"].values() for n in record["class_names"]})
+    prompts = resolve_prompt_set(source, prompt_set, names)
+    for name, record in plan["benchmarks"].items():
+        record["prompts"] = training.class_prompts(
+            record["class_names"], templates, prompts, source=f"prompt set {source} ({name})"
+        )
+    plan["prompt_source"] = prompt_source_label(source, templates)
+    num_train_classes = len(plan["benchmarks"][params["train_vocabulary"]]["class_names"])
+    for key in MODEL_KEYS:
+        training.check_top_k(params["models"][key].get("top_k"), num_train_classes, key)
+    clip = params["clip"]
+    if clip.get("pretrained"):  # a checkpoint of your own (real path: e.g. OpenAI ViT-B/16)
+        path = Path(clip["pretrained"])
+        if path.is_file():
+            state = read_checkpoint(path, "CLIP checkpoint")
+            training.check_clip_checkpoint(state, load_clip(clip["model"], None), str(path))
+        elif path.suffix in (".pt", ".pth", ".bin", ".safetensors"):
+            raise FileNotFoundError(f"CLIP checkpoint not found: {path}")
+        plan["clip_pretrained"] = clip["pretrained"]
+    else:  # the clip_pretraining pipeline's tiny CLIP
+        if tiny_clip_config.get("model_name") and tiny_clip_config["model_name"] != clip["model"]:
+            raise CheckpointError(
+                f"{tiny_clip_checkpoint} was trained as {tiny_clip_config['model_name']!r}, "
+                f"lsmseg.clip.model is {clip['model']!r}"
+            )
+        state = read_checkpoint(tiny_clip_checkpoint, "tiny CLIP checkpoint")
+        training.check_clip_checkpoint(state, load_clip(clip["model"], None), str(tiny_clip_checkpoint))
+        plan["clip_pretrained"] = str(tiny_clip_checkpoint)
+    return plan
+
+
+def train_ovss(
+    index: pd.DataFrame, manifest: dict[str, Any], plan: dict[str, Any], params: dict[str, Any], model_key: str
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train ``model_key`` (baseline | lsmseg) on the training vocabulary; same budget for both."""
+    set_torch_threads(params.get("num_threads"), default=2)
+    model = build_ovss_model(params, model_key, plan["clip_pretrained"])
+    train_name = plan["train_vocabulary"]
+    vocabulary = plan["benchmarks"][train_name]
+    reader = _reader(manifest, train_name)
+    augmentation = AugmentationConfig(
+        **{"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), **params.get("augmentation", {})}
+    )
+    dataset = SegmentationDataset(
+        index,
+        "train",
+        manifest["family"],
+        manifest["root"],
+        {**manifest.get("reader_kwargs", {}), "vocabulary": train_name},
+        transform=build_transform(augmentation, reader.ignore_index, train=True),
+    )
+    tokens = model.clip.tokenize([prompts[:1] for prompts in vocabulary["prompts"]])  # one prompt per class in training
+    config = training.OVSSTrainConfig(**params["training"])
+    _, model_config = _model_kwargs(params, model_key, plan["clip_pretrained"])
+    start = time.perf_counter()
+    checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None
+    curve = training.train_ovss_model(
+        model,
+        dataset,
+        tokens,
+        config,
+        ignore_index=reader.ignore_index,
+        checkpoint_dir=checkpoint_dir,
+        model_config={"key": model_key, **model_config},
+        description=f"train {model_key}",
+    )
+    if curve:
+        curve[-1]["seconds"] = time.perf_counter() - start
+    return model, curve
+
+
+def train_baseline(index, manifest, plan, params):
+    """CAT-Seg baseline (no SAM, no category filtering on the training vocabulary)."""
+    return train_ovss(index, manifest, plan, params, "baseline")
+
+
+def train_lsmseg(index, manifest, plan, params):
+    """LSMSeg (SAM fusion, category filtering k, refinement)."""
+    return train_ovss(index, manifest, plan, params, "lsmseg")
+
+
+def _rebuild(params: dict[str, Any], key: str, state: dict[str, torch.Tensor]) -> nn.Module:
+    model = build_ovss_model(params, key, None)
+    load_model_weights(model, state, f"{key} weights")
+    return model.eval()
+
+
+def evaluate_models_on_benchmarks(
+    models: dict[str, nn.Module],
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float | None]]], dict[str, Any]]:
+    """Every model on every benchmark of ``params["benchmarks"]`` (open-vocabulary protocol) →
+    (mIoU per model and benchmark, per-class IoU, metrics: mIoU/mAcc/aAcc/seconds). Used by
+    :func:`evaluate_ovss` and the ``lsmseg_ablations`` pipeline."""
+    options = dict(params.get("evaluation", {}))
+    mode, batch_size, limit = options.pop("mode", "whole"), options.pop("batch_size", 16), options.pop("limit", None)
+    miou: dict[str, dict[str, float]] = {key: {} for key in models}
+    per_class: dict[str, dict[str, list[float]]] = {key: {} for key in models}
+    metrics: dict[str, Any] = {key: {} for key in models}
+    chance: dict[str, list[float | None]] = {}  # per-class IoU of a uniform random predictor
+    for name in params["benchmarks"]:
+        record = plan["benchmarks"][name]
+        spec = evaluation.benchmark_spec(name, record["class_names"], record["ignore_index"])
+        dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
+        for key, model in models.items():
+            text = _text_embeddings(model, record["prompts"])
+            start = time.perf_counter()
+            scores, _ = evaluation.evaluate_open_vocabulary(
+                lambda images, m=model, t=text: m(images, t)["logits"],
+                _batches(dataset, batch_size, limit),
+                spec,
+                mode,
+                **options,
+            )
+            miou[key][name] = scores.miou
+            per_class[key][name] = [None if np.isnan(v) else float(v) for v in scores.iou]
+            chance[name] = [None if np.isnan(v) else float(v) for v in chance_iou(scores.ground_truth_pixels)]
+            metrics[key][name] = {
+                "mIoU": scores.miou,
+                "mAcc": scores.macc,
+                "aAcc": scores.aacc,
+                "seconds": time.perf_counter() - start,
+            }
+            logger.info("%s on %s: mIoU %.4f", key, name, scores.miou)
+    per_class["chance"] = chance
+    return miou, per_class, metrics
+
+
+def evaluate_ovss(
+    baseline_state: dict[str, torch.Tensor],
+    lsmseg_state: dict[str, torch.Tensor],
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, str, pd.DataFrame, str, dict[str, Any]]:
+    """Both models on every benchmark (open-vocabulary protocol) → metrics, Table 5.1 (CSV, markdown),
+    Table 5.2 seen/unseen (CSV, markdown), per-class IoU."""
+    set_torch_threads(params.get("num_threads"), default=2)
+    models = {
+        "baseline": _rebuild(params, "baseline", baseline_state),
+        "lsmseg": _rebuild(params, "lsmseg", lsmseg_state),
+    }
+    miou, per_class, metrics = evaluate_models_on_benchmarks(models, index, manifest, plan, params)
+    reader = _reader(manifest)
+    unseen = set(reader.world["unseen"])
+    fine = params.get("seen_unseen_benchmark", "syn847")
+    # "chance": the mIoU of a uniform random predictor under the same protocol (evaluation.chance_iou)
+    for key in [*models, "chance"]:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)
+        if fine in per_class[key]:
+            names = plan["benchmarks"][fine]["class_names"]
+            iou = np.array([np.nan if v is None else v for v in per_class[key][fine]])
+            seen_mask = np.array([n not in unseen for n in names])
+            metrics.setdefault(key, {})
+            metrics[key][f"{fine}_seen_mIoU"] = float(np.nanmean(iou[seen_mask]))
+            metrics[key][f"{fine}_unseen_mIoU"] = float(np.nanmean(iou[~seen_mask]))
+    for name, values in per_class["chance"].items():
+        metrics["chance"][name] = {"mIoU": float(np.nanmean([np.nan if v is None else v for v in values]))}
+    table = evaluation.six_column_table({MODEL_LABELS[k]: v for k, v in miou.items()})
+    table_markdown = evaluation.table_to_markdown(
+        table,
+        f"Table 5.1 layout: mIoU (%) on the synthetic benchmarks, trained on `{plan['train_vocabulary']}` "
+        f"(prompts: {plan['prompt_source']})",
+    )
+    seen_table_name = params.get("seen_unseen_table_benchmark", "synvoc21b")
+    names = plan["benchmarks"][seen_table_name]["class_names"]
+    seen_table = evaluation.seen_unseen_table(
+        {
+            MODEL_LABELS[k]: np.array([np.nan if v is None else v for v in per_class[k][seen_table_name]])
+            for k in models
+        },
+        names,
+        unseen,
+    )
+    seen_markdown = evaluation.table_to_markdown(
+        seen_table, f"Table 5.2 layout: per-class IoU (%) on {seen_table_name}"
+    )
+    return (
+        {"ovss": metrics},
+        table,
+        table_markdown,
+        seen_table,
+        seen_markdown,
+        {
+            "per_class_iou": per_class,
+            "class_names": {n: plan["benchmarks"][n]["class_names"] for n in params["benchmarks"]},
+        },
+    )
+
+
+def _find_example(dataset: SegmentationDataset, class_id: int, limit: int = 400) -> dict[str, Any] | None:
+    best, best_count = None, 0
+    for position in range(min(limit, len(dataset))):
+        item = dataset[position]
+        count = int((item["label"] == class_id).sum())
+        if count > best_count:
+            best, best_count = item, count
+    return best
+
+
+def _trained_models_on(
+    name: str,
+    baseline_state,
+    lsmseg_state,
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], SegmentationDataset, dict[str, nn.Module], dict[str, torch.Tensor]]:
+    """What the figures of benchmark ``name`` share: its plan record, its evaluation split, both
+    trained models and each model's text embeddings of the benchmark's prompts (encoded once)."""
+    record = plan["benchmarks"][name]
+    dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
+    models = {
+        "baseline": _rebuild(params, "baseline", baseline_state),
+        "lsmseg": _rebuild(params, "lsmseg", lsmseg_state),
+    }
+    with torch.no_grad():
+        texts = {key: _text_embeddings(model, record["prompts"]) for key, model in models.items()}
+    return record, dataset, models, texts
+
+
+def _show_panels(axes: Sequence[Any], panels: Sequence[tuple[str, Any, str | None]]) -> None:
+    """One figure row: each (title, image, colormap or None) panel on its axis, without axes."""
+    for axis, (title, value, cmap) in zip(axes, panels):
+        axis.imshow(value, cmap=cmap)
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+
+
+def plot_cost_maps(
+    baseline_state: dict[str, torch.Tensor],
+    lsmseg_state: dict[str, torch.Tensor],
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+):
+    """Figure 5.9 style: for one seen and two unseen classes, the image, its mask and the class's cost map
+    from CLIP (before fine-tuning), the CAT-Seg baseline and LSMSeg (sigmoid of the class logit)."""
+    figure_params = params["figures"]
+    name = figure_params["cost_map_benchmark"]
+    record, dataset, models, texts = _trained_models_on(
+        name, baseline_state, lsmseg_state, index, manifest, plan, params
+    )
+    clip_model = build_ovss_model(
+        params, "baseline", plan["clip_pretrained"]
+    ).eval()  # the pretrained CLIP, not fine-tuned
+    classes = figure_params["cost_map_classes"]
+    with torch.no_grad():  # text side encoded once, not per class row
+        clip_text = _text_embeddings(clip_model, record["prompts"])
+    figure, axes = plt.subplots(len(classes), 5, figsize=(11, 2.3 * len(classes)), squeeze=False)
+    for row, class_name in enumerate(classes):
+        class_id = record["class_names"].index(class_name)
+        item = _find_example(dataset, class_id)
+        if item is None:
+            for axis in axes[row]:
+                axis.axis("off")
+            axes[row, 0].set_title(f"no '{class_name}' in {name}")
+            continue
+        image = item["image"].unsqueeze(0)
+        with torch.no_grad():
+            dense, _ = clip_model.visual_features(image)
+            clip_cost = (
+                F.normalize(dense, dim=1)
+                .mul(F.normalize(clip_text[class_id, 0], dim=-1)[None, :, None, None])
+                .sum(1, keepdim=True)
+            )
+            clip_cost = F.interpolate(clip_cost, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+            maps = [clip_cost]
+            for key, model in models.items():
+                maps.append(torch.sigmoid(model(image, texts[key])["logits"][0, class_id]))
+        kind = (
+            "unseen"
+            if class_name in plan.get("unseen", []) or class_name in _reader(manifest).world["unseen"]
+            else "seen"
+        )
+        panels = [
+            ("image", item["image"].permute(1, 2, 0).numpy(), None),
+            (f"'{class_name}' ({kind}) mask", (item["label"] == class_id).float().numpy(), "gray"),
+        ]
+        panels += [(title, value.numpy(), "jet") for title, value in zip(("CLIP", "CAT-Seg", "LSMSeg"), maps)]
+        _show_panels(axes[row], panels)
+    figure.suptitle(f"Cost maps ({name}): CLIP vs CAT-Seg vs LSMSeg", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_qualitative(
+    baseline_state: dict[str, torch.Tensor],
+    lsmseg_state: dict[str, torch.Tensor],
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    params: dict[str, Any],
+):
+    """Image, ground truth, baseline and LSMSeg predictions on a few validation images."""
+    import imgviz
+
+    name = params["figures"]["qualitative_benchmark"]
+    record, dataset, models, texts = _trained_models_on(
+        name, baseline_state, lsmseg_state, index, manifest, plan, params
+    )
+    count = min(int(params["figures"].get("qualitative_images", 4)), len(dataset))
+    colormap = imgviz.label_colormap()  # 256 colours; 255 (ignore) is drawn as its own colour
+    figure, axes = plt.subplots(count, 4, figsize=(9, 2.3 * count), squeeze=False)
+    for row in range(count):
+        item = dataset[row]
+        label = item["label"].numpy()
+        shown_label = np.where(label == record["ignore_index"], 255, label % 255)
+        panels = [
+            ("image", item["image"].permute(1, 2, 0).numpy(), None),
+            ("ground truth", colormap[shown_label], None),
+        ]
+        with torch.no_grad():
+            for key, model in models.items():
+                prediction = model(item["image"].unsqueeze(0), texts[key])["logits"].argmax(1)[0]
+                panels.append((MODEL_LABELS[key], colormap[prediction.numpy() % 255], None))
+        _show_panels(axes[row], panels)
+    figure.suptitle(f"Predictions on {name} (validation)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def describe_models(
+    params: dict[str, Any], plan: dict[str, Any], baseline_curve: list, lsmseg_curve: list
+) -> dict[str, Any]:
+    """Re-buildable description of both trained models (architecture kwargs, training, prompts, curves)."""
+    described = {}
+    for key, curve in (("baseline", baseline_curve), ("lsmseg", lsmseg_curve)):
+        name, kwargs = _model_kwargs(params, key, plan["clip_pretrained"])
+        described[key] = {"architecture": name, "kwargs": kwargs, "training": params["training"], "curve": curve}
+    described["prompt_source"] = plan["prompt_source"]
+    described["train_vocabulary"] = plan["train_vocabulary"]
+    return copy.deepcopy(described)

@@ -1,0 +1,483 @@
+"""LSMSeg ablations (thesis chapter 5, Tables 5.5, 5.6, 5.7, 5.10, 5.11) on top of ``engine.ablations``.
+
+Every row of a table is an :class:`~seg_pipelines.engine.ablations.AblationVariant` whose overrides
+change the ``lsmseg``-style settings block (``params:lsmseg_ablations.setup``, same schema as
+``params:lsmseg``); :class:`LSMSegAblationRunner` is the ``run_variant(variant, seed)`` callable:
+it applies the overrides, trains with the ``lsmseg`` pipeline's own training node and evaluates on
+the six benchmark vocabularies with the same evaluation loop (no copy of either), and returns the
+six Table 5.1 columns (mIoU in %) plus ``avg.``.
+
+Override keys (per row in ``params:lsmseg_ablations.tables``):
+
+* ``model``: which entry of ``setup.models`` is trained (``baseline`` = CAT-Seg, ``lsmseg``);
+* ``prompts``: ``templates`` (hand-crafted) or ``enriched`` (the attribute-selection prompt set when
+  its file exists, templates otherwise; the table note says which);
+* ``unavailable``: the row cannot be measured here (e.g. ZegFormer, DINOv2): it is reported failed
+  with this reason and the thesis's numbers stay beside it;
+* anything else: a dotted path into ``setup`` (``models.lsmseg.top_k``, ``clip.finetune``,
+  ``train_vocabulary`` …).
+
+Rows whose resolved settings are identical (e.g. Table 5.6 "LSMSeg(w/ SAM-L)" and Table 5.10
+"CLIP_qv", which the thesis also reports with the same numbers) share one training per seed within a
+process (``cache``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.engine import ovss_training, thesis_numbers
+from seg_pipelines.engine.ablations import (
+    AblationVariant,
+    VariantResult,
+    ablation_long_table,
+    ablation_markdown,
+    ablation_metrics,
+    run_ablation,
+    summarise_ablation,
+)
+from seg_pipelines.engine.ovss_evaluation import TABLE_5_1_COLUMNS
+from seg_pipelines.engine.runtime import set_torch_threads
+from seg_pipelines.experiments import lsmseg as lsmseg_nodes
+
+logger = logging.getLogger(__name__)
+
+BENCHMARK_COLUMNS: tuple[str, ...] = tuple(column for column, _ in TABLE_5_1_COLUMNS)
+AVERAGE = "avg."
+SPECIAL_OVERRIDES = ("model", "prompts", "unavailable")
+PROMPT_MODES = ("templates", "enriched")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Layout of one thesis table: row labels and measured columns exactly as printed, thesis numbers."""
+
+    table: str
+    key: str
+    title: str
+    row_header: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    thesis: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+def _thesis(rows: Mapping[str, Sequence[float]], columns: Sequence[str]) -> dict[str, dict[str, float]]:
+    return {row: dict(zip(columns, values, strict=True)) for row, values in rows.items()}
+
+
+_SIX_AVG = (*BENCHMARK_COLUMNS, AVERAGE)
+TABLE_5_11_METHODS = ("ZegFormer [49]", "SimSeg [48]", "CAT-Seg [100]", "LSMSeg (ours)")
+TABLE_5_11_DATASETS = ("COCO-Stuff", "PC-59", "A-150")
+_THESIS_5_11 = thesis_numbers.TABLE_5_11  # (method, training dataset) -> A-847 … VOCb (thesis Table 5.11)
+
+
+def table_5_11_row(method: str, dataset: str) -> str:
+    """Row label of Table 5.11: the thesis prints the method with a "Training dataset" column; rows
+    must be unique here, so the label carries the dataset too."""
+    return f"{method} ({dataset})"
+
+
+TABLES: dict[str, TableSpec] = {
+    "5.5": TableSpec(
+        "5.5",
+        "table_5_5",
+        "Table 5.5: Ablation study on class number k (category filtering)",
+        "K",
+        ("16", "32", "48", "64", "96"),
+        _SIX_AVG,
+        _thesis(thesis_numbers.TABLE_5_5, _SIX_AVG),
+    ),
+    "5.6": TableSpec(
+        "5.6",
+        "table_5_6",
+        "Table 5.6: Ablation study on Enriched Prompt and SAM",
+        "Methods",
+        ("CATSeg [†]", "LSMSeg(w/o SAM)", "LSMSeg(w/ Dinov2-B)", "LSMSeg(w/ SAM-B)", "LSMSeg(w/ SAM-L)"),
+        BENCHMARK_COLUMNS,
+        _thesis(thesis_numbers.TABLE_5_6, BENCHMARK_COLUMNS),
+    ),
+    "5.7": TableSpec(
+        "5.7",
+        "table_5_7",
+        "Table 5.7: Ablation study on different fusion strategies",
+        "Methods",
+        ("Baseline", "Concat", "Attn", "Weighted"),
+        _SIX_AVG,
+        _thesis(thesis_numbers.TABLE_5_7, _SIX_AVG),
+    ),
+    "5.10": TableSpec(
+        "5.10",
+        "table_5_10",
+        "Table 5.10: Ablation study on fine-tuning the CLIP encoder of LSMSeg",
+        "Methods",
+        ("Freeze", "CLIP_qk", "CLIP_kv", "CLIP_qv"),
+        _SIX_AVG,
+        _thesis(thesis_numbers.TABLE_5_10, _SIX_AVG),
+    ),
+    "5.11": TableSpec(
+        "5.11",
+        "table_5_11",
+        "Table 5.11: Ablation study of training on different datasets",
+        "Methods",
+        tuple(table_5_11_row(m, d) for d in TABLE_5_11_DATASETS for m in TABLE_5_11_METHODS),
+        BENCHMARK_COLUMNS,
+        {table_5_11_row(m, d): dict(zip(BENCHMARK_COLUMNS, v, strict=True)) for (m, d), v in _THESIS_5_11.items()},
+    ),
+}
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def _table_params(params: Mapping[str, Any], table: str) -> Mapping[str, Any]:
+    if table not in TABLES:
+        raise KeyError(f"unknown LSMSeg ablation table {table!r}; known: {sorted(TABLES)}")
+    key = TABLES[table].key
+    tables = params.get("tables") or {}
+    if key not in tables:
+        raise KeyError(f"params lsmseg_ablations.tables has no {key!r} block (Table {table})")
+    return tables[key]
+
+
+def table_variants(params: Mapping[str, Any], table: str) -> list[AblationVariant]:
+    """The variants of ``table`` from ``params["tables"][<key>]``, in the thesis's row order.
+
+    A table block has ``common`` overrides (every row) and ``rows`` (label → overrides); Table 5.11
+    instead has ``methods`` (method → overrides) × ``training_vocabularies`` (thesis dataset →
+    synthetic vocabulary). Raises ValueError when the configured rows differ from the thesis's.
+    """
+    spec = TABLES[table]
+    block = _table_params(params, table)
+    common = dict(block.get("common") or {})
+    variants: list[AblationVariant] = []
+    if table == "5.11":
+        methods, vocabularies = dict(block.get("methods") or {}), dict(block.get("training_vocabularies") or {})
+        if list(methods) != list(TABLE_5_11_METHODS) or list(vocabularies) != list(TABLE_5_11_DATASETS):
+            raise ValueError(
+                f"Table 5.11 needs methods {list(TABLE_5_11_METHODS)} and training_vocabularies for "
+                f"{list(TABLE_5_11_DATASETS)}; got {list(methods)} and {list(vocabularies)}"
+            )
+        for dataset, vocabulary in vocabularies.items():
+            for method, overrides in methods.items():
+                variants.append(
+                    AblationVariant(
+                        table,
+                        table_5_11_row(method, dataset),
+                        {**common, **dict(overrides or {}), "train_vocabulary": vocabulary},
+                        {"Training dataset": dataset},
+                    )
+                )
+    else:
+        rows = dict(block.get("rows") or {})
+        if [str(r) for r in rows] != list(spec.rows):
+            raise ValueError(f"Table {table} rows must be {list(spec.rows)} (thesis order); configured {list(rows)}")
+        variants = [
+            AblationVariant(table, str(row), {**common, **dict(overrides or {})}) for row, overrides in rows.items()
+        ]
+    for variant in variants:
+        if "unavailable" not in variant.overrides:
+            if "model" not in variant.overrides:
+                raise ValueError(f"Table {table} row {variant.row!r}: overrides need a 'model' (baseline | lsmseg)")
+            if variant.overrides.get("prompts", "templates") not in PROMPT_MODES:
+                raise ValueError(f"Table {table} row {variant.row!r}: prompts must be one of {PROMPT_MODES}")
+    return variants
+
+
+def apply_overrides(setup: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``setup`` with every dotted override set (``models.lsmseg.top_k: 16``).
+
+    The parent of each key must exist (a misspelt path is an error, not a silently new setting).
+    """
+    resolved = copy.deepcopy(dict(setup))
+    for path, value in overrides.items():
+        if path in SPECIAL_OVERRIDES:
+            continue
+        parts = str(path).split(".")
+        node: Any = resolved
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(
+                    f"override {path!r}: no setting {'.'.join(parts[: depth + 1])!r} in lsmseg_ablations.setup"
+                )
+            node = node[part]
+        if not isinstance(node, dict):
+            raise KeyError(f"override {path!r}: {'.'.join(parts[:-1])!r} is not a settings block")
+        node[parts[-1]] = copy.deepcopy(value)
+    return resolved
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """Where the "enriched" prompts come from: ``source`` (``lsmseg.prompts``: world | prompt_set |
+    templates), the prompt set itself for ``prompt_set``, and how the table note names it."""
+
+    source: str
+    prompt_set: dict[str, list[str]] | None
+    description: str
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps([self.source, self.prompt_set], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def enriched_prompt_source(
+    choice: str | None, prompt_set: Mapping[str, Any] | None, class_names: Sequence[str], templates: Sequence[str]
+) -> PromptSource:
+    """The prompts of "enriched" rows: ``choice`` ``world`` = the synthetic world's own descriptions
+    (``concepts.world_prompt_set``); ``prompt_set`` = the catalog's prompt set (attribute selection),
+    completed with the templates for classes it lacks (e.g. VOCb's ``background``), or the templates
+    when it does not exist yet."""
+    if choice == "world":
+        return PromptSource("world", None, "the synthetic world's own descriptions (concepts.world_prompt_set)")
+    if choice != "prompt_set":
+        raise ValueError(f"enriched_prompts must be 'world' or 'prompt_set', got {choice!r}")
+    if prompt_set is None:
+        return PromptSource(
+            "templates",
+            None,
+            f"templates {list(templates)} (no prompt set yet: run lsmseg_attribute_selection for enriched prompts)",
+        )
+    prompts = ovss_training.parse_prompt_set(prompt_set, "prompt_set (catalog)")
+    missing = [name for name in dict.fromkeys(class_names) if name not in prompts]
+    completed = {**prompts, **{name: [t.format(name) for t in templates] for name in missing}}
+    if not missing:
+        return PromptSource("prompt_set", completed, f"enriched prompt set ({len(prompts)} classes)")
+    return PromptSource(
+        "prompt_set",
+        completed,
+        f"enriched prompt set ({len(prompts)} classes; templates for {missing[:5]}{' …' if len(missing) > 5 else ''})",
+    )
+
+
+# --------------------------------------------------------------------------- running a variant
+
+_RESULT_CACHE: dict[str, dict[str, float]] = {}
+
+
+def resolve_variant(
+    setup: Mapping[str, Any], variant: AblationVariant, seed: int, enriched_prompts: str = "templates"
+) -> tuple[str, dict[str, Any]]:
+    """(model key, ``params:lsmseg``-style settings) of ``variant`` at ``seed``: the overrides applied,
+    ``training.seed`` = seed, the prompt set of ``enriched`` rows, a per-row checkpoint folder.
+    Raises NotImplementedError for an ``unavailable`` row."""
+    overrides = dict(variant.overrides)
+    if "unavailable" in overrides:
+        raise NotImplementedError(str(overrides["unavailable"]))
+    resolved = apply_overrides(setup, overrides)
+    key = overrides.get("model")
+    if key not in resolved["models"]:
+        raise KeyError(f"row {variant.row!r}: model {key!r} is not in setup.models {sorted(resolved['models'])}")
+    resolved["prompts"] = enriched_prompts if overrides.get("prompts", "templates") == "enriched" else "templates"
+    resolved["training"] = {**resolved["training"], "seed": int(seed)}
+    if resolved.get("checkpoint_dir"):
+        slug = "".join(c if c.isalnum() else "_" for c in variant.row)
+        resolved["checkpoint_dir"] = str(
+            Path(resolved["checkpoint_dir"]) / TABLES[variant.table].key / slug / f"seed{seed}"
+        )
+    return key, resolved
+
+
+def build_variant_model(
+    setup: Mapping[str, Any], variant: AblationVariant, seed: int, clip_weights: str | None = None
+) -> torch.nn.Module:
+    """The untrained model of ``variant`` exactly as :class:`LSMSegAblationRunner` trains it
+    (``clip_weights``: the tiny CLIP's path, used unless ``setup.clip.pretrained`` is set)."""
+    key, resolved = resolve_variant(setup, variant, seed)
+    return lsmseg_nodes.build_ovss_model(resolved, key, resolved["clip"].get("pretrained") or clip_weights)
+
+
+class LSMSegAblationRunner:
+    """``run_variant(variant, seed) -> {column: mIoU %}`` for :func:`engine.ablations.run_ablation`.
+
+    Builds the variant's model (``lsmseg`` pipeline ``_model_kwargs`` + registry), trains it with the
+    configured budget (``lsmseg`` node ``train_ovss``: same loss, optimiser and schedule as Table 5.1)
+    and evaluates it on every benchmark (``evaluate_models_on_benchmarks``).
+    """
+
+    def __init__(
+        self,
+        index: pd.DataFrame,
+        manifest: Mapping[str, Any],
+        tiny_clip_config: Mapping[str, Any],
+        tiny_clip_checkpoint: str,
+        prompt_set: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+    ) -> None:
+        if "setup" not in params:
+            raise KeyError("params lsmseg_ablations needs a 'setup' block (the params:lsmseg schema)")
+        self.index, self.manifest, self.clip_config = index, dict(manifest), dict(tiny_clip_config)
+        self.clip_weights = str(tiny_clip_checkpoint)
+        self.params, self.setup = params, dict(params["setup"])
+        self.use_cache = bool(params.get("cache", True))
+        reader = create_reader(self.manifest["family"], self.manifest["root"], **self.manifest.get("reader_kwargs", {}))
+        names = [name for vocabulary in reader.vocabularies.values() for name in vocabulary.class_names]
+        self.prompts = enriched_prompt_source(
+            params.get("enriched_prompts", "world"),
+            prompt_set,
+            names,
+            self.setup.get("templates", ["a photo of a {}."]),
+        )
+        self._index_hash = hashlib.sha1(
+            pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
+        ).hexdigest()
+        self.cache_hits = 0
+        self._plans: dict[str, dict[str, Any]] = {}
+
+    def resolve(self, variant: AblationVariant, seed: int) -> tuple[str, dict[str, Any]]:
+        """(model key, lsmseg settings) of ``variant`` at ``seed``."""
+        return resolve_variant(self.setup, variant, seed, self.prompts.source)
+
+    def build_model(self, variant: AblationVariant, seed: int) -> torch.nn.Module:
+        """The untrained model of ``variant`` (for inspection and tests)."""
+        return build_variant_model(self.setup, variant, seed, self.clip_weights)
+
+    def _plan(self, setup: Mapping[str, Any]) -> dict[str, Any]:
+        """The lsmseg run plan (vocabularies, prompts; inputs validated by ``validate_lsmseg_inputs``),
+        computed once per distinct set of the settings it reads (seeds and budgets share it)."""
+        read = {
+            k: v
+            for k, v in setup.items()
+            if k not in ("training", "augmentation", "evaluation", "head", "num_threads", "checkpoint_dir")
+        }
+        key = json.dumps(read, sort_keys=True, default=str)
+        if key not in self._plans:
+            self._plans[key] = lsmseg_nodes.validate_lsmseg_inputs(
+                self.manifest, self.clip_config, self.clip_weights, self.prompts.prompt_set, dict(setup)
+            )
+        return copy.deepcopy(self._plans[key])
+
+    def _cache_key(self, key: str, setup: Mapping[str, Any]) -> str:
+        record = {
+            "model": key,
+            "setup": {k: v for k, v in setup.items() if k != "checkpoint_dir"},
+            "manifest": self.manifest,
+            "index": self._index_hash,
+            "clip": self.clip_weights,
+            "prompt_set": self.prompts.fingerprint,
+        }
+        return hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+    def __call__(self, variant: AblationVariant, seed: int) -> dict[str, float]:
+        key, setup = self.resolve(variant, seed)
+        cache_key = self._cache_key(key, setup)
+        if self.use_cache and cache_key in _RESULT_CACHE:
+            self.cache_hits += 1
+            logger.info(
+                "Table %s %r seed %d: same settings as an earlier row, reusing its numbers",
+                variant.table,
+                variant.row,
+                seed,
+            )
+            return dict(_RESULT_CACHE[cache_key])
+        plan = self._plan(setup)
+        start = time.perf_counter()
+        model, curve = lsmseg_nodes.train_ovss(self.index, self.manifest, plan, setup, key)
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        with torch.no_grad():
+            miou, _, _ = lsmseg_nodes.evaluate_models_on_benchmarks(
+                {key: model}, self.index, self.manifest, plan, setup
+            )
+        measured = {
+            column: 100.0 * miou[key][benchmark] for column, benchmark in TABLE_5_1_COLUMNS if benchmark in miou[key]
+        }
+        missing = [c for c in BENCHMARK_COLUMNS if c not in measured]
+        if missing:
+            raise ValueError(f"benchmarks for columns {missing} are not in setup.benchmarks {setup['benchmarks']}")
+        measured[AVERAGE] = float(np.mean([measured[c] for c in BENCHMARK_COLUMNS]))
+        measured["train_loss"] = float(curve[-1]["loss"]) if curve else math.nan
+        measured["train_seconds"] = train_seconds
+        measured["eval_seconds"] = time.perf_counter() - start - train_seconds
+        _RESULT_CACHE[cache_key] = dict(measured)
+        return measured
+
+
+# --------------------------------------------------------------------------- one table
+
+
+def _budget_note(params: Mapping[str, Any], seeds: Sequence[int]) -> str:
+    setup = params["setup"]
+    training, evaluation = setup["training"], setup.get("evaluation", {})
+    return (
+        f"Budget: {training['iterations']} iterations × batch {training['batch_size']} "
+        f"(crop {setup.get('augmentation', {}).get('crop_size')}), CLIP {setup['clip']['model']} at "
+        f"{setup['clip']['image_size']} px, {evaluation.get('limit') or 'all'} validation images per benchmark "
+        f"({evaluation.get('mode', 'whole')} inference), seeds {list(seeds)}; "
+        "mean ± std (sample std) over seeds, mIoU in %."
+    )
+
+
+def run_table(
+    index: pd.DataFrame,
+    manifest: Mapping[str, Any],
+    tiny_clip_config: Mapping[str, Any],
+    tiny_clip_checkpoint: str,
+    prompt_set: Mapping[str, Any] | None,
+    params: Mapping[str, Any],
+    table: str,
+) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]:
+    """Run every row of thesis Table ``table`` × seed → (summary table with the thesis's rows and columns,
+    markdown, one line per run, flat metrics for MLflow)."""
+    spec = TABLES[table]
+    set_torch_threads(params["setup"].get("num_threads"), default=1)
+    seeds = [int(s) for s in (_table_params(params, table).get("seeds") or params.get("seeds") or [0, 1, 2])]
+    variants = table_variants(params, table)
+    runner = LSMSegAblationRunner(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
+    setup = params["setup"]
+    tags = {
+        "method": "lsmseg",
+        "head": "catseg/lsmseg",
+        "backbone": setup["clip"]["model"],
+        "dataset": str(manifest.get("family")),
+        "vocabulary": str(setup.get("train_vocabulary")),
+        "table": spec.table,
+    }
+    start = time.perf_counter()
+    results: list[VariantResult] = run_ablation(
+        variants,
+        seeds,
+        runner,
+        name=f"lsmseg_ablations/{spec.key}",
+        tags=tags,
+        progress=bool(params.get("progress", True)),
+    )
+    seconds = time.perf_counter() - start
+    summary = summarise_ablation(
+        results,
+        list(spec.rows),
+        list(spec.columns),
+        decimals=int(params.get("decimals", 2)),
+        thesis=spec.thesis if params.get("show_thesis", True) else None,
+    )
+    summary.index.name = spec.row_header
+    notes = [
+        _budget_note(params, seeds),
+        f"Data: {manifest.get('family')} world at {manifest.get('root')}; benchmark columns are the synthetic "
+        "vocabularies " + ", ".join(f"{c} = {b}" for c, b in TABLE_5_1_COLUMNS) + "; 'thesis' columns are the "
+        "thesis's numbers (real datasets, ViT-B/16 CLIP) and are not directly comparable.",
+        f"Prompts of 'enriched' rows: {runner.prompts.description}.",
+        *[str(n) for n in (_table_params(params, table).get("notes") or [])],
+        f"{len(results)} runs ({sum(r.status != 'ok' for r in results)} failed, {runner.cache_hits} reused from rows "
+        f"with identical settings) in {seconds:.0f} s on CPU ({torch.get_num_threads()} thread(s)).",
+    ]
+    markdown = ablation_markdown(summary, spec.title, notes)
+    metrics = {**ablation_metrics(results), f"{spec.key}/seconds": seconds}
+    return summary.reset_index(), markdown, ablation_long_table(results), metrics

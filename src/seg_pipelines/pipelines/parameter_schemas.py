@@ -1,0 +1,276 @@
+"""Typed parameter blocks, checked before any node runs (:class:`ParameterValidationHook`).
+
+A wrong type or an impossible value (``caa.training.iterations=ten``, ``=6.5``, ``=0``,
+``retry.max_attempts=0``, ``lsmseg_attribute_selection.top_k=abc``) stops the run at its start with
+one line per problem naming the key, the value and what is expected, instead of failing deep inside
+a node after the expensive steps (or, worse, "succeeding" with untrained models). The models check
+the keys whose values the code relies on; other keys pass through (``extra="allow"``), so a block may
+carry settings these models do not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from kedro.framework.hooks import hook_impl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveNumber = Annotated[float, Field(gt=0)]
+NonNegativeNumber = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Block(BaseModel):
+    """A parameter block: known keys typed (whole numbers strictly), unknown keys kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _number(value: Any, name: str) -> Any:
+    """Text and booleans are not numbers, even where pydantic would coerce them."""
+    if isinstance(value, (str, bool)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+class ClosedSetTraining(Block):
+    iterations: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveNumber
+    min_lr: NonNegativeNumber = 0.0
+    weight_decay: NonNegativeNumber = 0.0
+    seed: NonNegativeInt = 0
+    checkpoint_interval: PositiveInt = 1000
+    log_interval: PositiveInt = 10
+
+    _check_numbers = field_validator("lr", "min_lr", "weight_decay", mode="before")(_number)
+
+
+class Augmentation(Block):
+    crop_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
+    scale_range: Annotated[list[PositiveNumber], Field(min_length=2, max_length=2)] | None = None
+    flip_probability: Probability = 0.5
+
+    @field_validator("scale_range")
+    @classmethod
+    def _ordered(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"scale_range must be [low, high] with low <= high, got {value}")
+        return value
+
+
+class Evaluation(Block):
+    split: str = "val"
+    mode: Literal["whole", "slide", "multi_scale"] = "whole"
+    batch_size: PositiveInt = 1
+    max_images: PositiveInt | None = None
+    limit: PositiveInt | None = None
+
+
+class ClosedSetModel(Block):
+    head: str
+    backbone: str
+    channels: PositiveInt | None = None
+    aux_channels: PositiveInt | None = None
+
+
+class ClosedSet(Block):
+    """``caa`` / ``ecac`` (and the shared ``_closed_set``)."""
+
+    model: ClosedSetModel
+    training: ClosedSetTraining
+    augmentation: Augmentation
+    evaluation: Evaluation
+
+
+class ClosedSetAblations(Block):
+    """``caa_ablations`` / ``ecac_ablations``: seeds are a count (0..n-1) or a list; the training
+    seed is set per run."""
+
+    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 3
+    model: ClosedSetModel
+    training: ClosedSetTraining
+    augmentation: Augmentation
+    evaluation: Evaluation
+
+
+class OVSSTraining(Block):
+    iterations: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveNumber
+    weight_decay: NonNegativeNumber = 0.0
+    seed: NonNegativeInt = 0
+    log_interval: PositiveInt = 10
+    checkpoint_interval: PositiveInt = 50
+
+    _check_numbers = field_validator("lr", "weight_decay", mode="before")(_number)
+
+
+class OVSSModel(Block):
+    architecture: Literal["catseg", "lsmseg"]
+    top_k: NonNegativeInt = 0
+
+
+class Clip(Block):
+    model: str
+    pretrained: str | None = None
+    image_size: PositiveInt
+
+
+class LSMSeg(Block):
+    num_threads: PositiveInt | None = None
+    train_vocabulary: str
+    benchmarks: Annotated[list[str], Field(min_length=1)]
+    prompts: Literal["world", "prompt_set", "templates"] = "world"
+    clip: Clip
+    models: dict[str, OVSSModel]
+    training: OVSSTraining
+    augmentation: Augmentation
+    evaluation: Evaluation
+
+
+class LSMSegAblations(Block):
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | PositiveInt = 3
+    enriched_prompts: Literal["world", "prompt_set"] = "world"
+    setup: LSMSeg
+
+
+class Retry(Block):
+    max_attempts: PositiveInt = 4
+    base_delay: NonNegativeNumber = 1.0
+    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    max_delay: NonNegativeNumber = 20.0
+
+
+class Scoring(Block):
+    mode: Literal["zero_shot", "finetune"] = "zero_shot"
+    batch_size: PositiveInt = 32
+    num_threads: PositiveInt | None = None
+    seed: NonNegativeInt = 0
+
+
+class AttributeSelection(Block):
+    retry: Retry = Retry()
+    attributes: Annotated[list[str], Field(min_length=1)]
+    benchmarks: Annotated[list[str], Field(min_length=1)]
+    scoring: Scoring = Scoring()
+    top_k: PositiveInt = 4
+    max_sentences: PositiveInt = 2
+    max_chars: PositiveInt = 300
+    max_images: PositiveInt | None = None
+    description_examples: Literal["per_attribute", "none"] = "per_attribute"
+
+
+class ClipTraining(Block):
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveNumber
+    image_size: PositiveInt
+    seed: NonNegativeInt = 0
+
+    _check_numbers = field_validator("lr", mode="before")(_number)
+
+
+class ClipPretraining(Block):
+    num_threads: PositiveInt | None = None
+    training: ClipTraining
+
+
+class Dataset(Block):
+    family: str
+    root: str
+    splits: Annotated[list[str], Field(min_length=1)]
+    reader_kwargs: dict[str, Any] = {}
+
+
+class Preparation(Block):
+    on_bad_sample: Literal["raise", "skip"] = "raise"
+    overview_images: PositiveInt = 8
+
+
+class ClassStatistics(Block):
+    split: str = "train"
+    rho: NonNegativeNumber = 0.5
+    group_size: PositiveInt = 10
+
+    _check_numbers = field_validator("rho", mode="before")(_number)
+
+
+#: Parameter block (top-level key) → its model.
+SCHEMAS: dict[str, type[Block]] = {
+    "_closed_set": ClosedSet,
+    "caa": ClosedSet,
+    "ecac": ClosedSet,
+    "caa_ablations": ClosedSetAblations,
+    "ecac_ablations": ClosedSetAblations,
+    "lsmseg": LSMSeg,
+    "lsmseg_ablations": LSMSegAblations,
+    "lsmseg_attribute_selection": AttributeSelection,
+    "clip_pretraining": ClipPretraining,
+    "dataset": Dataset,
+    "preparation": Preparation,
+    "class_statistics": ClassStatistics,
+}
+
+
+class ParameterError(ValueError):
+    """Parameters that cannot run; the message has one line per problem, naming the key."""
+
+
+def _value_at(values: Any, location: tuple[Any, ...]) -> Any:
+    for part in location:
+        if isinstance(values, Mapping) and part in values:
+            values = values[part]
+        elif isinstance(values, list) and isinstance(part, int) and part < len(values):
+            values = values[part]
+        else:
+            return "<missing>"
+    return values
+
+
+def check_parameters(params: Mapping[str, Any], blocks: list[str] | None = None) -> None:
+    """Validate ``blocks`` of ``params`` (default: every block with a schema); raise
+    :class:`ParameterError` listing every problem as ``key = value: what is wrong``."""
+    problems = []
+    for block in blocks if blocks is not None else list(SCHEMAS):
+        if block not in SCHEMAS or block not in params:
+            continue
+        try:
+            SCHEMAS[block].model_validate(params[block])
+        except ValidationError as error:
+            for issue in error.errors():
+                location = tuple(p for p in issue["loc"] if not str(p).startswith("function-") and "[" not in str(p))
+                key = ".".join(str(p) for p in (block, *location))
+                value = _value_at(params[block], location)
+                problems.append(f"{key} = {value!r}: {issue['msg']}")
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+def blocks_read_by(pipeline: Any) -> list[str]:
+    """The top-level parameter blocks a Kedro pipeline's nodes read (``params:caa`` → ``caa``)."""
+    blocks = []
+    for name in sorted(pipeline.inputs()) if pipeline is not None else []:
+        if name.startswith("params:"):
+            blocks.append(name[len("params:") :].split(".")[0])
+        elif name == "parameters":
+            return list(SCHEMAS)
+    return list(dict.fromkeys(blocks))
+
+
+class ParameterValidationHook:
+    """Check the parameter blocks a run reads before its first node (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = dict(context.params or {})
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        check_parameters(self._params, blocks_read_by(pipeline))

@@ -1,0 +1,221 @@
+"""The report engine on a fake reporting folder, the shipped section list, and `kedro run --pipeline=report`."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from kedro.framework.session import KedroSession  # noqa: E402
+from kedro.framework.startup import bootstrap_project  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from seg_pipelines.engine import report  # noqa: E402
+from tests.fixtures import PROJECT_ROOT
+
+HARDWARE = {"cpu": "Test CPU (2 logical cores)", "gpu": "none (CPU only)", "torch_threads": "1", "software": "torch"}
+
+TABLE_MD = (
+    "### Table 3.2: ablation on the synthetic world\n\n| Method | mIoU |\n|---|---|\n"
+    "| Baseline | 20.1 ± 0.4 |\n| CC+SA | 25.3 ± 0.2 |\n"
+)
+
+
+def _png(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fake_outputs(root: Path) -> Path:
+    out = root / "data" / "08_reporting"
+    (out / "caa_ablations").mkdir(parents=True)
+    (out / "caa_ablations" / "table_3_2.md").write_text(TABLE_MD)
+    (out / "caa_ablations" / "table_3_2.csv").write_text("row,mIoU\nBaseline,20.1\nCC+SA,25.3\n")
+    (out / "all_tables.md").write_text("| Method | x |\n|---|---|\n| Baseline | 1 |\n")
+    (out / "scores.csv").write_text("class,iou\nsky,0.91\ngrass,0.42\n")
+    (out / "metrics.json").write_text(
+        json.dumps({"caa": {"baseline": {"mIoU": 20.0}, "method": {"mIoU": 23.5}}, "note": "x"})
+    )
+    (out / "curve.json").write_text(json.dumps([{"iteration": 10, "loss": 2.0}, {"iteration": 300, "loss": 1.0}]))
+    _png(out / "figures" / "curves.png")
+    _png(out / "stray_figure.png")  # listed by no section
+    return out
+
+
+CONFIG = {
+    "reporting_dir": "data/08_reporting",
+    "title": "Test report",
+    "direction_tolerance": 0.05,
+    "chapters": [
+        {
+            "title": "Chapter 3 — CAA",
+            "sections": [
+                {
+                    "title": "Ablations",
+                    "pipeline": "caa_ablations",
+                    "context": {
+                        "dataset": ["json:data/08_reporting/missing.json:family", "params:dataset.family"],
+                        "budget": [
+                            {
+                                "ref": [
+                                    "json:data/08_reporting/curve.json:-1.iteration",
+                                    "params:m.training.iterations",
+                                ],
+                                "label": "{} iterations",
+                            },
+                            {"ref": "params:m.training.batch_size", "label": "batch {}"},
+                        ],
+                        "seeds": "params:m.seeds",
+                    },
+                    "items": [
+                        {"path": "**/*table_3_2[._]*md", "title": "Table 3.2"},
+                        {"path": "**/*table_3_3[._]*md", "title": "Table 3.3"},
+                        {"path": "scores.csv", "title": "Per-class scores"},
+                        {"path": "metrics.json", "title": "Metrics", "keys": ["caa.*.mIoU"]},
+                        {"path": "figures/curves.png", "title": "Training curves"},
+                        {"path": "never.png", "title": "A figure", "pipeline": "other_pipeline"},
+                        {"path": "all_tables.md", "title": "All tables", "inline": False},
+                    ],
+                    "thesis": {
+                        "comparable": False,
+                        "note": "ADE20K vs synthetic.",
+                        "table": {
+                            "title": "Thesis Table 3.2",
+                            "columns": ["Method", "mIoU"],
+                            "rows": [["Baseline", 36.1], ["CC+SA", 43.12]],
+                        },
+                        "directions": [
+                            {
+                                "label": "CC+SA − baseline",
+                                "thesis": 7.02,
+                                "ours": {
+                                    "minus": [
+                                        "json:data/08_reporting/metrics.json:caa.method.mIoU",
+                                        "json:data/08_reporting/metrics.json:caa.baseline.mIoU",
+                                    ]
+                                },
+                            },
+                            {
+                                "label": "opposite",
+                                "thesis": -1.0,
+                                "ours": "json:data/08_reporting/metrics.json:caa.method.mIoU",
+                            },
+                            {"label": "not run", "thesis": 1.0, "ours": "json:data/08_reporting/nope.json:x"},
+                            {
+                                "label": "qualitative",
+                                "thesis": "fewer (−)",
+                                "sign": -1,
+                                "ours": {
+                                    "ref": "json:data/08_reporting/metrics.json:caa.baseline.mIoU",
+                                    "scale": -0.001,
+                                },
+                            },
+                        ],
+                    },
+                }
+            ],
+        }
+    ],
+}
+PARAMS = {
+    "dataset": {"family": "synthetic"},
+    "m": {"training": {"iterations": 200, "batch_size": 8}, "seeds": [0, 1, 2]},
+}
+
+
+def test_report_collects_tables_figures_missing_items_and_thesis_directions(tmp_path):
+    _fake_outputs(tmp_path)
+    markdown, status = report.build_report(CONFIG, PARAMS, tmp_path, HARDWARE)
+
+    # every table inlined (headings demoted under the item), CSV and JSON rendered as tables
+    assert "##### Table 3.2: ablation on the synthetic world" in markdown
+    assert "| CC+SA | 25.3 ± 0.2 |" in markdown
+    assert "| grass | 0.42 |" in markdown
+    assert "| caa.method.mIoU | 23.5 |" in markdown and "caa.note" not in markdown
+    # every figure linked relative to the report, including the one no section lists
+    assert "![Training curves](figures/curves.png)" in markdown
+    assert "## Other outputs" in markdown and "](stray_figure.png)" in markdown
+    assert "- [`caa_ablations/table_3_2.csv`](caa_ablations/table_3_2.csv) (the table above as CSV)" in markdown
+    assert "## CSV files" in markdown and "- [`scores.csv`](scores.csv)\n" in markdown
+    assert "[`all_tables.md`](all_tables.md) — _`all_tables.md`" in markdown and "| Baseline | 1 |" not in markdown
+    # missing items with the command that produces them
+    assert "- Table 3.3 (`**/*table_3_3[._]*md`) — run `kedro run --pipeline=caa_ablations`" in markdown
+    assert "- A figure (`never.png`) — run `kedro run --pipeline=other_pipeline`" in markdown
+    assert [s.produced for s in status] == [True, False, True, True, True, False, True]
+    assert "5 of 7 listed outputs produced" in markdown
+    # dataset / budget / seeds / hardware, with where each value came from
+    assert "- **Dataset:** synthetic (configured now: `dataset.family`)" in markdown
+    assert "- **Budget:** 300 iterations (`curve.json`); batch 8 (configured now: `m.training.batch_size`)" in markdown
+    assert "- **Seeds:** 0, 1, 2 (configured now: `m.seeds`)" in markdown
+    assert "Test CPU (2 logical cores)" in markdown
+    # thesis numbers beside ours, comparability stated, direction of the finding checked
+    assert "**Thesis vs ours — not comparable.** ADE20K vs synthetic." in markdown
+    assert "| CC+SA | 43.12 |" in markdown and "| Baseline | 36.10 |" in markdown
+    assert "| CC+SA − baseline | +7.02 | +3.50 | yes |" in markdown
+    assert "| opposite | -1.00 | +23.50 | **no** |" in markdown
+    assert "| not run | +1.00 | not produced yet | – |" in markdown
+    assert "| qualitative | fewer (−) | -0.02 | no effect (\\|ours\\| ≤ 0.05) |" in markdown
+
+    html = report.render_html(markdown, "Test report")
+    delimiter_rows = [line for line in markdown.splitlines() if line.startswith("|---|")]
+    assert html.count("<table>") == len(delimiter_rows) == 6  # hardware, 3.2, CSV, JSON, thesis, directions
+    assert '<img src="figures/curves.png" alt="Training curves"' in html
+    for png in (tmp_path / "data/08_reporting").rglob("*.png"):  # every figure renders
+        assert f'<img src="{png.relative_to(tmp_path / "data/08_reporting").as_posix()}"' in html
+    assert "<h5>Table 3.2: ablation on the synthetic world</h5>" in html and "<title>Test report</title>" in html
+
+
+def test_reference_lookup_and_errors(tmp_path):
+    data = {"a": {"b": [1, 2, {"c": 3}]}, "dataset.num_classes": 60.0}
+    assert report.lookup(data, "a.b.-1.c") == 3 and report.lookup(data, "dataset.num_classes") == 60.0
+    assert report.lookup(data, "a.x") is report.MISSING and report.lookup(data, "a.b.7") is report.MISSING
+    assert report.demote_headings("# A\n## B\n```\n# code\n```", 5) == "##### A\n###### B\n```\n# code\n```"
+    with pytest.raises(report.ReportConfigError, match="unknown kind"):
+        report.resolve_reference("yaml:x", {}, tmp_path, {})
+    with pytest.raises(report.ReportConfigError, match="has no `items`"):
+        report.build_report({"chapters": [{"title": "C", "sections": [{"title": "S"}]}]}, {}, tmp_path, HARDWARE)
+
+
+def test_shipped_section_list_renders_on_an_empty_project(tmp_path):
+    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
+    assert len(status) >= 40 and not any(s.produced for s in status)
+    assert "0 of" in markdown and "## Other outputs" not in markdown
+    for chapter in ("Chapter 3", "Chapter 4", "Chapter 5", "Efficiency", "Data"):
+        assert f"## {chapter}" in markdown
+    for pipeline in (
+        "caa",
+        "ecac",
+        "lsmseg",
+        "efficiency",
+        "data_preparation",
+        "caa_ablations",
+        "ecac_ablations",
+        "lsmseg_ablations",
+    ):
+        assert f"`kedro run --pipeline={pipeline}`" in markdown
+
+
+def test_report_pipeline_runs_alone_and_logs_artifacts(project_copy: Path):
+    _fake_outputs(project_copy)
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["report"])
+    out = project_copy / "data/08_reporting"
+    markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "| CC+SA | 25.3 ± 0.2 |" in markdown and "<table>" in html
+    assert '<img src="stray_figure.png"' in html and "run `kedro run --pipeline=caa`" in markdown
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["pipeline"] == "report"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "reporting")} == {
+        "reporting/report.md",
+        "reporting/report.html",
+    }

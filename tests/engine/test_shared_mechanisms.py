@@ -1,0 +1,176 @@
+"""One mechanism per concern: head display names, the UperNet stride rule, eq. 4.14 class weights,
+the markdown table renderer and the thesis's numbers each have one home that every user reads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from seg_pipelines.datasets.statistics import (
+    class_weights_from_frequencies as dataset_class_weights,
+)
+from seg_pipelines.engine import report, thesis_numbers
+from seg_pipelines.engine.tables import markdown_table
+from seg_pipelines.experiments import (
+    caa_ablations,
+    closed_set,
+    ecac_ablations,
+    efficiency,
+    lsmseg_ablations,
+)
+from seg_pipelines.losses.ecac import class_weights_from_frequencies
+from seg_pipelines.models.heads import (
+    DECODE_HEADS,
+    HEAD_DISPLAY_NAMES,
+    THESIS_HEAD_SPELLING,
+    default_feature_strides,
+    default_output_stride,
+    head_display_name,
+)
+from seg_pipelines.models.registry import list_models
+from seg_pipelines.models.segmentor import CLOSED_SET_MODELS, build_segmentor
+from tests.fixtures import PROJECT_ROOT
+
+HARDWARE = {"cpu": "C", "gpu": "G", "torch_threads": "1", "software": "S"}
+
+
+# --- head display names ---------------------------------------------------------------------------
+
+
+def test_display_names_cover_every_registered_head_and_thesis_spelling_is_an_override():
+    assert set(HEAD_DISPLAY_NAMES) == set(CLOSED_SET_MODELS) == set(DECODE_HEADS)
+    assert set(CLOSED_SET_MODELS) <= set(list_models())
+    assert set(THESIS_HEAD_SPELLING) <= set(HEAD_DISPLAY_NAMES)
+    assert head_display_name("deeplabv3") == "DeepLabV3" and head_display_name("deeplabv3", thesis=True) == "Deeplabv3"
+    assert (
+        head_display_name("deeplabv3plus", thesis=True) == "DeeplabV3plus"
+        and head_display_name("fcn", thesis=True) == "FCN"
+    )
+    assert head_display_name("not_a_head") == "not_a_head"
+    # every user reads the one mapping
+    assert closed_set.method_display_name({"name": "deeplabv3plus", "addon": "ecac"}) == "DeepLabV3plus+ECAC"
+    assert ecac_ablations.head_label("deeplabv3plus") == "DeeplabV3plus"
+    rows = caa_ablations.build_table("3.7", {"model": {"head": "fcn"}}, {"family": "synthetic"}).rows
+    assert rows[8:10] == ["Deeplabv3", "Deeplabv3+CAA"] and set(rows) == set(thesis_numbers.TABLE_3_7)
+    methods = [row["Method"] for row in efficiency.THESIS_TABLES["table_3_6"]["rows"]]
+    assert methods[2] == "Deeplabv3 [17]" and methods[4] == "FCN [4] +CAA" and not any("{" in m for m in methods)
+    assert efficiency.THESIS_TABLES["table_4_6"]["rows"][8]["Method"] == "DeeplabV3plus"
+
+
+# --- output stride ----------------------------------------------------------------------------------
+
+
+def test_upernet_stride_rule_is_one_function_used_by_segmentor_profiling_and_efficiency(monkeypatch):
+    assert default_output_stride("upernet") == 32 and default_feature_strides("upernet") == (4, 8, 16, 32)
+    assert default_output_stride("fcn") == 8 and default_feature_strides("pspnet") == (4, 8, 8, 8)
+    for name in CLOSED_SET_MODELS:
+        model = build_segmentor(name, num_classes=3, backbone="resnet_tiny", auxiliary_head=False)
+        assert tuple(model.backbone.strides) == default_feature_strides(name)
+    seen = []
+    from seg_pipelines.models import heads
+
+    def spy(name):
+        seen.append(name)
+        return (4, 8, 8, 8)
+
+    monkeypatch.setattr(heads, "default_feature_strides", spy)
+    from seg_pipelines.engine.profiling import profile_decode_head
+
+    profile_decode_head("upernet", image_size=64)
+    efficiency.profile_head_with_addon("upernet", None, image_size=64)
+    assert seen == ["upernet", "upernet"]
+
+
+# --- eq. 4.14 ---------------------------------------------------------------------------------------
+
+
+def test_class_weights_have_one_implementation():
+    frequencies = [0.4, 0.25, 0.15, 0.12, 0.08, 0.0]
+    for rho in (0.0, 0.5, 1.0):
+        weights = class_weights_from_frequencies(frequencies, rho)
+        assert weights.dtype == torch.float32
+        expected = torch.as_tensor(dataset_class_weights(np.array(frequencies), rho), dtype=torch.float32)
+        assert torch.equal(weights, expected)
+
+
+# --- the markdown renderer --------------------------------------------------------------------------
+
+
+def test_markdown_table_renders_frames_rows_index_title_notes_and_escapes():
+    frame = pd.DataFrame({"Method": ["FCN", "FCN+CAA"], "mIoU": [36.1, float("nan")], "n": [3, 4]})
+    assert markdown_table(frame, decimals=2) == (
+        "| Method | mIoU | n |\n|---|---|---|\n| FCN | 36.10 | 3 |\n| FCN+CAA | – | 4 |"
+    )
+    indexed = frame.set_index("Method")
+    text = markdown_table(indexed, index=True, title="## Table 3.2", notes=["3 seeds"], cell=str)
+    assert (
+        text == "## Table 3.2\n\n| Method | mIoU | n |\n|---|---|---|\n"
+        "| FCN | 36.1 | 3 |\n| FCN+CAA | nan | 4 |\n\n- 3 seeds"
+    )
+    assert (
+        markdown_table([("a|b", 0.123456), ("c\nd",)], ["x", "y"])
+        == "| x | y |\n|---|---|\n| a\\|b | 0.1235 |\n| c d |  |"
+    )
+    with pytest.raises(ValueError):
+        markdown_table([], [])
+    # the table writers are thin callers of it
+    assert report.markdown_table(["Method", "mIoU"], [["FCN", 36.1]], 2) == markdown_table(
+        [["FCN", 36.1]], ["Method", "mIoU"], decimals=2
+    )
+    assert (
+        efficiency.table_markdown(frame, "T", ["n1"])
+        == "### T\n\n"
+        + markdown_table(
+            frame,
+            cell=lambda v: (
+                "–" if isinstance(v, float) and math.isnan(v) else (f"{v:.2f}" if isinstance(v, float) else str(v))
+            ),
+        )
+        + "\n\n- n1\n"
+    )
+
+
+# --- the thesis's numbers -----------------------------------------------------------------------------
+
+
+def test_ablation_and_efficiency_tables_read_the_thesis_numbers_module():
+    assert (
+        caa_ablations.THESIS_3_7 is thesis_numbers.TABLE_3_7 and ecac_ablations.THESIS_4_7 is thesis_numbers.TABLE_4_7
+    )
+    table = caa_ablations.build_table("3.2", {"model": {"head": "fcn"}}, {"family": "synthetic"})
+    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_numbers.TABLE_3_2
+    table = ecac_ablations.build_table("4.2", {"model": {"head": "fcn"}, "addon": {}}, {"family": "synthetic"})
+    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_numbers.TABLE_4_2
+    assert [lsmseg_ablations.TABLES["5.5"].thesis[k]["avg."] for k in ("16", "32")] == [49.1, 49.6]
+    for name, spec in thesis_numbers.EFFICIENCY_TABLES.items():
+        ours = efficiency.THESIS_TABLES[name]
+        assert ours["value_columns"] == spec["value_columns"]
+        for row, printed in zip(ours["rows"], spec["rows"]):
+            assert all(
+                row[c] == printed[c] or (math.isnan(row[c]) and math.isnan(printed[c])) for c in spec["value_columns"]
+            )
+
+
+def test_report_reads_thesis_numbers_from_the_module_not_the_section_list(tmp_path, monkeypatch):
+    text = (PROJECT_ROOT / "conf/base/parameters_report.yml").read_text()
+    config = yaml.safe_load(text)["report"]
+    sections = [s for chapter in config["chapters"] for s in chapter["sections"]]
+    for section in sections:  # no number of the thesis in the YAML: names and references only
+        thesis = section.get("thesis") or {}
+        assert thesis.get("table") is None or isinstance(thesis["table"], str)
+        for direction in thesis.get("directions") or []:
+            assert not isinstance(direction["thesis"], (int, float)), direction["label"]
+    markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
+    assert "| FCN+CAA | ResNet50 | 43.12 (+7.02) | 35.23 (+4.37) | 50.82 (+5.06) |" in markdown
+    assert "| CC − Baseline (Table 3.2) | +4.29 | not produced yet | – |" in markdown
+    assert "| FCN+CAA training-time overhead (ratio − 1, Table 3.6) | +0.23 | not produced yet | – |" in markdown
+    monkeypatch.setitem(thesis_numbers.TABLE_3_2, "CC", 37.10)  # REFERENCES shares the table
+    markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
+    assert "| CC − Baseline (Table 3.2) | +1.00 | not produced yet | – |" in markdown
+    with pytest.raises(report.ReportConfigError, match="no such thesis number"):
+        report.resolve_reference("thesis:table_3_2.XX", {}, tmp_path, {})

@@ -1,0 +1,91 @@
+"""LSMSeg ablations (experiments.lsmseg_ablations): variant overrides build the intended models;
+enriched prompt sources."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seg_pipelines.experiments import lsmseg_ablations as ablations
+from tests.fixtures import PROJECT_ROOT
+
+
+def _params(env: str = "test") -> dict:
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env=env,
+        config_patterns={"parameters": ["parameters*"]},
+    )
+    return json.loads(json.dumps(loader["parameters"]["lsmseg_ablations"]))
+
+
+def _variant(params: dict, table: str, row: str):
+    return next(v for v in ablations.table_variants(params, table) if v.row == row)
+
+
+def test_variant_overrides_build_the_intended_models():
+    torch.set_num_threads(1)
+    params = _params("base")
+    setup = {**params["setup"], "clip": {**params["setup"]["clip"], "pretrained": None}}  # no checkpoint needed here
+    # Table 5.5: k scaled to the 50 seen classes; the k=16 row builds a filter keeping 5 classes, without SAM
+    model = ablations.build_variant_model(setup, _variant(params, "5.5", "16"), seed=0)
+    assert model.category_filter.top_k == 5 and model.sam is None
+    assert [
+        ablations.resolve_variant(setup, v, 0)[1]["models"]["lsmseg"]["top_k"]
+        for v in ablations.table_variants(params, "5.5")
+    ] == [5, 9, 14, 19, 28]
+    # Table 5.10: CLIP_qk trains exactly the query and key projections of CLIP (split q/k/v, thesis Table 5.10)
+    model = ablations.build_variant_model(setup, _variant(params, "5.10", "CLIP_qk"), seed=0)
+    trainable = [name for name, p in model.clip.named_parameters() if p.requires_grad]
+    assert trainable and all(name.endswith(("original0", "original1")) for name in trainable)
+    assert any(name.endswith("original2") for name, p in model.clip.named_parameters() if not p.requires_grad)
+    frozen = ablations.build_variant_model(setup, _variant(params, "5.10", "Freeze"), seed=0)
+    assert not any(p.requires_grad for p in frozen.clip.parameters())
+    # Table 5.7: fusion modes; Table 5.6: SAM-L proxy = tiny SAM at 64 px, CAT-Seg baseline for CATSeg [†]
+    fusion = ablations.build_variant_model(setup, _variant(params, "5.7", "Concat"), seed=0)
+    assert fusion.fusion.mode == "concat"
+    sam_l = ablations.build_variant_model(setup, _variant(params, "5.6", "LSMSeg(w/ SAM-L)"), seed=0)
+    assert sam_l.sam.image_size == 64 and sam_l.sam.variant == "tiny"
+    assert (
+        type(ablations.build_variant_model(setup, _variant(params, "5.6", "CATSeg [†]"), seed=0)).__name__ == "CATSeg"
+    )
+    # seeds change the initialisation; prompts: enriched rows get the prompt set, template rows none
+    key, resolved = ablations.resolve_variant(setup, _variant(params, "5.6", "LSMSeg(w/o SAM)"), 3, "prompt_set")
+    assert key == "lsmseg" and resolved["training"]["seed"] == 3 and resolved["prompts"] == "prompt_set"
+    assert (
+        ablations.resolve_variant(setup, _variant(params, "5.7", "Weighted"), 3, "prompt_set")[1]["prompts"]
+        == "templates"
+    )
+    # Table 5.11: training vocabulary per thesis training dataset; unimplemented methods fail loudly
+    assert (
+        ablations.resolve_variant(setup, _variant(params, "5.11", "LSMSeg (ours) (PC-59)"), 0)[1]["train_vocabulary"]
+        == "synpc59"
+    )
+    with pytest.raises(NotImplementedError, match="ZegFormer"):
+        ablations.resolve_variant(setup, _variant(params, "5.11", "ZegFormer [49] (A-150)"), 0)
+    # bad configuration: misspelt override path, rows differing from the thesis
+    with pytest.raises(KeyError, match="models.lsmseg.top_kk|no setting"):
+        ablations.apply_overrides(setup, {"models.lsmsegg.top_k": 3})
+    broken = json.loads(json.dumps(params))
+    broken["tables"]["table_5_7"]["rows"].pop("Attn")
+    with pytest.raises(ValueError, match="thesis order"):
+        ablations.table_variants(broken, "5.7")
+
+
+def test_enriched_prompts_fall_back_to_templates_and_complete_missing_classes():
+    source = ablations.enriched_prompt_source("prompt_set", None, ["sky"], ["a photo of a {}."])  # not written yet
+    assert source.source == "templates" and source.prompt_set is None and "templates" in source.description
+    source = ablations.enriched_prompt_source(
+        "prompt_set", {"sky": "a vast blue sky"}, ["sky", "background"], ["a photo of a {}."]
+    )
+    assert source.source == "prompt_set"
+    assert source.prompt_set == {"sky": ["a vast blue sky"], "background": ["a photo of a background."]}
+    world = ablations.enriched_prompt_source("world", None, ["sky", "lime"], ["a photo of a {}."])
+    assert world.source == "world" and "world" in world.description and world.fingerprint != source.fingerprint
+    with pytest.raises(ValueError, match="enriched_prompts"):
+        ablations.enriched_prompt_source("synthetic-world", None, ["sky"], ["a photo of a {}."])

@@ -1,0 +1,82 @@
+"""The ``lsmseg`` pipeline end to end through Kedro on the test env."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from seg_pipelines.engine.training import CheckpointError
+
+
+def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from mlflow.tracking import MlflowClient
+
+    from seg_pipelines.experiments import lsmseg as nodes
+
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["data_preparation", "clip_pretraining", "lsmseg"])
+    reporting = project_copy / "data/08_reporting"
+    table = pd.read_csv(reporting / "lsmseg_table_5_1.csv")
+    assert list(table["Method"]) == ["CAT-Seg (baseline)", "LSMSeg"]
+    assert [c.split(" ")[0] for c in table.columns[1:]] == ["A-847", "PC-459", "A-150", "PC-59", "VOC", "VOCb"]
+    values = table.iloc[:, 1:].to_numpy(dtype=float)
+    assert ((values >= 0) & (values <= 100)).all()
+    seen_table = pd.read_csv(reporting / "lsmseg_table_5_2.csv")
+    assert "seen mIoU" in seen_table.columns and "unseen: background" in seen_table.columns
+    metrics = json.loads((reporting / "lsmseg_metrics.json").read_text())["ovss"]
+    assert set(metrics) == {"baseline", "lsmseg", "chance"} and "syn847_unseen_mIoU" in metrics["lsmseg"]
+    assert 0 < metrics["chance"]["syn847"]["mIoU"] < 1 / 20  # uniform random predictor: ~ pixel share per class
+    assert metrics["chance"]["syn847_unseen_mIoU"] < metrics["chance"]["syn847_seen_mIoU"]
+    curve = json.loads((reporting / "lsmseg_curve.json").read_text())
+    assert len(curve) == 3 and all(row["loss"] > 0 for row in curve)
+    for figure in ("lsmseg_cost_maps.png", "lsmseg_predictions.png"):
+        assert (reporting / figure).stat().st_size > 5_000
+    state = torch.load(project_copy / "data/06_models/lsmseg.pt", weights_only=True)
+    assert any(key.startswith("fusion.") for key in state) and any(key.startswith("sam.") for key in state)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
+    assert any("ovss.lsmseg.synvoc21b.mIoU" in run.data.metrics for run in runs)
+
+    # bad input fails in the first node, before any training
+    manifest = json.loads((project_copy / "data/01_raw/dataset_manifest.json").read_text())
+    clip_config = json.loads((project_copy / "data/06_models/tiny_clip_config.json").read_text())
+    from kedro.config import OmegaConfigLoader
+
+    params = OmegaConfigLoader(str(project_copy / "conf"), base_env="base", default_run_env="test")["parameters"][
+        "lsmseg"
+    ]
+    params = json.loads(json.dumps(params))
+    weights = str(project_copy / "data/06_models/tiny_clip.pt")
+    with pytest.raises(ValueError, match="no prompt for classes"):
+        nodes.validate_lsmseg_inputs(
+            manifest, clip_config, weights, {"sky": "blue sky"}, {**params, "prompts": "prompt_set"}
+        )
+    with pytest.raises(FileNotFoundError, match="lsmseg_attribute_selection"):  # prompt set not written yet
+        nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "prompt_set"})
+    with pytest.raises(ValueError, match="prompts must be one of"):
+        nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "synthetic-world"})
+    from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
+
+    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "world"})
+    assert plan["clip_pretrained"] == weights  # clip.pretrained null: the catalog's tiny CLIP
+    fine = plan["benchmarks"]["syn847"]
+    assert fine["prompts"][fine["class_names"].index("lime")] == [CONCEPT_BY_NAME["lime"].describe() + "."]
+    voc = plan["benchmarks"]["synvoc21b"]
+    assert voc["prompts"][voc["class_names"].index("background")] == ["a photo of a background."]
+    with pytest.raises(ValueError, match="larger than the training vocabulary"):
+        nodes.validate_lsmseg_inputs(
+            manifest,
+            clip_config,
+            weights,
+            None,
+            {**params, "models": {**params["models"], "lsmseg": {**params["models"]["lsmseg"], "top_k": 500}}},
+        )
+    with pytest.raises(CheckpointError, match="trained as"):
+        nodes.validate_lsmseg_inputs(manifest, {**clip_config, "model_name": "ViT-B-16"}, weights, None, params)

@@ -1,0 +1,112 @@
+"""Parameters are checked before any node runs: every shipped environment is valid, and a wrong
+type or impossible value stops the run at its start with the key, the value and what is expected."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from seg_pipelines.pipelines.parameter_schemas import ParameterError, blocks_read_by, check_parameters
+from tests.fixtures import PROJECT_ROOT
+
+PATTERNS = {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]}
+
+
+def _params(env: str = "local") -> dict:
+    return OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env, config_patterns=PATTERNS
+    )["parameters"]
+
+
+@pytest.mark.parametrize("env", ["local", "test", "thesis"])
+def test_every_shipped_environment_is_valid(env: str):
+    check_parameters(_params(env))
+
+
+def _set(params: dict, dotted: str, value) -> dict:
+    changed = copy.deepcopy(params)
+    *path, last = dotted.split(".")
+    target = changed
+    for key in path:
+        target = target[key]
+    target[last] = value
+    return changed
+
+
+BAD = [
+    ("caa.training.iterations", "ten", "valid integer"),
+    ("caa.training.iterations", 6.5, "valid integer"),
+    ("caa.training.iterations", 0, "greater than or equal to 1"),
+    ("caa.training.iterations", -3, "greater than or equal to 1"),
+    ("caa.training.iterations", True, "valid integer"),
+    ("ecac.training.batch_size", "8", "valid integer"),
+    ("caa.training.lr", "0.01", "expected a number"),
+    ("caa.training.lr", 0, "greater than 0"),
+    ("caa.augmentation.scale_range", [2.0, 1.0], "low <= high"),
+    ("caa.augmentation.crop_size", [96], "at least 2"),
+    ("caa.augmentation.flip_probability", 1.5, "less than or equal to 1"),
+    ("caa.evaluation.mode", "sliding", "'whole', 'slide' or 'multi_scale'"),
+    ("caa_ablations.seeds", 0, "greater than or equal to 1"),
+    ("caa_ablations.seeds", [], "at least 1"),
+    ("lsmseg_attribute_selection.top_k", "abc", "valid integer"),
+    ("lsmseg_attribute_selection.retry.max_attempts", 0, "greater than or equal to 1"),
+    ("lsmseg_attribute_selection.scoring.mode", "trained", "'zero_shot' or 'finetune'"),
+    ("lsmseg_attribute_selection.attributes", [], "at least 1"),
+    ("lsmseg.prompts", "synthetic-world", "'world', 'prompt_set' or 'templates'"),
+    ("lsmseg.models.lsmseg.top_k", -1, "greater than or equal to 0"),
+    ("lsmseg.training.iterations", "200", "valid integer"),
+    ("lsmseg.num_threads", 0, "greater than or equal to 1"),
+    ("lsmseg_ablations.enriched_prompts", "gpt4", "'world' or 'prompt_set'"),
+    ("clip_pretraining.training.steps", 1.5, "valid integer"),
+    ("dataset.splits", [], "at least 1"),
+    ("preparation.on_bad_sample", "ignore", "'raise' or 'skip'"),
+    ("class_statistics.rho", "half", "expected a number"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_a_bad_value_is_named_with_its_key(key: str, value, expected: str):
+    with pytest.raises(ParameterError) as error:
+        check_parameters(_set(_params(), key, value))
+    message = str(error.value)
+    assert f"{key} = {value!r}" in message and expected in message, message
+
+
+def test_every_problem_is_listed_at_once():
+    params = _set(_set(_params(), "caa.training.iterations", 0), "caa.training.batch_size", "eight")
+    with pytest.raises(ParameterError) as error:
+        check_parameters(params, ["caa"])
+    assert str(error.value).count("\n") == 2
+
+
+def test_only_the_blocks_a_pipeline_reads_are_checked():
+    from kedro.framework.project import configure_project
+
+    from seg_pipelines.pipeline_registry import register_pipelines
+
+    configure_project("seg_pipelines")
+    pipelines = register_pipelines()
+    assert blocks_read_by(pipelines["caa"]) == ["caa", "class_statistics", "dataset", "preparation", "synthetic_world"]
+    broken = _set(_params(), "lsmseg.training.iterations", 0)
+    check_parameters(broken, blocks_read_by(pipelines["caa"]))  # lsmseg is not read by caa
+    with pytest.raises(ParameterError, match="lsmseg.training.iterations"):
+        check_parameters(broken, blocks_read_by(pipelines["lsmseg"]))
+
+
+def test_a_run_with_bad_parameters_stops_before_its_first_node(project_copy: Path):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from mlflow.tracking import MlflowClient
+
+    bootstrap_project(project_copy)
+    runtime = {"caa": {"training": {"iterations": "ten"}}}
+    with KedroSession.create(project_path=project_copy, env="test", runtime_params=runtime) as session:
+        with pytest.raises(ParameterError, match=r"caa\.training\.iterations = 'ten'"):
+            session.run(pipeline_names=["caa"])
+    assert not (project_copy / "data" / "01_raw").exists()  # no node ran: the world was not rendered
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("seg_pipelines")
+    assert experiment is None or not client.search_runs([experiment.experiment_id])  # no run left open

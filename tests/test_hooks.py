@@ -1,0 +1,95 @@
+"""The MLflow hook against a temporary sqlite store: params once, metrics, artifacts, FAILED runs."""
+
+from types import SimpleNamespace
+
+import mlflow
+import pytest
+from kedro.io import DataCatalog
+from kedro_datasets.json import JSONDataset
+from mlflow.tracking import MlflowClient
+
+from seg_pipelines.engine.tracking import flatten_dict, resolve_tracking_uri
+from seg_pipelines.hooks import MlflowTrackingHook
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    hook = MlflowTrackingHook()
+    context = SimpleNamespace(
+        project_path=tmp_path,
+        config_loader={"mlflow": {"tracking_uri": uri, "experiment_name": "hook_test"}},
+        params={"dataset": {"family": "synthetic", "splits": ["train", "val"]}, "seed": 3},
+    )
+    hook.after_context_created(context)
+    yield hook, uri, tmp_path
+    mlflow.end_run()
+
+
+def _run_params(name):
+    return {
+        "pipeline_names": [name],
+        "env": "test",
+        "run_id": "r1",
+        "kedro_version": "1.7",
+        "runtime_params": {"lr": 0.1},
+    }
+
+
+def test_flatten_and_uri_resolution(tmp_path, monkeypatch):
+    assert flatten_dict({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert resolve_tracking_uri(tmp_path, "http://server:5000") == "http://server:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/x.db")
+    assert resolve_tracking_uri(tmp_path, "http://server:5000") == "sqlite:////elsewhere/x.db"
+
+
+def test_successful_run_logs_params_metrics_and_artifacts(tracking):
+    hook, uri, tmp_path = tracking
+    metrics_path, report_path = tmp_path / "metrics.json", tmp_path / "report.json"
+    catalog = DataCatalog(
+        {
+            "scores": JSONDataset(filepath=str(metrics_path), metadata={"mlflow": "metrics"}),
+            "report": JSONDataset(
+                filepath=str(report_path), metadata={"mlflow": "artifact", "kedro-viz": {"layer": "reporting"}}
+            ),
+            "plain": JSONDataset(filepath=str(tmp_path / "plain.json")),
+        }
+    )
+    hook.before_pipeline_run(_run_params("data_preparation"), None, catalog)
+    scores = {"miou": 0.42, "per_group": {"head": 0.6, "tail": 0.1}, "name": "not a number", "flag": True}
+    catalog.save("scores", scores)
+    hook.after_dataset_saved("scores", scores, None)
+    catalog.save("report", {"rows": 3})
+    hook.after_dataset_saved("report", {"rows": 3}, None)
+    catalog.save("plain", {"x": 1.0})
+    hook.after_dataset_saved("plain", {"x": 1.0}, None)
+    hook.after_pipeline_run(_run_params("data_preparation"), {}, None, catalog)
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("hook_test")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "data_preparation"
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dataset.family"] == "synthetic"
+    assert run.data.params["seed"] == "3"
+    assert run.data.params["runtime.lr"] == "0.1"
+    assert run.data.metrics == {"miou": 0.42, "per_group.head": 0.6, "per_group.tail": 0.1}
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "reporting")]
+    assert artifacts == ["reporting/report.json"]
+
+
+def test_failed_run_is_marked_failed_and_keeps_what_was_logged(tracking):
+    hook, uri, tmp_path = tracking
+    catalog = DataCatalog({"scores": JSONDataset(filepath=str(tmp_path / "m.json"), metadata={"mlflow": "metrics"})})
+    hook.before_pipeline_run(_run_params("caa"), None, catalog)
+    hook.after_dataset_saved("scores", {"loss": 1.5}, None)
+    hook.on_pipeline_error(RuntimeError("CUDA out of memory"), _run_params("caa"), None, catalog)
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.metrics["loss"] == 1.5
+    assert "CUDA out of memory" in run.data.tags["error"]
+    assert mlflow.active_run() is None

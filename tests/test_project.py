@@ -1,0 +1,134 @@
+"""The project as users run it: a KedroSession end to end on the tiny test env, Kedro-Viz build."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.framework.project import configure_project
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
+
+from seg_pipelines.pipeline_registry import register_pipelines
+
+
+def test_pipelines_are_discovered():
+    configure_project("seg_pipelines")
+    pipelines = register_pipelines()
+    assert "data_preparation" in pipelines
+    assert set(pipelines["data_preparation"].outputs()) <= set(pipelines["__default__"].all_outputs())
+
+
+def test_data_preparation_runs_end_to_end_and_is_tracked(project_copy: Path, tmp_path):
+    bootstrap_project(project_copy)
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["data_preparation"])
+
+    index = pd.read_parquet(project_copy / "data/03_primary/prepared_index.parquet")
+    manifest = json.loads((project_copy / "data/01_raw/dataset_manifest.json").read_text())
+    assert (index["split"] == "train").sum() == 48 and (index["split"] == "val").sum() == 16
+    assert (index["height"] == 64).all() and (index["width"] == 64).all()
+    total = index["pixel_counts"].map(sum) + index["ignored_pixels"]
+    assert (total == 64 * 64).all(), "pixel counts + ignored pixels must cover every pixel"
+    stats = pd.read_csv(project_copy / "data/04_feature/class_statistics.csv")
+    assert len(stats) == manifest["num_classes"] >= 40
+    assert abs(stats["weight"].sum() - 1) < 1e-9
+    assert (project_copy / "data/08_reporting/dataset_overview.png").stat().st_size > 10_000
+
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
+    assert run.info.run_name == "data_preparation" and run.info.status == "FINISHED"
+    assert run.data.params["dataset.family"] == "synthetic"
+    assert run.data.metrics["dataset.num_classes"] == manifest["num_classes"]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "reporting")}
+    assert "reporting/dataset_overview.png" in logged
+
+
+def test_kedro_viz_build_lists_pipelines_with_layers(project_copy: Path):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kedro"), "viz", "build"],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    main = json.loads((project_copy / "build/api/main").read_text())
+    assert {"__default__", "data_preparation"} <= {p["id"] for p in main["pipelines"]}
+    layers = {node["name"]: node.get("layer") for node in main["nodes"]}
+    assert layers["prepared_index"] == "primary"
+    assert layers["dataset_overview_figure"] == "reporting"
+
+
+def test_cli_accepts_pipeline_and_pipelines_without_telemetry(project_copy: Path, monkeypatch):
+    monkeypatch.delenv("KEDRO_DISABLE_TELEMETRY", raising=False)  # the project's .telemetry must suffice
+    monkeypatch.setenv("COLUMNS", "250")  # rich log lines unwrapped
+    kedro = str(Path(sys.executable).parent / "kedro")
+    for flag in ("--pipeline=data_preparation", "--pipelines=data_preparation"):
+        result = subprocess.run(
+            [kedro, "run", flag, "--env=test"], cwd=project_copy, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        output = result.stdout + result.stderr
+        assert "Pipeline execution completed successfully" in output
+        assert "telemetry" not in output.lower(), "no consent prompt or telemetry notice"
+    assert (project_copy / "data/03_primary/prepared_index.parquet").is_file()
+
+
+def test_an_unknown_pipeline_name_gets_a_one_line_answer_with_the_closest_names(monkeypatch):
+    from kedro.framework.project import pipelines as project_pipelines
+
+    from seg_pipelines.pipeline_registry import register_pipelines
+
+    configure_project("seg_pipelines")
+    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["lsmseg_ablation"], raising=False)
+    with pytest.raises(
+        ValueError, match=r"No pipeline named 'lsmseg_ablation'\. Did you mean 'lsmseg_ablations'"
+    ) as error:
+        register_pipelines()
+    assert "Pipelines: __default__, caa," in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_pipeline_folder_that_fails_to_import_is_named(monkeypatch):
+    import kedro.framework.project as project
+
+    from seg_pipelines import pipeline_registry
+
+    def broken(*args, **kwargs):
+        import warnings
+
+        message = "An error occurred while importing the 'seg_pipelines.pipelines.lsmseg' module. Traceback: boom"
+        warnings.warn(message, stacklevel=2)
+        return {}
+
+    monkeypatch.setattr(pipeline_registry, "find_pipelines", broken)
+    monkeypatch.setattr(project.pipelines, "_requested_pipelines", None, raising=False)
+    with pytest.raises(ImportError, match="seg_pipelines.pipelines.lsmseg.*boom"):
+        pipeline_registry.register_pipelines()
+
+
+@pytest.mark.slow
+def test_a_pipeline_run_makes_no_outbound_connection(project_copy: Path, tmp_path):
+    """`kedro run` in a fresh process outside CI (MLflow only keeps quiet in CI on its own): every
+    host lookup or connection that is not this machine is recorded, and none may happen."""
+    import os
+
+    log = tmp_path / "network.log"
+    guard = Path(__file__).parent / "fixtures" / "network_guard"
+    quiet = {"PYTEST_CURRENT_TEST", "CI", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY"}
+    env = {k: v for k, v in os.environ.items() if k not in quiet}
+    env.update(PYTHONPATH=os.pathsep.join([str(guard), env.get("PYTHONPATH", "")]), NETWORK_GUARD_LOG=str(log))
+    kedro = Path(sys.executable).with_name("kedro")
+    result = subprocess.run(
+        [str(kedro), "run", "--pipelines=data_preparation", "--env=test"],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not log.exists() or not log.read_text().strip(), log.read_text()
