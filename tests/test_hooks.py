@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import mlflow
 import pytest
+import yaml
 from kedro.io import DataCatalog
 from kedro_datasets.json import JSONDataset
 from mlflow.tracking import MlflowClient
@@ -71,7 +72,7 @@ def test_successful_run_logs_params_metrics_and_artifacts(tracking):
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("hook_test")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "data_preparation"
+    assert run.info.run_name == "data_preparation · seed 3" and run.data.tags["kedro.pipeline"] == "data_preparation"
     assert run.info.status == "FINISHED"
     assert run.data.params["dataset.family"] == "synthetic"
     assert run.data.params["seed"] == "3"
@@ -93,3 +94,59 @@ def test_failed_run_is_marked_failed_and_keeps_what_was_logged(tracking):
     assert run.data.metrics["loss"] == 1.5
     assert "CUDA out of memory" in run.data.tags["error"]
     assert mlflow.active_run() is None
+
+
+def test_the_resolved_configuration_is_an_artifact_and_the_env_is_named(tracking):
+    hook, uri, tmp_path = tracking
+    run_params = {**_run_params("data_preparation"), "env": None}  # `kedro run` without --env
+    hook.before_pipeline_run(run_params, None, DataCatalog())
+    hook.after_pipeline_run(run_params, {}, None, DataCatalog())
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
+    assert run.data.tags["kedro.env"] == "local"
+    text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config/parameters.yml")
+    config = yaml.safe_load(text)
+    assert config == {"dataset": {"family": "synthetic", "splits": ["train", "val"]}, "seed": 3}
+
+
+def test_training_curves_are_step_metrics(tracking):
+    import pandas as pd
+
+    hook, uri, tmp_path = tracking
+    curve = pd.DataFrame({"iteration": [10, 20, 30], "loss": [2.0, 1.5, 1.2], "lr": [0.01, 0.005, 0.0]})
+    rows = [{"step": 5, "loss": 9.3, "note": "text is skipped"}, {"step": 10, "loss": float("nan")}]
+    from kedro_datasets.pandas import ParquetDataset
+
+    catalog = DataCatalog(
+        {
+            "fcn_curve": ParquetDataset(
+                filepath=str(tmp_path / "curve.parquet"),
+                metadata={"mlflow_curve": {"step": "iteration", "name": "fcn"}},
+            ),
+            "clip_curve": JSONDataset(
+                filepath=str(tmp_path / "clip.json"), metadata={"mlflow_curve": {"step": "step"}}
+            ),
+        }
+    )
+    hook.before_pipeline_run(_run_params("caa"), None, catalog)
+    for name, data in (("fcn_curve", curve), ("clip_curve", rows)):
+        catalog.save(name, data)
+        hook.after_dataset_saved(name, data, None)
+    hook.after_pipeline_run(_run_params("caa"), {}, None, catalog)
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
+    history = client.get_metric_history(run.info.run_id, "fcn/loss")
+    assert [(m.step, m.value) for m in history] == [(10, 2.0), (20, 1.5), (30, 1.2)]
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "clip_curve/loss")] == [(5, 9.3)]
+
+
+def test_only_the_parameter_blocks_the_pipeline_reads_are_logged(tracking):
+    from kedro.pipeline import Node, Pipeline
+
+    hook, uri, _ = tracking
+    pipeline = Pipeline([Node(lambda dataset: dataset, inputs="params:dataset.family", outputs="x", name="n")])
+    hook.before_pipeline_run(_run_params("data_preparation"), pipeline, DataCatalog())
+    hook.after_pipeline_run(_run_params("data_preparation"), {}, pipeline, DataCatalog())
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
+    assert set(run.data.params) == {"dataset.family", "dataset.splits", "runtime.lr"}  # not "seed"

@@ -2,11 +2,13 @@
 says to MLflow goes through :mod:`seg_pipelines.engine.tracking` (the tracking URI, tags, keys).
 
 * Parameters: the run's Kedro parameters, flattened (``data_preparation.dataset.family``), logged
-  once at the start.
+  once at the start; the whole resolved configuration also as the artifact ``config/parameters.yml``.
 * Metrics: a saved dataset whose catalog ``metadata`` has ``mlflow: metrics`` must hold a
   (nested) dict of numbers; it is flattened and logged with ``mlflow.log_metrics``.
 * Artifacts: a saved dataset whose ``metadata`` has ``mlflow: artifact`` is logged as a file
   (its ``filepath``) under ``artifact_path`` (default: its layer).
+* Curves: a saved dataset whose ``metadata`` has ``mlflow_curve: {step: iteration, name: …}`` (a
+  DataFrame or list of rows) is also logged as step metrics ``<name>/<column>``.
 * Errors: the run ends with status ``FAILED`` and the error message as a tag; nothing logged
   before the failure is lost.
 * Tags: ``pipeline``, ``method``, ``head``, ``backbone``, ``dataset``, ``vocabulary`` and ``seed``
@@ -33,6 +35,7 @@ class MlflowTrackingHook:
 
     def __init__(self, default_pipeline: str | None = None) -> None:
         self._default_pipeline = default_pipeline  # what ``__default__`` runs, for the run tags
+        self._default_env = "local"  # what a run without --env reads (settings: default_run_env)
         self._config: dict[str, Any] = {}
         self._params: dict[str, Any] = {}
         self._project_path: Path = Path.cwd()
@@ -42,6 +45,8 @@ class MlflowTrackingHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
+        loader_env = getattr(getattr(context, "config_loader", None), "default_run_env", None)
+        self._default_env = str(getattr(context, "env", None) or loader_env or "local")
         try:
             self._config = dict(context.config_loader["mlflow"] or {})
         except Exception:  # no mlflow.yml in this environment: defaults apply
@@ -56,7 +61,7 @@ class MlflowTrackingHook:
         run_name = "+".join(names)
         tags = {
             "kedro.pipeline": run_name,
-            "kedro.env": str(run_params.get("env")),
+            "kedro.env": str(run_params.get("env") or self._default_env),
             "kedro.run_id": str(run_params.get("run_id")),
             "kedro.version": str(run_params.get("kedro_version")),
         }
@@ -64,11 +69,14 @@ class MlflowTrackingHook:
             tags.update(tracking.run_tags(run_name, self._params, self._default_pipeline))
         except Exception as error:  # tagging must never stop a run
             logger.warning("MLflow: could not derive run tags: %s", error)
-        params = tracking.flatten_dict(self._params)
+        blocks = tracking.parameter_blocks(pipeline)  # only what this run reads (all: config artifact)
+        read = self._params if blocks is None else {k: v for k, v in self._params.items() if k in blocks}
+        params = tracking.flatten_dict(read)
         params.update(tracking.flatten_dict(run_params.get("runtime_params") or {}, "runtime"))
         uri = tracking.resolve_tracking_uri(self._project_path, self._config.get("tracking_uri"))
         experiment = self._config.get("experiment_name", "seg_pipelines")
-        tracking.start_run(uri, experiment, run_name, tags, params)
+        tracking.start_run(uri, experiment, tracking.run_name(run_name, tags), tags, params)
+        tracking.log_config(self._params)
         self._run_active = True
         self._catalog = catalog
 
@@ -82,6 +90,9 @@ class MlflowTrackingHook:
             dataset = None
         metadata = getattr(dataset, "metadata", None) or {}
         role = metadata.get("mlflow")
+        curve = metadata.get("mlflow_curve")
+        if isinstance(curve, Mapping):  # a training curve: also step metrics, plotted by MLflow
+            tracking.log_curve(str(curve.get("name", dataset_name)), data, str(curve.get("step", "iteration")))
         if role == "metrics" and isinstance(data, Mapping):
             tracking.log_metrics(data)
         elif role == "artifact":

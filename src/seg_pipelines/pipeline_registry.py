@@ -1,7 +1,7 @@
 """Project pipelines, discovered with ``find_pipelines()`` and made runnable from a fresh clone.
 
 Each user-facing pipeline is registered together with the upstream pipelines it needs, so
-``kedro run --pipeline=lsmseg_attribute_selection`` works on a fresh clone (upstream steps reuse
+``kedro run --pipelines=lsmseg_attribute_selection`` works on a fresh clone (upstream steps reuse
 what is already on disk: the synthetic world is rendered once per settings).
 
 Kedro 1.7's CLI makes ``find_pipelines()`` load only the requested pipeline folders, so an

@@ -1,4 +1,4 @@
-"""The report engine on a fake reporting folder, the shipped section list, and `kedro run --pipeline=report`."""
+"""The report engine on a fake reporting folder, the shipped section list, and `kedro run --pipelines=report`."""
 
 import json
 from pathlib import Path
@@ -146,8 +146,8 @@ def test_report_collects_tables_figures_missing_items_and_thesis_directions(tmp_
     assert "## CSV files" in markdown and "- [`scores.csv`](scores.csv)\n" in markdown
     assert "[`all_tables.md`](all_tables.md) — _`all_tables.md`" in markdown and "| Baseline | 1 |" not in markdown
     # missing items with the command that produces them
-    assert "- Table 3.3 (`**/*table_3_3[._]*md`) — run `kedro run --pipeline=caa_ablations`" in markdown
-    assert "- A figure (`never.png`) — run `kedro run --pipeline=other_pipeline`" in markdown
+    assert "- Table 3.3 (`**/*table_3_3[._]*md`) — run `kedro run --pipelines=caa_ablations`" in markdown
+    assert "- A figure (`never.png`) — run `kedro run --pipelines=other_pipeline`" in markdown
     assert [s.produced for s in status] == [True, False, True, True, True, False, True]
     assert "5 of 7 listed outputs produced" in markdown
     # dataset / budget / seeds / hardware, with where each value came from
@@ -200,7 +200,7 @@ def test_shipped_section_list_renders_on_an_empty_project(tmp_path):
         "ecac_ablations",
         "lsmseg_ablations",
     ):
-        assert f"`kedro run --pipeline={pipeline}`" in markdown
+        assert f"`kedro run --pipelines={pipeline}`" in markdown
 
 
 def test_report_pipeline_runs_alone_and_logs_artifacts(project_copy: Path):
@@ -211,7 +211,7 @@ def test_report_pipeline_runs_alone_and_logs_artifacts(project_copy: Path):
     out = project_copy / "data/08_reporting"
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "| CC+SA | 25.3 ± 0.2 |" in markdown and "<table>" in html
-    assert '<img src="stray_figure.png"' in html and "run `kedro run --pipeline=caa`" in markdown
+    assert '<img src="stray_figure.png"' in html and "run `kedro run --pipelines=caa`" in markdown
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["pipeline"] == "report"

@@ -137,3 +137,16 @@ def test_artifacts_land_beside_the_sqlite_store_not_in_the_working_directory(tmp
         tracking.end_run("FINISHED")
     assert list((store / "mlruns").rglob("table.md")) and not (elsewhere / "mlruns").exists()
     assert tracking.artifact_location("http://server:5000") is None
+
+
+def test_run_names_tell_runs_apart():
+    from seg_pipelines.engine.tracking import run_name
+
+    tags = {"method": "caa", "head": "fcn", "seed": "1"}
+    assert run_name("caa", tags) == "caa · fcn · seed 1"
+    assert run_name("caa_ablations", {**tags, "seed": "0,1,2"}) == "caa_ablations · fcn · seed 0,1,2"
+    assert (
+        run_name("closed_set", {"method": "caa+ecac", "head": "fcn", "seed": "0"})
+        == "closed_set · caa+ecac · fcn · seed 0"
+    )
+    assert run_name("report", {"method": "report", "head": NOT_APPLICABLE, "seed": NOT_APPLICABLE}) == "report"

@@ -3,7 +3,7 @@
 The report is declarative: ``conf/base/parameters_report.yml`` lists chapters → sections → items
 (a markdown table, a CSV table, a JSON file of numbers or a PNG figure, each a path or glob under
 the reporting folder). This module only reads what exists on disk when it runs, so
-``kedro run --pipeline=report`` works alone; an item that is not there yet is listed as
+``kedro run --pipelines=report`` works alone; an item that is not there yet is listed as
 "not produced yet" with the command that produces it.
 
 Per section the report states the dataset, budget, seeds and hardware, each read from a
@@ -465,7 +465,7 @@ class ReportBuilder:
         if missing:
             lines = ["**Not produced yet:**"]
             for title, path, item_pipeline in missing:
-                command = f" — run `kedro run --pipeline={item_pipeline}`" if item_pipeline else ""
+                command = f" — run `kedro run --pipelines={item_pipeline}`" if item_pipeline else ""
                 lines.append(f"- {title} (`{path}`){command}")
             out.append("\n".join(lines))
         return "\n\n".join(out)
@@ -512,7 +512,7 @@ class ReportBuilder:
             f"Built {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the files in "
             f"`{self.config.get('reporting_dir', 'data/08_reporting')}`: "
             f"{produced} of {len(self.status)} listed outputs "
-            "produced so far. Rebuild with `kedro run --pipeline=report`.",
+            "produced so far. Rebuild with `kedro run --pipelines=report`.",
         ]
         if self.config.get("preamble"):
             head.append(self.config["preamble"].strip())

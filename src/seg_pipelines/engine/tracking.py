@@ -12,6 +12,7 @@ run per variant × seed).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -236,6 +237,34 @@ def log_params(values: Mapping[str, Any]) -> None:
 # --- the project run (one per ``kedro run``, started by the project hook) --------------------------
 
 
+def parameter_blocks(pipeline: Any) -> list[str] | None:
+    """The top-level parameter blocks a Kedro pipeline's nodes read (``params:caa.training`` →
+    ``caa``), sorted; ``None`` when a node reads all ``parameters`` (or there is no pipeline)."""
+    if pipeline is None:
+        return None
+    blocks = []
+    for name in sorted(pipeline.inputs()):
+        if name == "parameters":
+            return None
+        if name.startswith("params:"):
+            blocks.append(name[len("params:") :].split(".")[0])
+    return list(dict.fromkeys(blocks))
+
+
+def run_name(pipeline_name: str, tags: Mapping[str, str]) -> str:
+    """A run name that tells runs apart in MLflow's list: the pipeline, then what differs between
+    its runs (method when it is not the pipeline's own, head, seed), e.g. ``caa · fcn · seed 1``."""
+    parts = [pipeline_name]
+    method, head, seed = (tags.get(k, NOT_APPLICABLE) for k in ("method", "head", "seed"))
+    if method != NOT_APPLICABLE and method not in pipeline_name:
+        parts.append(method)
+    if head != NOT_APPLICABLE:
+        parts.append(head)
+    if seed != NOT_APPLICABLE:
+        parts.append(f"seed {seed}")
+    return " · ".join(parts)
+
+
 def artifact_location(tracking_uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: ``mlruns/`` beside a sqlite store (MLflow's own
     default is ``./mlruns`` in whatever the working directory is), the server's choice otherwise."""
@@ -260,11 +289,38 @@ def start_run(
     mlflow.log_params({mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(params).items()})
 
 
+def log_config(values: Mapping[str, Any], artifact_file: str = "config/parameters.yml") -> None:
+    """The run's resolved configuration (every parameter, runtime overrides included) as a YAML
+    artifact of the active run: what `kedro run` actually ran with, beyond MLflow's param limits."""
+    import mlflow
+
+    mlflow.log_dict(json.loads(json.dumps(dict(values), default=str)), artifact_file)
+
+
 def log_metrics(values: Mapping[str, Any]) -> None:
     """The finite numbers of a (nested) mapping as metrics of the active run."""
     import mlflow
 
     mlflow.log_metrics(numeric_metrics(values))
+
+
+def log_curve(name: str, rows: Any, step_key: str = "iteration") -> int:
+    """A training curve (a DataFrame or a list of row dicts with ``step_key``) as step metrics
+    ``<name>/<column>`` of the active run, so MLflow plots loss against iteration; returns the
+    number of steps logged. Non-numeric and non-finite values are left out."""
+    import mlflow
+
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows or [])
+    logged = 0
+    for row in records:
+        if not isinstance(row, Mapping) or step_key not in row:
+            continue
+        values = {k: v for k, v in row.items() if k != step_key}
+        metrics = {f"{name}/{key}": value for key, value in numeric_metrics(values, flatten=False).items()}
+        if metrics:
+            mlflow.log_metrics(metrics, step=int(row[step_key]))
+            logged += 1
+    return logged
 
 
 def log_artifact(path: str | Path, artifact_path: str) -> None:

@@ -432,9 +432,8 @@ def plot_attribute_scores(attribute_table: pd.DataFrame):
     axis.bar(range(len(attributes)), attributes[AVERAGE_COLUMN], color=colours)
     axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template baseline ({baseline:.1f})")
     axis.set_xticks(range(len(attributes)), attributes.index, rotation=30, ha="right")
-    low = min(attributes[AVERAGE_COLUMN].min(), baseline)
     high = max(attributes[AVERAGE_COLUMN].max(), baseline)
-    axis.set_ylim(max(0.0, low - 0.15 * (high - low + 1)), high + 0.15 * (high - low + 1))
+    axis.set_ylim(0.0, 1.15 * high + 0.5)  # bars compare sizes: the axis starts at 0
     axis.set(ylabel="avg. mIoU (%)", title="Attribute scores (Table 5.3 layout)")
     axis.legend(loc="upper right")
     figure.tight_layout()

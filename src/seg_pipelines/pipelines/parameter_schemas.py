@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from seg_pipelines.engine.tracking import parameter_blocks
+
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
 PositiveNumber = Annotated[float, Field(gt=0)]
@@ -36,17 +38,24 @@ def _number(value: Any, name: str) -> Any:
     return value
 
 
-class ClosedSetTraining(Block):
+class Training(Block):
+    """What every training block sets (closed-set SGD + poly, OVSS AdamW + cosine)."""
+
     iterations: PositiveInt
     batch_size: PositiveInt
     lr: PositiveNumber
-    min_lr: NonNegativeNumber = 0.0
     weight_decay: NonNegativeNumber = 0.0
     seed: NonNegativeInt = 0
-    checkpoint_interval: PositiveInt = 1000
     log_interval: PositiveInt = 10
 
-    _check_numbers = field_validator("lr", "min_lr", "weight_decay", mode="before")(_number)
+    _check_numbers = field_validator("lr", "weight_decay", mode="before")(_number)
+
+
+class ClosedSetTraining(Training):
+    min_lr: NonNegativeNumber = 0.0
+    checkpoint_interval: PositiveInt = 1000
+
+    _check_min_lr = field_validator("min_lr", mode="before")(_number)
 
 
 class Augmentation(Block):
@@ -97,16 +106,8 @@ class ClosedSetAblations(Block):
     evaluation: Evaluation
 
 
-class OVSSTraining(Block):
-    iterations: PositiveInt
-    batch_size: PositiveInt
-    lr: PositiveNumber
-    weight_decay: NonNegativeNumber = 0.0
-    seed: NonNegativeInt = 0
-    log_interval: PositiveInt = 10
+class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 50
-
-    _check_numbers = field_validator("lr", "weight_decay", mode="before")(_number)
 
 
 class OVSSModel(Block):
@@ -251,14 +252,10 @@ def check_parameters(params: Mapping[str, Any], blocks: list[str] | None = None)
 
 
 def blocks_read_by(pipeline: Any) -> list[str]:
-    """The top-level parameter blocks a Kedro pipeline's nodes read (``params:caa`` → ``caa``)."""
-    blocks = []
-    for name in sorted(pipeline.inputs()) if pipeline is not None else []:
-        if name.startswith("params:"):
-            blocks.append(name[len("params:") :].split(".")[0])
-        elif name == "parameters":
-            return list(SCHEMAS)
-    return list(dict.fromkeys(blocks))
+    """The top-level parameter blocks a Kedro pipeline's nodes read (``params:caa`` → ``caa``); every
+    block with a schema when a node reads all ``parameters``."""
+    blocks = parameter_blocks(pipeline)
+    return list(SCHEMAS) if blocks is None else blocks
 
 
 class ParameterValidationHook:

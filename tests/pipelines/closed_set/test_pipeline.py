@@ -85,7 +85,8 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
 
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
-    (run,) = [r for r in runs if r.info.run_name == "caa+ecac"]
+    (run,) = [r for r in runs if r.data.tags.get("kedro.pipeline") == "caa+ecac"]
+    assert run.info.run_name == "caa+ecac · fcn · seed 0"
     assert run.info.status == "FINISHED"
     caa_metrics = json.loads((reporting / "caa_closed_set_metrics.json").read_text())["caa"]
     assert run.data.metrics["caa.method.mIoU"] == pytest.approx(caa_metrics["method"]["mIoU"])

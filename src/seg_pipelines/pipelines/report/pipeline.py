@@ -1,5 +1,5 @@
 """``report``: reads data/08_reporting as it is on disk (no other pipeline's datasets as inputs), so
-``kedro run --pipeline=report`` runs alone at any time."""
+``kedro run --pipelines=report`` runs alone at any time."""
 
 from kedro.pipeline import Node, Pipeline
 
