@@ -4,6 +4,7 @@ type or impossible value stops the run at its start with the key, the value and 
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,6 @@ def test_a_run_with_bad_parameters_stops_before_its_first_node(project_copy: Pat
         with pytest.raises(ParameterError, match=r"caa\.training\.iterations = 'ten'"):
             session.run(pipeline_names=["caa"])
     assert not (project_copy / "data" / "01_raw").exists()  # no node ran: the world was not rendered
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # this test's store (project_copy)
     experiment = client.get_experiment_by_name("seg_pipelines")
     assert experiment is None or not client.search_runs([experiment.experiment_id])  # no run left open

@@ -6,6 +6,7 @@
   (``load_clip``) while Kedro-Viz draws the edge from the stage that wrote them.
 * :class:`OptionalJSONDataset`: JSON that may not exist yet (the attribute-selection prompt set):
   ``None`` until a pipeline writes it, so a pipeline that can use it runs without it.
+* :class:`IndexParquetDataset`: the prepared index, with a Kedro-Viz preview of its list columns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import ParquetDataset
 
 from seg_pipelines.engine.training import load_checkpoint, save_checkpoint
 
@@ -78,3 +80,21 @@ class OptionalJSONDataset(JSONDataset):
 
     def load(self) -> Any:
         return super().load() if self._exists() else None
+
+
+class IndexParquetDataset(ParquetDataset):
+    """The prepared index (:class:`kedro_datasets.pandas.ParquetDataset`) with a Kedro-Viz preview
+    that serialises: its list columns (classes present, pixel counts) come back from Parquet as
+    arrays, which the preview hands on as plain lists."""
+
+    def preview(self, nrows: int = 5) -> dict[str, Any]:
+        table = super().preview(nrows)
+        table["data"] = [[_plain(value) for value in row] for row in table.get("data", [])]
+        return table
+
+
+def _plain(value: Any) -> Any:
+    """An array cell as a list of Python numbers; other cells as they are."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
