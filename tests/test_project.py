@@ -132,3 +132,12 @@ def test_a_pipeline_run_makes_no_outbound_connection(project_copy: Path, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not log.exists() or not log.read_text().strip(), log.read_text()
+
+
+def test_pipelines_are_listed_in_reading_order():
+    from seg_pipelines.pipeline_registry import DISPLAY_ORDER, pipeline_folders
+
+    configure_project("seg_pipelines")
+    names = list(register_pipelines())
+    assert names[:5] == ["__default__", "data_preparation", "clip_pretraining", "lsmseg_attribute_selection", "lsmseg"]
+    assert names == [n for n in DISPLAY_ORDER if n in names] and set(pipeline_folders()) <= set(DISPLAY_ORDER)

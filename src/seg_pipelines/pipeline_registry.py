@@ -30,7 +30,25 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "lsmseg_ablations": ("data_preparation", "clip_pretraining"),
 }
 
-# What `kedro run` (no --pipeline) runs: the main job on the embedded default.
+# The order Kedro-Viz's pipeline list and `kedro registry list` show: the data, then chapter 5's
+# prompt and OVSS pipelines, chapters 3-4, the ablations, efficiency and the report.
+DISPLAY_ORDER: tuple[str, ...] = (
+    "__default__",
+    "data_preparation",
+    "clip_pretraining",
+    "lsmseg_attribute_selection",
+    "lsmseg",
+    "caa",
+    "ecac",
+    "closed_set",
+    "caa_ablations",
+    "ecac_ablations",
+    "lsmseg_ablations",
+    "efficiency",
+    "report",
+)
+
+# What `kedro run` (no --pipelines) runs: the main job on the embedded default.
 DEFAULT_PIPELINE = "lsmseg_attribute_selection"
 
 
@@ -94,4 +112,5 @@ def register_pipelines() -> dict[str, Pipeline]:
             pipelines[name] = compose(dict(found), name)
     if "__default__" in found:  # find_pipelines loaded every folder (no CLI filter)
         pipelines["__default__"] = compose(dict(found), DEFAULT_PIPELINE)
-    return pipelines
+    rank = {name: position for position, name in enumerate(DISPLAY_ORDER)}
+    return dict(sorted(pipelines.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
