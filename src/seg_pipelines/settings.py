@@ -1,16 +1,12 @@
 """Kedro project settings: hooks and config loader. Telemetry is off: Kedro's through `.telemetry`
-(``consent: false``), MLflow's through ``MLFLOW_DISABLE_TELEMETRY`` (set here, before anything imports
-mlflow; set it to ``false`` yourself to opt in)."""
+(``consent: false``), MLflow's through ``MLFLOW_DISABLE_TELEMETRY``, which importing the hook's
+tracking module sets before anything imports mlflow (set it to ``false`` yourself to opt in)."""
 
-import os
+from kedro.config import OmegaConfigLoader
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from kedro.config import OmegaConfigLoader  # noqa: E402
-
-from seg_pipelines.hooks import MlflowTrackingHook  # noqa: E402
-from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE  # noqa: E402
-from seg_pipelines.pipelines.parameter_schemas import ParameterValidationHook  # noqa: E402
+from seg_pipelines.hooks import MlflowTrackingHook
+from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
+from seg_pipelines.pipelines.parameter_schemas import ParameterValidationHook
 
 # pluggy calls the hook registered last first: parameters are checked before an MLflow run starts.
 HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), ParameterValidationHook())

@@ -4,6 +4,7 @@ type or impossible value stops the run at its start with the key, the value and 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 
@@ -16,10 +17,17 @@ from tests.fixtures import PROJECT_ROOT
 PATTERNS = {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]}
 
 
-def _params(env: str = "local") -> dict:
-    return OmegaConfigLoader(
+@functools.cache
+def _loaded(env: str) -> dict:
+    loader = OmegaConfigLoader(
         str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env, config_patterns=PATTERNS
-    )["parameters"]
+    )
+    return loader["parameters"]
+
+
+def _params(env: str = "local") -> dict:
+    """The resolved parameters of ``env`` (loaded once per env; each caller gets its own copy)."""
+    return copy.deepcopy(_loaded(env))
 
 
 @pytest.mark.parametrize("env", ["local", "test", "thesis"])

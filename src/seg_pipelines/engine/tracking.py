@@ -64,6 +64,12 @@ def mlflow_key(text: str, component: bool = False) -> str:
     return re.sub(r"[^\w.\- :]+", "_", str(text)).strip(" _") or "_"
 
 
+def param_values(values: Mapping[str, Any], component: bool = False) -> dict[str, str]:
+    """``values`` flattened, as MLflow params: keys through :func:`mlflow_key`, values as text cut
+    to MLflow's length limit."""
+    return {mlflow_key(k, component): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(values).items()}
+
+
 def numeric_metrics(values: Mapping[str, Any], flatten: bool = True) -> dict[str, float]:
     """The finite numbers of a (nested, when ``flatten``) mapping, keyed by :func:`mlflow_key`;
     booleans, strings and NaN/inf are left out."""
@@ -200,7 +206,7 @@ def active_mlflow():
 def start_child_run(mlflow, run_name: str, tags: Mapping[str, str], overrides: Mapping[str, Any]):
     try:
         run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags))
-        params = {mlflow_key(k, component=True): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(overrides).items()}
+        params = param_values(overrides, component=True)
         if params:
             mlflow.log_params(params)
         return run
@@ -229,7 +235,7 @@ def log_params(values: Mapping[str, Any]) -> None:
     if mlflow is None:
         return
     try:
-        mlflow.log_params({mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(values).items()})
+        mlflow.log_params(param_values(values))
     except Exception as error:
         logger.warning("MLflow: could not log parameters: %s", error)
 
@@ -286,7 +292,7 @@ def start_run(
         mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     mlflow.set_experiment(experiment)
     mlflow.start_run(run_name=run_name, tags=dict(tags))
-    mlflow.log_params({mlflow_key(k): str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_dict(params).items()})
+    mlflow.log_params(param_values(params))
 
 
 def log_config(values: Mapping[str, Any], artifact_file: str = "config/parameters.yml") -> None:

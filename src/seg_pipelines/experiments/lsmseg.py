@@ -23,6 +23,7 @@ from torch import nn
 
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
+from seg_pipelines.datasets.overview import label_colormap
 from seg_pipelines.datasets.synthetic.concepts import world_prompt_set
 from seg_pipelines.engine import ovss_evaluation as evaluation
 from seg_pipelines.engine import ovss_training as training
@@ -469,14 +470,12 @@ def plot_qualitative(
     params: dict[str, Any],
 ):
     """Image, ground truth, baseline and LSMSeg predictions on a few validation images."""
-    import imgviz
-
     name = params["figures"]["qualitative_benchmark"]
     record, dataset, models, texts = _trained_models_on(
         name, baseline_state, lsmseg_state, index, manifest, plan, params
     )
     count = min(int(params["figures"].get("qualitative_images", 4)), len(dataset))
-    colormap = imgviz.label_colormap()  # 256 colours; 255 (ignore) is drawn as its own colour
+    colormap = label_colormap(256)  # the VOC palette, 256 colours; 255 (ignore) is drawn as its own colour
     figure, axes = plt.subplots(count, 4, figsize=(9, 2.3 * count), squeeze=False)
     for row in range(count):
         item = dataset[row]

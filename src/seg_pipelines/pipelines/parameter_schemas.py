@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from kedro.framework.hooks import hook_impl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from seg_pipelines.engine.tracking import parameter_blocks
 
@@ -25,17 +25,22 @@ NonNegativeNumber = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-class Block(BaseModel):
-    """A parameter block: known keys typed (whole numbers strictly), unknown keys kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-def _number(value: Any, name: str) -> Any:
+def _number(value: Any) -> Any:
     """Text and booleans are not numbers, even where pydantic would coerce them."""
     if isinstance(value, (str, bool)):
         raise ValueError(f"expected a number, got {value!r}")
     return value
+
+
+# rates and weights whose text form ("0.01") is a typo to report, not a value to convert
+Rate = Annotated[float, BeforeValidator(_number), Field(gt=0)]
+NonNegativeRate = Annotated[float, BeforeValidator(_number), Field(ge=0)]
+
+
+class Block(BaseModel):
+    """A parameter block: known keys typed (whole numbers strictly), unknown keys kept."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class Training(Block):
@@ -43,19 +48,15 @@ class Training(Block):
 
     iterations: PositiveInt
     batch_size: PositiveInt
-    lr: PositiveNumber
-    weight_decay: NonNegativeNumber = 0.0
+    lr: Rate
+    weight_decay: NonNegativeRate = 0.0
     seed: NonNegativeInt = 0
     log_interval: PositiveInt = 10
 
-    _check_numbers = field_validator("lr", "weight_decay", mode="before")(_number)
-
 
 class ClosedSetTraining(Training):
-    min_lr: NonNegativeNumber = 0.0
+    min_lr: NonNegativeRate = 0.0
     checkpoint_interval: PositiveInt = 1000
-
-    _check_min_lr = field_validator("min_lr", mode="before")(_number)
 
 
 class Augmentation(Block):
@@ -168,11 +169,9 @@ class AttributeSelection(Block):
 class ClipTraining(Block):
     steps: PositiveInt
     batch_size: PositiveInt
-    lr: PositiveNumber
+    lr: Rate
     image_size: PositiveInt
     seed: NonNegativeInt = 0
-
-    _check_numbers = field_validator("lr", mode="before")(_number)
 
 
 class ClipPretraining(Block):
@@ -194,10 +193,8 @@ class Preparation(Block):
 
 class ClassStatistics(Block):
     split: str = "train"
-    rho: NonNegativeNumber = 0.5
+    rho: NonNegativeRate = 0.5
     group_size: PositiveInt = 10
-
-    _check_numbers = field_validator("rho", mode="before")(_number)
 
 
 #: Parameter block (top-level key) → its model.

@@ -143,17 +143,20 @@ def load_clip(
     register_model_configs()
     checkpoint_path, tag_quick_gelu = resolve_clip_weights(model_name, pretrained, cache_dir)
     quick_gelu = tag_quick_gelu if force_quick_gelu is None else force_quick_gelu
-    if checkpoint_path is not None:
-        read_checkpoint(checkpoint_path, "CLIP checkpoint")  # a clear error for a bad file, before open_clip
-    model = open_clip.create_model(
-        model_name,
-        pretrained=checkpoint_path,
-        force_quick_gelu=quick_gelu,
-        force_image_size=image_size,
-        cache_dir=cache_dir,
-        weights_only=True,
-        pretrained_text=False,
-    )
+    try:
+        model = open_clip.create_model(
+            model_name,
+            pretrained=checkpoint_path,
+            force_quick_gelu=quick_gelu,
+            force_image_size=image_size,
+            cache_dir=cache_dir,
+            weights_only=True,
+            pretrained_text=False,
+        )
+    except Exception:
+        if checkpoint_path is not None:  # a bad file: raise the error that names it and says why
+            read_checkpoint(checkpoint_path, "CLIP checkpoint")
+        raise
     model.eval()
     return model
 
