@@ -7,9 +7,11 @@ from kedro.config import OmegaConfigLoader
 from seg_pipelines.hooks import MlflowTrackingHook
 from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
 from seg_pipelines.pipelines.parameter_schemas import ParameterValidationHook
+from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 
 # pluggy calls the hook registered last first: parameters are checked before an MLflow run starts.
-HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), ParameterValidationHook())
+# Nodes that read the prepared data first check it belongs to the manifest's dataset.
+HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), PreparedDataCheckHook(), ParameterValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -10,16 +10,19 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from seg_pipelines.datasets.base import READERS
+from seg_pipelines import settings
+from seg_pipelines.datasets.base import READERS, DatasetError
 from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.loaders import SegmentationDataset
 from seg_pipelines.datasets.overview import label_colormap, label_overlay
 from seg_pipelines.datasets.preparation import (
     build_prepared_index,
+    check_prepared_data,
     compute_statistics,
     plot_overview,
     prepare_raw_dataset,
 )
+from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 from tests.datasets.test_readers import SPEC_IDS, SPECS
 
 
@@ -67,3 +70,41 @@ def test_training_dataset_reads_every_real_layout_through_the_index(spec, tmp_pa
     split = next(iter(spec.split_sizes))
     item = SegmentationDataset(index, split, spec.family, str(root), spec.reader_kwargs)[0]
     assert set(np.unique(np.asarray(item["label"]))) <= set(spec.decoded_values)
+
+
+def _prepare(spec, tmp_path: Path):
+    root = spec.write(tmp_path / spec.family)
+    dataset = {"family": spec.family, "root": str(root), "splits": list(spec.split_sizes)}
+    manifest = prepare_raw_dataset({**dataset, "reader_kwargs": spec.reader_kwargs}, synthetic_world={})
+    index, _ = build_prepared_index(manifest, on_bad_sample="raise")
+    split = "train" if "train" in spec.split_sizes else next(iter(spec.split_sizes))
+    statistics, _ = compute_statistics(index, manifest, {"split": split, "rho": 0.5, "group_size": 3})
+    return manifest, index, statistics
+
+
+def test_a_previous_datasets_prepared_data_is_refused_beside_a_new_manifest(tmp_path: Path):
+    # a data_preparation run that failed after writing the new manifest leaves the old index/statistics
+    old, new = SPECS[0], next(s for s in SPECS if s.num_classes != SPECS[0].num_classes)
+    _, old_index, old_statistics = _prepare(old, tmp_path)
+    new_manifest, new_index, new_statistics = _prepare(new, tmp_path)
+    check_prepared_data(new_manifest, new_index, new_statistics)  # one dataset: passes
+    rerun = r"rerun `kedro run --pipelines=data_preparation`"
+    with pytest.raises(DatasetError, match=rf"outside the manifest's root .*{rerun}"):
+        check_prepared_data(new_manifest, index=old_index)
+    with pytest.raises(DatasetError, match=rf"class_statistics has {old.num_classes} classes"):
+        check_prepared_data(new_manifest, index=new_index, class_statistics=old_statistics)
+
+
+def test_the_hook_checks_nodes_that_read_the_manifest_with_prepared_data(tmp_path: Path):
+    old, new = SPECS[0], next(s for s in SPECS if s.num_classes != SPECS[0].num_classes)
+    _, old_index, _ = _prepare(old, tmp_path)
+    new_manifest, new_index, _ = _prepare(new, tmp_path)
+    hook = PreparedDataCheckHook()
+    consistent = {"dataset_manifest": new_manifest, "prepared_index": new_index}
+    hook.before_node_run(node=None, catalog=None, inputs=consistent)
+    hook.before_node_run(node=None, catalog=None, inputs={"prepared_index": old_index})  # no manifest: nothing to check
+    with pytest.raises(DatasetError, match="does not belong to the dataset in dataset_manifest"):
+        hook.before_node_run(
+            node=None, catalog=None, inputs={"dataset_manifest": new_manifest, "prepared_index": old_index}
+        )
+    assert any(isinstance(h, PreparedDataCheckHook) for h in settings.HOOKS)

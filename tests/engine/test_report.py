@@ -150,6 +150,8 @@ def test_report_collects_tables_figures_missing_items_and_thesis_directions(tmp_
     assert "- A figure (`never.png`) — run `kedro run --pipelines=other_pipeline`" in markdown
     assert [s.produced for s in status] == [True, False, True, True, True, False, True]
     assert "5 of 7 listed outputs produced" in markdown
+    opening = markdown.split("**Hardware of this machine**")[0]
+    assert "**Produced so far:**" in opening and "Table 3.2" in opening and "Table 3.3" not in opening
     # dataset / budget / seeds / hardware, with where each value came from
     assert "- **Dataset:** synthetic (configured now: `dataset.family`)" in markdown
     assert "- **Budget:** 300 iterations (`curve.json`); batch 8 (configured now: `m.training.batch_size`)" in markdown
@@ -188,8 +190,12 @@ def test_shipped_section_list_renders_on_an_empty_project(tmp_path):
     markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
     assert len(status) >= 40 and not any(s.produced for s in status)
     assert "0 of" in markdown and "## Other outputs" not in markdown
+    # it opens with what was produced (nothing), and chapters with no output shrink to one line a section
+    opening = markdown.split("**Hardware of this machine**")[0]
+    assert "**Nothing produced yet.**" in opening and "## Chapter" not in markdown
+    not_produced = markdown.split("## Not produced yet")[1]
     for chapter in ("Chapter 3", "Chapter 4", "Chapter 5", "Efficiency", "Data"):
-        assert f"## {chapter}" in markdown
+        assert f"- **{chapter}" in not_produced
     for pipeline in (
         "caa",
         "ecac",

@@ -84,6 +84,8 @@ def test_retrieval_recall_counts_identical_captions_as_hits():
     assert result["image_to_text_recall_at_1"] == pytest.approx(1 / 3)
     assert retrieval_recall_at_1(image, text, ["a", "b", "b"])["image_to_text_recall_at_1"] == 1.0
     assert result["chance_recall_at_1"] == pytest.approx(1 / 3)
+    # with two identical captions a random pick hits 1/3 (for "a") or 2/3 (for each "b")
+    assert retrieval_recall_at_1(image, text, ["a", "b", "b"])["chance_recall_at_1"] == pytest.approx(5 / 9)
 
 
 def test_pixel_accuracy_by_group_and_attribute_targets():

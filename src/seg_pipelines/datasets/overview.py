@@ -51,15 +51,15 @@ def plot_dataset_overview(
         rows = index.head(n_images)
     columns = max(min(len(rows), 4), 1)
     grid_rows = (len(rows) + columns - 1) // columns
-    figure = plt.figure(figsize=(3.2 * columns, 3.0 * grid_rows + 4.0), constrained_layout=True)
+    figure = plt.figure(figsize=(5.2 * columns, 3.0 * grid_rows + 4.0), constrained_layout=True)
     spec = figure.add_gridspec(grid_rows + 1, columns, height_ratios=[3.0] * grid_rows + [4.0])
     names = class_statistics["name"].tolist()
     for position, (_, row) in enumerate(rows.iterrows()):
         axis = figure.add_subplot(spec[position // columns, position % columns])
         image, label = reader.load_pair(Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"]))
-        axis.imshow(label_overlay(image, label, reader.ignore_index))
+        axis.imshow(np.concatenate([image, label_overlay(image, label, reader.ignore_index)], axis=1))
         present = [names[c] for c in row["classes_present"]][:4]
-        axis.set_title(", ".join(present), fontsize=7)
+        axis.set_title(f"{row['sample_id']}: image | label\n" + ", ".join(present), fontsize=7)
         axis.axis("off")
     histogram = figure.add_subplot(spec[grid_rows, :])
     ordered = class_statistics.sort_values("rank")

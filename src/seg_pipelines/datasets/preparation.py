@@ -4,10 +4,12 @@ class statistics (f_c, head/mid/tail, eq. 4.14 weights) → overview figure."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from seg_pipelines.datasets.base import DatasetError
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.overview import plot_dataset_overview
@@ -82,3 +84,42 @@ def plot_overview(manifest: dict[str, Any], index: pd.DataFrame, class_statistic
         return plot_world_overview(manifest["root"], n_images=n_images)
     reader = create_reader(manifest["family"], manifest["root"], **manifest["reader_kwargs"])
     return plot_dataset_overview(reader, index, class_statistics, n_images=n_images)
+
+
+def check_prepared_data(
+    manifest: dict[str, Any], index: pd.DataFrame | None = None, class_statistics: pd.DataFrame | None = None
+) -> None:
+    """Refuse a prepared index or class table that was not built from the dataset ``manifest`` names.
+
+    Each ``data_preparation`` step saves its output when it finishes, so a run that fails half-way
+    (or a manifest written by hand) leaves the previous dataset's index and statistics beside the
+    new manifest. Training on them would mix two datasets silently; this names the mismatch.
+    """
+    problems: list[str] = []
+    if index is not None and len(index):
+        root = Path(manifest["root"]).resolve()
+        outside = [p for p in index["image_path"] if not Path(p).resolve().is_relative_to(root)]
+        if outside:
+            problems.append(
+                f"prepared_index lists {len(outside)} of {len(index)} images outside the manifest's root {root} "
+                f"(e.g. {outside[0]})"
+            )
+        missing = sorted(set(manifest["splits"]) - set(index["split"]))
+        if missing:
+            problems.append(f"prepared_index has no rows of the manifest's splits {missing}")
+        widths = {len(counts) for counts in index["pixel_counts"]}
+        if widths != {manifest["num_classes"]}:
+            problems.append(f"prepared_index counts {sorted(widths)} classes, the manifest {manifest['num_classes']}")
+    if class_statistics is not None:
+        names = [str(name) for name in class_statistics["name"]]
+        if names != [str(name) for name in manifest["class_names"]]:
+            problems.append(
+                f"class_statistics has {len(names)} classes ({', '.join(names[:3])}, ...), the manifest "
+                f"{manifest['num_classes']} ({', '.join(map(str, manifest['class_names'][:3]))}, ...)"
+            )
+    if problems:
+        raise DatasetError(
+            f"the prepared data does not belong to the dataset in dataset_manifest ({manifest['family']} at "
+            f"{manifest['root']}): " + "; ".join(problems) + ". A data_preparation run probably stopped half-way: "
+            "rerun `kedro run --pipelines=data_preparation` (with the same --env/--params) before training."
+        )

@@ -495,16 +495,46 @@ class ReportBuilder:
             out += ["## CSV files", "\n".join(links)]
         return "\n\n".join(out)
 
+    def _produced_summary(self) -> str:
+        """The report's opening: what is on disk, section by section, and what to run for the rest."""
+        sections: dict[str, list[str]] = {}
+        for status in self.status:
+            sections.setdefault(status.section, [])
+            if status.produced:
+                sections[status.section].append(status.title)
+        produced = [f"- **{name}:** " + "; ".join(titles) for name, titles in sections.items() if titles]
+        if not produced:
+            return (
+                "**Nothing produced yet.** `kedro run` runs the main job (attribute selection, chapter 5) on the "
+                "embedded default; each pipeline below produces its own tables."
+            )
+        return "**Produced so far:**\n\n" + "\n".join(produced)
+
+    def _not_produced(self, chapters: Sequence[Mapping[str, Any]]) -> str:
+        """Chapters with no output at all, one line per section with the command that fills it."""
+        lines = []
+        for chapter in chapters:
+            entries = []
+            for section in chapter["sections"]:
+                command = f" — `kedro run --pipelines={section['pipeline']}`" if section.get("pipeline") else ""
+                entries.append(f"  - {section['title']}{command}")
+            lines.append(f"- **{chapter['title']}**\n" + "\n".join(entries))
+        return "## Not produced yet\n\n" + "\n".join(lines) if lines else ""
+
     def build(self) -> str:
-        body = []  # a missing reporting folder only means nothing was produced yet
+        body, empty_chapters = [], []  # a missing reporting folder only means nothing was produced yet
         for chapter in self.config["chapters"]:
             if "title" not in chapter or "sections" not in chapter:
                 raise ReportConfigError(f"chapter {chapter!r} needs `title` and `sections`")
+            before = len(self.status)
             part = [f"## {chapter['title']}"]
             if chapter.get("description"):
                 part.append(chapter["description"])
             part += [self._section(chapter, section) for section in chapter["sections"]]
-            body.append("\n\n".join(part))
+            if any(s.produced for s in self.status[before:]):
+                body.append("\n\n".join(part))
+            else:  # a chapter that is all "not produced yet" goes to the end, one line per section
+                empty_chapters.append(chapter)
         other = self._unclaimed()
         produced = sum(s.produced for s in self.status)
         head = [
@@ -513,6 +543,7 @@ class ReportBuilder:
             f"`{self.config.get('reporting_dir', 'data/08_reporting')}`: "
             f"{produced} of {len(self.status)} listed outputs "
             "produced so far. Rebuild with `kedro run --pipelines=report`.",
+            self._produced_summary(),
         ]
         if self.config.get("preamble"):
             head.append(self.config["preamble"].strip())
@@ -535,7 +566,8 @@ class ReportBuilder:
             listed = [s for s in self.status if s.section in sections]
             contents.append(f"{chapter['title']} ({sum(s.produced for s in listed)}/{len(listed)})")
         head.append("**Contents:** " + " · ".join(contents))
-        return "\n\n".join(head + body + ([other] if other else [])) + "\n"
+        tail = [text for text in (self._not_produced(empty_chapters), other) if text]
+        return "\n\n".join(head + body + tail) + "\n"
 
 
 def build_report(

@@ -441,15 +441,19 @@ def encode_images(
 def retrieval_recall_at_1(
     image_features: torch.Tensor, text_features: torch.Tensor, captions: Sequence[str]
 ) -> dict[str, float]:
-    """Image→text and text→image recall@1 (a retrieved caption identical to the own one counts as a hit)."""
+    """Image→text and text→image recall@1 (a retrieved caption identical to the own one counts as a hit).
+
+    ``chance_recall_at_1`` is what a random retrieval scores under that rule: the mean share of
+    captions identical to each image's own (``1/N`` when all captions differ)."""
     similarity = image_features @ text_features.t()
     captions = np.asarray(captions)
+    _, inverse, counts = np.unique(captions, return_inverse=True, return_counts=True)
     image_to_text = float(np.mean(captions[similarity.argmax(dim=1).numpy()] == captions))
     text_to_image = float(np.mean(captions[similarity.argmax(dim=0).numpy()] == captions))
     return {
         "image_to_text_recall_at_1": image_to_text,
         "text_to_image_recall_at_1": text_to_image,
-        "chance_recall_at_1": 1.0 / len(captions),
+        "chance_recall_at_1": float(np.mean(counts[inverse] / len(captions))),
     }
 
 

@@ -15,6 +15,12 @@ from seg_pipelines.datasets.synthetic.figures import concept_palette
 IGNORE_COLOUR = np.array([0.0, 0.0, 0.0])
 
 
+def data_source(manifest: Mapping[str, object]) -> str:
+    """What a figure's numbers come from, for its title: the synthetic world or the dataset family."""
+    family = str(manifest.get("family", "unknown dataset"))
+    return "synthetic world (embedded default)" if family == "synthetic" else family
+
+
 def plot_training_curves(curves: Mapping[str, pd.DataFrame]) -> Figure:
     """Total loss of every run (left) and each run's loss terms (right), against the iteration."""
     figure, (total_axis, terms_axis) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)

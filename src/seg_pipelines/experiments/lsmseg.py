@@ -30,6 +30,7 @@ from seg_pipelines.engine import ovss_training as training
 from seg_pipelines.engine.evaluation import chance_iou
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import CheckpointError, load_model_weights
+from seg_pipelines.experiments.figures import data_source
 from seg_pipelines.models.checkpoints import read_checkpoint
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
 from seg_pipelines.models.registry import create_model
@@ -456,7 +457,7 @@ def plot_cost_maps(
         ]
         panels += [(title, value.numpy(), "jet") for title, value in zip(("CLIP", "CAT-Seg", "LSMSeg"), maps)]
         _show_panels(axes[row], panels)
-    figure.suptitle(f"Cost maps ({name}): CLIP vs CAT-Seg vs LSMSeg", fontsize=10)
+    figure.suptitle(f"Cost maps ({name}, {data_source(manifest)}): CLIP vs CAT-Seg vs LSMSeg", fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -490,7 +491,7 @@ def plot_qualitative(
                 prediction = model(item["image"].unsqueeze(0), texts[key])["logits"].argmax(1)[0]
                 panels.append((MODEL_LABELS[key], colormap[prediction.numpy() % 255], None))
         _show_panels(axes[row], panels)
-    figure.suptitle(f"Predictions on {name} (validation)", fontsize=10)
+    figure.suptitle(f"Predictions on {name} (validation, {data_source(manifest)})", fontsize=10)
     figure.tight_layout()
     return figure
 

@@ -95,13 +95,14 @@ def plot_clip_training_curve(curve: list[dict[str, float]], metrics: dict[str, A
     figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
     steps = [row["step"] for row in curve]
     loss_axis.plot(steps, [row["loss"] for row in curve], color="tab:blue")
-    loss_axis.set(xlabel="step", ylabel="InfoNCE loss", title="tiny CLIP pretraining")
+    loss_axis.set(xlabel="step", ylabel="InfoNCE loss", title="tiny CLIP pretraining (synthetic world)")
     lr_axis.plot(steps, [row["lr"] for row in curve], color="tab:orange")
     lr_axis.set(xlabel="step", ylabel="learning rate", title="warm-up + cosine")
-    recall = metrics.get("clip_retrieval", {}).get("image_to_text_recall_at_1")
+    retrieval = metrics.get("clip_retrieval", {})
+    recall = retrieval.get("image_to_text_recall_at_1")
     if recall is not None:
-        loss_axis.text(
-            0.98, 0.95, f"val image→text R@1 = {recall:.3f}", ha="right", va="top", transform=loss_axis.transAxes
-        )
+        chance = retrieval.get("chance_recall_at_1")
+        text = f"val image→text R@1 = {recall:.3f}" + (f" (chance {chance:.3f})" if chance is not None else "")
+        loss_axis.text(0.98, 0.95, text, ha="right", va="top", transform=loss_axis.transAxes)
     figure.tight_layout()
     return figure

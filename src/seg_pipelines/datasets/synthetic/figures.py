@@ -47,7 +47,7 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
         blended[labelled] = (1 - overlay_alpha) * blended[labelled] + overlay_alpha * colours[labelled]
         axis = figure.add_subplot(grid[position // columns, position % columns])
         axis.imshow(np.concatenate([image / 255.0, blended], axis=1), interpolation="nearest")
-        axis.set_title(sample.sample_id, fontsize=7)
+        axis.set_title(f"{sample.sample_id}: image | label", fontsize=7)
         axis.axis("off")
         shown.update(int(i) for i in np.unique(label[labelled]))
     legend_axis = figure.add_subplot(grid[:image_rows, columns])
@@ -84,4 +84,5 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
         + [Patch(facecolor="white", edgecolor="black", hatch="///", label="unseen")],
         fontsize=7,
     )
+    figure.suptitle(f"Synthetic world (embedded default): {split} images with their labels, class frequencies")
     return figure
