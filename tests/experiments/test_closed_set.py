@@ -68,7 +68,9 @@ def test_metrics_and_markdown_follow_the_thesis_layout():
     method = closed_set.per_class_table(np.diag([60, 30, 7, 3]) + 1, statistics["name"])
     comparison = closed_set.compare_per_class(baseline, method, statistics)
     metrics = closed_set.closed_set_metrics(baseline, method, comparison)
-    assert set(metrics) == {"baseline", "method", "delta"}
+    assert set(metrics) == {"baseline", "method", "delta", "chance"}
+    pixels = np.array([64, 34, 9, 5], dtype=float)  # ground truth per class: its diagonal + four 1s
+    assert metrics["chance"]["mIoU"] == pytest.approx(100 * np.mean(pixels / (pixels.sum() + 3 * pixels)))
     assert set(metrics["method"]) == {"mIoU", "mAcc", "aAcc", "table_4_8_group_mIoU", "tercile_group_mIoU"}
     tail_iou = 4 / (7 + 7 - 4)  # kite: TP 3 + 1, ground-truth and predicted pixels 3 + 4
     assert metrics["method"]["table_4_8_group_mIoU"]["tail"] == pytest.approx(100 * tail_iou)

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from seg_pipelines.datasets.base import Sample
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
-from seg_pipelines.engine.evaluation import evaluate, run_inference, scores_from_confusion
+from seg_pipelines.engine.evaluation import chance_iou, evaluate, run_inference, scores_from_confusion
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.engine.training import (
     CheckpointError,
@@ -398,6 +398,9 @@ def closed_set_metrics(baseline: pd.DataFrame, method: pd.DataFrame, comparison:
         f"{g}_mIoU": result["method"]["table_4_8_group_mIoU"][g] - result["baseline"]["table_4_8_group_mIoU"][g]
         for g in GROUPS
     }
+    # what a uniform random predictor scores under the same protocol (engine.evaluation.chance_iou)
+    chance = chance_iou(comparison["ground_truth_pixels"].to_numpy(dtype=float))
+    result["chance"] = {"mIoU": 100.0 * float(np.nanmean(chance)) if np.isfinite(chance).any() else float("nan")}
     return result
 
 
@@ -543,6 +546,7 @@ def report_results(
         (name, str(config.get("backbone", "resnet50c")), {benchmark: metrics[tag]["mIoU"]})
         for name, config, tag in zip(names, (baseline_config, method_config), ("baseline", "method"))
     ]
+    rows.append(("chance (uniform random)", "–", {benchmark: metrics["chance"]["mIoU"]}))
     title = (
         f"{names[1]} vs {names[0]}: closed-set mIoU (%), single scale"
         if report.get("title") is None

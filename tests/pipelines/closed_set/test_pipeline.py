@@ -29,7 +29,8 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
     reporting = project_copy / "data/08_reporting"
     for method, display in (("caa", "FCN+CAA"), ("ecac", "FCN+ECAC")):
         metrics = json.loads((reporting / f"{method}_closed_set_metrics.json").read_text())[method]
-        assert set(metrics) == {"baseline", "method", "delta"}
+        assert set(metrics) == {"baseline", "method", "delta", "chance"}
+        assert 0 < metrics["chance"]["mIoU"] < 100 / num_classes  # uniform random: about a class's pixel share
         for tag in ("baseline", "method"):
             assert {"mIoU", "mAcc", "aAcc"} <= set(metrics[tag]) and 0 <= metrics[tag]["aAcc"] <= 100
             assert set(metrics[tag]["table_4_8_group_mIoU"]) == {"head", "mid", "tail"}
@@ -40,6 +41,7 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
         assert table[2] == "| Method | Backbone | synthetic |"
         assert table[4].startswith("| FCN | resnet_tiny | ") and table[5].startswith(f"| {display} | resnet_tiny | ")
         assert f"{metrics['method']['mIoU']:.2f}" in table[5]
+        assert table[6] == f"| chance (uniform random) | – | {metrics['chance']['mIoU']:.2f} |"
         for figure in ("training_curves", "qualitative"):
             assert (reporting / f"{method}_{figure}.png").stat().st_size > 10_000
         checkpoint = closed_set.load_segmentor(
