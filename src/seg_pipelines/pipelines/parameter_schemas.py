@@ -96,9 +96,16 @@ class ClosedSet(Block):
     evaluation: Evaluation
 
 
+class AblationReport(Block):
+    decimals: NonNegativeInt = 2
+    verdict_rule: Literal["t95", "2se"] = "t95"  # seg_pipelines.statistics.INTERVAL_RULES
+
+
 class ClosedSetAblations(Block):
     """``caa_ablations`` / ``ecac_ablations``: seeds are a count (0..n-1) or a list; the training
     seed is set per run."""
+
+    report: AblationReport = AblationReport()
 
     seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 3
     model: ClosedSetModel
@@ -137,6 +144,7 @@ class LSMSeg(Block):
 class LSMSegAblations(Block):
     seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | PositiveInt = 3
     enriched_prompts: Literal["world", "prompt_set"] = "world"
+    verdict_rule: Literal["t95", "2se"] = "t95"  # seg_pipelines.statistics.INTERVAL_RULES
     setup: LSMSeg
 
 
