@@ -525,6 +525,8 @@ class LSMSegSummaryNode:
         rule = params.get("verdict_rule", "t95")
         verdicts = judge_findings(results, table_findings_of(table), rule, decimals)
         summary = annotate_verdicts(summary, verdicts)
+        thesis_cells = [c for c in summary.columns if str(c).startswith("thesis ")]
+        summary = summary[[c for c in summary.columns if c not in thesis_cells] + thesis_cells]  # as chapters 3-4
         summary.index.name = spec.row_header
         seconds = float(sum(r.seconds for r in results))
         prompts = enriched_prompt_source(

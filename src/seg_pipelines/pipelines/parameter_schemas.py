@@ -57,6 +57,10 @@ class Training(Block):
 class ClosedSetTraining(Training):
     min_lr: NonNegativeRate = 0.0
     checkpoint_interval: PositiveInt = 1000
+    checkpoint_seconds: PositiveNumber | None = None
+    foreach: bool | None = None
+    channels_last: bool = False
+    amp_dtype: Literal["auto", "bfloat16", "float16"] | None = None
 
 
 class Augmentation(Block):
@@ -116,6 +120,8 @@ class ClosedSetAblations(Block):
 
 class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 50
+    checkpoint_seconds: PositiveNumber | None = None
+    foreach: bool | None = None
 
 
 class OVSSModel(Block):
