@@ -84,3 +84,32 @@ def test_label_lookup_remaps_classes(prepared):
     loader = build_dataloader(index, dataset, "val", train=False, batch_size=2, label_lookup=lookup)
     labels = next(iter(loader))["label"]
     assert set(labels.unique().tolist()) <= {0, 1, 255}
+
+
+def test_in_memory_decode_is_exact_and_decodes_each_sample_once(prepared, monkeypatch):
+    from seg_pipelines.datasets import loaders
+    from seg_pipelines.datasets.base import SegmentationReader
+
+    index, dataset = prepared
+    loaders.clear_decoded_cache()
+    calls = []
+    original = SegmentationReader.load_pair
+    monkeypatch.setattr(SegmentationReader, "load_pair", lambda self, s: calls.append(s.sample_id) or original(self, s))
+
+    def items(cache):
+        ds = loaders.SegmentationDataset(
+            index, "val", dataset["family"], dataset["root"], transform=None, cache_decoded=cache
+        )
+        return [ds[i] for i in range(len(ds))] * 1, len(ds)
+
+    plain, n = items(False)
+    assert len(calls) == n
+    first, _ = items(True)
+    again, _ = items(True)  # a new dataset object of the same split: read from memory
+    assert len(calls) == 2 * n
+    for a, b, c in zip(plain, first, again):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(b["image"], c["image"])
+        assert torch.equal(a["label"], c["label"]) and c["label"].dtype == torch.int64
+    c["image"].zero_()  # callers get copies: the cache is untouched
+    assert torch.equal(items(True)[0][-1]["image"], plain[-1]["image"])
+    loaders.clear_decoded_cache()

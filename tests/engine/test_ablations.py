@@ -157,7 +157,7 @@ def test_mlflow_nested_child_runs(tmp_path):
 # --- tables and the closed-set helpers ---------------------------------------------------------------
 
 
-def test_report_table_gains_thesis_columns_and_notes():
+def test_report_table_verdicts_thesis_columns_and_notes():
     from seg_pipelines.engine.ablations import AblationTable, report_ablation_table
 
     variants = [
@@ -177,15 +177,26 @@ def test_report_table_gains_thesis_columns_and_notes():
         ["synthetic"],
         "Method",
         {"FCN": {"ADE20K": 36.1}, "FCN+CAA": {"ADE20K": 43.12, "COCO-Stuff": 35.23}},
-        {"FCN+CAA": "FCN"},
+        [("FCN+CAA", "FCN")],
         ["a note"],
     )
     table, runs, markdown, metrics = report_ablation_table(spec, results, decimals=2)
-    assert list(table.columns) == ["Method", "Backbone", "synthetic", "thesis ADE20K", "thesis COCO-Stuff"]
+    assert list(table.columns) == [
+        "Method",
+        "Backbone",
+        "synthetic",
+        "Δ vs baseline",
+        "verdict",
+        "thesis ADE20K",
+        "thesis COCO-Stuff",
+    ]
     assert table["synthetic"].tolist() == [
         f"11.00 ± {np.std([10, 12], ddof=1):.2f}",
-        f"15.50 ± {np.std([15, 16], ddof=1):.2f} (+4.50)",
+        f"15.50 ± {np.std([15, 16], ddof=1):.2f}",
     ]
+    # paired differences 5 and 4: mean 4.5, se 0.5, t_{0.975,1} = 12.71 → [-1.85, 10.85], unresolved
+    assert table["Δ vs baseline"].tolist() == ["", "FCN: +4.50 [-1.85, 10.85] (t95, n=2)"]
+    assert table["verdict"].tolist() == ["", "unresolved"] and metrics["table_3_7/findings/unresolved"] == 1
     assert table["thesis COCO-Stuff"].tolist() == ["–", "35.23"] and table["thesis ADE20K"].tolist() == [
         "36.10",
         "43.12",

@@ -114,3 +114,32 @@ def test_ddp_two_processes_stay_in_sync(tmp_path):
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["iteration"] == 4
     assert any("running_mean" in k for k in state["model"]), "BatchNorm buffers are checkpointed"
+
+
+def test_wall_clock_checkpoints_foreach_channels_last_and_amp_detection(tmp_path, monkeypatch):
+    from seg_pipelines.engine import training
+
+    saved = []
+    original = training.save_training_state
+    monkeypatch.setattr(
+        training, "save_training_state", lambda *a, **k: saved.append(k["iteration"]) or original(*a, **k)
+    )
+    torch.manual_seed(0)
+    reference = TinySegmentor()
+    other = TinySegmentor()
+    other.load_state_dict(reference.state_dict())
+    train(reference, NoisyBlobs(), _config(), tmp_path / "a", show_progress=False)
+    assert saved == [5, 10, 12]  # every checkpoint_interval iterations and the end
+    saved.clear()
+    # wall-clock interval (an hour): only the final checkpoint; same weights with foreach + channels_last
+    config = _config(checkpoint_seconds=3600.0, foreach=True, channels_last=True)
+    train(other, NoisyBlobs(), config, tmp_path / "b", show_progress=False)
+    assert saved == [12]
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: False)
+    assert training.resolve_amp_dtype("auto", torch.device("cpu")) is None
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: True)
+    assert training.resolve_amp_dtype("auto", torch.device("cpu")) is torch.bfloat16
+    assert training.resolve_amp_dtype(None, torch.device("cpu")) is None
+    assert training.resolve_amp_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16

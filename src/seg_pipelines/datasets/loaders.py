@@ -61,11 +61,38 @@ def build_transform(config: AugmentationConfig, ignore_index: int, train: bool) 
     return v2.Compose(steps)
 
 
+# Decoded (image, label) pairs of this process, by (family, root, reader settings, sample id): a
+# small dataset (the synthetic world: ~1,600 images of 96 px, ~60 MB decoded) is decoded once and
+# every later epoch, run and dataset object of the process reads it from memory. Bounded: past
+# DECODED_CACHE_BYTES nothing more is kept (larger datasets decode per access, as before).
+DECODED_CACHE_BYTES = 1 << 30
+_DECODED: dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+_decoded_bytes = 0
+
+
+def _compact_label(label: np.ndarray) -> np.ndarray:
+    """The label in the smallest unsigned type that holds its values (int64 → uint8 / uint16)."""
+    if label.size and label.min() >= 0:
+        for dtype in (np.uint8, np.uint16):
+            if label.max() <= np.iinfo(dtype).max:
+                return label.astype(dtype)
+    return label
+
+
+def clear_decoded_cache() -> None:
+    """Forget every decoded sample (tests; a dataset rewritten on disk under the same root)."""
+    global _decoded_bytes
+    _DECODED.clear()
+    _decoded_bytes = 0
+
+
 class SegmentationDataset(Dataset):
     """Samples of one split of a prepared index, decoded through the dataset's reader.
 
     ``label_lookup`` optionally remaps train ids (e.g. a benchmark vocabulary or the seen-class
     training set with unseen classes → ignore); it must map ``ignore_index`` to itself.
+    ``cache_decoded``: keep decoded pairs in memory for the process (module cache, bounded by
+    :data:`DECODED_CACHE_BYTES`); the numbers are the same either way.
     """
 
     def __init__(
@@ -77,6 +104,7 @@ class SegmentationDataset(Dataset):
         reader_kwargs: dict[str, Any] | None = None,
         transform: v2.Compose | None = None,
         label_lookup: np.ndarray | None = None,
+        cache_decoded: bool = True,
     ) -> None:
         self.rows = index[index["split"] == split].reset_index(drop=True)
         if self.rows.empty:
@@ -85,6 +113,8 @@ class SegmentationDataset(Dataset):
         self.family, self.root, self.reader_kwargs = family, root, dict(reader_kwargs or {})
         self.transform = transform
         self.label_lookup = label_lookup
+        self.cache_decoded = cache_decoded
+        self._cache_prefix = (family, str(root), repr(sorted(self.reader_kwargs.items())))
         self._reader: SegmentationReader | None = None  # built lazily: picklable for workers
 
     @property
@@ -101,14 +131,31 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
-        row = self.rows.iloc[position]
+    def _decoded(self, row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        global _decoded_bytes
+        key = (*self._cache_prefix, str(row["sample_id"]))
+        if self.cache_decoded and key in _DECODED:
+            return _DECODED[key]
         sample = Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"])
         image, label = self.reader.load_pair(sample)
+        if self.cache_decoded:
+            label = _compact_label(label)
+            size = image.nbytes + label.nbytes
+            if _decoded_bytes + size <= DECODED_CACHE_BYTES:
+                image.setflags(write=False)
+                label.setflags(write=False)
+                _DECODED[key] = (image, label)
+                _decoded_bytes += size
+        return image, label
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        row = self.rows.iloc[position]
+        image, label = self._decoded(row)
         if self.label_lookup is not None:
             label = self.label_lookup[label]
-        image_tensor = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous())
-        mask = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64)))
+        # fresh, writable copies: the decoded arrays may be the cache's (read-only)
+        image_tensor = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        mask = tv_tensors.Mask(torch.from_numpy(np.array(label, dtype=np.int64)))
         if self.transform is not None:
             image_tensor, mask = self.transform(image_tensor, mask)
         return {

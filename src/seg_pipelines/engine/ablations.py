@@ -18,20 +18,27 @@ is a nested child run carrying the tags, the overrides as parameters and the met
 compare view lines the seeds and variants up.
 
 Also here: :class:`AblationTable` / :func:`report_ablation_table` (one thesis table end to end:
-rows, thesis reference columns, "(+x.xx)" gains, notes). The closed-set variants of chapters 3-4
-live in :mod:`seg_pipelines.experiments.closed_set_ablations`, the OVSS ones of chapter 5 in
+rows, thesis reference columns, each thesis finding judged by a paired comparison over seeds
+(:func:`judge_findings`: reproduced / contradicted / unresolved, with the effect and its interval),
+notes). Fan-out (one Kedro node per variant × seed): :func:`run_one`, :func:`result_record`,
+:func:`results_from_records`, :class:`ResultCache` (finished runs by settings hash). The closed-set
+variants of chapters 3-4 live in :mod:`seg_pipelines.experiments.closed_set_ablations`, the OVSS ones of chapter 5 in
 :mod:`seg_pipelines.experiments.lsmseg_ablations`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +48,7 @@ from tqdm.auto import tqdm
 # the project hook's flattening and MLflow's parameter-length limit (one definition each)
 from seg_pipelines.engine import tracking
 from seg_pipelines.engine.tables import markdown_table
+from seg_pipelines.statistics import INTERVAL_RULES, IntervalRule, finding_verdict, paired_comparison
 
 logger = logging.getLogger(__name__)
 
@@ -114,35 +122,161 @@ def run_ablation(
     bar = tqdm(jobs, desc=name, disable=not progress)
     for variant, seed in bar:
         bar.set_postfix_str(f"{variant.row} seed {seed}", refresh=False)
-        mlflow = tracking.active_mlflow()
-        child = None
-        if mlflow is not None:
-            run_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-            run_tags.update({"ablation": name, "table": variant.table, "variant": variant.row, "seed": str(seed)})
-            child = tracking.start_child_run(mlflow, f"{name}/{variant.row}/seed{seed}", run_tags, variant.overrides)
-        start = time.perf_counter()
-        try:
-            measured = run_variant(variant, seed)
-            if not isinstance(measured, Mapping):
-                raise TypeError(f"run_variant must return a mapping of column -> number, got {type(measured).__name__}")
-            metrics = {str(k): float(v) for k, v in measured.items()}
-            result = VariantResult(variant, seed, OK, metrics, None, time.perf_counter() - start)
-        except Exception as error:  # one failed variant must not stop the study
-            message = f"{type(error).__name__}: {error}"
-            logger.warning("ablation %s: variant %r seed %d failed: %s", name, variant.row, seed, message)
-            logger.debug("traceback of %s/%s/seed%d:\n%s", name, variant.row, seed, traceback.format_exc())
-            result = VariantResult(variant, seed, FAILED, {}, message, time.perf_counter() - start)
-        except BaseException:  # interrupted: close the child run, then stop
-            if child is not None:
-                mlflow.end_run(status="KILLED")
-            raise
-        if child is not None:
-            metrics = tracking.numeric_metrics(result.metrics, flatten=False) | {"seconds": result.seconds}
-            tracking.end_child_run(mlflow, metrics, result.status, result.error, ok=result.status == OK)
-        results.append(result)
+        results.append(run_one(variant, seed, run_variant, name=name, tags=tags))
     failed = sum(r.status == FAILED for r in results)
     logger.info("ablation %s: %d runs, %d failed", name, len(results), failed)
     return results
+
+
+def run_one(
+    variant: AblationVariant,
+    seed: int,
+    run_variant: Callable[[AblationVariant, int], Mapping[str, float]],
+    *,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+) -> VariantResult:
+    """One variant × seed as :func:`run_ablation` runs it (failure recorded, MLflow child run when a
+    parent run is active): the unit of work of one fan-out node."""
+    seed = int(seed)
+    mlflow = tracking.active_mlflow()
+    child = None
+    if mlflow is not None:
+        run_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        run_tags.update({"ablation": name, "table": variant.table, "variant": variant.row, "seed": str(seed)})
+        child = tracking.start_child_run(mlflow, f"{name}/{variant.row}/seed{seed}", run_tags, variant.overrides)
+    start = time.perf_counter()
+    try:
+        measured = run_variant(variant, seed)
+        if not isinstance(measured, Mapping):
+            raise TypeError(f"run_variant must return a mapping of column -> number, got {type(measured).__name__}")
+        metrics = {str(k): float(v) for k, v in measured.items()}
+        result = VariantResult(variant, seed, OK, metrics, None, time.perf_counter() - start)
+    except Exception as error:  # one failed variant must not stop the study
+        message = f"{type(error).__name__}: {error}"
+        logger.warning("ablation %s: variant %r seed %d failed: %s", name, variant.row, seed, message)
+        logger.debug("traceback of %s/%s/seed%d:\n%s", name, variant.row, seed, traceback.format_exc())
+        result = VariantResult(variant, seed, FAILED, {}, message, time.perf_counter() - start)
+    except BaseException:  # interrupted: close the child run, then stop
+        if child is not None:
+            mlflow.end_run(status="KILLED")
+        raise
+    if child is not None:
+        metrics = tracking.numeric_metrics(result.metrics, flatten=False) | {"seconds": result.seconds}
+        tracking.end_child_run(mlflow, metrics, result.status, result.error, ok=result.status == OK)
+    return result
+
+
+# --- fan-out: one Kedro node per variant × seed, results as JSON records, reuse by settings hash --
+
+SKIPPED = "skipped"
+SEED_SLOTS = 3  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
+
+
+def result_record(result: VariantResult | None, table: str = "", slot: str = "") -> dict[str, Any]:
+    """A JSON-able record of one node's result (what a fan-out node returns and its dataset stores);
+    ``None`` (the slot has no variant or seed under the current parameters) is a ``skipped`` record."""
+    if result is None:
+        return {"status": SKIPPED, "table": table, "slot": slot}
+    return {
+        "status": result.status,
+        "table": result.variant.table,
+        "row": result.variant.row,
+        "overrides": json.loads(json.dumps(dict(result.variant.overrides), default=str)),
+        "columns": {str(k): v for k, v in result.variant.columns.items()},
+        "seed": int(result.seed),
+        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "error": result.error,
+        "seconds": float(result.seconds),
+    }
+
+
+def results_from_records(records: Sequence[Mapping[str, Any]]) -> list[VariantResult]:
+    """The :class:`VariantResult` of every non-skipped record (inverse of :func:`result_record`)."""
+    results = []
+    for record in records:
+        if record.get("status") == SKIPPED:
+            continue
+        variant = AblationVariant(
+            str(record["table"]),
+            str(record["row"]),
+            dict(record.get("overrides") or {}),
+            dict(record.get("columns") or {}),
+        )
+        results.append(
+            VariantResult(
+                variant,
+                int(record["seed"]),
+                str(record["status"]),
+                {k: float(v) for k, v in (record.get("metrics") or {}).items()},
+                record.get("error"),
+                float(record.get("seconds", 0.0)),
+            )
+        )
+    return results
+
+
+def check_slots(name: str, variants: int, row_slots: int, seeds: int, seed_slots: int) -> None:
+    """Raise ValueError when the parameters define more rows or seeds than the pipeline has nodes for."""
+    if variants > row_slots or seeds > seed_slots:
+        raise ValueError(
+            f"{name}: the parameters give {variants} rows x {seeds} seeds, but the pipeline was built with "
+            f"{row_slots} row nodes x {seed_slots} seed nodes (rows come from the table spec with the default "
+            f"parameters, seed nodes from SEED_SLOTS = {SEED_SLOTS} in seg_pipelines.engine.ablations); "
+            "use fewer seeds / rows or build the pipeline with more slots"
+        )
+
+
+def node_slug(text: str) -> str:
+    """A Kedro-safe name fragment (letters, digits, underscores) for a row label."""
+    slug = "".join(c if c.isalnum() else "_" for c in text)
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    return slug.strip("_") or "row"
+
+
+def slot_names(rows: Sequence[str]) -> list[str]:
+    """Unique node-name fragments of a table's rows (``node_slug``; ``_<i>`` appended on a clash)."""
+    names: list[str] = []
+    for i, row in enumerate(rows):
+        slug = node_slug(row)
+        names.append(slug if slug not in names else f"{slug}_{i}")
+    return names
+
+
+class ResultCache:
+    """Finished runs by the hash of their resolved settings: one JSON file per key under ``directory``
+    (written atomically), so a repeated row (the same setting in two tables), a rerun or another
+    process (ParallelRunner, a cluster job) reuses the result instead of training again."""
+
+    def __init__(self, directory: str | Path | None, enabled: bool = True) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.enabled = enabled and directory is not None
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        """sha256 of the JSON of ``parts`` (sorted keys)."""
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    def get(self, key: str) -> Any | None:
+        if not self.enabled:
+            return None
+        path = self.directory / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # a torn or foreign file: recompute
+            return None
+
+    def put(self, key: str, payload: Any) -> None:
+        if not self.enabled:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream, sort_keys=True)
+        os.replace(temporary, self.directory / f"{key}.json")
 
 
 # --- summaries -----------------------------------------------------------------------------------
@@ -243,19 +377,190 @@ def variant_means(results: Sequence[VariantResult], column: str) -> dict[str, fl
     return {row: float(np.mean(v)) if v else float("nan") for row, v in values.items()}
 
 
-def annotate_gains(
-    table: pd.DataFrame, results: Sequence[VariantResult], column: str, reference: Mapping[str, str], decimals: int = 1
+# --- verdicts: each thesis finding judged by a paired comparison over seeds ---------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A thesis finding of one table: ``row`` scores ``thesis_says`` (higher / lower) than
+    ``baseline`` on ``metric``; ``thesis_says`` None when the thesis prints no (or equal) numbers."""
+
+    row: str
+    baseline: str
+    metric: str
+    thesis_says: str | None = None
+    thesis_difference: float = float("nan")
+
+    @property
+    def label(self) -> str:
+        return f"{self.row} vs {self.baseline}"
+
+
+VERDICTS = ("reproduced", "contradicted", "unresolved")
+VERDICT_COLUMNS = [
+    "table",
+    "finding",
+    "row",
+    "baseline",
+    "metric",
+    "thesis_difference",
+    "thesis_says",
+    "effect",
+    "mean_difference",
+    "low",
+    "high",
+    "n",
+    "rule",
+    "direction",
+    "verdict",
+]
+
+
+def thesis_direction(
+    thesis: Mapping[str, Mapping[str, float]] | None, row: str, baseline: str, column: str
+) -> tuple[str | None, float]:
+    """(``higher`` / ``lower`` / None, thesis difference) of ``row − baseline`` in the thesis's numbers:
+    the ``column`` itself when the thesis prints it, else the mean over the columns both rows have
+    (Table 3.7's ADE20K / COCO-Stuff / Pascal-Context against our one benchmark)."""
+    ours, base = (thesis or {}).get(row) or {}, (thesis or {}).get(baseline) or {}
+    shared = [column] if column in ours and column in base else [c for c in ours if c in base]
+    if not shared:
+        return None, float("nan")
+    difference = float(np.mean([ours[c] for c in shared]) - np.mean([base[c] for c in shared]))
+    if not math.isfinite(difference) or difference == 0:
+        return None, difference
+    return ("higher" if difference > 0 else "lower"), difference
+
+
+def table_findings(
+    rows: Sequence[str],
+    comparisons: Sequence[tuple[str, str]] | None,
+    metric: str,
+    thesis: Mapping[str, Mapping[str, float]] | None,
+    thesis_column: str | None = None,
+) -> list[Finding]:
+    """The findings of a table: ``comparisons`` (row, baseline) pairs, or every row against the first;
+    each with the direction the thesis's numbers give (column ``thesis_column``, default ``metric``)."""
+    pairs = list(comparisons) if comparisons is not None else [(row, rows[0]) for row in rows[1:]]
+    unknown = sorted({name for pair in pairs for name in pair} - set(rows))
+    if unknown:
+        raise ValueError(f"comparisons name rows {unknown} that are not in the table ({list(rows)})")
+    findings = []
+    for row, baseline in pairs:
+        says, difference = thesis_direction(thesis, row, baseline, thesis_column or metric)
+        findings.append(Finding(row, baseline, metric, says, difference))
+    return findings
+
+
+def _paired_values(results: Sequence[VariantResult], row: str, metric: str) -> dict[int, float]:
+    return {
+        r.seed: float(r.metrics[metric])
+        for r in results
+        if r.variant.row == row and r.status == OK and metric in r.metrics and math.isfinite(r.metrics[metric])
+    }
+
+
+def judge_findings(
+    results: Sequence[VariantResult], findings: Sequence[Finding], rule: IntervalRule = "t95", decimals: int = 2
 ) -> pd.DataFrame:
-    """Append the thesis's "(+7.02)" to ``column`` of each row in ``reference`` (row → the row it
-    improves on, e.g. ``{"FCN+CAA": "FCN"}``): the difference of the seed means (Tables 3.7, 4.7)."""
-    means = variant_means(results, column)
+    """One line per finding (:data:`VERDICT_COLUMNS`): the seeds both rows succeeded on are paired
+    (:func:`seg_pipelines.statistics.paired_comparison`, ``rule``), ``effect`` is
+    :meth:`~seg_pipelines.statistics.PairedComparison.describe`, ``verdict`` is
+    :func:`~seg_pipelines.statistics.finding_verdict` (``unresolved`` without a thesis direction or a
+    shared seed; such lines read ``direction`` ``no thesis direction`` / ``not measured``)."""
+    if rule not in INTERVAL_RULES:
+        raise ValueError(f"verdict_rule must be one of {INTERVAL_RULES}, got {rule!r}")
+    tables = sorted({r.variant.table for r in results})
+    lines = []
+    for finding in findings:
+        candidate = _paired_values(results, finding.row, finding.metric)
+        baseline = _paired_values(results, finding.baseline, finding.metric)
+        seeds = sorted(set(candidate) & set(baseline))
+        line: dict[str, Any] = {
+            "table": tables[0] if len(tables) == 1 else ",".join(tables),
+            "finding": finding.label,
+            "row": finding.row,
+            "baseline": finding.baseline,
+            "metric": finding.metric,
+            "thesis_difference": finding.thesis_difference,
+            "thesis_says": finding.thesis_says or "",
+            "rule": rule,
+        }
+        if not seeds:
+            line.update(effect="not measured", mean_difference=math.nan, low=math.nan, high=math.nan, n=0)
+            line.update(direction="not measured", verdict="unresolved")
+        else:
+            comparison = paired_comparison([candidate[s] for s in seeds], [baseline[s] for s in seeds], rule)
+            line.update(
+                effect=comparison.describe(decimals),
+                mean_difference=comparison.mean_difference,
+                low=comparison.low,
+                high=comparison.high,
+                n=comparison.n,
+                direction=comparison.direction,
+                verdict=finding_verdict(comparison, finding.thesis_says) if finding.thesis_says else "unresolved",
+            )
+        lines.append(line)
+    return pd.DataFrame(lines, columns=VERDICT_COLUMNS)
+
+
+def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
+    """``{reproduced, contradicted, unresolved}`` counts over the findings that have a thesis
+    direction (a line without one is not a thesis finding and is not counted)."""
+    judged = verdicts[verdicts["thesis_says"].astype(str) != ""] if len(verdicts) else verdicts
+    return {name: int((judged["verdict"] == name).sum()) if len(judged) else 0 for name in VERDICTS}
+
+
+def counts_line(counts: Mapping[str, int], rule: str) -> str:
+    """``findings (t95 paired over seeds): 2 reproduced, 0 contradicted, 3 unresolved``."""
+    return f"findings ({rule} interval of the paired difference over seeds): " + ", ".join(
+        f"{int(counts.get(name, 0))} {name}" for name in VERDICTS
+    )
+
+
+def verdicts_markdown(verdicts: pd.DataFrame, decimals: int = 2) -> str:
+    """The findings of a table as markdown: finding, thesis difference, ours (effect and interval), verdict."""
+    rows = []
+    for line in verdicts.to_dict("records"):
+        thesis = line["thesis_difference"]
+        shown = f"{thesis:+.{decimals}f}" if isinstance(thesis, float) and math.isfinite(thesis) else "–"
+        verdict = line["verdict"] if line["thesis_says"] else f"{line['verdict']} (no thesis direction)"
+        rows.append([line["finding"], line["metric"], shown, line["effect"], verdict])
+    frame = pd.DataFrame(rows, columns=["Finding", "metric", "thesis Δ", "ours Δ (interval)", "verdict"])
+    return markdown_table(frame, index=False, cell=_cell)
+
+
+def annotate_verdicts(table: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """``vs baseline`` (the first finding of each row: ``<baseline>: <effect>``) and ``verdict``
+    columns appended to a summary table indexed by row."""
     table = table.copy()
-    for row, base in reference.items():
-        delta = means.get(row, float("nan")) - means.get(base, float("nan"))
-        if row in table.index and math.isfinite(delta):
-            sign = "+" if delta >= 0 else "−"
-            table.loc[row, column] = f"{table.loc[row, column]} ({sign}{abs(delta):.{decimals}f})"
+    first = verdicts.drop_duplicates("row").set_index("row") if len(verdicts) else pd.DataFrame()
+    table["Δ vs baseline"] = [
+        f"{first.loc[row, 'baseline']}: {first.loc[row, 'effect']}" if row in first.index else "" for row in table.index
+    ]
+    table["verdict"] = [
+        (first.loc[row, "verdict"] if first.loc[row, "thesis_says"] else "– (no thesis direction)")
+        if row in first.index
+        else ""
+        for row in table.index
+    ]
     return table
+
+
+def verdict_metrics(key: str, verdicts: pd.DataFrame) -> dict[str, float]:
+    """``{"<key>/findings/reproduced": n, …}`` for MLflow and the chapter's counts."""
+    return {f"{key}/findings/{name}": float(n) for name, n in verdict_counts(verdicts).items()}
+
+
+def chapter_counts(*metrics: Mapping[str, float]) -> dict[str, int]:
+    """Sum of the tables' ``…/findings/<verdict>`` metrics (:func:`verdict_metrics`)."""
+    totals = dict.fromkeys(VERDICTS, 0)
+    for flat in metrics:
+        for key, value in (flat or {}).items():
+            name = key.rsplit("/", 1)[-1]
+            if "/findings/" in key and name in totals:
+                totals[name] += int(value)
+    return totals
 
 
 def ablation_long_table(results: Sequence[VariantResult]) -> pd.DataFrame:
@@ -318,6 +623,12 @@ def ablation_metrics(results: Sequence[VariantResult]) -> dict[str, float]:
     return flat
 
 
+def chapter_markdown(title: str, tables: Sequence[str], metrics: Sequence[Mapping[str, float]], rule: str) -> str:
+    """``# title``, the chapter's verdict counts over all its tables (:func:`chapter_counts`), then the tables."""
+    counts = chapter_counts(*metrics)
+    return f"# {title}\n\n- chapter {counts_line(counts, rule)}\n\n" + "\n".join(tables)
+
+
 # --- one thesis table end to end ----------------------------------------------------------------
 
 
@@ -327,8 +638,9 @@ class AblationTable:
 
     ``index_name`` heads the row-label column (``"Method"``, ``"Loss"``); ``thesis`` maps row →
     thesis column label → the thesis's number, shown as ``"thesis <label>"`` columns (only where the
-    reader asks for them); ``gains`` maps a row to the row it improves on (``"(+7.02)"`` suffix on
-    the first measured column); ``measure`` maps the closed-set per-class table to the columns.
+    reader asks for them); ``comparisons`` are the (row, baseline row) pairs judged as thesis findings
+    (None: every row against the first), on the first measured column, in the thesis's direction
+    (:func:`thesis_direction`); ``measure`` maps the closed-set per-class table to the columns.
     """
 
     table: str
@@ -337,7 +649,7 @@ class AblationTable:
     columns: list[str]
     index_name: str = "Method"
     thesis: Mapping[str, Mapping[str, float]] | None = None
-    gains: Mapping[str, str] = field(default_factory=dict)
+    comparisons: list[tuple[str, str]] | None = None
     notes: list[str] = field(default_factory=list)
     measure: Callable[[pd.DataFrame], Mapping[str, float]] | None = None
 
@@ -350,6 +662,10 @@ class AblationTable:
         """``table_3_2``: file and metric prefix."""
         return "table_" + self.table.replace(".", "_")
 
+    def findings(self) -> list[Finding]:
+        """The thesis findings this table judges (:func:`table_findings`)."""
+        return table_findings(self.rows, self.comparisons, self.columns[0], self.thesis)
+
 
 def thesis_columns(thesis: Mapping[str, Mapping[str, float]] | None) -> list[str]:
     """``"thesis <label>"`` for every label of ``thesis`` (first-seen order)."""
@@ -360,13 +676,17 @@ def thesis_columns(thesis: Mapping[str, Mapping[str, float]] | None) -> list[str
 
 
 def report_ablation_table(
-    spec: AblationTable, results: Sequence[VariantResult], decimals: int = 1, show_thesis: bool = True
+    spec: AblationTable,
+    results: Sequence[VariantResult],
+    decimals: int = 1,
+    show_thesis: bool = True,
+    rule: IntervalRule = "t95",
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
-    """(table with the row labels as first column ``spec.index_name``, long per-seed table,
-    markdown, flat metrics) of one thesis table."""
+    """(table with the row labels as first column ``spec.index_name`` and each row's paired effect
+    and verdict, long per-seed table, markdown with the findings and their counts, flat metrics)."""
     table = summarise_ablation(results, spec.rows, spec.columns, decimals=decimals)
-    if spec.gains and spec.columns:
-        table = annotate_gains(table, results, spec.columns[0], spec.gains, decimals)
+    verdicts = judge_findings(results, spec.findings(), rule, decimals)
+    table = annotate_verdicts(table, verdicts)
     if show_thesis and spec.thesis:
         for column in thesis_columns(spec.thesis):
             label = column.removeprefix("thesis ")
@@ -376,11 +696,15 @@ def report_ablation_table(
             ]
     table.index.name = spec.index_name
     failed = sorted({r.variant.row for r in results if r.status == FAILED})
+    counts = verdict_counts(verdicts)
     notes = list(spec.notes) + (
         [f"failed variants (see the error in the cell / runs CSV): {', '.join(failed)}"] if failed else []
     )
+    notes.append(counts_line(counts, rule))
     markdown = ablation_markdown(table, f"Table {spec.table}: {spec.title}", notes)
-    return table.reset_index(), ablation_long_table(results), markdown, ablation_metrics(results)
+    markdown += "\n" + verdicts_markdown(verdicts, decimals) + "\n"
+    metrics = ablation_metrics(results) | verdict_metrics(spec.key, verdicts)
+    return table.reset_index(), ablation_long_table(results), markdown, metrics
 
 
 # --- seeds ---------------------------------------------------------------------------------------

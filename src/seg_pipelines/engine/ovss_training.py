@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ class OVSSTrainConfig:
     seed: int = 0
     log_interval: int = 10
     checkpoint_interval: int = 100
+    checkpoint_seconds: float | None = None  # set: write last.pt when this much wall time has passed
+    foreach: bool | None = None  # AdamW's multi-tensor update (None: PyTorch's default, per-tensor on CPU)
 
 
 def masked_per_pixel_bce(
@@ -102,7 +105,9 @@ def train_ovss_model(
     """Train ``model`` (CAT-Seg / LSMSeg) on ``dataset`` (dicts with ``image`` in [0, 1], ``label``) against
     the training vocabulary's prompt tokens (K, P, L). Returns the curve; resumes from ``checkpoint_dir/last.pt``."""
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay, foreach=config.foreach
+    )
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     # the settings each checkpoint records (model config as JSON would load it back) and a resume must match
     settings = {"model_config": json.loads(json.dumps(model_config or {})), "train_config": asdict(config)}
@@ -124,6 +129,7 @@ def train_ovss_model(
     iterator, epoch = None, -1
     progress = tqdm(range(start, config.iterations), desc=description, disable=not show_progress)
     running: list[float] = []
+    last_save = time.monotonic()
     for iteration in progress:
         wanted_epoch = iteration // len(loader)
         if wanted_epoch != epoch:  # deterministic order per epoch, also after a resume
@@ -152,8 +158,14 @@ def train_ovss_model(
             curve.append({"iteration": done, "lr": lr, "loss": float(np.mean(running))})
             running = []
             progress.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
-        if checkpoint_path is not None and (done % config.checkpoint_interval == 0 or done == config.iterations):
+        due = (
+            time.monotonic() - last_save >= config.checkpoint_seconds
+            if config.checkpoint_seconds is not None
+            else done % config.checkpoint_interval == 0
+        )
+        if checkpoint_path is not None and (due or done == config.iterations):
             save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
+            last_save = time.monotonic()
     model.eval()
     return curve
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,10 +62,30 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     checkpoint_interval: int = 100
+    checkpoint_seconds: float | None = None  # set: write last.pt when this much wall time has passed
     log_interval: int = 10
     grad_clip_norm: float | None = None
-    amp_dtype: str | None = None  # "bfloat16" on CUDA; None on CPU
+    amp_dtype: str | None = None  # "bfloat16" | "auto" (bf16 on CUDA / CPUs with AMX, fp32 elsewhere) | None
+    channels_last: bool = False  # NHWC images and weights (oneDNN's fast convolution layout)
+    foreach: bool | None = None  # SGD's multi-tensor update (None: PyTorch's default, per-tensor on CPU)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles for bf16 matrix products (Linux ``/proc/cpuinfo`` flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return any("amx_bf16" in line for line in info if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def resolve_amp_dtype(amp_dtype: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp_dtype``: ``"auto"`` is bf16 on CUDA and on CPUs with AMX (where
+    bf16 matrix products are several times the fp32 rate) and None (fp32) elsewhere."""
+    if amp_dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" or (device.type == "cpu" and cpu_has_amx()) else None
+    return getattr(torch, amp_dtype) if amp_dtype else None
 
 
 def poly_lr(base_lr: float, iteration: int, max_iterations: int, power: float, min_lr: float = 0.0) -> float:
@@ -158,7 +179,11 @@ def train(
     groups = parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     for group in groups:
         group.setdefault("lr_mult", 1.0)
-    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=config.foreach
+    )
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
 
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     settings = {"model_config": model_config or {}, "train_config": asdict(config)}  # recorded in each checkpoint
@@ -190,14 +215,17 @@ def train(
         iterator_state["position"] += 1
         return next(iterator_state["iterator"])
 
-    autocast_dtype = getattr(torch, config.amp_dtype) if config.amp_dtype else None
+    autocast_dtype = resolve_amp_dtype(config.amp_dtype, device)
     trainable.train()
+    last_save = time.monotonic()
     iterator_state: dict[str, Any] = {}
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     progress = tqdm(range(start, end), desc="train", disable=not (show_progress and is_main_process()), initial=0)
     for iteration in progress:
         batch = batch_at(iteration, iterator_state)
         batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if config.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         lr = poly_lr(config.lr, iteration, config.iterations, config.poly_power, config.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
@@ -221,12 +249,14 @@ def train(
             row.update({name: float(value.detach()) for name, value in losses.items() if name != "loss"})
             curve.append(row)
             progress.set_postfix(loss=f"{row['loss']:.3f}")
-        if (
-            checkpoint_path is not None
-            and is_main_process()
-            and (done % config.checkpoint_interval == 0 or done == end)
-        ):
+        due = (
+            time.monotonic() - last_save >= config.checkpoint_seconds
+            if config.checkpoint_seconds is not None
+            else done % config.checkpoint_interval == 0
+        )
+        if checkpoint_path is not None and is_main_process() and (due or done == end):
             save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
+            last_save = time.monotonic()
     if distributed:
         dist.barrier()
     return curve

@@ -66,10 +66,14 @@ def _switch_table(
 
 
 def build_table(
-    table: str, params: Mapping[str, Any], manifest: Mapping[str, Any], notes: Sequence[str] = ()
+    table: str,
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    notes: Sequence[str] = (),
+    class_statistics: Any = None,
 ) -> AblationTable:
     """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS`) under ``params``
-    (the ``caa_ablations`` parameter block)."""
+    (the ``caa_ablations`` parameter block); ``class_statistics`` is not used by chapter 3's tables."""
     backbone = str(params["model"].get("backbone", "resnet50c"))
     head = str(params["model"].get("head", "fcn"))
     notes = [f"head: {head}", *notes, THESIS_SETTING]
@@ -107,7 +111,7 @@ def build_table(
         unknown = [h for h in heads if h not in TABLE_3_7_HEADS]
         if unknown:
             raise KeyError(f"table_3_7_heads: no Table 3.7 row for {unknown}; known heads: {list(TABLE_3_7_HEADS)}")
-        variants, gains, thesis = [], {}, {}
+        variants, comparisons, thesis = [], [], {}
         for name in heads:
             label = head_display_name(name, thesis=True)
             for row, addon in ((label, None), (f"{label}+CAA", "caa")):
@@ -115,7 +119,7 @@ def build_table(
                     AblationVariant(table, row, {"model": {"head": name}, "addon": addon}, {"Backbone": backbone})
                 )
                 thesis[row] = dict(zip(THESIS_BENCHMARKS, THESIS_3_7[row]))
-            gains[f"{label}+CAA"] = label
+            comparisons.append((f"{label}+CAA", label))
         missing = [b for b in THESIS_BENCHMARKS]
         table_notes = [n for n in notes if not n.startswith("head:")]
         table_notes.insert(
@@ -130,7 +134,7 @@ def build_table(
             [benchmark],
             "Method",
             thesis,
-            gains,
+            comparisons,
             table_notes,
             measure=lambda per_class: {benchmark: summarize_per_class(per_class)["mIoU"]},
         )

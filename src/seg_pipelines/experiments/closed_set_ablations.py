@@ -14,9 +14,14 @@ import pandas as pd
 from seg_pipelines.engine.ablations import (
     AblationTable,
     AblationVariant,
+    ResultCache,
+    VariantResult,
+    check_slots,
     report_ablation_table,
     resolve_seeds,
-    run_ablation,
+    result_record,
+    results_from_records,
+    run_one,
 )
 from seg_pipelines.experiments import closed_set
 
@@ -101,23 +106,22 @@ def _train_config(settings, config, weights, seed, manifest, index):
     return closed_set.load_segmentor(checkpoint, num_classes=int(manifest["num_classes"])), curve
 
 
-# Per-class evaluations of this process, by everything that determines them: a row repeated across
-# tables (e.g. FCN+CAA in Tables 3.2, 3.3, 3.4, 3.7) is trained and evaluated once per seed.
-_EVALUATED: dict[str, tuple[pd.DataFrame, float]] = {}
-
-
 def closed_set_variant_runner(
     settings: Mapping[str, Any],
     manifest: Mapping[str, Any],
     index: pd.DataFrame,
     class_statistics: pd.DataFrame,
     measure: Callable[[pd.DataFrame], Mapping[str, float]] | None = None,
+    cache: bool = True,
 ) -> Callable[[AblationVariant, int], dict[str, float]]:
-    """``run_variant`` for :func:`run_ablation`: train the variant (``variant.overrides``, see
-    :func:`closed_set_variant_config`) with the seed, evaluate it with the closed-set protocol and
-    return ``measure(per_class_table)`` plus ``mIoU``, ``mAcc``, ``aAcc`` and the final ``train_loss``.
-    ``settings``: ``model``, ``addon``, ``training``, ``augmentation``, ``evaluation``, ``checkpoint_root``.
-    Finished trainings are reused from ``checkpoint_root`` and evaluations within the process."""
+    """``run_variant`` for :func:`run_ablation` / :func:`run_one`: train the variant
+    (``variant.overrides``, see :func:`closed_set_variant_config`) with the seed, evaluate it with the
+    closed-set protocol and return ``measure(per_class_table)`` plus ``mIoU``, ``mAcc``, ``aAcc`` and
+    the final ``train_loss``. ``settings``: ``model``, ``addon``, ``training``, ``augmentation``,
+    ``evaluation``, ``checkpoint_root``. Finished trainings are reused from ``checkpoint_root``; finished
+    evaluations from ``checkpoint_root/results`` (:class:`ResultCache`, keyed by every setting that
+    determines them: a row repeated across tables, e.g. FCN+CAA in Tables 3.2, 3.3, 3.4 and 3.7, is
+    trained and evaluated once per seed, by whichever node gets there first)."""
     evaluation = dict(settings["evaluation"])
     eval_index = evaluation_index(index, evaluation)
     split = evaluation.get("split", "val")
@@ -130,18 +134,22 @@ def closed_set_variant_runner(
         "augmentation": dict(settings["augmentation"]),
         "checkpoint_root": str(Path(settings["checkpoint_root"]).resolve()),
     }
+    results = ResultCache(Path(settings["checkpoint_root"]) / "results", enabled=cache)
 
     def run(variant: AblationVariant, seed: int) -> dict[str, float]:
         config, weights = closed_set_variant_config(settings, variant.overrides, manifest, class_statistics)
-        key = closed_set.run_fingerprint(config, weights, int(seed), context)
-        if key not in _EVALUATED:
+        key = ResultCache.key("closed_set_evaluation", config, weights, int(seed), context)
+        payload = results.get(key)
+        if payload is None:
             model, curve = _train_config(settings, config, weights, seed, manifest, index)
             per_class = closed_set.evaluate_segmentor(
                 model, manifest, eval_index, evaluation, settings["augmentation"], show_progress=False
             )
-            _EVALUATED[key] = (per_class, float(curve["loss"].iloc[-1]) if len(curve) else float("nan"))
-        per_class, train_loss = _EVALUATED[key]
-        metrics = dict(closed_set.summarize_per_class(per_class)) | {"train_loss": train_loss}
+            train_loss = float(curve["loss"].iloc[-1]) if len(curve) else float("nan")
+            payload = {"per_class": per_class.to_dict("list"), "train_loss": train_loss}
+            results.put(key, payload)
+        per_class = pd.DataFrame(payload["per_class"])
+        metrics = dict(closed_set.summarize_per_class(per_class)) | {"train_loss": float(payload["train_loss"])}
         if measure is not None:
             metrics.update({k: float(v) for k, v in measure(per_class).items()})
         return metrics
@@ -231,26 +239,6 @@ def closed_set_budget_notes(params: Mapping[str, Any], manifest: Mapping[str, An
     ]
 
 
-def run_closed_set_table(
-    spec: AblationTable,
-    params: Mapping[str, Any],
-    manifest: Mapping[str, Any],
-    index: pd.DataFrame,
-    class_statistics: pd.DataFrame,
-    name: str,
-    tags: Mapping[str, str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
-    """Run every variant × seed of ``spec`` (train, closed-set evaluation, ``spec.measure``) and
-    return :func:`report_ablation_table`'s (table, runs, markdown, metrics)."""
-    seeds = resolve_seeds(params.get("seeds", 3))
-    runner = closed_set_variant_runner(closed_set_settings(params), manifest, index, class_statistics, spec.measure)
-    results = run_ablation(
-        spec.variants, seeds, runner, name=name, tags=tags, progress=bool(params.get("progress", True))
-    )
-    report = params.get("report") or {}
-    return report_ablation_table(spec, results, int(report.get("decimals", 2)), bool(report.get("show_thesis", True)))
-
-
 def closed_set_tags(params: Mapping[str, Any], manifest: Mapping[str, Any], method: str) -> dict[str, str]:
     """MLflow tags shared by every child run of a closed-set chapter (the engine adds
     seed/variant/table per run): method, head, backbone, dataset, vocabulary, budget."""
@@ -264,29 +252,108 @@ def closed_set_tags(params: Mapping[str, Any], manifest: Mapping[str, Any], meth
     }
 
 
-def closed_set_table_node(
-    build_table: Callable[..., AblationTable], table: str, pipeline: str, method: str
-) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]]:
-    """A Kedro node function ``(params, manifest, index, class_statistics) -> (table, runs,
-    markdown, metrics)`` running thesis Table ``table`` built by ``build_table(table, params,
-    manifest, notes)``; child runs are named ``<pipeline>/table_<id>/<row>/seed<seed>``."""
+def report_closed_set_table(
+    spec: AblationTable,
+    results: Sequence[VariantResult],
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    class_statistics: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+    """:func:`report_ablation_table` under the ``report`` block (decimals, show_thesis, verdict_rule)."""
+    report = params.get("report") or {}
+    return report_ablation_table(
+        spec,
+        results,
+        int(report.get("decimals", 2)),
+        bool(report.get("show_thesis", True)),
+        report.get("verdict_rule", "t95"),
+    )
 
-    def run_table(
-        params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
-    ):
+
+# --- fan-out: one Kedro node per (variant, seed) and one summary node per table -----------------
+
+LAYOUT_MANIFEST = {"family": "synthetic", "num_classes": 0, "ignore_index": 255}
+
+
+def table_layout(build_table: Callable[..., AblationTable], table: str) -> list[str]:
+    """Row labels of ``table`` under the chapter's default settings (``build_table`` with empty
+    parameter blocks): the row nodes a pipeline is built with, before any parameter is read."""
+    return build_table(table, {"model": {}, "addon": {}}, LAYOUT_MANIFEST).rows
+
+
+class ClosedSetVariantNode:
+    """Node function ``(params, manifest, index, class_statistics) -> record`` of row ``row`` and
+    seed slot ``seed_slot`` of ``table`` (picklable: ParallelRunner, cluster runners). The row is
+    taken from ``build_table`` under the run's parameters; a slot the parameters leave empty (fewer
+    seeds or rows) returns a ``skipped`` record. The record is :func:`result_record`'s."""
+
+    def __init__(
+        self,
+        build_table: Callable[..., AblationTable],
+        table: str,
+        row: int,
+        seed_slot: int,
+        pipeline: str,
+        method: str,
+    ) -> None:
+        self.build_table, self.table, self.row, self.seed_slot = build_table, table, int(row), int(seed_slot)
+        self.pipeline, self.method = pipeline, method
+        self.__name__ = f"run_{pipeline}_table_{table.replace('.', '_')}_row{row}_seed{seed_slot}"
+        self.__doc__ = f"Thesis Table {table} ({pipeline}): row {row}, seed slot {seed_slot}, trained and evaluated."
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    ) -> dict[str, Any]:
         seeds = resolve_seeds(params.get("seeds", 3))
-        spec = build_table(table, params, manifest, closed_set_budget_notes(params, manifest, seeds))
-        return run_closed_set_table(
-            spec,
-            params,
+        spec = self.build_table(self.table, params, manifest, (), class_statistics)
+        slot = f"row{self.row}/seed{self.seed_slot}"
+        if self.row >= len(spec.variants) or self.seed_slot >= len(seeds):
+            return result_record(None, self.table, slot)
+        runner = closed_set_variant_runner(
+            closed_set_settings(params),
             manifest,
             index,
             class_statistics,
-            f"{pipeline}/{spec.key}",
-            closed_set_tags(params, manifest, method),
+            spec.measure,
+            cache=bool(params.get("cache", True)),
         )
+        result = run_one(
+            spec.variants[self.row],
+            seeds[self.seed_slot],
+            runner,
+            name=f"{self.pipeline}/{spec.key}",
+            tags=closed_set_tags(params, manifest, self.method),
+        )
+        return result_record(result)
 
-    run_table.__name__ = f"run_table_{table.replace('.', '_')}"
-    run_table.__qualname__ = run_table.__name__
-    run_table.__doc__ = f"Thesis Table {table} ({pipeline}): every variant x seed trained and evaluated."
-    return run_table
+
+class ClosedSetSummaryNode:
+    """Node function ``(params, manifest, class_statistics, *records) -> (table, runs, markdown,
+    metrics)`` of one thesis table: the records of its variant nodes, summarised by ``report``
+    (default :func:`report_closed_set_table`) with the findings' verdicts."""
+
+    def __init__(
+        self,
+        build_table: Callable[..., AblationTable],
+        table: str,
+        pipeline: str,
+        row_slots: int,
+        seed_slots: int,
+        report: Callable[..., tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]] = report_closed_set_table,
+    ) -> None:
+        self.build_table, self.table, self.pipeline = build_table, table, pipeline
+        self.row_slots, self.seed_slots, self.report = int(row_slots), int(seed_slots), report
+        self.__name__ = f"summarise_{pipeline}_table_{table.replace('.', '_')}"
+        self.__doc__ = f"Thesis Table {table} ({pipeline}): mean ± std over seeds and the paired verdicts."
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
+    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+        seeds = resolve_seeds(params.get("seeds", 3))
+        notes = closed_set_budget_notes(params, manifest, seeds)
+        spec = self.build_table(self.table, params, manifest, notes, class_statistics)
+        check_slots(
+            f"{self.pipeline} Table {self.table}", len(spec.variants), self.row_slots, len(seeds), self.seed_slots
+        )
+        results = results_from_records(records)
+        return self.report(spec, results, params, manifest, class_statistics)

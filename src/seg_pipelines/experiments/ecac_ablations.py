@@ -29,9 +29,8 @@ from seg_pipelines.experiments.closed_set import (
 from seg_pipelines.experiments.closed_set_ablations import (
     closed_set_budget_notes,
     closed_set_settings,
-    closed_set_tags,
-    closed_set_variant_runner,
     evaluation_index,
+    report_closed_set_table,
     sample_pixel_features,
     train_closed_set_variant,
     tsne_embedding,
@@ -40,7 +39,8 @@ from seg_pipelines.models.heads import head_display_name
 
 TICK = "✓"
 MIOU = "mIoU(%)"
-TABLE_IDS = ("4.2", "4.3", "4.4", "4.5", "4.7")
+TABLE_IDS = ("4.2", "4.3", "4.4", "4.5", "4.7")  # and "4.8" (per-class, its own layout: report_table)
+ALL_TABLE_IDS = (*TABLE_IDS, "4.8")
 
 # The thesis's numbers (seg_pipelines.engine.thesis_numbers).
 THESIS_4_2 = thesis_numbers.TABLE_4_2
@@ -124,12 +124,19 @@ def table_4_3_rows(alphas: Sequence[float], betas: Sequence[float]) -> list[tupl
 
 
 def build_table(
-    table: str, params: Mapping[str, Any], manifest: Mapping[str, Any], notes: Sequence[str] = ()
+    table: str,
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    notes: Sequence[str] = (),
+    class_statistics: pd.DataFrame | None = None,
 ) -> AblationTable:
-    """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS`) under ``params``
-    (the ``ecac_ablations`` parameter block)."""
+    """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS` or ``"4.8"``)
+    under ``params`` (the ``ecac_ablations`` parameter block). Table 4.8's columns and measure come
+    from ``class_statistics`` (its representative classes); without it the table has its rows only."""
     backbone = str(params["model"].get("backbone", "resnet50c"))
     head = str(params["model"].get("head", "fcn"))
+    if table == "4.8":
+        return table_4_8_spec(params, class_statistics, notes)
     notes = list(notes) + [THESIS_SETTING]
     if table == "4.2":  # loss combinations of eq. 4.21 (L_mse is the intra-variance term L_iv)
         names = ("Baseline", "ECAC", "L_{rce}", "L_{mem}", "L_{KL}", "L_{mse}")
@@ -190,6 +197,11 @@ def build_table(
             [MIOU],
             "Method",
             _single(THESIS_4_4, THESIS_4_4.values()),
+            comparisons=[
+                (variants[1].row, variants[0].row),
+                (variants[2].row, variants[0].row),
+                (variants[2].row, variants[1].row),
+            ],
             notes=notes,
             measure=_miou,
         )
@@ -203,20 +215,21 @@ def build_table(
             AblationVariant(table, rows[2], _ecac(params, name, use_calibration=True), {"Backbone": backbone}),
         ]
         thesis = {row: {MIOU: THESIS_4_5[row]} for row in rows if row in THESIS_4_5}
+        comparisons = [(rows[1], rows[0]), (rows[2], rows[0]), (rows[2], rows[1])]
         return AblationTable(
-            table, "output calibration", variants, [MIOU], "Method", thesis, notes=notes, measure=_miou
+            table, "output calibration", variants, [MIOU], "Method", thesis, comparisons, notes, measure=_miou
         )
     if table == "4.7":  # ECAC on mainstream heads; one benchmark column: the configured dataset
         benchmark = (params.get("report") or {}).get("benchmark") or benchmark_name(manifest)
         heads = list(params.get("table_4_7_heads") or ("fcn", "upernet", "pspnet", "deeplabv3plus"))
-        variants, gains, thesis = [], {}, {}
+        variants, comparisons, thesis = [], [], {}
         for name in heads:
             label = head_label(name)
             for row, overrides in ((label, _plain(name)), (f"{label} + ECAC", _ecac(params, name))):
                 variants.append(AblationVariant(table, row, overrides, {"Backbone": backbone}))
                 if row in THESIS_4_7:
                     thesis[row] = dict(zip(THESIS_BENCHMARKS, THESIS_4_7[row]))
-            gains[f"{label} + ECAC"] = label
+            comparisons.append((f"{label} + ECAC", label))
         notes = [
             f"measured on {benchmark}; the thesis's {', '.join(THESIS_BENCHMARKS)} columns cannot be measured here "
             "and are omitted (their numbers are shown as 'thesis …' for reference)",
@@ -229,7 +242,7 @@ def build_table(
             [benchmark],
             "Method",
             thesis or None,
-            gains,
+            comparisons,
             notes,
             measure=lambda per_class: {benchmark: summarize_per_class(per_class)["mIoU"]},
         )
@@ -269,14 +282,14 @@ def _group_members(class_statistics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return members
 
 
-def run_table_4_8(
-    params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
-    """Table 4.8: per-class IoU of the representative head / mid / tail classes (``class_statistics``
-    ``table_4_8_group``, data_preparation) and each group's mIoU, baseline vs + ECAC, mean ± std over
-    seeds. Returns (tidy table: Group, Method, Class, IoU(%); runs; markdown; metrics)."""
-    seeds = ablations.resolve_seeds(params.get("seeds", 3))
+def table_4_8_spec(
+    params: Mapping[str, Any], class_statistics: pd.DataFrame | None, notes: Sequence[str] = ()
+) -> AblationTable:
+    """Table 4.8's two rows (:func:`per_class_variants`) with, given ``class_statistics``, the
+    representative classes' IoU and each group's mIoU as columns and the measure computing them."""
     label, variants = per_class_variants(params)
+    if class_statistics is None:
+        return AblationTable("4.8", "per-class IoU", variants, [MIOU], "Method", notes=list(notes))
     members = _group_members(class_statistics)
     columns = {g: [class_column(n, f) for n, f in zip(m["name"], m["frequency"])] for g, m in members.items()}
 
@@ -289,18 +302,50 @@ def run_table_4_8(
             values[f"{group} mIoU(%)"] = group_miou(iou[ids], [group] * len(ids))[group]
         return values
 
-    runner = closed_set_variant_runner(closed_set_settings(params), manifest, index, class_statistics, measure)
-    results = ablations.run_ablation(
+    measured = [c for g in members for c in columns[g] + [f"{g} mIoU(%)"]]
+    return AblationTable(
+        "4.8",
+        f"per-class IoU of major / moderate / minor classes ({label} vs + ECAC)",
         variants,
-        seeds,
-        runner,
-        name=f"{PIPELINE}/table_4_8",
-        tags=closed_set_tags(params, manifest, "ecac"),
-        progress=bool(params.get("progress", True)),
+        measured,
+        "Method",
+        notes=list(notes),
+        measure=measure,
     )
+
+
+def report_table(
+    spec: AblationTable,
+    results: Sequence[ablations.VariantResult],
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    class_statistics: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+    """The summary of one chapter 4 table: Table 4.8's per-group layout, the others as
+    :func:`~seg_pipelines.experiments.closed_set_ablations.report_closed_set_table`."""
+    if spec.table != "4.8":
+        return report_closed_set_table(spec, results, params, manifest, class_statistics)
+    return report_table_4_8(spec, results, params, manifest, class_statistics)
+
+
+def report_table_4_8(
+    spec: AblationTable,
+    results: Sequence[ablations.VariantResult],
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    class_statistics: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+    """Table 4.8: per-class IoU of the representative head / mid / tail classes (``class_statistics``
+    ``table_4_8_group``, data_preparation) and each group's mIoU, baseline vs + ECAC, mean ± std over
+    seeds, each group's gain judged against the thesis's. Returns (tidy table: Group, Method, Class,
+    IoU(%); runs; markdown; metrics)."""
+    seeds = ablations.resolve_seeds(params.get("seeds", 3))
+    rows = spec.rows
+    label = rows[0]
+    members = _group_members(class_statistics)
+    columns = {g: [class_column(n, f) for n, f in zip(m["name"], m["frequency"])] for g, m in members.items()}
     report = params.get("report") or {}
     decimals, show_thesis = int(report.get("decimals", 2)), bool(report.get("show_thesis", True))
-    rows = [v.row for v in variants]
     notes = closed_set_budget_notes(params, manifest, seeds) + [
         "groups: the representative classes of class_statistics (table_4_8_group: highest-, median- and lowest-ratio "
         "classes of the training split); the ratio is the class's share of labelled training pixels; "
@@ -311,7 +356,7 @@ def run_table_4_8(
             "Table 4.8: ADE20K, other classes; only the group mIoU is comparable in kind",
         ),
     ]
-    sections, tidy = [f"## Table 4.8: per-class IoU of major / moderate / minor classes ({label} vs + ECAC)", ""], []
+    sections, tidy = [f"## Table 4.8: {spec.title}", ""], []
     for group, frame in members.items():
         if frame.empty:
             continue
@@ -326,9 +371,22 @@ def run_table_4_8(
                 {"Group": GROUP_TITLES[group], "Method": row, "Class": c, "IoU(%)": table.loc[row, c]}
                 for c in table.columns
             ]
+    # the thesis's finding per group: + ECAC scores higher than the head alone (Table 4.8 group mIoU)
+    thesis = {row: {f"{g} mIoU(%)": THESIS_4_8_GROUP_MIOU[g][k] for g in GROUPS} for k, row in enumerate(rows)}
+    findings = [
+        finding
+        for group, frame in members.items()
+        if not frame.empty
+        for finding in ablations.table_findings(rows, [(rows[1], rows[0])], f"{group} mIoU(%)", thesis)
+    ]
+    rule = report.get("verdict_rule", "t95")
+    verdicts = ablations.judge_findings(results, findings, rule, decimals)
     sections += [f"- {note}" for note in notes]
+    sections += [f"- {ablations.counts_line(ablations.verdict_counts(verdicts), rule)}", ""]
+    sections.append(ablations.verdicts_markdown(verdicts, decimals))
     markdown = "\n".join(sections) + "\n"
-    return pd.DataFrame(tidy), ablations.ablation_long_table(results), markdown, ablations.ablation_metrics(results)
+    metrics = ablations.ablation_metrics(results) | ablations.verdict_metrics("table_4_8", verdicts)
+    return pd.DataFrame(tidy), ablations.ablation_long_table(results), markdown, metrics
 
 
 def plot_feature_tsne(
@@ -390,8 +448,12 @@ def plot_feature_tsne(
     return figure, metrics
 
 
-def combine_markdown(figure_metrics: dict[str, float], *tables: str) -> str:
-    """All tables of the chapter and the Figure 4.7 link in one markdown file."""
+def combine_markdown(params: dict[str, Any], figure_metrics: dict[str, float], *items: Any) -> str:
+    """All tables of the chapter (``items``: their markdown, then their metrics, same order) with
+    the chapter's verdict counts, and the Figure 4.7 link."""
     figure = ["## Figure 4.7: feature distributions (t-SNE)", "", "![Figure 4.7](ecac_ablations/figure_4_7.png)", ""]
     figure += [f"- {key.split('/')[-1]}: {value:.3f}" for key, value in sorted(figure_metrics.items())]
-    return "# Chapter 4 ablations (ECAC)\n\n" + "\n".join(tables) + "\n" + "\n".join(figure) + "\n"
+    half = len(items) // 2
+    rule = (params.get("report") or {}).get("verdict_rule", "t95")
+    text = ablations.chapter_markdown("Chapter 4 ablations (ECAC)", items[:half], items[half:], rule)
+    return text + "\n" + "\n".join(figure) + "\n"

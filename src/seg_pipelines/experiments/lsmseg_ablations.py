@@ -43,12 +43,22 @@ from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.engine import ovss_training, thesis_numbers
 from seg_pipelines.engine.ablations import (
     AblationVariant,
-    VariantResult,
+    ResultCache,
     ablation_long_table,
     ablation_markdown,
     ablation_metrics,
-    run_ablation,
+    annotate_verdicts,
+    check_slots,
+    counts_line,
+    judge_findings,
+    result_record,
+    results_from_records,
+    run_one,
     summarise_ablation,
+    table_findings,
+    verdict_counts,
+    verdict_metrics,
+    verdicts_markdown,
 )
 from seg_pipelines.engine.ovss_evaluation import TABLE_5_1_COLUMNS
 from seg_pipelines.engine.runtime import set_torch_threads
@@ -138,6 +148,22 @@ TABLES: dict[str, TableSpec] = {
         {table_5_11_row(m, d): dict(zip(BENCHMARK_COLUMNS, v, strict=True)) for (m, d), v in _THESIS_5_11.items()},
     ),
 }
+
+
+def table_comparisons(table: str) -> list[tuple[str, str]]:
+    """The (row, baseline row) pairs Table ``table`` is judged on: every row against the first
+    (Table 5.5 against k = 16), Table 5.11 LSMSeg against CAT-Seg on each training dataset."""
+    rows = TABLES[table].rows
+    if table == "5.11":
+        return [(table_5_11_row("LSMSeg (ours)", d), table_5_11_row("CAT-Seg [100]", d)) for d in TABLE_5_11_DATASETS]
+    return [(row, rows[0]) for row in rows[1:]]
+
+
+def table_findings_of(table: str):
+    """The thesis findings of ``table`` on the mean over the six benchmarks (``avg.``), in the
+    direction of the thesis's numbers (their ``avg.``, or the mean of the six columns it prints)."""
+    spec = TABLES[table]
+    return table_findings(spec.rows, table_comparisons(table), AVERAGE, spec.thesis)
 
 
 # --------------------------------------------------------------------------- variants
@@ -269,8 +295,6 @@ def enriched_prompt_source(
 
 # --------------------------------------------------------------------------- running a variant
 
-_RESULT_CACHE: dict[str, dict[str, float]] = {}
-
 
 def resolve_variant(
     setup: Mapping[str, Any], variant: AblationVariant, seed: int, enriched_prompts: str = "templates"
@@ -326,7 +350,8 @@ class LSMSegAblationRunner:
         self.index, self.manifest, self.clip_config = index, dict(manifest), dict(tiny_clip_config)
         self.clip_weights = str(tiny_clip_checkpoint)
         self.params, self.setup = params, dict(params["setup"])
-        self.use_cache = bool(params.get("cache", True))
+        # finished runs by settings hash, shared by rows, tables, reruns and worker processes
+        self.cache = ResultCache(params.get("cache_dir"), enabled=bool(params.get("cache", True)))
         reader = create_reader(self.manifest["family"], self.manifest["root"], **self.manifest.get("reader_kwargs", {}))
         names = [name for vocabulary in reader.vocabularies.values() for name in vocabulary.class_names]
         self.prompts = enriched_prompt_source(
@@ -378,15 +403,13 @@ class LSMSegAblationRunner:
     def __call__(self, variant: AblationVariant, seed: int) -> dict[str, float]:
         key, setup = self.resolve(variant, seed)
         cache_key = self._cache_key(key, setup)
-        if self.use_cache and cache_key in _RESULT_CACHE:
+        cached = self.cache.get(cache_key)
+        if cached is not None:
             self.cache_hits += 1
             logger.info(
-                "Table %s %r seed %d: same settings as an earlier row, reusing its numbers",
-                variant.table,
-                variant.row,
-                seed,
+                "Table %s %r seed %d: settings already run, reusing their numbers", variant.table, variant.row, seed
             )
-            return dict(_RESULT_CACHE[cache_key])
+            return {k: float(v) for k, v in cached.items()}
         plan = self._plan(setup)
         start = time.perf_counter()
         model, curve = lsmseg_nodes.train_ovss(self.index, self.manifest, plan, setup, key)
@@ -406,7 +429,7 @@ class LSMSegAblationRunner:
         measured["train_loss"] = float(curve[-1]["loss"]) if curve else math.nan
         measured["train_seconds"] = train_seconds
         measured["eval_seconds"] = time.perf_counter() - start - train_seconds
-        _RESULT_CACHE[cache_key] = dict(measured)
+        self.cache.put(cache_key, measured)
         return measured
 
 
@@ -425,59 +448,104 @@ def _budget_note(params: Mapping[str, Any], seeds: Sequence[int]) -> str:
     )
 
 
-def run_table(
-    index: pd.DataFrame,
-    manifest: Mapping[str, Any],
-    tiny_clip_config: Mapping[str, Any],
-    tiny_clip_checkpoint: str,
-    prompt_set: Mapping[str, Any] | None,
-    params: Mapping[str, Any],
-    table: str,
-) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]:
-    """Run every row of thesis Table ``table`` × seed → (summary table with the thesis's rows and columns,
-    markdown, one line per run, flat metrics for MLflow)."""
-    spec = TABLES[table]
-    set_torch_threads(params["setup"].get("num_threads"), default=1)
-    seeds = [int(s) for s in (_table_params(params, table).get("seeds") or params.get("seeds") or [0, 1, 2])]
-    variants = table_variants(params, table)
-    runner = LSMSegAblationRunner(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
+def table_seeds(params: Mapping[str, Any], table: str) -> list[int]:
+    """The seeds of ``table``: its block's ``seeds``, else ``params.seeds`` (a list or a count)."""
+    seeds = _table_params(params, table).get("seeds") or params.get("seeds") or [0, 1, 2]
+    return list(range(int(seeds))) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _tags(params: Mapping[str, Any], manifest: Mapping[str, Any], table: str) -> dict[str, str]:
     setup = params["setup"]
-    tags = {
+    return {
         "method": "lsmseg",
         "head": "catseg/lsmseg",
         "backbone": setup["clip"]["model"],
         "dataset": str(manifest.get("family")),
         "vocabulary": str(setup.get("train_vocabulary")),
-        "table": spec.table,
+        "table": TABLES[table].table,
     }
-    start = time.perf_counter()
-    results: list[VariantResult] = run_ablation(
-        variants,
-        seeds,
-        runner,
-        name=f"lsmseg_ablations/{spec.key}",
-        tags=tags,
-        progress=bool(params.get("progress", True)),
-    )
-    seconds = time.perf_counter() - start
-    summary = summarise_ablation(
-        results,
-        list(spec.rows),
-        list(spec.columns),
-        decimals=int(params.get("decimals", 2)),
-        thesis=spec.thesis if params.get("show_thesis", True) else None,
-    )
-    summary.index.name = spec.row_header
-    notes = [
-        _budget_note(params, seeds),
-        f"Data: {manifest.get('family')} world at {manifest.get('root')}; benchmark columns are the synthetic "
-        "vocabularies " + ", ".join(f"{c} = {b}" for c, b in TABLE_5_1_COLUMNS) + "; 'thesis' columns are the "
-        "thesis's numbers (real datasets, ViT-B/16 CLIP) and are not directly comparable.",
-        f"Prompts of 'enriched' rows: {runner.prompts.description}.",
-        *[str(n) for n in (_table_params(params, table).get("notes") or [])],
-        f"{len(results)} runs ({sum(r.status != 'ok' for r in results)} failed, {runner.cache_hits} reused from rows "
-        f"with identical settings) in {seconds:.0f} s on CPU ({torch.get_num_threads()} thread(s)).",
-    ]
-    markdown = ablation_markdown(summary, spec.title, notes)
-    metrics = {**ablation_metrics(results), f"{spec.key}/seconds": seconds}
-    return summary.reset_index(), markdown, ablation_long_table(results), metrics
+
+
+class LSMSegVariantNode:
+    """Node function ``(index, manifest, tiny CLIP config and weights, prompt set, params) -> record``
+    of row ``row`` and seed slot ``seed_slot`` of thesis Table ``table`` (picklable for ParallelRunner);
+    a seed slot the parameters leave empty returns a ``skipped`` record."""
+
+    def __init__(self, table: str, row: int, seed_slot: int) -> None:
+        self.table, self.row, self.seed_slot = table, int(row), int(seed_slot)
+        self.__name__ = f"run_lsmseg_ablation_{TABLES[table].key}_row{row}_seed{seed_slot}"
+        self.__doc__ = f"{TABLES[table].title}: row {row}, seed slot {seed_slot}, trained and evaluated."
+
+    def __call__(
+        self,
+        index: pd.DataFrame,
+        manifest: dict[str, Any],
+        tiny_clip_config: dict[str, Any],
+        tiny_clip_checkpoint: str,
+        prompt_set: dict[str, Any] | None,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        seeds = table_seeds(params, self.table)
+        variants = table_variants(params, self.table)
+        if self.row >= len(variants) or self.seed_slot >= len(seeds):
+            return result_record(None, self.table, f"row{self.row}/seed{self.seed_slot}")
+        set_torch_threads(params["setup"].get("num_threads"), default=1)
+        runner = LSMSegAblationRunner(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
+        name = f"lsmseg_ablations/{TABLES[self.table].key}"
+        result = run_one(
+            variants[self.row], seeds[self.seed_slot], runner, name=name, tags=_tags(params, manifest, self.table)
+        )
+        return result_record(result)
+
+
+class LSMSegSummaryNode:
+    """Node function ``(manifest, prompt set, params, *records) -> (summary table, markdown, runs,
+    metrics)`` of thesis Table ``table``: mean ± std over seeds, each finding's paired effect and verdict."""
+
+    def __init__(self, table: str, seed_slots: int) -> None:
+        self.table, self.seed_slots = table, int(seed_slots)
+        self.__name__ = f"summarise_lsmseg_ablation_{TABLES[table].key}"
+        self.__doc__ = f"{TABLES[table].title}: summary over seeds and the paired verdicts."
+
+    def __call__(
+        self, manifest: dict[str, Any], prompt_set: dict[str, Any] | None, params: dict[str, Any], *records: dict
+    ) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]:
+        table, spec = self.table, TABLES[self.table]
+        seeds = table_seeds(params, table)
+        check_slots(f"lsmseg_ablations Table {table}", len(spec.rows), len(spec.rows), len(seeds), self.seed_slots)
+        results = results_from_records(records)
+        decimals = int(params.get("decimals", 2))
+        summary = summarise_ablation(
+            results,
+            list(spec.rows),
+            list(spec.columns),
+            decimals=decimals,
+            thesis=spec.thesis if params.get("show_thesis", True) else None,
+        )
+        rule = params.get("verdict_rule", "t95")
+        verdicts = judge_findings(results, table_findings_of(table), rule, decimals)
+        summary = annotate_verdicts(summary, verdicts)
+        thesis_cells = [c for c in summary.columns if str(c).startswith("thesis ")]
+        summary = summary[[c for c in summary.columns if c not in thesis_cells] + thesis_cells]  # as chapters 3-4
+        summary.index.name = spec.row_header
+        seconds = float(sum(r.seconds for r in results))
+        prompts = enriched_prompt_source(
+            params.get("enriched_prompts", "world"),
+            prompt_set,
+            [],
+            params["setup"].get("templates", ["a photo of a {}."]),
+        )
+        notes = [
+            _budget_note(params, seeds),
+            f"Data: {manifest.get('family')} world at {manifest.get('root')}; benchmark columns are the synthetic "
+            "vocabularies " + ", ".join(f"{c} = {b}" for c, b in TABLE_5_1_COLUMNS) + "; 'thesis' columns are the "
+            "thesis's numbers (real datasets, ViT-B/16 CLIP) and are not directly comparable.",
+            f"Prompts of 'enriched' rows: {prompts.description}.",
+            *[str(n) for n in (_table_params(params, table).get("notes") or [])],
+            f"{len(results)} runs ({sum(r.status != 'ok' for r in results)} failed) in {seconds:.0f} s of node time "
+            "(runs with settings already run are reused by settings hash and take ~0 s).",
+            counts_line(verdict_counts(verdicts), rule),
+        ]
+        markdown = ablation_markdown(summary, spec.title, notes) + "\n" + verdicts_markdown(verdicts, decimals) + "\n"
+        metrics = {**ablation_metrics(results), **verdict_metrics(spec.key, verdicts), f"{spec.key}/seconds": seconds}
+        return summary.reset_index(), markdown, ablation_long_table(results), metrics

@@ -57,6 +57,10 @@ class Training(Block):
 class ClosedSetTraining(Training):
     min_lr: NonNegativeRate = 0.0
     checkpoint_interval: PositiveInt = 1000
+    checkpoint_seconds: PositiveNumber | None = None
+    foreach: bool | None = None
+    channels_last: bool = False
+    amp_dtype: Literal["auto", "bfloat16", "float16"] | None = None
 
 
 class Augmentation(Block):
@@ -96,9 +100,16 @@ class ClosedSet(Block):
     evaluation: Evaluation
 
 
+class AblationReport(Block):
+    decimals: NonNegativeInt = 2
+    verdict_rule: Literal["t95", "2se"] = "t95"  # seg_pipelines.statistics.INTERVAL_RULES
+
+
 class ClosedSetAblations(Block):
     """``caa_ablations`` / ``ecac_ablations``: seeds are a count (0..n-1) or a list; the training
     seed is set per run."""
+
+    report: AblationReport = AblationReport()
 
     seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 3
     model: ClosedSetModel
@@ -109,6 +120,8 @@ class ClosedSetAblations(Block):
 
 class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 50
+    checkpoint_seconds: PositiveNumber | None = None
+    foreach: bool | None = None
 
 
 class OVSSModel(Block):
@@ -137,6 +150,7 @@ class LSMSeg(Block):
 class LSMSegAblations(Block):
     seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] | PositiveInt = 3
     enriched_prompts: Literal["world", "prompt_set"] = "world"
+    verdict_rule: Literal["t95", "2se"] = "t95"  # seg_pipelines.statistics.INTERVAL_RULES
     setup: LSMSeg
 
 

@@ -44,8 +44,10 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
     folder = project_copy / "data/08_reporting/lsmseg_ablations"
     for key, (header, rows, columns) in EXPECTED.items():
         table = pd.read_csv(folder / f"{key}.csv", keep_default_na=False, dtype={header: str})
-        measured = [c for c in table.columns if not c.startswith("thesis ") and c != "Training dataset"]
+        judged = ["Δ vs baseline", "verdict"]
+        measured = [c for c in table.columns if not c.startswith("thesis ") and c not in ["Training dataset", *judged]]
         assert measured == [header, *columns], key
+        assert list(table.columns[len(measured) : len(measured) + 2]) == judged or key == "table_5_11", key
         assert list(table[header]) == rows, key
         assert [c for c in table.columns if c.startswith("thesis ")] == [f"thesis {c}" for c in columns]
         markdown = (folder / f"{key}.md").read_text()
@@ -68,6 +70,8 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
             ].sort_index().tolist() == pytest.approx(six.sort_index().tolist())
         metrics = json.loads((folder / f"{key}.metrics.json").read_text())
         assert metrics[f"{key}/seconds"] > 0
+        assert {f"{key}/findings/{v}" for v in ("reproduced", "contradicted", "unresolved")} <= set(metrics)
+        assert "findings (t95 interval of the paired difference over seeds):" in markdown
     table_5_11 = pd.read_csv(folder / "table_5_11.csv")
     assert list(table_5_11["Training dataset"]) == [d for d in ("COCO-Stuff", "PC-59", "A-150") for _ in range(4)]
     # rows with identical settings are trained once per seed (Table 5.10 CLIP_qv = Table 5.6 LSMSeg(w/ SAM-L))

@@ -1,17 +1,33 @@
-"""Nodes of ``caa_ablations``: one per thesis table (thin wrappers over
-:mod:`seg_pipelines.experiments.closed_set_ablations`)."""
+"""Nodes of ``caa_ablations``: per thesis table one node per (variant, seed) and a summary node
+(thin wrappers over :mod:`seg_pipelines.experiments.closed_set_ablations`)."""
 
 from __future__ import annotations
 
+from seg_pipelines.engine.ablations import chapter_markdown
 from seg_pipelines.experiments.caa_ablations import build_table
-from seg_pipelines.experiments.closed_set_ablations import closed_set_table_node
+from seg_pipelines.experiments.closed_set_ablations import ClosedSetSummaryNode, ClosedSetVariantNode, table_layout
+
+PIPELINE = "caa_ablations"
 
 
-def table_node(table: str):
-    """Node function of thesis Table ``table``: (table CSV, per-seed runs CSV, markdown, metrics)."""
-    return closed_set_table_node(build_table, table, "caa_ablations", "caa")
+def rows(table: str) -> list[str]:
+    """The rows of thesis Table ``table`` the pipeline builds nodes for."""
+    return table_layout(build_table, table)
 
 
-def combine_markdown(*tables: str) -> str:
-    """All tables of the chapter in one markdown file."""
-    return "# Chapter 3 ablations (CAA)\n\n" + "\n".join(tables)
+def variant_node(table: str):
+    """``(row, seed_slot) -> node function`` of thesis Table ``table``."""
+    return lambda row, slot: ClosedSetVariantNode(build_table, table, row, slot, PIPELINE, "caa")
+
+
+def summary_node(table: str, seed_slots: int) -> ClosedSetSummaryNode:
+    """The summary node function of thesis Table ``table`` (table CSV, runs CSV, markdown, metrics)."""
+    return ClosedSetSummaryNode(build_table, table, PIPELINE, len(rows(table)), seed_slots)
+
+
+def combine_markdown(params: dict, *items) -> str:
+    """All tables of the chapter in one markdown file, with the chapter's verdict counts
+    (``items``: the tables' markdown, then their metrics, in the same order)."""
+    half = len(items) // 2
+    rule = (params.get("report") or {}).get("verdict_rule", "t95")
+    return chapter_markdown("Chapter 3 ablations (CAA)", items[:half], items[half:], rule)

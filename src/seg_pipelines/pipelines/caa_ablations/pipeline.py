@@ -1,7 +1,9 @@
-"""``caa_ablations``: one node per thesis table (3.2, 3.3, 3.4, 3.7); each runs its variants ×
-seeds as MLflow child runs (``engine.ablations.run_ablation``) and writes the table (CSV), the
-per-seed runs (CSV), markdown and flat metrics. Identical variant settings share a checkpoint
-(``checkpoint_root``), so a row repeated across tables is trained once per seed.
+"""``caa_ablations``: thesis Tables 3.2, 3.3, 3.4, 3.7, each fanned out as one node per (variant,
+seed) under the namespace ``caa_ablations.table_<id>`` plus a ``summary`` node
+(:mod:`seg_pipelines.pipelines.ablation_fanout`); each variant node is an MLflow child run (under a
+sequential run) and its result is reused by settings hash (``checkpoint_root/results``), so a row
+repeated across tables is trained and evaluated once per seed. Summaries write the table (CSV: mean ±
+std, paired effect and verdict), the per-seed runs (CSV), markdown and flat metrics.
 
 Inputs from ``data_preparation``: ``dataset_manifest``, ``prepared_index``, ``class_statistics``.
 Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf/thesis: thesis).
@@ -9,31 +11,41 @@ Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf
 
 from kedro.pipeline import Node, Pipeline
 
+from seg_pipelines.engine.ablations import SEED_SLOTS
 from seg_pipelines.experiments.caa_ablations import TABLE_IDS
+from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.caa_ablations import nodes
 
+DATA = ["dataset_manifest", "prepared_index", "class_statistics"]
 
-def create_pipeline(**kwargs) -> Pipeline:
-    table_nodes = []
-    for table in TABLE_IDS:
-        key = "table_" + table.replace(".", "_")
-        table_nodes.append(
-            Node(
-                nodes.table_node(table),
-                inputs=["params:caa_ablations", "dataset_manifest", "prepared_index", "class_statistics"],
-                outputs=[
-                    f"caa_ablations_{key}_summary",
-                    f"caa_ablations_{key}_runs",
-                    f"caa_ablations_{key}_md",
-                    f"caa_ablations_{key}_metrics",
-                ],
-                name=f"caa_ablations_{key}",
-            )
+
+def _key(table: str) -> str:
+    return "table_" + table.replace(".", "_")
+
+
+def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
+    tables = [
+        table_pipeline(
+            chapter="caa_ablations",
+            key=_key(table),
+            rows=nodes.rows(table),
+            seed_slots=seed_slots,
+            variant_node=nodes.variant_node(table),
+            variant_inputs=["params:caa_ablations", *DATA],
+            summary=nodes.summary_node(table, seed_slots),
+            summary_inputs=["params:caa_ablations", "dataset_manifest", "class_statistics"],
+            outputs={name: f"caa_ablations_{_key(table)}_{name}" for name in ("summary", "runs", "md", "metrics")},
         )
+        for table in TABLE_IDS
+    ]
     report = Node(
         nodes.combine_markdown,
-        inputs=[f"caa_ablations_table_{t.replace('.', '_')}_md" for t in TABLE_IDS],
+        inputs=[
+            "params:caa_ablations",
+            *[f"caa_ablations_{_key(t)}_md" for t in TABLE_IDS],
+            *[f"caa_ablations_{_key(t)}_metrics" for t in TABLE_IDS],
+        ],
         outputs="caa_ablations_report_md",
         name="caa_ablations_report",
     )
-    return Pipeline([*table_nodes, report], tags={"caa_ablations", "ablations"})
+    return sum(tables, Pipeline([])) + Pipeline([report], tags={"caa_ablations", "ablations"})

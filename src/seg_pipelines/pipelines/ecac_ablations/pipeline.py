@@ -1,8 +1,9 @@
-"""``ecac_ablations``: one node per thesis table (4.2, 4.3, 4.4, 4.5, 4.7, 4.8) and the Figure 4.7
-t-SNE; each table runs its variants × seeds as MLflow child runs (``engine.ablations.run_ablation``)
-and writes the table (CSV), the per-seed runs (CSV), markdown and flat metrics. Identical variant
-settings share a checkpoint (``checkpoint_root``), so a row repeated across tables (e.g. FCN + full
-ECAC in 4.2, 4.3, 4.4, 4.7) is trained once per seed.
+"""``ecac_ablations``: thesis Tables 4.2, 4.3, 4.4, 4.5, 4.7, 4.8, each fanned out as one node per
+(variant, seed) under the namespace ``ecac_ablations.table_<id>`` plus a ``summary`` node
+(:mod:`seg_pipelines.pipelines.ablation_fanout`), and the Figure 4.7 t-SNE. Each variant node is an
+MLflow child run (under a sequential run) and its result is reused by settings hash
+(``checkpoint_root/results``), so a row repeated across tables (e.g. FCN + full ECAC in 4.2, 4.3,
+4.4, 4.7) is trained and evaluated once per seed.
 
 Inputs from ``data_preparation``: ``dataset_manifest``, ``prepared_index``, ``class_statistics``.
 Parameters: ``ecac_ablations`` (conf/base: default budget; conf/test: smoke; conf/thesis: thesis).
@@ -10,31 +11,34 @@ Parameters: ``ecac_ablations`` (conf/base: default budget; conf/test: smoke; con
 
 from kedro.pipeline import Node, Pipeline
 
-from seg_pipelines.experiments.ecac_ablations import TABLE_IDS
+from seg_pipelines.engine.ablations import SEED_SLOTS
+from seg_pipelines.experiments.ecac_ablations import ALL_TABLE_IDS
+from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.ecac_ablations import nodes
 
-INPUTS = ["params:ecac_ablations", "dataset_manifest", "prepared_index", "class_statistics"]
+DATA = ["dataset_manifest", "prepared_index", "class_statistics"]
+INPUTS = ["params:ecac_ablations", *DATA]
 
 
-def _outputs(key: str) -> list[str]:
-    return [
-        f"ecac_ablations_{key}_summary",
-        f"ecac_ablations_{key}_runs",
-        f"ecac_ablations_{key}_md",
-        f"ecac_ablations_{key}_metrics",
+def _key(table: str) -> str:
+    return "table_" + table.replace(".", "_")
+
+
+def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
+    tables = [
+        table_pipeline(
+            chapter="ecac_ablations",
+            key=_key(table),
+            rows=nodes.rows(table),
+            seed_slots=seed_slots,
+            variant_node=nodes.variant_node(table),
+            variant_inputs=INPUTS,
+            summary=nodes.summary_node(table, seed_slots),
+            summary_inputs=["params:ecac_ablations", "dataset_manifest", "class_statistics"],
+            outputs={name: f"ecac_ablations_{_key(table)}_{name}" for name in ("summary", "runs", "md", "metrics")},
+        )
+        for table in ALL_TABLE_IDS
     ]
-
-
-def create_pipeline(**kwargs) -> Pipeline:
-    keys = ["table_" + t.replace(".", "_") for t in TABLE_IDS]
-    table_nodes = [
-        Node(nodes.table_node(table), inputs=INPUTS, outputs=_outputs(key), name=f"ecac_ablations_{key}")
-        for table, key in zip(TABLE_IDS, keys)
-    ]
-    table_nodes.append(
-        Node(nodes.run_table_4_8, inputs=INPUTS, outputs=_outputs("table_4_8"), name="ecac_ablations_table_4_8")
-    )
-    keys.append("table_4_8")
     figure = Node(
         nodes.plot_feature_tsne,
         inputs=INPUTS,
@@ -43,8 +47,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
     report = Node(
         nodes.combine_markdown,
-        inputs=["ecac_ablations_figure_4_7_metrics", *[f"ecac_ablations_{k}_md" for k in keys]],
+        inputs=[
+            "params:ecac_ablations",
+            "ecac_ablations_figure_4_7_metrics",
+            *[f"ecac_ablations_{_key(t)}_md" for t in ALL_TABLE_IDS],
+            *[f"ecac_ablations_{_key(t)}_metrics" for t in ALL_TABLE_IDS],
+        ],
         outputs="ecac_ablations_report_md",
         name="ecac_ablations_report",
     )
-    return Pipeline([*table_nodes, figure, report], tags={"ecac_ablations", "ablations"})
+    return sum(tables, Pipeline([])) + Pipeline([figure, report], tags={"ecac_ablations", "ablations"})

@@ -1,31 +1,23 @@
-"""Nodes of the ``lsmseg_ablations`` pipeline: one per thesis table, thin wrappers over
-:func:`seg_pipelines.experiments.lsmseg_ablations.run_table`."""
+"""Nodes of the ``lsmseg_ablations`` pipeline: per thesis table one node per (row, seed) and a
+summary node (:class:`~seg_pipelines.experiments.lsmseg_ablations.LSMSegVariantNode`,
+:class:`~seg_pipelines.experiments.lsmseg_ablations.LSMSegSummaryNode`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from seg_pipelines.experiments.lsmseg_ablations import TABLES, LSMSegSummaryNode, LSMSegVariantNode
 
-import pandas as pd
-
-from seg_pipelines.experiments.lsmseg_ablations import TABLES, run_table
+__all__ = ["TABLES", "rows", "summary_node", "variant_node"]
 
 
-def table_node(table: str) -> Callable[..., tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]]:
-    """The node function of thesis Table ``table``: (index, manifest, tiny CLIP config and weights,
-    prompt set, params) → (summary CSV, markdown, per-run CSV, metrics)."""
-    spec = TABLES[table]
+def rows(table: str) -> list[str]:
+    """The rows of thesis Table ``table`` (fixed by the thesis; the configuration must list them)."""
+    return list(TABLES[table].rows)
 
-    def run(
-        index: pd.DataFrame,
-        manifest: dict[str, Any],
-        tiny_clip_config: dict[str, Any],
-        tiny_clip_checkpoint: str,
-        prompt_set: dict[str, Any] | None,
-        params: dict[str, Any],
-    ):
-        return run_table(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params, table)
 
-    run.__name__ = f"run_lsmseg_ablation_{spec.key}"
-    run.__doc__ = f"{spec.title}: every row × seed trained and evaluated on the six benchmarks."
-    return run
+def variant_node(table: str):
+    """``(row, seed_slot) -> node function`` of thesis Table ``table``."""
+    return lambda row, slot: LSMSegVariantNode(table, row, slot)
+
+
+def summary_node(table: str, seed_slots: int) -> LSMSegSummaryNode:
+    return LSMSegSummaryNode(table, seed_slots)

@@ -1,35 +1,46 @@
-"""``lsmseg_ablations``: one node per thesis table (5.5 k of category filtering, 5.6 enriched prompt /
-SAM, 5.7 fusion, 5.10 CLIP fine-tuning, 5.11 training vocabulary); each writes the table as CSV and
-markdown, one line per run (CSV) and the mean/std metrics (MLflow), with one MLflow child run per
-row × seed."""
+"""``lsmseg_ablations``: thesis Tables 5.5 (k of category filtering), 5.6 (enriched prompt / SAM), 5.7
+(fusion), 5.10 (CLIP fine-tuning), 5.11 (training vocabulary), each fanned out as one node per (row,
+seed) under the namespace ``lsmseg_ablations.table_<id>`` plus a ``summary`` node
+(:mod:`seg_pipelines.pipelines.ablation_fanout`). Each summary writes the table as CSV and markdown
+(mean ± std, the paired effect and verdict of each finding), one line per run (CSV) and the metrics
+(MLflow); each row × seed is an MLflow child run under a sequential run and is reused by settings
+hash (``cache_dir``)."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
-from seg_pipelines.experiments.lsmseg_ablations import TABLES
+from seg_pipelines.engine.ablations import SEED_SLOTS
+from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.lsmseg_ablations import nodes
 
+INPUTS = [
+    "prepared_index",
+    "dataset_manifest",
+    "tiny_clip_config",
+    "tiny_clip_checkpoint",
+    "prompt_set",
+    "params:lsmseg_ablations",
+]
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
-        [
-            Node(
-                nodes.table_node(table),
-                inputs=[
-                    "prepared_index",
-                    "dataset_manifest",
-                    "tiny_clip_config",
-                    "tiny_clip_checkpoint",
-                    "prompt_set",
-                    "params:lsmseg_ablations",
-                ],
-                outputs=[
-                    f"lsmseg_ablation_{spec.key}",
-                    f"lsmseg_ablation_{spec.key}_markdown",
-                    f"lsmseg_ablation_{spec.key}_runs",
-                    f"lsmseg_ablation_{spec.key}_metrics",
-                ],
-                name=f"lsmseg_ablation_{spec.key}",
+
+def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
+    tables = []
+    for table, spec in nodes.TABLES.items():
+        tables.append(
+            table_pipeline(
+                chapter="lsmseg_ablations",
+                key=spec.key,
+                rows=nodes.rows(table),
+                seed_slots=seed_slots,
+                variant_node=nodes.variant_node(table),
+                variant_inputs=INPUTS,
+                summary=nodes.summary_node(table, seed_slots),
+                summary_inputs=["dataset_manifest", "prompt_set", "params:lsmseg_ablations"],
+                outputs={
+                    "summary": f"lsmseg_ablation_{spec.key}",
+                    "markdown": f"lsmseg_ablation_{spec.key}_markdown",
+                    "runs": f"lsmseg_ablation_{spec.key}_runs",
+                    "metrics": f"lsmseg_ablation_{spec.key}_metrics",
+                },
             )
-            for table, spec in TABLES.items()
-        ]
-    )
+        )
+    return sum(tables, Pipeline([]))

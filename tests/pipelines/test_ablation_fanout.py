@@ -1,0 +1,74 @@
+"""Kedro-native fan-out of the ablation tables: one node per (variant, seed) generated from the
+table spec and namespaced, one summary node per table, picklable nodes, and one table run end to
+end with ``ParallelRunner`` on the test env (finished settings reused by their hash)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.runner import ParallelRunner
+
+from seg_pipelines.engine.ablations import SEED_SLOTS, slot_names
+from seg_pipelines.experiments import caa_ablations, ecac_ablations, lsmseg_ablations
+from seg_pipelines.pipelines.caa_ablations import create_pipeline as caa_pipeline
+from seg_pipelines.pipelines.ecac_ablations import create_pipeline as ecac_pipeline
+from seg_pipelines.pipelines.lsmseg_ablations import create_pipeline as lsmseg_pipeline
+
+
+def _table_nodes(pipeline, namespace: str) -> list[str]:
+    return sorted(n.name.removeprefix(namespace + ".") for n in pipeline.nodes if n.namespace == namespace)
+
+
+def test_one_node_per_variant_and_seed_and_one_summary_per_table():
+    caa = caa_pipeline()
+    spec = caa_ablations.build_table("3.2", {"model": {}, "addon": {}}, {"family": "synthetic"})
+    expected = sorted([f"{r}_seed{k}" for r in slot_names(spec.rows) for k in range(SEED_SLOTS)] + ["summary"])
+    assert _table_nodes(caa, "caa_ablations.table_3_2") == expected
+    assert expected[:3] == ["Baseline_seed0", "Baseline_seed1", "Baseline_seed2"] and "CC_SA_seed2" in expected
+    assert len(_table_nodes(caa, "caa_ablations.table_3_7")) == 12 * SEED_SLOTS + 1  # 6 heads x (head, +CAA)
+    # the summary reads every record of its table; the records are persisted datasets (JSON pattern)
+    summary = next(n for n in caa.nodes if n.name == "caa_ablations.table_3_2.summary")
+    assert {i for i in summary.inputs if i.endswith("_result")} == {
+        f"caa_ablations.table_3_2.{name}_result" for name in expected if name != "summary"
+    }
+    assert summary.outputs == [f"caa_ablations_table_3_2_{o}" for o in ("summary", "runs", "md", "metrics")]
+    ecac = ecac_pipeline(seed_slots=5)
+    assert len(_table_nodes(ecac, "ecac_ablations.table_4_3")) == 8 * 5 + 1
+    assert len(_table_nodes(ecac, "ecac_ablations.table_4_8")) == 2 * 5 + 1
+    assert ecac_ablations.build_table("4.8", {"model": {}}, {}).rows == ["DeeplabV3plus", "DeeplabV3plus + ECAC"]
+    lsmseg = lsmseg_pipeline()
+    rows = lsmseg_ablations.TABLES["5.11"].rows
+    assert len(_table_nodes(lsmseg, "lsmseg_ablations.table_5_11")) == len(rows) * SEED_SLOTS + 1
+    # ParallelRunner and cluster runners pickle every node
+    for pipeline in (caa, ecac, lsmseg):
+        for node in pipeline.nodes:
+            pickle.dumps(node)
+
+
+def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy: Path):
+    bootstrap_project(project_copy)
+    outputs = [f"caa_ablations_table_3_2_{o}" for o in ("summary", "runs", "md", "metrics")]
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["caa_ablations"], runner=ParallelRunner(max_workers=2), to_outputs=outputs)
+    out = project_copy / "data/08_reporting/caa_ablations"
+    table = pd.read_csv(out / "table_3_2.csv", keep_default_na=False, dtype=str)
+    assert table["Variant"].tolist() == ["Baseline", "CC", "SA", "CC+SA"]
+    assert table["verdict"].tolist() == ["", "unresolved", "unresolved", "unresolved"]  # 1 smoke seed
+    runs = pd.read_csv(out / "table_3_2_runs.csv")
+    assert (runs["status"] == "ok").all() and set(runs["seed"]) == {0}
+    records = project_copy / "data/07_model_output/caa_ablations/table_3_2"
+    statuses = {p.stem: json.loads(p.read_text())["status"] for p in records.glob("*.json")}
+    assert statuses["CC_SA_seed0"] == "ok" and statuses["CC_SA_seed1"] == "skipped"  # test env: 1 seed
+    cached = sorted((project_copy / "data/06_models/caa_ablations_runs/results").glob("*.json"))
+    assert len(cached) == 4  # one evaluation per (row, seed) setting
+    # a second run (sequential) reuses every finished setting: same numbers, no new cache entry
+    before = runs.set_index(["row", "metric"])["value"]
+    with KedroSession.create(project_path=project_copy, env="test") as session:
+        session.run(pipeline_names=["caa_ablations"], to_outputs=outputs)
+    again = pd.read_csv(out / "table_3_2_runs.csv").set_index(["row", "metric"])["value"]
+    assert again.equals(before) and len(list(cached[0].parent.glob("*.json"))) == 4
