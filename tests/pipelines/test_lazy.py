@@ -30,8 +30,18 @@ def _lazy_node_functions():
     return found
 
 
-# TODO(issue 16): all pipelines once the ablation and closed-set nodes are lazy too
-LIGHT_PIPELINES = ("data_preparation", "clip_pretraining", "lsmseg", "efficiency", "report")
+# Not yet: the three ablation pipelines build one node per table row, and the rows come from table
+# specs that import their experiment modules (see the issue 16 note).
+LIGHT_PIPELINES = (
+    "data_preparation",
+    "clip_pretraining",
+    "lsmseg",
+    "efficiency",
+    "report",
+    "closed_set",
+    "caa",
+    "ecac",
+)
 
 
 def test_registering_the_pipelines_imports_no_heavy_library():
