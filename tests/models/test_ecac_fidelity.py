@@ -211,3 +211,21 @@ def test_poly_schedule_with_min_lr_zero_is_the_thesis_formula():
         expected = 0.001 * (1 - iteration / 1000) ** 0.9
         assert math.isclose(poly_lr(0.001, iteration, 1000, 0.9, 0.0), expected, rel_tol=1e-12, abs_tol=1e-18)
     assert poly_lr(0.001, 1000, 1000, 0.9, 0.0) == 0.0
+
+
+def test_learned_bank_with_cosine_memory_logits_has_a_finite_gradient_for_unseen_classes():
+    """Regression: with C_m = τ·cos(M, F) the zero row of a class not seen yet had gradient ~1/eps, and
+    the synthetic-world run went NaN three iterations after L_M started."""
+    features, target = _batch(seed=6)
+    target = torch.where(target == 3, torch.zeros_like(target), target)  # class 3 never seen
+    module = _module(
+        memory_loss_weight=1.0,
+        memory_loss_start_iter=0,
+        memory_learning="loss_and_momentum",
+        memory_logit_temperature=15.0,
+    )
+    module(features, target)
+    outputs = module(features, target)
+    (grad,) = torch.autograd.grad(module.losses(outputs, target)["loss_memory"], module.memory_bank)
+    assert torch.isfinite(grad).all() and grad.abs().max() < 100.0
+    assert grad[3].abs().max() == 0.0 and grad[:3].abs().max() > 0.0

@@ -345,6 +345,9 @@ class ExtendedContextAwareClassifier(nn.Module):
         # C_m of eq. 4.20 with gradient when L_M trains the bank (memory_learning)
         bank = self.memory_bank.clone()
         memory = bank.detach()
+        if self.memory_learning == "loss_and_momentum":
+            # a class not seen yet has a zero row: no gradient into it (the cosine's 1/‖M_c‖ would be 1/eps)
+            bank = torch.where(self.memory_initialized.clone()[:, None], bank, memory)
         student_logits, coarse_logits = self._student(features, memory)
         outputs = {
             "logits": student_logits.reshape(batch, -1, height, width),
