@@ -119,3 +119,49 @@ def test_a_run_with_bad_parameters_stops_before_its_first_node(project_copy: Pat
     client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # this test's store (project_copy)
     experiment = client.get_experiment_by_name("seg_pipelines")
     assert experiment is None or not client.search_runs([experiment.experiment_id])  # no run left open
+
+
+ISSUE_14_BAD = [
+    ("ecac_ablations.model.auxiliary_head", "yes", "valid boolean"),
+    ("ecac.addon.cfg.intra_variance_on", "features", "'logits' or 'probabilities'"),
+    ("ecac.addon.cfg.memory_learning", "gradient", "'momentum' or 'loss_and_momentum'"),
+    ("ecac_ablations.addon.cfg.intra_variance_start_iter", -1, "greater than or equal to 0"),
+    ("lsmseg.training.lr_schedule", "step", "'cosine', 'poly' or 'constant'"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), ISSUE_14_BAD, ids=[f"{k}={v!r}" for k, v, _ in ISSUE_14_BAD])
+def test_issue_14_switches_are_checked(key: str, value, expected: str):
+    with pytest.raises(ParameterError) as error:
+        check_parameters(_set(_params(), key, value))
+    assert key.split(".")[0] in str(error.value) and expected in str(error.value)
+
+
+def test_thesis_env_follows_the_equations():
+    """Eq. 3.12 / 4.21: no MMSeg auxiliary head, no coarse CE; literal L_iv and L_M; poly to 0; chapter 5 §5.3.2."""
+    params = _params("thesis")
+    for block in ("caa", "ecac", "caa_ablations", "ecac_ablations"):
+        assert params[block]["model"]["auxiliary_head"] is False, block
+        assert params[block]["training"]["min_lr"] == 0.0, block
+    for block in ("ecac", "ecac_ablations"):
+        cfg = params[block]["addon"]["cfg"]
+        assert cfg["coarse_loss_weight"] == 0.0
+        assert cfg["intra_variance_on"] == "logits" and cfg["intra_variance_detach_features"] is False
+        assert cfg["memory_learning"] == "loss_and_momentum" and cfg["memory_logit_temperature"] is None
+        assert (
+            cfg["kl_weight"] == 1.0 and cfg["intra_variance_weight"] == 50.0 and cfg["memory_loss_start_iter"] == 1000
+        )
+    lsmseg = params["lsmseg"]
+    assert lsmseg["clip"] == {**lsmseg["clip"], "model": "ViT-B-16", "image_size": 384, "finetune": "qv"}
+    assert lsmseg["models"]["lsmseg"]["top_k"] == 32 and lsmseg["models"]["lsmseg"]["sam_variant"] == "vit_b"
+    training = lsmseg["training"]
+    assert (training["iterations"], training["batch_size"], training["lr"], training["weight_decay"]) == (
+        80000,
+        4,
+        2.0e-4,
+        1.0e-4,
+    )
+    assert lsmseg["augmentation"]["crop_size"] == [384, 384]
+    assert training["clip_lr_multiplier"] == 1.0 and training["grad_clip_norm"] is None
+    assert training["lr_schedule"] != "cosine" and training["loss_on_kept_classes"] is False
+    assert params["lsmseg_attribute_selection"]["scoring"]["mode"] == "finetune"

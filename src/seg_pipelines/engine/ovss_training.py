@@ -3,7 +3,12 @@
 Recipe (thesis 5.3.2): AdamW, initial LR 2e-4, weight decay 1e-4, CLIP image and text encoders
 fine-tuned (CLIP_qv, Table 5.10) at a lower LR multiplier, per-pixel BCE (CAT-Seg's loss) against
 the training vocabulary (``seen``: unseen pixels are ignored, thesis 5.2.1). The text side is given
-as token ids so the text tower is fine-tuned too. Cosine LR decay; resumable from ``last.pt``.
+as token ids so the text tower is fine-tuned too. Resumable from ``last.pt``.
+
+Not in the thesis, each a switch (conf/thesis turns them off): ``clip_lr_multiplier`` (1 = off),
+``lr_schedule`` (``cosine`` as CAT-Seg; the thesis says only "initial learning rate", so the thesis
+env uses ``poly``, the schedule of §3.3.2 / §4.3.2, ending at 0; ``constant`` also available),
+``grad_clip_norm`` (null = off) and ``loss_on_kept_classes``.
 
 With category filtering active during training (LSMSeg's k < K), the BCE is taken over the k kept
 classes of each image only (``loss_on_kept_classes``): filtered-out classes have a constant logit and
@@ -45,6 +50,8 @@ class OVSSTrainConfig:
     weight_decay: float = 1e-4
     grad_clip_norm: float | None = 1.0
     loss_on_kept_classes: bool = True
+    lr_schedule: str = "cosine"  # cosine | poly | constant (module docstring)
+    poly_power: float = 0.9
     seed: int = 0
     log_interval: int = 10
     checkpoint_interval: int = 100
@@ -90,6 +97,20 @@ def cosine_lr(base_lr: float, iteration: int, iterations: int, min_ratio: float)
     return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+LR_SCHEDULES = ("cosine", "poly", "constant")
+
+
+def ovss_lr(config: OVSSTrainConfig, iteration: int) -> float:
+    """The learning rate at ``iteration``: cosine to ``min_lr_ratio``·lr, poly ``lr·(1 − t/T)^p``, or constant."""
+    if config.lr_schedule == "cosine":
+        return cosine_lr(config.lr, iteration, config.iterations, config.min_lr_ratio)
+    if config.lr_schedule == "poly":
+        return config.lr * (1 - min(iteration / max(1, config.iterations), 1.0)) ** config.poly_power
+    if config.lr_schedule == "constant":
+        return config.lr
+    raise ValueError(f"training.lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
+
+
 def train_ovss_model(
     model: nn.Module,
     dataset: Dataset,
@@ -104,6 +125,7 @@ def train_ovss_model(
 ) -> list[dict[str, float]]:
     """Train ``model`` (CAT-Seg / LSMSeg) on ``dataset`` (dicts with ``image`` in [0, 1], ``label``) against
     the training vocabulary's prompt tokens (K, P, L). Returns the curve; resumes from ``checkpoint_dir/last.pt``."""
+    ovss_lr(config, 0)  # an unknown lr_schedule fails before any work
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay, foreach=config.foreach
@@ -139,7 +161,7 @@ def train_ovss_model(
                 next(iterator)
         batch = next(iterator)
         torch.manual_seed(config.seed * 1_000_003 + iteration)
-        lr = cosine_lr(config.lr, iteration, config.iterations, config.min_lr_ratio)
+        lr = ovss_lr(config, iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
         outputs = model(batch["image"], text_tokens=text_tokens)

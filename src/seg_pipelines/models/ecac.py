@@ -17,15 +17,23 @@ Choices the thesis leaves open (constructor arguments):
   the student path).
 * the teacher is detached in the KL and intra-variance terms (``detach_teacher``), as in CAC [43].
 * the projector ξ is Linear(2d, hidden) → ReLU → Linear(hidden, d); ``hidden = d`` by default.
-* L_iv (eq. 4.15–4.19), ``intra_variance_on``: Õ is taken as the softmax *probabilities* — the
-  notation of eq. 4.11 (Õ_t · log Õ_s) — not the raw logits of eq. 4.9–4.10. On raw logits the
-  cosine to the class centre is dominated by the logits' common component, the term has a
-  degenerate minimum (all outputs of a class parallel, D_intraS = D_intraT = 1) and with β = 50
-  its gradient was ~50× that of the CE terms: training collapsed the features to a near-constant
-  map and the student predicted one class ("sky") everywhere.
-* L_iv trains the student *classifier* only (``intra_variance_detach_features``; §4.2.4: the
-  student classifier mimics the teacher classifier): it is evaluated on a second student output
-  built from detached F, so it cannot reach that minimum by collapsing the shared features.
+* L_iv (eq. 4.15–4.19), ``intra_variance_on``: ``"logits"`` is the literal reading (Õ the
+  calibrated logits of eq. 4.9–4.10, the thesis env); ``"probabilities"`` takes softmax(Õ), the
+  notation of eq. 4.11 (Õ_t · log Õ_s). Why the literal term blew up from iteration 0, and the fix
+  (``intra_variance_start_iter``): at initialisation the classifier rows ξ(C_c ⊕ M) are nearly the
+  same for every class (ξ's bias and the shared mean feature dominate; C_s of eq. 4.6 is ~ the mean
+  feature for every class), so a pixel's logit vector is ~ a·(1, …, 1) with a class-dependent part
+  ~20× smaller (measured: mean over classes 0.40 vs spread 0.02). The cosine of eq. 4.15 then
+  measures the sign of a — a component softmax and the CE ignore — so D_intraS, D_intraT ≈ ±1 and
+  β·MSE is O(β); the cosine's gradient is orthogonal to Õ and ∝ 1/‖Õ‖, so each SGD step *grows*
+  the logits (0.9 → 129 in 5 steps), the CE then explodes (1.6 → 18) and the student ends on a few
+  classes. Detaching F does not help (the projector and γ, δ do the same); centring the logits
+  over classes makes it worse (‖Õ − mean‖ ≈ 0.05 at init). The term is meaningful only once the
+  outputs carry class structure, which is the thesis's own reason for delaying L_M ("feature
+  stability", §4.2.4): ``intra_variance_start_iter`` delays L_iv the same way (thesis env: with
+  L_M, 1,000 iterations; 0 = from the start, the text's silence read literally).
+* ``intra_variance_detach_features`` (today's variant, with ``"probabilities"``): L_iv evaluated
+  on a second student output built from detached F, so it trains the student classifier only.
 * eq. 4.3 leaves the teacher centre of a class absent from the image undefined (0/0). As CAC [43]
   does with its base classifier, we use that class's memory entry M_c (``teacher_absent_centers``
   ``"memory"``; ``"zero"``: a zero centre).
@@ -36,8 +44,14 @@ Choices the thesis leaves open (constructor arguments):
   the default budget neither alternative raised the tail group (0.00 on 3 seeds for ``"area"``,
   2 seeds for both) and mIoU moved within seed noise.
 * C_m (eq. 4.20) is not defined: ``memory_logit_temperature`` τ (15, CAC's cosine temperature)
-  gives C_m = τ·cos(M_c, f_i); ``None`` the dot product M F, whose L_M started at ≈ 10 (vs ln K
-  for the CE) on the synthetic world. The bank is a buffer moved only by eq. 4.2, so L_M shapes F.
+  gives C_m = τ·cos(M_c, f_i); ``None`` the dot product M F (the bank as a classifier, the thesis
+  env), whose L_M started at ≈ 10 (vs ln K for the CE) on the synthetic world.
+* ``memory_learning``: "We propose a memory loss for updating the memory bank" (eq. 4.20).
+  ``"loss_and_momentum"`` (the thesis env): the bank is a parameter that the optimiser moves with
+  ∂L_M/∂M, and after each iteration eq. 4.2 blends in the batch's class means as well (the
+  classifiers of eq. 4.4 / 4.7 read the bank detached, so only L_M trains it; F still gets L_M's
+  gradient as every term of eq. 4.21). ``"momentum"`` (before): the bank is a buffer moved only by
+  eq. 4.2, so L_M shapes F alone.
 """
 
 from __future__ import annotations
@@ -60,6 +74,7 @@ from seg_pipelines.models.caa import downsample_labels
 from seg_pipelines.models.registry import register_addon
 
 MEMORY_UPDATE_STRATEGIES = ("gt_mean", "cosine")
+MEMORY_LEARNING_MODES = ("momentum", "loss_and_momentum")
 
 
 LABEL_RESIZE_MODES = ("nearest", "area")
@@ -180,6 +195,9 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_logit_temperature: ``None``: C_m = M F; τ: C_m = τ·cos(M, F) (eq. 4.20).
         intra_variance_on: ``"logits"`` or ``"probabilities"``: what Õ is in eq. 4.15–4.18 (eq. 4.11
             takes log Õ, i.e. treats Õ as softmax probabilities; eq. 4.9–4.10 define Õ as logits).
+        intra_variance_start_iter: L_iv is zero before this many training iterations (module docstring).
+        memory_learning: ``"momentum"`` (eq. 4.2 only) or ``"loss_and_momentum"`` (L_M trains the
+            bank too, eq. 4.20; module docstring).
         label_resize: how the GT is resized to the features for Y of eq. 4.1 / 4.3 (memory bank,
             teacher centres): ``"nearest"`` or ``"area"`` (fractional memberships; see
             :func:`resized_label_masks`).
@@ -215,6 +233,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         teacher_absent_centers: str = "memory",
         memory_logit_temperature: float | None = 15.0,
         intra_variance_on: str = "probabilities",
+        intra_variance_start_iter: int = 0,
+        memory_learning: str = "momentum",
         label_resize: str = "nearest",
         pixel_losses_at: str = "features",
         ignore_index: int = 255,
@@ -249,6 +269,12 @@ class ExtendedContextAwareClassifier(nn.Module):
         if intra_variance_on not in ("logits", "probabilities"):
             raise ValueError(f"intra_variance_on must be 'logits' or 'probabilities', got {intra_variance_on!r}")
         self.intra_variance_on = intra_variance_on
+        if intra_variance_start_iter < 0:
+            raise ValueError(f"intra_variance_start_iter must be >= 0, got {intra_variance_start_iter}")
+        self.intra_variance_start_iter = int(intra_variance_start_iter)
+        if memory_learning not in MEMORY_LEARNING_MODES:
+            raise ValueError(f"memory_learning must be one of {MEMORY_LEARNING_MODES}, got {memory_learning!r}")
+        self.memory_learning = memory_learning
         if label_resize not in LABEL_RESIZE_MODES:
             raise ValueError(f"label_resize must be one of {LABEL_RESIZE_MODES}, got {label_resize!r}")
         if pixel_losses_at not in PIXEL_LOSS_RESOLUTIONS:
@@ -266,7 +292,10 @@ class ExtendedContextAwareClassifier(nn.Module):
             self.teacher_shift = nn.Parameter(torch.zeros(num_classes))
             self.student_scale = nn.Parameter(torch.ones(num_classes))
             self.student_shift = nn.Parameter(torch.zeros(num_classes))
-        self.register_buffer("memory_bank", torch.zeros(num_classes, in_channels))
+        if memory_learning == "loss_and_momentum":  # eq. 4.20 trains it, eq. 4.2 blends in Z as well
+            self.memory_bank = nn.Parameter(torch.zeros(num_classes, in_channels))
+        else:
+            self.register_buffer("memory_bank", torch.zeros(num_classes, in_channels))
         self.register_buffer("memory_initialized", torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
         if class_weights is not None:
@@ -312,7 +341,13 @@ class ExtendedContextAwareClassifier(nn.Module):
     def forward(self, features: Tensor, target: Tensor | None = None) -> dict[str, Tensor]:
         batch, _, height, width = features.shape
         pixels = features.flatten(2)  # F_flat (B, d, N)
-        memory = self.memory_bank.clone()  # the bank as it was before this iteration's update
+        # the bank as it was before this iteration's update; the classifiers read it without gradient,
+        # C_m of eq. 4.20 with gradient when L_M trains the bank (memory_learning)
+        bank = self.memory_bank.clone()
+        memory = bank.detach()
+        if self.memory_learning == "loss_and_momentum":
+            # a class not seen yet has a zero row: no gradient into it (the cosine's 1/‖M_c‖ would be 1/eps)
+            bank = torch.where(self.memory_initialized.clone()[:, None], bank, memory)
         student_logits, coarse_logits = self._student(features, memory)
         outputs = {
             "logits": student_logits.reshape(batch, -1, height, width),
@@ -336,7 +371,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         if self.use_calibration:
             teacher_logits = self._calibrate(teacher_logits, self.teacher_scale, self.teacher_shift)
         outputs["teacher_logits"] = teacher_logits.reshape(batch, -1, height, width)
-        memory_logits = self.memory_logits(memory, pixels)  # C_m of eq. 4.20
+        memory_logits = self.memory_logits(bank, pixels)  # C_m of eq. 4.20
         outputs["memory_logits"] = memory_logits.reshape(batch, -1, height, width)
         if self.intra_variance_weight > 0 and self.intra_variance_detach_features and torch.is_grad_enabled():
             # L_iv's student output: same classifier, no gradient into F (module docstring)
@@ -397,7 +432,10 @@ class ExtendedContextAwareClassifier(nn.Module):
             losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(
                 student, distill_teacher, labels, self.ignore_index
             )
-        if self.intra_variance_weight > 0:
+        step = int(outputs["iteration"]) if iteration is None else int(iteration)
+        if self.intra_variance_weight > 0 and step < self.intra_variance_start_iter:
+            losses["loss_intra_variance"] = outputs["logits"].sum() * 0.0
+        elif self.intra_variance_weight > 0:
             iv_student = (
                 at_loss_resolution(outputs["intra_variance_logits"]) if "intra_variance_logits" in outputs else student
             )
@@ -408,7 +446,6 @@ class ExtendedContextAwareClassifier(nn.Module):
                 iv_student, iv_teacher, labels, self.ignore_index
             )
         if self.memory_loss_weight > 0:
-            step = int(outputs["iteration"]) if iteration is None else int(iteration)
             if step >= self.memory_loss_start_iter:
                 losses["loss_memory"] = self.memory_loss_weight * memory_loss(
                     at_loss_resolution(outputs["memory_logits"]), labels, self.ignore_index

@@ -89,12 +89,40 @@ class ClosedSetModel(Block):
     backbone: str
     channels: PositiveInt | None = None
     aux_channels: PositiveInt | None = None
+    auxiliary_head: Annotated[bool, Field(strict=True)] = True  # MMSeg's FCN auxiliary head (not in eq. 3.12 / 4.21)
+    aux_loss_weight: NonNegativeRate = 0.4
+
+
+class ECACConfig(Block):
+    """The ECAC switches of issue 14 (models/ecac.py documents each)."""
+
+    coarse_loss_weight: NonNegativeRate = 0.4
+    intra_variance_on: Literal["logits", "probabilities"] = "probabilities"
+    intra_variance_detach_features: Annotated[bool, Field(strict=True)] = True
+    intra_variance_start_iter: NonNegativeInt = 0
+    memory_learning: Literal["momentum", "loss_and_momentum"] = "momentum"
+    memory_logit_temperature: Rate | None = 15.0
+
+
+class Addon(Block):
+    """``addon``: name, eq. 4.14 class weights, the add-on's arguments (``cfg``; ECAC's checked)."""
+
+    name: str | None = None
+    cfg: dict[str, Any] = {}
+
+    @field_validator("cfg")
+    @classmethod
+    def _ecac_cfg(cls, value: dict[str, Any], info) -> dict[str, Any]:
+        if info.data.get("name") == "ecac":
+            ECACConfig.model_validate(value)
+        return value
 
 
 class ClosedSet(Block):
     """``caa`` / ``ecac`` (and the shared ``_closed_set``)."""
 
     model: ClosedSetModel
+    addon: Addon | None = None
     training: ClosedSetTraining
     augmentation: Augmentation
     evaluation: Evaluation
@@ -113,6 +141,7 @@ class ClosedSetAblations(Block):
 
     seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 3
     model: ClosedSetModel
+    addon: Addon | None = None
     training: ClosedSetTraining
     augmentation: Augmentation
     evaluation: Evaluation
@@ -122,6 +151,11 @@ class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 50
     checkpoint_seconds: PositiveNumber | None = None
     foreach: bool | None = None
+    # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis turns them off)
+    lr_schedule: Literal["cosine", "poly", "constant"] = "cosine"
+    clip_lr_multiplier: NonNegativeRate = 0.1
+    grad_clip_norm: Rate | None = 1.0
+    loss_on_kept_classes: Annotated[bool, Field(strict=True)] = True
 
 
 class OVSSModel(Block):
