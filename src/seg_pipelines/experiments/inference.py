@@ -211,6 +211,8 @@ def resolve_vocabulary(params: Mapping[str, Any]) -> list[str] | None:
     if classes and name:
         raise InferenceInputError("set either classes or vocabulary, not both")
     if classes:
+        if isinstance(classes, str):  # from --params: "cat;dog;grass" (commas split --params items)
+            classes = [name.strip() for name in classes.split(";") if name.strip()]
         names = [str(c) for c in classes]
         validate_class_names(names, "classes")
         return names
@@ -261,6 +263,11 @@ def check_vocabulary(model: InferenceModel, class_names: Sequence[str] | None, w
 # --------------------------------------------------------------------------- the predictor
 
 
+def _pair(value: Any) -> list[int]:
+    """``[h, w]`` from a pair or one side (``--params`` cannot hold a list: its items split on commas)."""
+    return [int(value), int(value)] if isinstance(value, (int, float, str)) else [int(v) for v in value]
+
+
 def inference_mode_options(params: Mapping[str, Any]) -> dict[str, Any]:
     """Options of the configured inference ``mode`` (whole | slide | multi_scale)."""
     mode = params.get("mode", "whole")
@@ -269,8 +276,8 @@ def inference_mode_options(params: Mapping[str, Any]) -> dict[str, Any]:
     if mode == "slide":
         if params.get("crop_size") is None:
             raise InferenceInputError("mode slide needs crop_size (and stride for closed-set models)")
-        crop = [int(v) for v in params["crop_size"]]
-        stride = [int(v) for v in params.get("stride") or [max(1, 2 * c // 3) for c in crop]]
+        crop = _pair(params["crop_size"])
+        stride = _pair(params.get("stride") or [max(1, 2 * c // 3) for c in crop])
         return {"crop_size": crop, "stride": stride}
     if mode == "multi_scale":
         return {

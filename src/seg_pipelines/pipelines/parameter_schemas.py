@@ -203,11 +203,11 @@ class Inference(Block):
     checkpoint: str | None = None  # (model_config, model_key: pydantic reserves the names; checked on load)
     model: dict[str, Any] | None = None
     vocabulary: str | None = None
-    classes: Annotated[list[str], Field(min_length=1)] | None = None
+    classes: Annotated[list[str], Field(min_length=1)] | str | None = None  # text: "cat;dog" (--params)
     templates: Annotated[list[str], Field(min_length=1)] = ["a photo of a {}."]
     mode: Literal["whole", "slide", "multi_scale"] = "whole"
-    crop_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
-    stride: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
+    crop_size: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
+    stride: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
     scales: Annotated[list[PositiveNumber], Field(min_length=1)] = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
     flip: bool = True
 

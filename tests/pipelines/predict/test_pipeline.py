@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from kedro.framework.cli.utils import _split_params
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow.tracking import MlflowClient
@@ -60,21 +61,12 @@ def test_predict_and_evaluate_pipelines_on_the_embedded_world(project_copy: Path
     summary = json.loads((project_copy / "data/08_reporting/prediction_summary.json").read_text())
     assert summary["images"] == 3 and summary["kind"] == "closed_set"
 
-    dataset = {"family": "synthetic", "root": str(world), "split": "val"}
-    _run(
-        project_copy,
-        "evaluate",
-        {
-            "evaluate": {
-                "checkpoint": str(checkpoint),
-                "dataset": dataset,
-                "mode": "slide",
-                "crop_size": [32, 32],
-                "stride": [16, 16],
-                "show_progress": False,
-            }
-        },
+    # the README's command line: `kedro run --pipelines=evaluate --params="..."`, parsed as Kedro's CLI does
+    command_line = (
+        f"evaluate.checkpoint={checkpoint},evaluate.mode=slide,evaluate.crop_size=32,evaluate.stride=16,"
+        f"evaluate.dataset.root={world},evaluate.show_progress=false"
     )
+    _run(project_copy, "evaluate", _split_params(None, None, command_line))
     metrics = json.loads((project_copy / "data/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
     per_class = pd.read_csv(project_copy / "data/08_reporting/evaluation_per_class_iou.csv")
     assert len(per_class) == reader.num_classes
