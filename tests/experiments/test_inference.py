@@ -16,8 +16,8 @@ from seg_pipelines.engine.evaluation import ConfusionMatrix, scores_from_confusi
 from seg_pipelines.experiments import inference
 from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config, train_segmentor
 from seg_pipelines.models.checkpoints import CheckpointError
-from seg_pipelines.models.heads import ConvModule
 from seg_pipelines.models.registry import create_model
+from tests.fixtures.checkpoints import mmseg_state_dict as _mmseg_state
 from tests.fixtures.layouts import write_ade20k_150, write_ade20k_847
 
 TINY_MODEL = {"head": "fcn", "backbone": "resnet_tiny", "channels": 16, "aux_channels": 8}
@@ -123,29 +123,6 @@ def test_evaluate_closed_set_matches_a_direct_confusion_matrix(world, trained_ch
     assert metrics["evaluate"]["mIoU"] == pytest.approx(100 * expected.miou)
     np.testing.assert_allclose(per_class["iou"], 100 * expected.iou)
     assert len(per_class) == reader.num_classes and "mIoU" in markdown
-
-
-def _mmseg_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Our segmentor's state dict in MMSegmentation's names (mmcv ConvModule conv/bn, ResNetV1c stem)."""
-    conv_modules = {name for name, m in module.named_modules() if isinstance(m, ConvModule)}
-    stem = {"conv1.0.": "stem.0.", "conv1.1.": "stem.1.", "conv1.3.": "stem.3.", "conv1.4.": "stem.4."}
-    stem.update({"conv1.6.": "stem.6.", "bn1.": "stem.7."})
-    state = {}
-    for key, value in module.state_dict().items():
-        new = key
-        if key.startswith("backbone.model."):
-            rest = key[len("backbone.model.") :]
-            for old, mm in stem.items():
-                if rest.startswith(old):
-                    rest = mm + rest[len(old) :]
-            new = "backbone." + rest
-        else:
-            owner, _, tail = key.rpartition(".")
-            parent, _, part = owner.rpartition(".")
-            if parent in conv_modules and part in ("0", "1"):
-                new = f"{parent}.{'conv' if part == '0' else 'bn'}.{tail}"
-        state[new] = value
-    return state
 
 
 def test_mmseg_checkpoint_loads_with_renamed_keys_and_meta_classes(tmp_path):
