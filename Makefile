@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export KEDRO_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup setup-test demo test lint format viz mlflow clean-data
+.PHONY: setup setup-test demo test lint format viz mlflow clean-data gpu-check thesis-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,13 @@ mlflow: setup
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete
+
+# The CUDA path in one command (AMP bf16, channels_last, torch.compile, DDP+SyncBN, latency vs Tables
+# 3.6 / 5.8), JSON to data/08_reporting/gpu_check.json; under 5 minutes on one GPU.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py --output data/08_reporting/gpu_check.json
+
+# Every model at thesis size on a tiny real-layout fixture, one row at a time (JSON: params vs thesis,
+# peak RSS, s/iter); hours on a 2-core CPU, see benchmarks/thesis_smoke.py --help for a subset.
+thesis-smoke: setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python benchmarks/thesis_smoke.py --output data/08_reporting/thesis_smoke.json

@@ -46,6 +46,8 @@ DISPLAY_ORDER: tuple[str, ...] = (
     "lsmseg_ablations",
     "efficiency",
     "report",
+    "predict",
+    "evaluate",  # fmt: skip
 )
 
 # What `kedro run` (no --pipelines) runs: the main job on the embedded default.

@@ -25,7 +25,7 @@ import timm
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seg_pipelines.models.checkpoints import CheckpointError, read_checkpoint
+from seg_pipelines.models.checkpoints import CheckpointError, mmseg_resnet_key, read_checkpoint
 
 # Small presets for CPU tests: (timm architecture, overrides).
 BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,25 +46,6 @@ class PretrainedWeightsError(RuntimeError):
     """A checkpoint file is missing or does not fit the architecture."""
 
 
-def _mmseg_resnet_key(key: str) -> str:
-    """open-mmlab ResNetV1c key -> timm key (``stem.{0,1,3,4,6,7}`` -> ``conv1.*`` / ``bn1``)."""
-    for prefix in ("backbone.", "module."):
-        if key.startswith(prefix):
-            key = key[len(prefix) :]
-    stem = {
-        "stem.0.": "conv1.0.",
-        "stem.1.": "conv1.1.",
-        "stem.3.": "conv1.3.",
-        "stem.4.": "conv1.4.",
-        "stem.6.": "conv1.6.",
-        "stem.7.": "bn1.",
-    }
-    for old, new in stem.items():
-        if key.startswith(old):
-            return new + key[len(old) :]
-    return key
-
-
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Tensors of a local checkpoint (``weights_only=True``), unwrapping ``state_dict``/``model``."""
     if not os.path.isfile(path):
@@ -78,7 +59,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             checkpoint = checkpoint[wrapper]
     if not isinstance(checkpoint, dict):
         raise PretrainedWeightsError(f"{path}: expected a state dict, got {type(checkpoint).__name__}")
-    return {_mmseg_resnet_key(k): v for k, v in checkpoint.items() if isinstance(v, Tensor)}
+    return {mmseg_resnet_key(k): v for k, v in checkpoint.items() if isinstance(v, Tensor)}
 
 
 def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> None:

@@ -67,6 +67,8 @@ class EncoderDecoder(nn.Module):
         self.decode_head = decode_head
         self.auxiliary_head = auxiliary_head
         self.addon = addon
+        if addon is not None:  # its classifier replaces conv_seg: kept (checkpoint keys) but frozen, or
+            self.decode_head.conv_seg.requires_grad_(False)  # DDP stops at a parameter that gets no grad
         self.aux_loss_weight = aux_loss_weight
         self.ignore_index = ignore_index
         self.align_corners = align_corners

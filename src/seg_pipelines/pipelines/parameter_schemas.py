@@ -245,6 +245,42 @@ class ClassStatistics(Block):
     group_size: PositiveInt = 10
 
 
+class Inference(Block):
+    """``predict`` / ``evaluate``: a checkpoint and how to run it (checked again, with file names, when loading)."""
+
+    checkpoint: str | None = None  # (model_config, model_key: pydantic reserves the names; checked on load)
+    model: dict[str, Any] | None = None
+    vocabulary: str | None = None
+    classes: Annotated[list[str], Field(min_length=1)] | str | None = None  # text: "cat;dog" (--params)
+    templates: Annotated[list[str], Field(min_length=1)] = ["a photo of a {}."]
+    mode: Literal["whole", "slide", "multi_scale"] = "whole"
+    crop_size: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
+    stride: PositiveInt | Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | None = None
+    scales: Annotated[list[PositiveNumber], Field(min_length=1)] = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    flip: bool = True
+
+
+class Predict(Inference):
+    input: str | None = None
+    short_side: PositiveInt | None = None
+    alpha: Probability = 0.5
+
+
+class EvaluationDataset(Block):
+    family: str
+    root: str
+    split: str = "val"
+    reader_kwargs: dict[str, Any] = {}
+    vocabulary: str | None = None
+
+
+class Evaluate(Inference):
+    dataset: EvaluationDataset
+    protocol: Literal["closed_set", "open_vocabulary"] | None = None
+    output_size: PositiveInt | None = None
+    limit: PositiveInt | None = None
+
+
 #: Parameter block (top-level key) → its model.
 SCHEMAS: dict[str, type[Block]] = {
     "_closed_set": ClosedSet,
@@ -259,6 +295,8 @@ SCHEMAS: dict[str, type[Block]] = {
     "dataset": Dataset,
     "preparation": Preparation,
     "class_statistics": ClassStatistics,
+    "predict": Predict,
+    "evaluate": Evaluate,
 }
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
-from seg_pipelines.models.checkpoints import read_checkpoint
+from seg_pipelines.models.checkpoints import read_checkpoint, unwrap_state_dict
 
 SAM_PIXEL_MEAN = (0.485, 0.456, 0.406)  # SAM's (123.675, 116.28, 103.53) / 255
 SAM_PIXEL_STD = (0.229, 0.224, 0.225)
@@ -145,9 +145,7 @@ class SAMImageEncoder(nn.Module):
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"SAM checkpoint not found: {path}")
-        state_dict = read_checkpoint(path, "SAM checkpoint")
-        if isinstance(state_dict, dict) and "model" in state_dict and isinstance(state_dict["model"], dict):
-            state_dict = state_dict["model"]
+        state_dict = unwrap_state_dict(read_checkpoint(path, "SAM checkpoint"), f"SAM checkpoint {path}")
         state_dict = {
             k: v for k, v in adapt_sam_state_dict(state_dict, self.encoder).items() if not k.startswith("neck.")
         }

@@ -1,0 +1,282 @@
+"""predict / evaluate with a checkpoint (``experiments.inference``): the embedded world, real-layout
+fixtures, MMSegmentation-style state dicts, and the errors a user meets with bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.synthetic import ensure_synthetic_world
+from seg_pipelines.engine.evaluation import ConfusionMatrix, scores_from_confusion
+from seg_pipelines.experiments import inference
+from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config, train_segmentor
+from seg_pipelines.models.checkpoints import CheckpointError
+from seg_pipelines.models.registry import create_model
+from tests.fixtures.checkpoints import mmseg_state_dict as _mmseg_state
+from tests.fixtures.layouts import write_ade20k_150, write_ade20k_847
+
+TINY_MODEL = {"head": "fcn", "backbone": "resnet_tiny", "channels": 16, "aux_channels": 8}
+TINY_OVSS = dict(
+    clip_model="TinyCLIP-ViT-8-96",
+    image_size=64,
+    hidden_dim=32,
+    appearance_guidance_dim=16,
+    text_guidance_dim=16,
+    decoder_channels=[16, 16],
+    decoder_guidance_dims=[8, 8],
+    num_heads=2,
+    window_size=4,
+    pooling_size=2,
+    num_layers=1,
+    top_k=0,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world") / "synthetic"
+    ensure_synthetic_world(root, seed=0, image_size=48, n_train=4, n_val=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(world, tmp_path_factory):
+    """A closed-set checkpoint written by the real training path (2 iterations on the world)."""
+    from seg_pipelines.datasets.index import build_index
+
+    reader = create_reader("synthetic", world)
+    index, _ = build_index(reader, ["train", "val"])
+    manifest = {
+        "family": "synthetic",
+        "root": str(world),
+        "reader_kwargs": {},
+        "class_names": reader.class_names,
+        "num_classes": reader.num_classes,
+        "ignore_index": reader.ignore_index,
+    }
+    config = closed_set_model_config(TINY_MODEL, num_classes=reader.num_classes, ignore_index=255, addon="caa")
+    config["addon_cfg"].update(channels=8, affinity_channels=4)
+    training = {"iterations": 2, "batch_size": 2, "lr": 0.01, "log_interval": 1, "checkpoint_interval": 2}
+    augmentation = {"crop_size": [48, 48], "scale_range": [1.0, 1.0]}
+    folder = tmp_path_factory.mktemp("runs")
+    checkpoint, _ = train_segmentor(config, manifest, index, training, augmentation, folder, show_progress=False)
+    path = folder / "method.pt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def _images_folder(world, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    reader = create_reader("synthetic", world)
+    for sample in reader.list_samples("val"):
+        Image.open(sample.image_path).convert("RGB").save(folder / f"{sample.sample_id}.jpg")
+    return folder
+
+
+def test_predict_closed_set_folder_writes_labels_that_match_the_model(world, trained_checkpoint, tmp_path):
+    folder = _images_folder(world, tmp_path)
+    model = inference.load_inference_model({"checkpoint": str(trained_checkpoint)})
+    assert model.kind == "closed_set" and model.class_names == create_reader("synthetic", world).class_names
+    outputs, summary = inference.predict_images(model, {"input": str(folder), "show_progress": False})
+    stems = sorted(p.stem for p in folder.iterdir())
+    assert sorted(outputs) == sorted([f"{s}_label" for s in stems] + [f"{s}_overlay" for s in stems])
+    assert summary["images"] == len(stems) and summary["kind"] == "closed_set"
+    image = np.array(Image.open(folder / f"{stems[0]}.jpg").convert("RGB"))
+    normalised = (
+        torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+        - torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    ) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    with torch.no_grad():
+        expected = model.module(normalised)["logits"].argmax(1)[0].numpy()
+    label = np.asarray(outputs[f"{stems[0]}_label"])
+    np.testing.assert_array_equal(label, expected)
+    assert outputs[f"{stems[0]}_overlay"].size == (image.shape[1], image.shape[0])
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide", "multi_scale"])
+def test_evaluate_closed_set_matches_a_direct_confusion_matrix(world, trained_checkpoint, mode):
+    params = {
+        "checkpoint": str(trained_checkpoint),
+        "dataset": {"family": "synthetic", "root": str(world), "split": "val"},
+        "mode": mode,
+        "crop_size": [32, 32],
+        "stride": [16, 16],
+        "scales": [0.75, 1.0],
+        "show_progress": False,
+    }
+    per_class, metrics, markdown = inference.run_evaluate(params)
+    model = inference.load_inference_model(params)
+    reader = create_reader("synthetic", world)
+    predictor = inference.build_predictor(model, reader.class_names, params)
+    confusion = ConfusionMatrix(reader.num_classes, reader.ignore_index)
+    for sample in reader.list_samples("val"):
+        image, label = reader.load_pair(sample)
+        scores = predictor(torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255)
+        confusion.update(scores.argmax(1), torch.from_numpy(label.astype(np.int64))[None])
+    expected = scores_from_confusion(confusion.matrix, "closed_set")
+    assert metrics["evaluate"]["mIoU"] == pytest.approx(100 * expected.miou)
+    np.testing.assert_allclose(per_class["iou"], 100 * expected.iou)
+    assert len(per_class) == reader.num_classes and "mIoU" in markdown
+
+
+def test_mmseg_checkpoint_loads_with_renamed_keys_and_meta_classes(tmp_path):
+    torch.manual_seed(0)
+    names = [f"c{i}" for i in range(5)]
+    ours = build_segmentor({"name": "pspnet", "num_classes": 5, "backbone": "resnet_tiny", "channels": 16}).eval()
+    state = _mmseg_state(ours)
+    assert "backbone.stem.0.weight" in state and "decode_head.bottleneck.conv.weight" in state
+    path = tmp_path / "pspnet_mmseg.pth"
+    torch.save({"meta": {"CLASSES": names, "mmseg_version": "0.30.0"}, "state_dict": state}, path)
+    model = inference.load_inference_model(
+        {"checkpoint": str(path), "model": {"head": "pspnet", "backbone": "resnet_tiny", "channels": 16}}
+    )
+    assert model.class_names == names and model.num_classes == 5
+    for key, value in ours.state_dict().items():
+        assert torch.equal(model.module.state_dict()[key], value), key
+    images = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.module(images)["logits"], ours(images)["logits"])
+
+
+def test_state_dict_mismatch_lists_missing_and_unexpected_keys(tmp_path):
+    ours = build_segmentor({"name": "fcn", "num_classes": 4, "backbone": "resnet_tiny", "channels": 16})
+    state = _mmseg_state(ours)
+    del state["decode_head.convs.0.conv.weight"]
+    state["decode_head.extra_layer.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pth"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError) as error:
+        inference.load_inference_model(
+            {"checkpoint": str(path), "model": {"head": "fcn", "backbone": "resnet_tiny", "channels": 16}}
+        )
+    message = str(error.value)
+    assert str(path) in message
+    assert "1 missing keys: decode_head.convs.0.0.weight" in message
+    assert "1 unexpected keys: decode_head.extra_layer.weight" in message
+
+
+def test_bad_inputs_give_clear_errors(world, trained_checkpoint, tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.pt"):
+        inference.load_inference_model({"checkpoint": str(tmp_path / "missing.pt")})
+    with pytest.raises(inference.InferenceInputError, match="no checkpoint given"):
+        inference.load_inference_model({})
+    model = inference.load_inference_model({"checkpoint": str(trained_checkpoint)})
+    with pytest.raises(inference.InferenceInputError, match="vocabulary mismatch: the vocabulary has 3 classes"):
+        inference.predict_images(model, {"input": str(_images_folder(world, tmp_path)), "classes": ["a", "b", "c"]})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(inference.InferenceInputError, match="holds no images"):
+        inference.predict_images(model, {"input": str(empty)})
+    with pytest.raises(inference.InferenceInputError, match="unknown vocabulary 'nope'"):
+        inference.resolve_vocabulary({"vocabulary": "nope"})
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.load(trained_checkpoint, weights_only=True)["model"], bare)
+    with pytest.raises(inference.InferenceInputError, match="bare state dict"):
+        inference.load_inference_model({"checkpoint": str(bare)})
+    ovss = create_model("catseg", **TINY_OVSS)
+    ovss_path = tmp_path / "catseg_state.pt"
+    torch.save(ovss.state_dict(), ovss_path)
+    with pytest.raises(inference.InferenceInputError, match="open-vocabulary state dict: pass model_config"):
+        inference.load_inference_model({"checkpoint": str(ovss_path)})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"baseline": {"architecture": "fcn", "kwargs": {}}}))
+    with pytest.raises(inference.InferenceInputError, match="no open-vocabulary model"):
+        inference.load_inference_model({"checkpoint": str(ovss_path), "model_config": str(config)})
+
+
+def _ovss_checkpoint(tmp_path, architecture="catseg", **kwargs):
+    torch.manual_seed(0)
+    config = {**TINY_OVSS, **kwargs}
+    model = create_model(architecture, **config).eval()
+    path = tmp_path / f"{architecture}.pt"
+    torch.save({"model": model.state_dict(), "model_config": {"architecture": architecture, "kwargs": config}}, path)
+    return path, model
+
+
+def test_predict_open_vocabulary_with_a_class_list_and_a_vocabulary_name(world, tmp_path):
+    path, reference = _ovss_checkpoint(tmp_path)
+    folder = _images_folder(world, tmp_path)
+    model = inference.load_inference_model({"checkpoint": str(path)})
+    assert model.kind == "open_vocabulary"
+    with pytest.raises(inference.InferenceInputError, match="name the classes"):
+        inference.predict_images(model, {"input": str(folder)})
+    classes = ["sky", "grass", "water", "lime"]
+    outputs, summary = inference.predict_images(model, {"input": str(folder), "classes": classes})
+    stem = sorted(folder.iterdir())[0]
+    image = torch.from_numpy(np.array(Image.open(stem).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
+    text = inference.text_embeddings(model, classes, inference.DEFAULT_TEMPLATES)
+    with torch.no_grad():
+        expected = reference(image, text)["logits"].argmax(1)[0].numpy()
+    np.testing.assert_array_equal(np.asarray(outputs[f"{stem.stem}_label"]), expected)
+    assert summary["num_classes"] == 4
+    _, named = inference.predict_images(
+        model,
+        {
+            "input": str(folder),
+            "vocabulary": "syn150",
+            "vocabulary_root": str(world),
+            "mode": "slide",
+            "crop_size": [32, 32],
+        },
+    )
+    assert named["num_classes"] == len(create_reader("synthetic", world, vocabulary="syn150").class_names)
+
+
+def test_lsmseg_pipeline_state_dict_with_its_model_config(world, tmp_path):
+    torch.manual_seed(0)
+    kwargs = {**TINY_OVSS, "top_k": 4, "use_sam": True, "sam_variant": "tiny"}
+    model = create_model("lsmseg", **kwargs)
+    torch.save(model.state_dict(), tmp_path / "lsmseg.pt")
+    config = {
+        "baseline": {"architecture": "catseg", "kwargs": TINY_OVSS},
+        "lsmseg": {"architecture": "lsmseg", "kwargs": {**kwargs, "clip_pretrained": "data/06_models/tiny_clip.pt"}},
+    }
+    (tmp_path / "lsmseg_model_config.json").write_text(json.dumps(config))
+    loaded = inference.load_inference_model(
+        {
+            "checkpoint": str(tmp_path / "lsmseg.pt"),
+            "model_config": str(tmp_path / "lsmseg_model_config.json"),
+            "model_key": "lsmseg",
+        }
+    )
+    assert type(loaded.module).__name__ == "LSMSeg"
+    params = {"dataset": {"family": "synthetic", "root": str(world), "vocabulary": "syn150"}, "show_progress": False}
+    per_class, metrics, _ = inference.evaluate_checkpoint(loaded, params)
+    counted = per_class["ground_truth_pixels"] > 0
+    assert metrics["evaluate"]["classes_counted"] == counted.sum()  # open-vocabulary protocol: classes with GT only
+    assert metrics["evaluate"]["mIoU"] == pytest.approx(per_class.loc[counted, "iou"].mean())
+
+
+def test_evaluate_on_real_layout_fixtures(tmp_path):
+    """ADE20K-150 (closed-set, reduce_zero_label) and ADE-847 (open-vocabulary, ignore 65535) fixtures."""
+    root = write_ade20k_150(tmp_path / "ade", n_train=1, n_val=2, size=(40, 48))
+    torch.manual_seed(0)
+    segmentor = build_segmentor({"name": "fcn", "num_classes": 150, "backbone": "resnet_tiny", "channels": 16})
+    path = tmp_path / "fcn_ade.pt"
+    config = {"name": "fcn", "num_classes": 150, "backbone": "resnet_tiny", "channels": 16}
+    torch.save({"model": segmentor.state_dict(), "model_config": config, "class_names": []}, path)
+    params = {"checkpoint": str(path), "dataset": {"family": "ade20k_150", "root": str(root)}, "show_progress": False}
+    per_class, metrics, _ = inference.run_evaluate(params)
+    assert len(per_class) == 150 and per_class["ground_truth_pixels"].sum() > 0
+    assert per_class.loc[per_class["ground_truth_pixels"] > 0, "class_id"].tolist() == [0, 1, 149]
+    assert 0 <= metrics["evaluate"]["mIoU"] <= 100
+
+    root847 = write_ade20k_847(tmp_path / "ade847", n_train=1, n_val=1, size=(40, 48))
+    ovss_path, _ = _ovss_checkpoint(tmp_path)
+    params = {
+        "checkpoint": str(ovss_path),
+        "dataset": {"family": "ade20k_847", "root": str(root847)},
+        "mode": "slide",
+        "crop_size": [64, 64],
+        "show_progress": False,
+    }
+    per_class, metrics, _ = inference.run_evaluate(params)
+    assert len(per_class) == 847 and metrics["evaluate"]["classes_counted"] == 3  # 0, 1, 846 have pixels
+    with pytest.raises(inference.InferenceInputError, match="vocabulary mismatch: 150 classes given"):
+        inference.run_evaluate({**params, "vocabulary": "ade20k_150"})
