@@ -17,11 +17,21 @@ Two modes:
 - ``zero_shot`` (:class:`AttributeScorer` with no training): frozen CLIP; prediction = argmax over
   classes of the cosine cost map M = cos(E, T) (eq. 5.2) upsampled to the label size — the
   untrained aggregation-free CAT-Seg reduces to exactly this.
-- ``finetune`` (:func:`finetune_head`): the aggregation-free head (cost embedding + upsampling
-  decoder, eq. 5.9) is trained briefly per prompt set on cached frozen-CLIP features of the
-  training split with per-pixel BCE, then evaluated the same way. CLIP stays frozen (the thesis
-  fine-tunes CLIP's q/v as well; with cached image features we keep the image side fixed so that
-  every prompt set still pays for text + head only).
+- ``finetune`` (:func:`finetune_head`, the default and the thesis's scorer, 5.3.4: "training on
+  the COCO-Stuff dataset using CATSeg without spatial and class aggregation"): per prompt set, the
+  aggregation-free head (cost embedding + upsampling decoder with its guidance projections,
+  eq. 5.9) is trained from the same initial weights on the *seen* classes of the training split
+  with per-pixel BCE, then evaluated on every benchmark; seen and unseen classes are reported
+  apart (:attr:`AttributeScorer.last_seen_unseen`).
+
+  **Frozen**: the whole CLIP (image and text towers). Its image features (dense features and the
+  intermediate guidance features of every training and evaluation image) are computed once by
+  :func:`build_scorer` and shared by every prompt set; the text tower only encodes each prompt
+  set's class prompts. **Trained per prompt set**: every non-CLIP parameter of the head. (The
+  thesis also fine-tunes CLIP's attention q/v; that would make the image features depend on the
+  prompt set's training run, i.e. recompute them per prompt set, which is what the shared image
+  side avoids.) Noise replicates are training seeds (head initialisation and batch order):
+  :meth:`AttributeScorer.evaluate_replicates`.
 """
 
 from __future__ import annotations
@@ -279,6 +289,9 @@ class AttributeScorer:
     images_encoded: int = 0
     _head_init: dict[str, torch.Tensor] | None = None
     _seed_inits: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: after each evaluation (``finetune``): {benchmark: {"seen": mIoU, "unseen": mIoU}} over the
+    #: benchmark's classes in / not in the training vocabulary; one entry per replicate
+    last_seen_unseen: list[dict[str, dict[str, float]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.mode not in ("zero_shot", "finetune"):
@@ -383,7 +396,12 @@ class AttributeScorer:
         (``folds`` parts of the evaluation images, one pass), i.e. the image-sampling noise.
         """
         if self.mode == "finetune":
-            return [self._evaluate(prompts_by_class, int(seed))[0] for seed in seeds]
+            out, splits = [], []
+            for seed in seeds:
+                out.append(self._evaluate(prompts_by_class, int(seed))[0])
+                splits.extend(self.last_seen_unseen)
+            self.last_seen_unseen = splits
+            return out
         if self.folds < 2:
             raise ValueError("zero_shot replicates are image folds: build the scorer with folds >= 2")
         return self._evaluate(prompts_by_class, None)[1]
@@ -410,6 +428,8 @@ class AttributeScorer:
             self.times.train_seconds += time.perf_counter() - start
         results: dict[str, float] = {}
         per_fold: list[dict[str, float]] = [{} for _ in range(self.folds)]
+        seen_names = set(self.train_class_names)
+        split: dict[str, dict[str, float]] = {}
         for keys, members, union in self._groups:
             text = self.encode(prompts_by_class, union)
             start = time.perf_counter()
@@ -441,19 +461,30 @@ class AttributeScorer:
             for benchmark in members:
                 k = benchmark.num_classes
                 matrices = counts[benchmark.name].view(self.folds, k, k)
-                results[benchmark.name] = (
-                    100.0 * scores_from_confusion(matrices.sum(0), protocol="open_vocabulary").miou
-                )
+                scores = scores_from_confusion(matrices.sum(0), protocol="open_vocabulary")
+                results[benchmark.name] = 100.0 * scores.miou
+                if seen_names:  # thesis 5.2.3: "assessing both seen and unseen classes"
+                    seen = np.array([name in seen_names for name in benchmark.class_names])
+                    split[benchmark.name] = {
+                        part: _mean_iou(scores.iou[mask]) for part, mask in (("seen", seen), ("unseen", ~seen))
+                    }
                 if self.folds > 1:
                     for fold in range(self.folds):
                         miou = scores_from_confusion(matrices[fold], protocol="open_vocabulary").miou
                         per_fold[fold][benchmark.name] = 100.0 * miou
             self.times.cost_seconds += time.perf_counter() - start
         self.times.evaluations += 1
+        self.last_seen_unseen = [split] if split else []
         order = [b.name for b in self.benchmarks]
         overall = {name: results[name] for name in order}
         folds = [{name: fold[name] for name in order} for fold in per_fold] if self.folds > 1 else [overall]
         return overall, folds
+
+
+def _mean_iou(iou: np.ndarray) -> float:
+    """Mean (%) of the counted IoUs (classes present in the labels), NaN when none is."""
+    counted = iou[np.isfinite(iou)]
+    return 100.0 * float(counted.mean()) if counted.size else float("nan")
 
 
 def build_scorer(

@@ -406,6 +406,18 @@ def greedy_steps_beyond_noise(
     return chosen, steps
 
 
+def seen_unseen_averages(scorer) -> dict[str, float]:
+    """Mean over replicates and benchmarks of the seen-class and unseen-class mIoU of the last
+    evaluation (``finetune`` only; empty otherwise)."""
+    splits = getattr(scorer, "last_seen_unseen", None) or []
+    out = {}
+    for part in ("seen", "unseen"):
+        values = [v[part] for split in splits for v in split.values() if v[part] == v[part]]
+        if values:
+            out[part] = float(sum(values) / len(values))
+    return out
+
+
 def score_attributes(
     scorer: scoring.AttributeScorer, descriptions: dict[str, Any], params: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -423,10 +435,13 @@ def score_attributes(
     tables = {}
     for label, entry in descriptions["llms"].items():
         reps: OrderedDict[str, list[dict[str, float]]] = OrderedDict()
+        splits: dict[str, dict[str, float]] = {}
         reps[BASELINE_ROW] = _replicates(scorer, _prompts(scorer, entry["descriptions"], []), seeds)
+        splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
             prompts = _prompts(scorer, entry["descriptions"], [attribute], composition=composition)
             reps[attribute] = _replicates(scorer, prompts, seeds)
+            splits[attribute] = seen_unseen_averages(scorer)
             logger.info("%s / %s: avg. mIoU %.2f", label, attribute, sum(_averages(reps[attribute])) / len(seeds))
         rows = {
             name: {k: v for k, v in _mean_std(r).items() if k != AVERAGE_COLUMN and not k.endswith(STD_SUFFIX)}
@@ -436,6 +451,9 @@ def score_attributes(
         table.index.name = "attribute"
         ranked = rank_attributes(table, decimals=decimals)
         tables[label] = annotate_noise(ranked, reps, reps[BASELINE_ROW], rule)
+        if any(splits.values()):  # finetune: seen and unseen classes reported apart (thesis 5.2.3)
+            for part in ("seen", "unseen"):
+                tables[label][f"{part} avg."] = [splits[row].get(part, float("nan")) for row in tables[label].index]
         per_llm[label] = {
             "ranking": list(ranked.index),
             "scores": _frame_to_dict(ranked),

@@ -225,6 +225,15 @@ def test_finetune_mode_trains_head_per_prompt_set(world, clip_weights):
     second = scorer.evaluate(prompts)  # re-initialised from the same state, same seed: same numbers
     assert first == second and 0 <= first["synvoc20"] <= 100
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+    # seen and unseen classes reported apart (the training vocabulary is the seen one)
+    split = scorer.last_seen_unseen[0]["synvoc20"]
+    assert set(split) == {"seen", "unseen"} and all(0 <= v <= 100 for v in split.values() if v == v)
+    # noise replicates are training seeds: seed 0 is the default evaluation, other seeds differ
+    # (head init and batch order), and the image side is still encoded once
+    replicates = scorer.evaluate_replicates(prompts, [0, 1, 2])
+    assert replicates[0] == first and replicates[1] != replicates[0] and len(scorer.last_seen_unseen) == 3
+    assert scorer.evaluate_replicates(prompts, [1])[0] == replicates[1]  # a seed's init is reproducible
+    assert scorer.images_encoded == 10 + 16
 
 
 # --------------------------------------------------------------------------- nodes
