@@ -388,3 +388,37 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     assert "attribute_selection.best_avg_miou" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model_output")}
     assert "model_output/prompt_set.json" in artifacts
+
+
+def test_finetune_nodes_report_seed_noise_and_seen_unseen(world, clip_weights, tmp_path):
+    cache_path = tmp_path / "llm_responses.jsonl"
+    manifest = manifest_for(world)
+    params = params_for(
+        cache_path,
+        attributes=["color", "shape"],
+        benchmarks=["synvoc20", "synpc59"],
+        top_k=2,
+        scoring={
+            "mode": "finetune",
+            "batch_size": 4,
+            "num_threads": 1,
+            "finetune": {"steps": 2, "batch_size": 2, "max_train_images": 6},
+            "head": {"hidden_dim": 8, "decoder_channels": (8, 8), "decoder_guidance_dims": (4, 4)},
+        },
+        noise={"replicates": 2, "rule": "2se"},
+    )
+    fill_cache(cache_path, nodes.class_vocabulary(manifest, params), ["color", "shape"])
+    candidates = nodes.generate_candidate_attribute_list({**params, "attributes": ["color", "shape"]})
+    descriptions, _ = nodes.generate_enriched_descriptions(candidates, manifest, params)
+    scorer = nodes.build_attribute_scorer(manifest, clip_weights, CLIP_CONFIG, params)
+    assert scorer.mode == "finetune" and scorer.folds == 1 and scorer.images_encoded == 10 + 6
+    table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
+    assert scores["replicate_kind"] == "training seeds" and scores["seeds"] == [0, 1]
+    template = scores["llms"]["scripted"]["replicates"]["template"]
+    assert len(template) == 2 and template[0] != template[1]  # two training seeds, two results
+    assert {"seen avg.", "unseen avg."} <= set(table_5_3.columns)
+    assert table_5_3["seen avg."].between(0, 100).all()
+    table_5_4, table_5_9, prompt_set, summary = nodes.combine_attributes(scorer, descriptions, scores, params)
+    assert summary["noise"]["replicates"] == 2 and summary["scoring_mode"] == "finetune"
+    assert len(table_5_4) == 2 and set(prompt_set) == set(descriptions["class_names"])
+    assert scorer.images_encoded == 10 + 6  # every prompt set and seed reused the image side
