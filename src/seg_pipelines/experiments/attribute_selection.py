@@ -35,12 +35,18 @@ from seg_pipelines.prompts import (
     greedy_combination,
     rank_attributes,
 )
+from seg_pipelines.prompts.prompt_set import PROMPT_COMPOSITIONS
 from seg_pipelines.prompts.selection import BASELINE_ROW, COMBINATION_SEPARATOR
+from seg_pipelines.statistics import paired_comparison
 
 logger = logging.getLogger(__name__)
 
 LLM_COLUMN = "llm"
 COMBINATION_COLUMN = "combination"
+STD_SUFFIX = " std"
+VS_TEMPLATE_COLUMN = "vs. template"
+VERDICT_COLUMN = "verdict"
+STEP_COLUMN = "vs. previous step"
 
 
 # --------------------------------------------------------------------------- LLM helpers
@@ -269,8 +275,15 @@ def build_attribute_scorer(
         finetune = scoring.FinetuneConfig(
             **{k: v for k, v in tuning.items() if k in scoring.FinetuneConfig.__dataclass_fields__}
         )
+    seeds, _ = noise_settings(params)
     return scoring.build_scorer(
-        model, benchmarks, mode=mode, batch_size=int(options.get("batch_size", 32)), train=train, finetune=finetune
+        model,
+        benchmarks,
+        mode=mode,
+        batch_size=int(options.get("batch_size", 32)),
+        train=train,
+        finetune=finetune,
+        folds=len(seeds) if mode == "zero_shot" and len(seeds) > 1 else 1,  # zero_shot noise: image folds
     )
 
 
@@ -279,17 +292,33 @@ def _prompt_budget(scorer: scoring.AttributeScorer) -> int:
 
 
 def _prompts(
-    scorer, descriptions, combination: Sequence[str], class_names: Sequence[str] | None = None
+    scorer,
+    descriptions,
+    combination: Sequence[str],
+    class_names: Sequence[str] | None = None,
+    composition: str = "description",
 ) -> dict[str, str]:
     """``{class: prompt}``: the combination's descriptions concatenated within the CLIP context
-    (thesis 5.2.3); the empty combination is the template baseline."""
+    (thesis 5.2.3), alone or after the template (``composition``, :data:`PROMPT_COMPOSITIONS`);
+    the empty combination is the template baseline."""
     names = scorer.class_names if class_names is None else class_names
+    if composition not in PROMPT_COMPOSITIONS:
+        raise ValueError(
+            f"lsmseg_attribute_selection.prompt_composition must be one of {sorted(PROMPT_COMPOSITIONS)}, "
+            f"got {composition!r}"
+        )
     # build_prompt warns once per class whose descriptions do not all fit; say it once here instead.
     prompt_logger = logging.getLogger("seg_pipelines.prompts.prompt_set")
     level = prompt_logger.level
     prompt_logger.setLevel(logging.ERROR)
     try:
-        prompts = build_prompt_set(descriptions, list(combination), names, max_tokens=_prompt_budget(scorer))
+        prompts = build_prompt_set(
+            descriptions,
+            list(combination),
+            names,
+            PROMPT_COMPOSITIONS[composition],
+            max_tokens=_prompt_budget(scorer),
+        )
     finally:
         prompt_logger.setLevel(level)
     if len(combination) > 1:
@@ -302,34 +331,145 @@ def _prompts(
     return prompts
 
 
+def noise_settings(params: Mapping[str, Any]) -> tuple[list[int], str]:
+    """(replicate seeds, interval rule) from ``noise: {replicates, rule}`` (Tables 5.3/5.4 cells are
+    mean ± std over the replicates; :func:`seg_pipelines.statistics.paired_comparison` judges)."""
+    noise = dict(params.get("noise") or {})
+    replicates = int(noise.get("replicates", 3))
+    if replicates < 1:
+        raise ValueError(f"lsmseg_attribute_selection.noise.replicates must be >= 1, got {replicates}")
+    base = int((params.get("scoring") or {}).get("seed", 0))
+    return list(range(base, base + replicates)), str(noise.get("rule", "2se"))
+
+
+def _replicates(scorer, prompts: Mapping[str, str], seeds: Sequence[int]) -> list[dict[str, float]]:
+    if len(seeds) == 1:
+        return [scorer.evaluate(prompts, seed=seeds[0]) if scorer.mode == "finetune" else scorer.evaluate(prompts)]
+    return scorer.evaluate_replicates(prompts, seeds)
+
+
+def _averages(replicates: Sequence[Mapping[str, float]]) -> list[float]:
+    """The ``avg.`` over benchmarks of each replicate."""
+    return [sum(r.values()) / len(r) for r in replicates]
+
+
+def _mean_std(replicates: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per benchmark and for ``avg.``: the mean and (``<name> std``) sample std over replicates."""
+    frame = pd.DataFrame(list(replicates))
+    frame[AVERAGE_COLUMN] = frame.mean(axis=1)
+    out: dict[str, float] = {}
+    for column in frame.columns:
+        out[column] = float(frame[column].mean())
+        out[column + STD_SUFFIX] = float(frame[column].std(ddof=1)) if len(frame) > 1 else 0.0
+    return out
+
+
+def judge(candidate: Sequence[float], baseline: Sequence[float], rule: str) -> tuple[str, str]:
+    """(direction, text) of ``candidate - baseline`` paired by replicate, by the project's rule."""
+    comparison = paired_comparison(list(candidate), list(baseline), rule=rule)  # type: ignore[arg-type]
+    return comparison.direction, comparison.describe(decimals=2)
+
+
+def annotate_noise(
+    table: pd.DataFrame,
+    replicates: Mapping[str, Sequence[Mapping[str, float]]],
+    template: Sequence[Mapping[str, float]],
+    rule: str,
+) -> pd.DataFrame:
+    """Add each cell's std, and ``vs. template`` / ``verdict`` (paired over replicates) to ``table``
+    (rows = names in ``replicates``, benchmark and ``avg.`` columns = replicate means)."""
+    out = table.copy()
+    template_avg = _averages(template)
+    stats = {row: _mean_std(replicates[row]) for row in out.index}
+    for column in [c for c in table.columns if c + STD_SUFFIX in stats[out.index[0]]]:
+        out[column + STD_SUFFIX] = [stats[row][column + STD_SUFFIX] for row in out.index]
+    labels = {"higher": "beats template", "lower": "below template", "unresolved": "within noise"}
+    judged = {row: judge(_averages(replicates[row]), template_avg, rule) for row in out.index if row != BASELINE_ROW}
+    out[VS_TEMPLATE_COLUMN] = [judged[row][1] if row in judged else "" for row in out.index]
+    out[VERDICT_COLUMN] = [labels[judged[row][0]] if row in judged else "" for row in out.index]
+    return out
+
+
+def greedy_steps_beyond_noise(
+    combinations: Sequence[str], replicates: Mapping[str, Sequence[Mapping[str, float]]], rule: str
+) -> tuple[str, dict[str, str]]:
+    """Table 5.4's choice with noise: walking the greedy combinations in order, a longer one
+    replaces the current choice only when it beats it beyond noise (paired over replicates,
+    ``rule``); otherwise the shorter one stands. Returns (chosen, {combination: step text})."""
+    chosen = combinations[0]
+    steps = {chosen: ""}
+    for name in combinations[1:]:
+        direction, text = judge(_averages(replicates[name]), _averages(replicates[chosen]), rule)
+        steps[name] = f"{text} vs. {chosen}: {'adopted' if direction == 'higher' else 'not adopted'}"
+        if direction == "higher":
+            chosen = name
+    return chosen, steps
+
+
+def seen_unseen_averages(scorer) -> dict[str, float]:
+    """Mean over replicates and benchmarks of the seen-class and unseen-class mIoU of the last
+    evaluation (``finetune`` only; empty otherwise)."""
+    splits = getattr(scorer, "last_seen_unseen", None) or []
+    out = {}
+    for part in ("seen", "unseen"):
+        values = [v[part] for split in splits for v in split.values() if v[part] == v[part]]
+        if values:
+            out[part] = float(sum(values) / len(values))
+    return out
+
+
 def score_attributes(
     scorer: scoring.AttributeScorer, descriptions: dict[str, Any], params: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Figure 5.3 (3), Table 5.3: mIoU of the template baseline and of each attribute's prompts on
-    every benchmark, ranked by the average (per LLM; the table is the primary LLM's)."""
+    every benchmark, ranked by the average (per LLM; the table is the primary LLM's).
+
+    Each cell is the mean ± std over the noise replicates (``noise.replicates``: training seeds in
+    ``finetune`` mode, disjoint image folds in ``zero_shot`` mode); ``verdict`` says whether the
+    attribute beats the template beyond noise (paired over replicates, ``noise.rule``)."""
     set_torch_threads((params.get("scoring") or {}).get("num_threads"), default=2)
     decimals = params.get("ranking_decimals")
+    seeds, rule = noise_settings(params)
+    composition = str(params.get("prompt_composition", "description"))
     per_llm: dict[str, Any] = {}
     tables = {}
     for label, entry in descriptions["llms"].items():
-        rows = OrderedDict()
-        rows[BASELINE_ROW] = scorer.evaluate(_prompts(scorer, entry["descriptions"], []))
+        reps: OrderedDict[str, list[dict[str, float]]] = OrderedDict()
+        splits: dict[str, dict[str, float]] = {}
+        reps[BASELINE_ROW] = _replicates(scorer, _prompts(scorer, entry["descriptions"], []), seeds)
+        splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
-            rows[attribute] = scorer.evaluate(_prompts(scorer, entry["descriptions"], [attribute]))
-            logger.info(
-                "%s / %s: avg. mIoU %.2f", label, attribute, sum(rows[attribute].values()) / len(rows[attribute])
-            )
+            prompts = _prompts(scorer, entry["descriptions"], [attribute], composition=composition)
+            reps[attribute] = _replicates(scorer, prompts, seeds)
+            splits[attribute] = seen_unseen_averages(scorer)
+            logger.info("%s / %s: avg. mIoU %.2f", label, attribute, sum(_averages(reps[attribute])) / len(seeds))
+        rows = {
+            name: {k: v for k, v in _mean_std(r).items() if k != AVERAGE_COLUMN and not k.endswith(STD_SUFFIX)}
+            for name, r in reps.items()
+        }
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "attribute"
         ranked = rank_attributes(table, decimals=decimals)
-        tables[label] = ranked
-        per_llm[label] = {"ranking": list(ranked.index), "scores": _frame_to_dict(ranked)}
+        tables[label] = annotate_noise(ranked, reps, reps[BASELINE_ROW], rule)
+        if any(splits.values()):  # finetune: seen and unseen classes reported apart (thesis 5.2.3)
+            for part in ("seen", "unseen"):
+                tables[label][f"{part} avg."] = [splits[row].get(part, float("nan")) for row in tables[label].index]
+        per_llm[label] = {
+            "ranking": list(ranked.index),
+            "scores": _frame_to_dict(ranked),
+            "replicates": {name: list(r) for name, r in reps.items()},
+        }
     primary = next(iter(tables))
-    return tables[primary].reset_index(), {"llms": per_llm, "primary": primary}
+    summary = {"llms": per_llm, "primary": primary, "seeds": seeds, "rule": rule, "composition": composition}
+    summary["replicate_kind"] = "training seeds" if scorer.mode == "finetune" else f"{len(seeds)} disjoint image folds"
+    return tables[primary].reset_index(), summary
 
 
-def _frame_to_dict(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    return {str(row): {str(c): float(v) for c, v in values.items()} for row, values in table.iterrows()}
+def _frame_to_dict(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    return {
+        str(row): {str(c): (float(v) if isinstance(v, (int, float)) else str(v)) for c, v in values.items()}
+        for row, values in table.iterrows()
+    }
 
 
 # --------------------------------------------------------------------------- step 4: combination
@@ -350,44 +490,80 @@ def combine_attributes(
     set_torch_threads((params.get("scoring") or {}).get("num_threads"), default=2)
     top_k = int(params.get("top_k", 4))
     decimals = params.get("ranking_decimals")
-    combination_tables, best = {}, {}
+    seeds, rule = noise_settings(params)
+    composition = str(attribute_scores.get("composition", params.get("prompt_composition", "description")))
+    combination_tables, best, best_reps, template_reps = {}, {}, {}, {}
     comparison_rows = OrderedDict()
     for label, entry in descriptions["llms"].items():
-        ranked = pd.DataFrame.from_dict(attribute_scores["llms"][label]["scores"], orient="index")
-        ranked = ranked.loc[attribute_scores["llms"][label]["ranking"]]
+        stored = attribute_scores["llms"][label]
+        ranked = pd.DataFrame.from_dict(stored["scores"], orient="index")
+        ranked = ranked.loc[stored["ranking"]]
+        reps: dict[str, list[dict[str, float]]] = {}
 
-        def evaluate(combination: list[str], _descriptions=entry["descriptions"]) -> dict[str, float]:
-            return scorer.evaluate(_prompts(scorer, _descriptions, combination))
+        def evaluate(combination: list[str], _descriptions=entry["descriptions"], _reps=reps) -> dict[str, float]:
+            replicates = _replicates(
+                scorer, _prompts(scorer, _descriptions, combination, composition=composition), seeds
+            )
+            _reps[COMBINATION_SEPARATOR.join(combination)] = replicates
+            means = _mean_std(replicates)
+            return {b: means[b] for b in replicates[0]}
 
-        table, chosen = greedy_combination(ranked, top_k, evaluate, decimals=decimals)
-        combination_tables[label], best[label] = table, chosen
-        row = table.loc[COMBINATION_SEPARATOR.join(chosen)]
-        benchmarks = [c for c in table.columns if c not in (AVERAGE_COLUMN, "vs. baseline")]
+        table, _ = greedy_combination(ranked, top_k, evaluate, decimals=decimals)
+        first = table.index[0]
+        reps[first] = stored["replicates"][first]
+        template = stored["replicates"][BASELINE_ROW]
+        chosen, steps = greedy_steps_beyond_noise(list(table.index), reps, rule)
+        table = annotate_noise(table, reps, template, rule)
+        table[STEP_COLUMN] = [steps[name] for name in table.index]
+        combination_tables[label] = table
+        best[label] = chosen.split(COMBINATION_SEPARATOR)
+        best_reps[label], template_reps[label] = reps[chosen], template
+        row = table.loc[chosen]
+        benchmarks = [c for c in reps[chosen][0]]
         comparison_rows[label] = {
             **{b: float(row[b]) for b in benchmarks},
+            **{b + STD_SUFFIX: float(row[b + STD_SUFFIX]) for b in benchmarks},
             AVERAGE_COLUMN: float(row[AVERAGE_COLUMN]),
-            COMBINATION_COLUMN: COMBINATION_SEPARATOR.join(chosen),
+            AVERAGE_COLUMN + STD_SUFFIX: float(row[AVERAGE_COLUMN + STD_SUFFIX]),
+            COMBINATION_COLUMN: chosen,
+            VS_TEMPLATE_COLUMN: row[VS_TEMPLATE_COLUMN],
+            VERDICT_COLUMN: row[VERDICT_COLUMN],
         }
-        logger.info("%s: best combination %s (avg. mIoU %.2f)", label, chosen, row[AVERAGE_COLUMN])
+        agreement = _world_agreement(entry["descriptions"])
+        if agreement:
+            rates = [v["hit_rate"] for v in agreement.values()]
+            comparison_rows[label]["world agreement"] = float(100 * sum(rates) / len(rates))
+        logger.info(
+            "%s: selected combination %s (avg. mIoU %.2f, %s)", label, chosen, row[AVERAGE_COLUMN], row[VERDICT_COLUMN]
+        )
     primary = attribute_scores["primary"]
+    for label in comparison_rows:  # the thesis: a stronger LLM gives the higher mIoU (Table 5.9)
+        comparison_rows[label]["vs. " + primary] = (
+            "" if label == primary else judge(_averages(best_reps[label]), _averages(best_reps[primary]), rule)[1]
+        )
     comparison = pd.DataFrame.from_dict(comparison_rows, orient="index")
     comparison.index.name = LLM_COLUMN
     baseline = attribute_scores["llms"][primary]["scores"][BASELINE_ROW][AVERAGE_COLUMN]
-    best_average = float(combination_tables[primary].loc[COMBINATION_SEPARATOR.join(best[primary]), AVERAGE_COLUMN])
-    # The prompt set is the best of the combinations *and* the template baseline: when no attribute
-    # combination beats the template (a weak LLM or CLIP), LSMSeg gets the template prompts.
+    best_key = COMBINATION_SEPARATOR.join(best[primary])
+    best_average = float(combination_tables[primary].loc[best_key, AVERAGE_COLUMN])
+    beats, beats_text = judge(_averages(best_reps[primary]), _averages(template_reps[primary]), rule)
+    # The prompt set is the selected combination only when it beats the template beyond noise
+    # (paired rule); otherwise (a weak LLM or CLIP, or a difference noise explains) the template.
     prompt_combination = list(best[primary])
-    if bool(params.get("fallback_to_template", True)) and best_average < baseline:
+    if bool(params.get("fallback_to_template", True)) and beats != "higher":
         logger.warning(
-            "no attribute combination beats the template baseline (best %s: %.2f < %.2f avg. mIoU); "
+            "the selected combination %s does not beat the template beyond noise (%s); "
             "the prompt set uses the template prompts",
             best[primary],
-            best_average,
-            baseline,
+            beats_text,
         )
         prompt_combination = []
     prompt_set = _prompts(
-        scorer, descriptions["llms"][primary]["descriptions"], prompt_combination, descriptions["class_names"]
+        scorer,
+        descriptions["llms"][primary]["descriptions"],
+        prompt_combination,
+        descriptions["class_names"],
+        composition=composition,
     )
     summary = {
         "primary_llm": primary,
@@ -397,6 +573,14 @@ def combine_attributes(
         "best_combinations": best,
         "top_k": top_k,
         "scoring_mode": scorer.mode,
+        "prompt_composition": composition,
+        "noise": {
+            "replicates": len(seeds),
+            "kind": attribute_scores.get("replicate_kind", ""),
+            "rule": rule,
+            "best_vs_template": beats_text,
+            "best_beats_template": beats == "higher",
+        },
         "prompt_token_budget": _prompt_budget(scorer),
         "template_average": baseline,
         "best_average": best_average,
@@ -416,6 +600,11 @@ def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
     from seg_pipelines.engine.tables import markdown_table
 
     frame = table.copy()
+    for column in list(frame.columns):
+        if column.endswith(STD_SUFFIX) and column[: -len(STD_SUFFIX)] in frame.columns:
+            mean = column[: -len(STD_SUFFIX)]
+            frame[mean] = [f"{m:.{decimals}f} ± {s:.{decimals}f}" for m, s in zip(frame[mean], frame[column])]
+            frame = frame.drop(columns=column)
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
             frame[column] = frame[column].map(lambda v: f"{v:.{decimals}f}")
@@ -529,13 +718,29 @@ def report_attribute_selection(
     candidates = ", ".join(candidate_attributes.get("suggested") or []) or "(no usable answer)"
     table_5_3 += (
         f"\nLLM `{summary['primary_llm']}` suggested: {candidates}. "
-        f"Scored attributes: {', '.join(descriptions['attributes'])}. Mode: {summary['scoring_mode']}.\n"
+        f"Scored attributes: {', '.join(descriptions['attributes'])}. Mode: {summary['scoring_mode']}. "
+        f"Prompt composition: {summary.get('prompt_composition', 'description')}.\n"
     )
-    table_5_4 += f"\nSelected: **{COMBINATION_SEPARATOR.join(summary['best_combination'])}**.\n"
+    noise = summary.get("noise") or {}
+    noise_note = (
+        f"\nCells: mean ± std over {noise.get('replicates', 1)} replicates ({noise.get('kind', '')}); "
+        f"`vs. template`: mean paired difference of avg. and its interval (rule {noise.get('rule', '')}, "
+        "seg_pipelines.statistics.paired_comparison); `verdict`: beyond noise or not.\n"
+    )
+    table_5_3 += noise_note
+    table_5_4 += noise_note
+    table_5_9 += noise_note + (
+        "`world agreement`: % of descriptions naming the attribute word the synthetic world renders "
+        "(mean over attributes).\n"
+    )
+    table_5_4 += (
+        f"\nSelected: **{COMBINATION_SEPARATOR.join(summary['best_combination'])}** "
+        f"({noise.get('best_vs_template', '')} vs. template).\n"
+    )
     if not summary.get("prompt_set_combination", summary["best_combination"]):
         table_5_4 += (
-            f"\nNo combination beats the template baseline ({summary['template_average']:.1f} avg. mIoU): "
-            "the prompt set uses the template prompts (`fallback_to_template`).\n"
+            f"\nNo combination beats the template baseline ({summary['template_average']:.1f} avg. mIoU) "
+            "beyond noise: the prompt set uses the template prompts (`fallback_to_template`).\n"
         )
     metrics = {
         "attribute_selection.template_avg_miou": float(summary["template_average"]),

@@ -202,8 +202,15 @@ class Scoring(Block):
     seed: NonNegativeInt = 0
 
 
+class Noise(Block):
+    replicates: PositiveInt = 3
+    rule: Literal["2se", "t95"] = "2se"
+
+
 class AttributeSelection(Block):
     retry: Retry = Retry()
+    noise: Noise = Noise()
+    prompt_composition: Literal["description", "template_description"] = "description"
     attributes: Annotated[list[str], Field(min_length=1)]
     benchmarks: Annotated[list[str], Field(min_length=1)]
     scoring: Scoring = Scoring()

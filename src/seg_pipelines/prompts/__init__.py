@@ -9,8 +9,10 @@ the final class -> prompt text. LLMs come from :func:`create_llm`; answers are c
 from .cache import CACHE_SCHEMA_VERSION, CacheKey, ResponseCache
 from .cleaning import (
     THESIS_ATTRIBUTES,
+    EchoedPromptError,
     MalformedAnswerError,
     clean_description,
+    find_echo,
     normalise_attribute,
     parse_attribute_list,
     sanitise_class_name,
@@ -53,6 +55,7 @@ __all__ = [
     "CacheMissError",
     "DESCRIPTION_TEMPLATE",
     "DescriptionGenerationError",
+    "EchoedPromptError",
     "GAIN_COLUMN",
     "LLMBackend",
     "LLMError",
@@ -70,6 +73,7 @@ __all__ = [
     "clean_description",
     "clip_token_count",
     "create_llm",
+    "find_echo",
     "description_question",
     "generate_candidate_attributes",
     "generate_descriptions",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .llm import TransientLLMError
 
@@ -72,6 +72,13 @@ _CLASS_NAME_ALLOWED = re.compile(r"[^\w\s\-/(),.&+]")
 
 class MalformedAnswerError(TransientLLMError):
     """An answer that is empty or unusable after cleaning (worth asking again)."""
+
+
+class EchoedPromptError(MalformedAnswerError):
+    """An answer that repeats part of what was sent (system prompt, question, worked example).
+
+    Worth asking again (with resampling): a server that echoes its input once may answer the next
+    time; cached as a description it would be a prompt about the prompt, not about the class."""
 
 
 def sanitise_class_name(name: object, max_chars: int = MAX_CLASS_NAME_CHARS) -> str:
@@ -181,6 +188,52 @@ def _strip_echo(text: str, question: str | None) -> str:
     return text
 
 
+#: An echo is a run of this many consecutive words shared with a sent text (all of it when the
+#: sent text is shorter, e.g. a worked example's answer). Eight words in a row of a system prompt
+#: or a question do not occur in a genuine description by chance; a short worked answer ("A frog
+#: is usually green.") names its own class, so it only occurs whole in an echo.
+ECHO_RUN_WORDS = 8
+
+
+def find_echo(
+    text: str, sent: Mapping[str, str], max_run: int = ECHO_RUN_WORDS, class_name: str | None = None
+) -> str | None:
+    """The label of the first ``sent`` text that ``text`` repeats anywhere, else ``None``.
+
+    ``sent`` maps a label ("system prompt", "question", "worked example 2") to the text sent to
+    the LLM. Case and punctuation are ignored; ``text`` repeats a sent text when they share a run
+    of ``max_run`` consecutive words (all of the sent text when it is shorter). ``class_name``
+    counts as one word on both sides: a description names its class, however long the name.
+    """
+
+    def normalise(value: str) -> list[str]:
+        value = _normalise_for_match(value)
+        if class_name:
+            name = _normalise_for_match(class_name)
+            value = re.sub(rf"\b{re.escape(name)}\b", "\x00", value) if name else value
+        return value.split()
+
+    words = normalise(text)
+    for label, source in sent.items():
+        source_words = normalise(source)
+        if not source_words:
+            continue
+        run = min(len(source_words), max_run)
+        if len(words) < run:
+            continue
+        grams = {tuple(source_words[i : i + run]) for i in range(len(source_words) - run + 1)}
+        if any(tuple(words[i : i + run]) in grams for i in range(len(words) - run + 1)):
+            return label
+    return None
+
+
+def reject_echo(text: str, sent: Mapping[str, str], class_name: str | None = None) -> None:
+    """Raise :class:`EchoedPromptError` when ``text`` repeats one of the ``sent`` texts."""
+    echoed = find_echo(text, sent, class_name=class_name)
+    if echoed is not None:
+        raise EchoedPromptError(f"answer repeats the {echoed} sent to the LLM: {text!r:.100}")
+
+
 def _cut_repetition(text: str, ngram: int = 4) -> str:
     """Cut a degenerate loop: stop before the first word n-gram that has already occurred."""
     words = text.split()
@@ -248,11 +301,14 @@ def clean_description(
     max_sentences: int = 2,
     max_chars: int = 300,
     min_chars: int = 3,
+    sent: Mapping[str, str] | None = None,
 ) -> str:
     """One or two clean sentences describing ``class_name``, or :class:`MalformedAnswerError`.
 
     Rules, in order: cut at a few-shot continuation (``Q:``, blank line, end-of-turn tokens);
     drop an ``A:``/``Answer:`` prefix, markdown and a leading echo of ``question``; join lines;
+    reject (:class:`EchoedPromptError`) what is left if it still repeats, anywhere, the question
+    or any other text in ``sent`` (system prompt, worked examples: :func:`find_echo`);
     cut a repetition loop; keep the first ``max_sentences`` sentences, dropping an unfinished
     last sentence when a finished one precedes it; cut each sentence to ``max_chars`` at a comma;
     prepend ``"A {class}"`` when the class is not named; capitalise and end with a full stop.
@@ -265,6 +321,7 @@ def clean_description(
     text = _strip_markdown(text)
     text = " ".join(text.split())
     text = _strip_echo(text, question)
+    reject_echo(text, {**({"question": question} if question else {}), **dict(sent or {})}, class_name)
     text = _ANSWER_PREFIX.sub("", text).strip(" \"'")
     text = _LABEL_PREFIX.sub("", text)  # "Color: bright green" -> "bright green"
     text = _cut_repetition(text)

@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from .cache import CacheKey, ResponseCache
 from .cleaning import (
     THESIS_ATTRIBUTES,
+    EchoedPromptError,
     MalformedAnswerError,
     clean_description,
     dedupe_attributes,
+    find_echo,
     indefinite_article,
     normalise_attribute,
     parse_attribute_list,
@@ -236,6 +238,9 @@ def generate_candidate_attributes(
     else:
 
         def parse(answer: str) -> list[str]:
+            echoed = find_echo(answer, {"system prompt": system_prompt, "question": question})
+            if echoed is not None:
+                raise EchoedPromptError(f"answer repeats the {echoed} sent to the LLM: {answer!r:.80}")
             attributes = parse_attribute_list(answer)
             if not attributes:
                 raise MalformedAnswerError(f"no attribute list in answer {answer!r:.80}")
@@ -264,6 +269,19 @@ def generate_candidate_attributes(
 # ---------------------------------------------------------------------------------------------
 # Step 2: enriched descriptions
 # ---------------------------------------------------------------------------------------------
+
+
+def sent_texts(system_prompt: str, shots: Sequence[Mapping[str, str]], class_name: str | None = None) -> dict[str, str]:
+    """What an answer must not repeat besides its question: the system prompt and every worked
+    example (question and answer) whose class is not the one asked about."""
+    sent = {"system prompt": system_prompt} if system_prompt else {}
+    own = f'"{class_name.lower()}"' if class_name else None
+    for number, (user, assistant) in enumerate(zip(shots[0::2], shots[1::2]), start=1):
+        if own is not None and own in user["content"].lower():
+            continue  # the example is about this very class: its answer may be the right one
+        sent[f"worked example {number} (question)"] = user["content"]
+        sent[f"worked example {number} (answer)"] = assistant["content"]
+    return sent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,7 +324,10 @@ def generate_descriptions(
 
     Cached answers are reused; the rest are asked (``concurrency`` requests in flight, default
     the backend's own), cleaned by :func:`~seg_pipelines.prompts.cleaning.clean_description` and
-    cached one by one as they arrive. When one question exhausts its retry budget, questions not
+    cached one by one as they arrive. An answer that repeats the system prompt, the question or a
+    worked example anywhere (:func:`~seg_pipelines.prompts.cleaning.find_echo`) is rejected and
+    asked again like any malformed answer; a cached one (from an older version) is asked again
+    too. When one question exhausts its retry budget, questions not
     yet started are cancelled, those in flight finish (and are cached), and a
     :class:`DescriptionGenerationError` names the class and attribute.
     """
@@ -330,14 +351,28 @@ def generate_descriptions(
             key = CacheKey(llm.name, llm.model, template_version, "description", safe_name, attribute, text)
             questions.append(_Question(class_name, safe_name, attribute, text, key))
 
+    def messages_for(question: _Question) -> list[dict[str, str]]:
+        shots = attribute_examples(question.attribute, template) if examples == "per_attribute" else []
+        return [{"role": "system", "content": system_prompt}, *shots, {"role": "user", "content": question.text}]
+
+    def sent_for(question: _Question) -> dict[str, str]:
+        shots = messages_for(question)[1:-1]
+        return {"question": question.text, **sent_texts(system_prompt, shots, question.safe_name)}
+
     results: dict[str, dict[str, str]] = {c: {} for c in class_names}
     todo: list[_Question] = []
+    echoes_cached = 0
     for question in questions:
         answer = cache.get(question.key)
+        if answer is not None and find_echo(answer, sent_for(question), class_name=question.safe_name) is not None:
+            echoes_cached += 1  # cached by an older version that let echoes through: ask again
+            answer = None
         if answer is None:
             todo.append(question)
         else:
             results[question.class_name][question.attribute] = answer
+    if echoes_cached:
+        logger.warning("%d cached descriptions repeat the prompt sent to the LLM; asking them again", echoes_cached)
     logger.info(
         "Descriptions: %d questions, %d cached, %d to ask %s/%s",
         len(questions),
@@ -355,12 +390,8 @@ def generate_descriptions(
     bar = tqdm(total=len(todo), desc="LLM descriptions", unit="q", disable=not progress or not todo)
 
     def ask(question: _Question) -> None:
-        shots = attribute_examples(question.attribute, template) if examples == "per_attribute" else []
-        messages = [
-            {"role": "system", "content": system_prompt},
-            *shots,
-            {"role": "user", "content": question.text},
-        ]
+        messages = messages_for(question)
+        sent = sent_for(question)
 
         def clean(answer: str) -> str:
             return clean_description(
@@ -369,6 +400,7 @@ def generate_descriptions(
                 question.text,
                 max_sentences=max_sentences,
                 max_chars=max_chars,
+                sent=sent,
             )
 
         what = f"class {question.class_name!r} / attribute {question.attribute!r}"

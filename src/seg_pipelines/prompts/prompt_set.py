@@ -24,6 +24,12 @@ logger = logging.getLogger(__name__)
 CLIP_CONTEXT_TOKENS = 77
 BASELINE_TEMPLATE = "a photo of a {class_name}."
 DEFAULT_TEMPLATE = "{descriptions}"
+#: How a class's prompt joins its descriptions (``prompt_composition``): the descriptions alone
+#: (thesis 5.2.3's example prompt), or the hand-crafted template followed by them.
+PROMPT_COMPOSITIONS: dict[str, str] = {
+    "description": DEFAULT_TEMPLATE,
+    "template_description": "a photo of a {class_name}. {descriptions}",
+}
 
 
 @functools.lru_cache(maxsize=1)

@@ -225,6 +225,15 @@ def test_finetune_mode_trains_head_per_prompt_set(world, clip_weights):
     second = scorer.evaluate(prompts)  # re-initialised from the same state, same seed: same numbers
     assert first == second and 0 <= first["synvoc20"] <= 100
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+    # seen and unseen classes reported apart (the training vocabulary is the seen one)
+    split = scorer.last_seen_unseen[0]["synvoc20"]
+    assert set(split) == {"seen", "unseen"} and all(0 <= v <= 100 for v in split.values() if v == v)
+    # noise replicates are training seeds: seed 0 is the default evaluation, other seeds differ
+    # (head init and batch order), and the image side is still encoded once
+    replicates = scorer.evaluate_replicates(prompts, [0, 1, 2])
+    assert replicates[0] == first and replicates[1] != replicates[0] and len(scorer.last_seen_unseen) == 3
+    assert scorer.evaluate_replicates(prompts, [1])[0] == replicates[1]  # a seed's init is reproducible
+    assert scorer.images_encoded == 10 + 16
 
 
 # --------------------------------------------------------------------------- nodes
@@ -248,7 +257,17 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
 
     scorer = nodes.build_attribute_scorer(manifest, clip_weights, CLIP_CONFIG, params)
     table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
-    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline"]
+    stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
+    noise_columns = [*stds, "vs. template", "verdict"]
+    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline", *noise_columns]
+    assert scores["seeds"] == [0, 1, 2] and scores["replicate_kind"] == "3 disjoint image folds"
+    folds = scores["llms"]["scripted"]["replicates"]["color"]
+    assert len(folds) == 3 and folds[0] != folds[1]  # zero_shot noise: three disjoint image folds
+    color = table_5_3.set_index("attribute").loc["color"]
+    assert color["syn150"] == pytest.approx(sum(f["syn150"] for f in folds) / 3)
+    assert color["syn150 std"] == pytest.approx(float(pd.Series([f["syn150"] for f in folds]).std()))
+    assert table_5_3.set_index("attribute").at["template", "verdict"] == ""
+    assert set(table_5_3["verdict"]) <= {"", "beats template", "below template", "within noise"}
     assert sorted(table_5_3["attribute"]) == sorted(["template", *ATTRIBUTES])
     averages = table_5_3[BENCHMARKS].mean(axis=1)
     assert list(table_5_3["avg."]) == pytest.approx(list(averages))
@@ -259,16 +278,27 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     table_5_4, table_5_9, prompt_set, summary = nodes.combine_attributes(scorer, descriptions, scores, params)
     ranked = [a for a in table_5_3["attribute"] if a != "template"][:3]
     assert list(table_5_4["combination"]) == [ranked[0], " + ".join(ranked[:2]), " + ".join(ranked)]
-    assert list(table_5_4.columns) == ["combination", *BENCHMARKS, "avg.", "vs. baseline"]
+    assert list(table_5_4.columns) == [
+        "combination",
+        *BENCHMARKS,
+        "avg.",
+        "vs. baseline",
+        *noise_columns,
+        "vs. previous step",
+    ]
     assert table_5_4.iloc[0][BENCHMARKS].tolist() == pytest.approx(
         table_5_3.set_index("attribute").loc[ranked[0], BENCHMARKS].tolist()
     )
     best_row = table_5_4.set_index("combination").loc[" + ".join(summary["best_combination"])]
-    assert best_row["avg."] == pytest.approx(table_5_4["avg."].max())
-    assert list(table_5_9.columns) == ["llm", *BENCHMARKS, "avg.", "combination"]
+    # greedy steps beyond noise: a longer combination is adopted only when the paired rule says so
+    steps = list(table_5_4["vs. previous step"])
+    adopted = [i for i, text in enumerate(steps) if text.endswith(": adopted")]
+    assert summary["best_combination"] == ranked[: (adopted[-1] + 1 if adopted else 1)]
+    assert list(table_5_9.columns)[:2] == ["llm", *BENCHMARKS][:2]
+    assert {"avg.", "avg. std", "combination", "vs. template", "verdict", "vs. scripted"} <= set(table_5_9.columns)
     assert list(table_5_9["llm"]) == ["scripted"] and table_5_9.at[0, "avg."] == pytest.approx(best_row["avg."])
     assert set(prompt_set) == set(classes)  # every class of every benchmark and of the dataset
-    if summary["best_average"] < template:  # the prompt set is the better of the best combination and the template
+    if not summary["noise"]["best_beats_template"]:  # the prompt set: the selection if beyond noise, else the template
         assert summary["prompt_set_combination"] == [] and prompt_set["lime"] == "a photo of a lime."
     else:
         assert (
@@ -286,8 +316,11 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     table_md, combination_md, comparison_md, bar, line, samples, metrics = reports
     assert table_md.count("\n| ") == 1 + 1 + len(ATTRIBUTES)  # header + template + attributes
     assert (
-        "| attribute | syn847 | synpc459 | syn150 | synpc59 | synvoc20 | synvoc21b | avg. | vs. baseline |" in table_md
+        "| attribute | syn847 | synpc459 | syn150 | synpc59 | synvoc20 | synvoc21b | avg. | vs. baseline "
+        "| vs. template | verdict |" in table_md
     )
+    assert re.search(r"\| color \| \d+\.\d ± \d+\.\d \|", table_md)  # cells print mean ± std
+    assert "rule 2se" in table_md and "3 replicates (3 disjoint image folds)" in table_md
     assert "lime" in samples and "rendered as" in samples
     assert metrics["attribute_selection.template_avg_miou"] == pytest.approx(template)
     assert len(bar.axes[0].patches) == len(ATTRIBUTES)
@@ -328,7 +361,11 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
 
     table_5_3 = pd.read_csv(project_copy / "data/08_reporting/table_5_3_attribute_scores.csv")
     table_5_4 = pd.read_csv(project_copy / "data/08_reporting/table_5_4_attribute_combinations.csv")
-    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline"] and len(table_5_3) == 6
+    stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
+    noise_columns = [*stds, "vs. template", "verdict"]
+    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline", *noise_columns]
+    assert set(table_5_3["verdict"].fillna("")) <= {"", "beats template", "below template", "within noise"}
+    assert len(table_5_3) == 6
     assert len(table_5_4) == 3
     prompt_set = json.loads((project_copy / "data/07_model_output/prompt_set.json").read_text())
     assert set(prompt_set) == set(all_class_names())
@@ -351,3 +388,37 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     assert "attribute_selection.best_avg_miou" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model_output")}
     assert "model_output/prompt_set.json" in artifacts
+
+
+def test_finetune_nodes_report_seed_noise_and_seen_unseen(world, clip_weights, tmp_path):
+    cache_path = tmp_path / "llm_responses.jsonl"
+    manifest = manifest_for(world)
+    params = params_for(
+        cache_path,
+        attributes=["color", "shape"],
+        benchmarks=["synvoc20", "synpc59"],
+        top_k=2,
+        scoring={
+            "mode": "finetune",
+            "batch_size": 4,
+            "num_threads": 1,
+            "finetune": {"steps": 2, "batch_size": 2, "max_train_images": 6},
+            "head": {"hidden_dim": 8, "decoder_channels": (8, 8), "decoder_guidance_dims": (4, 4)},
+        },
+        noise={"replicates": 2, "rule": "2se"},
+    )
+    fill_cache(cache_path, nodes.class_vocabulary(manifest, params), ["color", "shape"])
+    candidates = nodes.generate_candidate_attribute_list({**params, "attributes": ["color", "shape"]})
+    descriptions, _ = nodes.generate_enriched_descriptions(candidates, manifest, params)
+    scorer = nodes.build_attribute_scorer(manifest, clip_weights, CLIP_CONFIG, params)
+    assert scorer.mode == "finetune" and scorer.folds == 1 and scorer.images_encoded == 10 + 6
+    table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
+    assert scores["replicate_kind"] == "training seeds" and scores["seeds"] == [0, 1]
+    template = scores["llms"]["scripted"]["replicates"]["template"]
+    assert len(template) == 2 and template[0] != template[1]  # two training seeds, two results
+    assert {"seen avg.", "unseen avg."} <= set(table_5_3.columns)
+    assert table_5_3["seen avg."].between(0, 100).all()
+    table_5_4, table_5_9, prompt_set, summary = nodes.combine_attributes(scorer, descriptions, scores, params)
+    assert summary["noise"]["replicates"] == 2 and summary["scoring_mode"] == "finetune"
+    assert len(table_5_4) == 2 and set(prompt_set) == set(descriptions["class_names"])
+    assert scorer.images_encoded == 10 + 6  # every prompt set and seed reused the image side

@@ -1,0 +1,90 @@
+"""The noise rule on hand-made Table 5.3/5.4 replicates: cells are mean ± std, "beats the
+template" and the greedy steps use seg_pipelines.statistics.paired_comparison ("2se" or "t95")."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from seg_pipelines.experiments.attribute_selection import (
+    _markdown,
+    annotate_noise,
+    greedy_steps_beyond_noise,
+    noise_settings,
+)
+
+
+def reps(*averages_per_seed):
+    """Replicates over two benchmarks whose avg. is the given value (A = avg - 1, B = avg + 1)."""
+    return [{"A": a - 1.0, "B": a + 1.0} for a in averages_per_seed]
+
+
+TEMPLATE = reps(20.0, 21.0, 22.0)
+REPLICATES = {
+    "template": TEMPLATE,
+    # +2.0 each seed: differences 2, 2, 2 -> se 0 -> beyond noise under both rules
+    "color": reps(22.0, 23.0, 24.0),
+    # differences +1.0, +0.0, +2.0: mean 1, se 0.577 -> 2se interval [-0.15, 2.15], unresolved
+    "shape": reps(21.0, 21.0, 24.0),
+    # differences -3, -3.5, -2.5: clearly below
+    "size": reps(17.0, 17.5, 19.5),
+    # differences +1.0, +1.2, +0.8: mean 1, se 0.115 -> 2se [0.77, 1.23] beyond; t95 [0.50, 1.50] beyond
+    "texture": reps(21.0, 22.2, 22.8),
+}
+
+
+def hand_table():
+    rows = {name: {b: sum(r[b] for r in values) / 3 for b in ("A", "B")} for name, values in REPLICATES.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["avg."] = table.mean(axis=1)
+    return table
+
+
+@pytest.mark.parametrize("rule", ["2se", "t95"])
+def test_verdicts_on_a_hand_made_table(rule):
+    table = annotate_noise(hand_table(), REPLICATES, TEMPLATE, rule)
+    verdicts = table["verdict"].to_dict()
+    assert verdicts == {
+        "template": "",
+        "color": "beats template",
+        "shape": "within noise",
+        "size": "below template",
+        "texture": "beats template",
+    }
+    assert table.at["shape", "avg. std"] == pytest.approx(pd.Series([21.0, 21.0, 24.0]).std())
+    assert table.at["color", "A std"] == pytest.approx(1.0)
+    text = table.at["shape", "vs. template"]
+    assert text.startswith("+1.00 [") and f"({rule}, n=3)" in text
+
+
+def test_rules_differ_where_the_interval_is_between_them():
+    # differences +1, +1, +2.2: mean 1.4, se 0.4 -> 2se [0.60, 2.20] beyond, t95 [-0.32, 3.12] not
+    replicates = {**REPLICATES, "pattern": reps(21.0, 22.0, 24.2)}
+    table = hand_table()
+    table.loc["pattern"] = {"A": 21.4 - 1, "B": 21.4 + 1 + 2, "avg.": 22.4}
+    assert annotate_noise(table, replicates, TEMPLATE, "2se").at["pattern", "verdict"] == "beats template"
+    assert annotate_noise(table, replicates, TEMPLATE, "t95").at["pattern", "verdict"] == "within noise"
+
+
+def test_greedy_steps_adopt_a_longer_combination_only_beyond_noise():
+    replicates = {
+        "color": reps(22.0, 23.0, 24.0),
+        "color + shape": reps(22.5, 23.2, 24.9),  # +0.5, +0.2, +0.9: mean 0.53, se 0.20 -> 2se [0.13, 0.94] adopted
+        "color + shape + size": reps(22.0, 24.5, 24.0),  # vs the adopted: -0.5, +1.3, -0.9: not adopted
+    }
+    chosen, steps = greedy_steps_beyond_noise(list(replicates), replicates, "2se")
+    assert chosen == "color + shape"
+    assert steps["color + shape"].endswith("vs. color: adopted")
+    assert steps["color + shape + size"].endswith("vs. color + shape: not adopted")
+    # the stricter t95 interval keeps the single attribute
+    chosen_t95, _ = greedy_steps_beyond_noise(list(replicates), replicates, "t95")
+    assert chosen_t95 == "color"
+
+
+def test_markdown_prints_mean_and_std_and_noise_settings_are_checked():
+    table = annotate_noise(hand_table(), REPLICATES, TEMPLATE, "2se")
+    text = _markdown(table.reset_index(names="attribute"), "T")
+    assert "| color | 22.0 ± 1.0 | 24.0 ± 1.0 | 23.0 ± 1.0 |" in text
+    assert noise_settings({"noise": {"replicates": 3, "rule": "t95"}, "scoring": {"seed": 5}}) == ([5, 6, 7], "t95")
+    with pytest.raises(ValueError, match="noise.replicates"):
+        noise_settings({"noise": {"replicates": 0}})
