@@ -12,6 +12,7 @@ import torch
 from kedro.io import DatasetError
 
 from seg_pipelines.pipelines.catalog_datasets import IndexParquetDataset, ModelFileDataset, OptionalJSONDataset
+from tests.fixtures import PROJECT_ROOT
 
 
 def test_model_file_saves_a_state_dict_and_loads_its_path(tmp_path: Path):
@@ -39,3 +40,15 @@ def test_index_preview_serialises_array_cells(tmp_path: Path):
     preview = dataset.preview(nrows=2)
     json.dumps(preview)  # what Kedro-Viz sends; numpy array cells used to fail here (HTTP 500)
     assert preview["data"][0] == ["a", [0, 3], [10, 20]]
+
+
+def test_every_catalog_entry_says_what_it_holds():
+    import yaml
+
+    missing = []
+    for path in sorted((PROJECT_ROOT / "conf/base").glob("catalog*.yml")):
+        for name, entry in (yaml.safe_load(path.read_text()) or {}).items():
+            description = ((entry or {}).get("metadata") or {}).get("description", "")
+            if len(description.split()) < 4:
+                missing.append(f"{path.name}:{name}")
+    assert not missing, f"catalog entries without metadata.description: {missing}"

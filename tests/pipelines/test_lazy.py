@@ -41,6 +41,9 @@ LIGHT_PIPELINES = (
     "closed_set",
     "caa",
     "ecac",
+    "lsmseg_attribute_selection",
+    "predict",
+    "evaluate",
 )
 
 

@@ -1,5 +1,7 @@
-"""Node of ``evaluate``; the work is in :mod:`seg_pipelines.experiments.inference`."""
+"""Node of ``evaluate``; the work is in :mod:`seg_pipelines.experiments.inference`.
+(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
 
-from seg_pipelines.experiments.inference import run_evaluate
+from seg_pipelines.pipelines.lazy import lazy
 
-__all__ = ["run_evaluate"]
+EXPERIMENT = "seg_pipelines.experiments.inference"
+run_evaluate = lazy(EXPERIMENT, "run_evaluate")

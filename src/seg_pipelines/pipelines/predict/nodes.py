@@ -1,5 +1,7 @@
-"""Node of ``predict``; the work is in :mod:`seg_pipelines.experiments.inference`."""
+"""Node of ``predict``; the work is in :mod:`seg_pipelines.experiments.inference`.
+(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
 
-from seg_pipelines.experiments.inference import run_predict
+from seg_pipelines.pipelines.lazy import lazy
 
-__all__ = ["run_predict"]
+EXPERIMENT = "seg_pipelines.experiments.inference"
+run_predict = lazy(EXPERIMENT, "run_predict")
