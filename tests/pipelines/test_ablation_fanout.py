@@ -72,3 +72,19 @@ def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy:
         session.run(pipeline_names=["caa_ablations"], to_outputs=outputs)
     again = pd.read_csv(out / "table_3_2_runs.csv").set_index(["row", "metric"])["value"]
     assert again.equals(before) and len(list(cached[0].parent.glob("*.json"))) == 4
+
+
+def test_the_registration_layouts_are_the_table_specs():
+    # the pipelines are built from pipelines.ablation_layouts (no torch at registration); these must
+    # be the rows the experiment modules build under the default parameters
+    from seg_pipelines.experiments import caa_ablations as caa
+    from seg_pipelines.experiments import ecac_ablations as ecac
+    from seg_pipelines.experiments.closed_set_ablations import table_layout
+    from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS, LSMSEG_TABLES
+
+    assert list(CLOSED_SET_ROWS["caa_ablations"]) == list(caa.TABLE_IDS)
+    assert list(CLOSED_SET_ROWS["ecac_ablations"]) == list(ecac.ALL_TABLE_IDS)
+    for module, chapter in ((caa, "caa_ablations"), (ecac, "ecac_ablations")):
+        for table, rows in CLOSED_SET_ROWS[chapter].items():
+            assert rows == table_layout(module.build_table, table), f"{chapter} {table}"
+    assert {t: (s.key, list(s.rows)) for t, s in lsmseg_ablations.TABLES.items()} == LSMSEG_TABLES

@@ -13,6 +13,7 @@ from typing import Any
 from seg_pipelines.engine import thesis_numbers
 from seg_pipelines.engine.ablations import AblationTable, AblationVariant
 from seg_pipelines.experiments.closed_set import benchmark_name, summarize_per_class
+from seg_pipelines.experiments.closed_set_ablations import ClosedSetSummaryNode, ClosedSetVariantNode
 from seg_pipelines.models.heads import head_display_name
 
 TICK = "✓"
@@ -139,3 +140,13 @@ def build_table(
             measure=lambda per_class: {benchmark: summarize_per_class(per_class)["mIoU"]},
         )
     raise KeyError(f"unknown chapter 3 ablation table {table!r}; known: {TABLE_IDS}")
+
+
+def variant_node(table: str, row: int, seed_slot: int) -> ClosedSetVariantNode:
+    """The node object of row ``row``, seed slot ``seed_slot`` of Table ``table`` (the pipeline's fan-out)."""
+    return ClosedSetVariantNode(build_table, table, row, seed_slot, "caa_ablations", "caa")
+
+
+def summary_node(table: str, row_slots: int, seed_slots: int) -> ClosedSetSummaryNode:
+    """The summary node object of Table ``table`` (table CSV, runs CSV, markdown, metrics)."""
+    return ClosedSetSummaryNode(build_table, table, "caa_ablations", row_slots, seed_slots)

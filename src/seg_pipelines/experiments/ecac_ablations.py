@@ -27,6 +27,8 @@ from seg_pipelines.experiments.closed_set import (
     summarize_per_class,
 )
 from seg_pipelines.experiments.closed_set_ablations import (
+    ClosedSetSummaryNode,
+    ClosedSetVariantNode,
     closed_set_budget_notes,
     closed_set_settings,
     evaluation_index,
@@ -457,3 +459,13 @@ def combine_markdown(params: dict[str, Any], figure_metrics: dict[str, float], *
     rule = (params.get("report") or {}).get("verdict_rule", "t95")
     text = ablations.chapter_markdown("Chapter 4 ablations (ECAC)", items[:half], items[half:], rule)
     return text + "\n" + "\n".join(figure) + "\n"
+
+
+def variant_node(table: str, row: int, seed_slot: int) -> ClosedSetVariantNode:
+    """The node object of row ``row``, seed slot ``seed_slot`` of Table ``table`` (the pipeline's fan-out)."""
+    return ClosedSetVariantNode(build_table, table, row, seed_slot, "ecac_ablations", "ecac")
+
+
+def summary_node(table: str, row_slots: int, seed_slots: int) -> ClosedSetSummaryNode:
+    """The summary node object of Table ``table`` (Table 4.8 in its own layout: :func:`report_table`)."""
+    return ClosedSetSummaryNode(build_table, table, "ecac_ablations", row_slots, seed_slots, report_table)

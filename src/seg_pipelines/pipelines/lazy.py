@@ -131,3 +131,44 @@ def lazy(module: str, name: str) -> Callable[..., Any]:
     node_function.__signature__ = signature_of(definition)  # type: ignore[attr-defined]
     node_function.lazy_target = (module, name)  # type: ignore[attr-defined]
     return node_function
+
+
+def _call_signature(module: str, class_name: str) -> inspect.Signature:
+    """``class_name.__call__``'s signature without ``self``, read from the source."""
+    path = _module_file(module)
+    for statement in _module_tree(path).body:
+        if isinstance(statement, ast.ClassDef) and statement.name == class_name:
+            for item in statement.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__call__":
+                    parameters = list(signature_of(item).parameters.values())[1:]
+                    return inspect.Signature(parameters)
+            raise LazyNodeError(f"{module}.{class_name} has no __call__")
+    raise LazyNodeError(f"{module} has no top-level class {class_name!r}")
+
+
+class LazyNode:
+    """A node callable built on its first call: ``getattr(module, factory)(*args)`` returns the real
+    node object (e.g. an ablation table's ``ClosedSetVariantNode``), which is then called.
+
+    ``calls = (module, class)`` names the class whose ``__call__`` the factory's object has: its
+    signature (read from the source) is this node's, so Kedro checks the node's inputs against it.
+    Pickles as its arguments (``ParallelRunner``); the built object stays in the process.
+    """
+
+    def __init__(self, module: str, factory: str, args: tuple[Any, ...], calls: tuple[str, str], name: str) -> None:
+        tree = _module_tree(_module_file(module))  # a typo fails at registration, not at run time
+        if not any(isinstance(d, (ast.FunctionDef, ast.ClassDef)) and d.name == factory for d in tree.body):
+            raise LazyNodeError(f"{module} has no top-level function or class {factory!r}")
+        self.module, self.factory, self.args, self.calls = module, factory, tuple(args), tuple(calls)
+        self.__name__ = self.__qualname__ = name
+        self.__signature__ = _call_signature(*calls)
+        self.__doc__ = f"{module}.{factory}{self.args!r}: a {calls[1]} built on the first call"
+        self._built: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._built is None:
+            self._built = resolve(self.module, self.factory)(*self.args)
+        return self._built(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_built": None}

@@ -12,7 +12,6 @@ Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf
 from kedro.pipeline import Node, Pipeline
 
 from seg_pipelines.engine.ablations import SEED_SLOTS
-from seg_pipelines.experiments.caa_ablations import TABLE_IDS
 from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.caa_ablations import nodes
 
@@ -36,14 +35,14 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
             summary_inputs=["params:caa_ablations", "dataset_manifest", "class_statistics"],
             outputs={name: f"caa_ablations_{_key(table)}_{name}" for name in ("summary", "runs", "md", "metrics")},
         )
-        for table in TABLE_IDS
+        for table in nodes.TABLE_IDS
     ]
     report = Node(
         nodes.combine_markdown,
         inputs=[
             "params:caa_ablations",
-            *[f"caa_ablations_{_key(t)}_md" for t in TABLE_IDS],
-            *[f"caa_ablations_{_key(t)}_metrics" for t in TABLE_IDS],
+            *[f"caa_ablations_{_key(t)}_md" for t in nodes.TABLE_IDS],
+            *[f"caa_ablations_{_key(t)}_metrics" for t in nodes.TABLE_IDS],
         ],
         outputs="caa_ablations_report_md",
         name="caa_ablations_report",

@@ -12,7 +12,6 @@ Parameters: ``ecac_ablations`` (conf/base: default budget; conf/test: smoke; con
 from kedro.pipeline import Node, Pipeline
 
 from seg_pipelines.engine.ablations import SEED_SLOTS
-from seg_pipelines.experiments.ecac_ablations import ALL_TABLE_IDS
 from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.ecac_ablations import nodes
 
@@ -37,7 +36,7 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
             summary_inputs=["params:ecac_ablations", "dataset_manifest", "class_statistics"],
             outputs={name: f"ecac_ablations_{_key(table)}_{name}" for name in ("summary", "runs", "md", "metrics")},
         )
-        for table in ALL_TABLE_IDS
+        for table in nodes.ALL_TABLE_IDS
     ]
     figure = Node(
         nodes.plot_feature_tsne,
@@ -50,8 +49,8 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
         inputs=[
             "params:ecac_ablations",
             "ecac_ablations_figure_4_7_metrics",
-            *[f"ecac_ablations_{_key(t)}_md" for t in ALL_TABLE_IDS],
-            *[f"ecac_ablations_{_key(t)}_metrics" for t in ALL_TABLE_IDS],
+            *[f"ecac_ablations_{_key(t)}_md" for t in nodes.ALL_TABLE_IDS],
+            *[f"ecac_ablations_{_key(t)}_metrics" for t in nodes.ALL_TABLE_IDS],
         ],
         outputs="ecac_ablations_report_md",
         name="ecac_ablations_report",

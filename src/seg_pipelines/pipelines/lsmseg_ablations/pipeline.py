@@ -24,11 +24,11 @@ INPUTS = [
 
 def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
     tables = []
-    for table, spec in nodes.TABLES.items():
+    for table, (key, _) in nodes.TABLES.items():
         tables.append(
             table_pipeline(
                 chapter="lsmseg_ablations",
-                key=spec.key,
+                key=key,
                 rows=nodes.rows(table),
                 seed_slots=seed_slots,
                 variant_node=nodes.variant_node(table),
@@ -36,10 +36,10 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
                 summary=nodes.summary_node(table, seed_slots),
                 summary_inputs=["dataset_manifest", "prompt_set", "params:lsmseg_ablations"],
                 outputs={
-                    "summary": f"lsmseg_ablation_{spec.key}",
-                    "markdown": f"lsmseg_ablation_{spec.key}_markdown",
-                    "runs": f"lsmseg_ablation_{spec.key}_runs",
-                    "metrics": f"lsmseg_ablation_{spec.key}_metrics",
+                    "summary": f"lsmseg_ablation_{key}",
+                    "markdown": f"lsmseg_ablation_{key}_markdown",
+                    "runs": f"lsmseg_ablation_{key}_runs",
+                    "metrics": f"lsmseg_ablation_{key}_metrics",
                 },
             )
         )
