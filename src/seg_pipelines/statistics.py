@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
 IntervalRule = Literal["t95", "2se"]
 Direction = Literal["higher", "lower", "unresolved"]
 Verdict = Literal["reproduced", "contradicted", "unresolved"]
@@ -86,7 +84,12 @@ def paired_comparison(
         return PairedComparison(mean, math.nan, math.nan, math.nan, n, rule)
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1)
     se = math.sqrt(variance / n)
-    factor = float(stats.t.ppf(0.975, n - 1)) if rule == "t95" else 2.0
+    if rule == "t95":
+        from scipy import stats  # here, not at import: pipeline registration reads this module
+
+        factor = float(stats.t.ppf(0.975, n - 1))
+    else:
+        factor = 2.0
     return PairedComparison(mean, se, mean - factor * se, mean + factor * se, n, rule)
 
 
