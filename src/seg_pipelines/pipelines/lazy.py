@@ -162,6 +162,9 @@ class LazyNode:
         self.module, self.factory, self.args, self.calls = module, factory, tuple(args), tuple(calls)
         self.__name__ = self.__qualname__ = name
         self.__signature__ = _call_signature(*calls)
+        # typing.get_type_hints (Kedro's parameter type extractor calls it on every node at session start)
+        # refuses objects without __annotations__; the annotations stay text in the signature
+        self.__annotations__: dict[str, Any] = {}
         self.__doc__ = f"{module}.{factory}{self.args!r}: a {calls[1]} built on the first call"
         self._built: Callable[..., Any] | None = None
 
