@@ -1,19 +1,21 @@
-"""Thesis-size smoke run: every model at the thesis's size through the project's own code paths, on tiny
-fixtures written in the real layouts, random weights; one JSON row per model (``make thesis-smoke``).
+"""Thesis-size smoke run: every model at the thesis's size through the real Kedro pipelines with ``--env thesis``
+plus a small override, on tiny fixtures written in the real layouts, random weights (``make thesis-smoke``).
 
-Closed-set rows (ADE20K-150 fixture, 512x640 images): ``experiments.closed_set.train_segmentor`` (the
-``caa`` / ``ecac`` pipelines' training node: 2 iterations, batch 2, 512² crops, checkpoint written),
-the checkpoint reloaded from disk (``weights_only=True``) by ``load_segmentor``, then
-``evaluate_segmentor`` in whole and slide (512 / 341) mode. Open-vocabulary rows: CAT-Seg / LSMSeg on
-open_clip ViT-B/16 at 384 (LSMSeg: SAM ViT-B, k = 32), trained 2 iterations by
-``engine.ovss_training.train_ovss_model`` on a COCO-Stuff-164k fixture (171 classes), saved, reloaded and
-evaluated by the ``evaluate`` pipeline's code (``experiments.inference``) on one ADE-847 image with the
-CAT-Seg sliding window (384 windows in 640).
+Closed-set rows (ADE20K-150 fixture, 512x640 images): per head one process runs ``data_preparation`` (once),
+then the ``closed_set`` pipeline's nodes of that head's rows (``caa.train_baseline`` = the plain head,
+``caa.train_method`` = +CAA, ``ecac.train_method`` = +ECAC): 2 iterations at batch 2 on 512² crops,
+checkpoints through the catalog to disk and back (``weights_only=True``), slide evaluation (512 / 341); then
+the ``evaluate`` pipeline on each checkpoint in whole mode. Open-vocabulary rows: the ``lsmseg`` pipeline
+(CAT-Seg baseline and LSMSeg on open_clip ViT-B/16 at 384, SAM ViT-B, k = 32; clip_pretraining skips itself on
+a real dataset) trained on a COCO-Stuff-164k fixture (171 classes), evaluated on an ADE-847 benchmark dataset
+with CAT-Seg's sliding window (one image), then the ``evaluate`` pipeline on the LSMSeg weights. Random
+weights come from files in the real formats (open_clip ViT-B/16 state dict at 224 px, segment_anything SAM).
 
-Each row runs in its own process, one at a time (peak RSS is that process's); a row whose memory
-estimate exceeds what ``/proc/meminfo`` says is available is reported as not run.
+Seconds and peak RSS are per node (a Kedro hook; the peak is reset before each node through
+``/proc/self/clear_refs``): a row's ``s_per_iter`` is its training node's seconds / 2 (model build and
+checkpoint included). A group whose memory estimate exceeds ``MemAvailable`` is reported as not run.
 
-    OMP_NUM_THREADS=1 python benchmarks/thesis_smoke.py --rows fcn fcn+caa catseg --output smoke.json
+    OMP_NUM_THREADS=2 python benchmarks/thesis_smoke.py --rows fcn fcn+caa catseg --output smoke.json
     python benchmarks/thesis_smoke.py --list
 """
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -34,10 +37,11 @@ HEADS = ("fcn", "pspnet", "deeplabv3", "deeplabv3plus", "upernet", "ccnet", "isn
 CLOSED_SET_ROWS = [f"{head}{addon}" for head in HEADS for addon in ("", "+caa", "+ecac")] + ["fcn@r101"]
 OVSS_ROWS = ["catseg", "lsmseg", "lsmseg+sam1024"]
 ROWS = CLOSED_SET_ROWS + OVSS_ROWS
-#: Memory estimates (GiB) a row needs free before it starts (measured by hand, issue 17).
-NEEDS_GIB = {"lsmseg+sam1024": 16.0, "catseg": 12.0, "lsmseg": 11.0}
-DEFAULT_NEED_GIB = 8.0
-CAA_THESIS = {"channels": 512, "affinity_channels": 256}
+#: Memory (GiB) a group needs free before it starts (measured: FCN R50 ≈ 5; CAT-Seg training at batch 2 > 20).
+NEEDS_GIB = {"ovss+sam1024": 18.0, "ovss": 14.0}
+DEFAULT_NEED_GIB = 7.0
+#: closed-set row → (pipeline namespace, variant): the plain head is the caa comparison's baseline
+VARIANTS = {"": ("caa", "baseline"), "caa": ("caa", "method"), "ecac": ("ecac", "method")}
 
 
 def available_gib() -> float:
@@ -45,6 +49,61 @@ def available_gib() -> float:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) / 2**20
     return float("nan")
+
+
+def group_of(row: str) -> str:
+    """Rows that one process runs together: a head (and backbone) of the closed set, or the OVSS pair."""
+    if row in OVSS_ROWS:
+        return "ovss+sam1024" if row.endswith("sam1024") else "ovss"
+    name, _, backbone = row.partition("@")
+    return f"{name.partition('+')[0]}@{backbone or 'r50'}"
+
+
+class NodeMeter:
+    """Kedro hook: wall seconds and peak RSS (GiB) of every node. The kernel's peak (VmHWM) is reset before
+    each node (``echo 5 > /proc/self/clear_refs``); where that is refused the peak is the process's so far."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._start = 0.0
+        self.scope = "node"
+
+    def before_node_run(self, node) -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            self.scope = "process"
+        self._start = time.perf_counter()
+
+    def after_node_run(self, node) -> None:
+        peak = next(
+            (
+                int(line.split()[1]) / 2**20
+                for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")
+            ),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        )
+        self.nodes[node.name] = {
+            "seconds": time.perf_counter() - self._start,
+            "peak_rss_GiB": peak,
+            "scope": self.scope,
+        }
+
+
+def _hooked(meter: NodeMeter):
+    from kedro.framework.hooks import hook_impl
+
+    class _Hook:
+        @hook_impl
+        def before_node_run(self, node):
+            meter.before_node_run(node)
+
+        @hook_impl
+        def after_node_run(self, node):
+            meter.after_node_run(node)
+
+    return _Hook()
 
 
 def thesis_params(key: str) -> float | None:
@@ -71,163 +130,261 @@ def write_fixtures(workdir: Path) -> dict[str, Path]:
     return roots
 
 
-def run_closed_set(row: str, workdir: Path, roots: dict[str, Path]) -> dict[str, Any]:
-    import torch
+def kedro_project(workdir: Path, name: str) -> Path:
+    """A throw-away copy of the Kedro project (conf/, pyproject.toml) under ``workdir``: the smoke run's
+    data, checkpoints and MLflow store stay there, never in the user's data/."""
+    project = workdir / name
+    if not (project / "pyproject.toml").exists():
+        shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+        (project / "conf" / "local").mkdir()
+        (project / "src").mkdir()
+        for file_name in ("pyproject.toml", ".telemetry"):
+            if (PROJECT_ROOT / file_name).exists():
+                shutil.copy(PROJECT_ROOT / file_name, project / file_name)
+    return project
 
-    from seg_pipelines.datasets.preparation import build_prepared_index, prepare_raw_dataset
-    from seg_pipelines.engine.profiling import count_parameters
-    from seg_pipelines.engine.training import save_checkpoint
-    from seg_pipelines.experiments.closed_set import (
-        closed_set_model_config,
-        evaluate_segmentor,
-        load_segmentor,
-        summarize_per_class,
-        train_segmentor,
-    )
 
-    name, _, backbone_tag = row.partition("@")
-    head, _, addon = name.partition("+")
-    backbone = "resnet101c" if backbone_tag == "r101" else "resnet50c"
-    manifest = prepare_raw_dataset(
-        {"family": "ade20k_150", "root": str(roots["ade150"]), "splits": ["train", "val"]}, {}
-    )
-    index, _ = build_prepared_index(manifest, "raise")
-    config = closed_set_model_config(
-        {"head": head, "backbone": backbone, "channels": 512, "aux_channels": 256},
-        num_classes=150,
-        ignore_index=255,
-        addon=addon or None,
-        addon_cfg=CAA_THESIS if addon == "caa" else None,
-    )
-    training = {"iterations": 2, "batch_size": 2, "lr": 0.01, "log_interval": 1, "checkpoint_interval": 2}
-    augmentation = {"crop_size": [512, 512], "scale_range": [0.5, 2.0]}
+def kedro_run(project: Path, runtime_params: dict[str, Any], **run_args: Any) -> tuple[float, dict[str, Any]]:
+    """``kedro run --env thesis --params ...`` in ``project`` (this process) → (seconds, per-node meter)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    os.chdir(project)
+    bootstrap_project(project)
+    meter = NodeMeter()
     start = time.perf_counter()
-    checkpoint, curve = train_segmentor(
-        config, manifest, index, training, augmentation, workdir / "runs", show_progress=False
-    )
-    train_seconds = time.perf_counter() - start
-    path = workdir / f"{row.replace('+', '_').replace('@', '_')}.pt"
-    save_checkpoint(path, checkpoint)
-    model = load_segmentor(path, num_classes=150)  # weights_only=True
-    head_params = count_parameters(model.decode_head) + (count_parameters(model.addon) if model.addon else 0)
-    head_params -= sum(p.numel() for p in model.decode_head.conv_seg.parameters()) if model.addon else 0
-    result: dict[str, Any] = {
-        "row": row,
-        "model": f"{head}{'+' + addon.upper() if addon else ''} {backbone}-D8",
-        "params_M": count_parameters(model) / 1e6,
-        "head_params_M": head_params / 1e6,
-        "thesis_head_params_M": thesis_params(f"{head}+{addon}" if addon else head),
-        "train_seconds": train_seconds,
-        "s_per_iter": train_seconds / 2,
-        "losses": [round(r, 4) for r in curve["loss"].tolist()],
-        "checkpoint_MB": path.stat().st_size / 2**20,
+    with KedroSession.create(project_path=project, env="thesis", runtime_params=runtime_params) as session:
+        session._hook_manager.register(_hooked(meter))  # Kedro has no public per-session hook registration
+        session.run(**run_args)
+    return time.perf_counter() - start, meter.nodes
+
+
+def closed_set_runtime_params(head: str, backbone: str, root: Path) -> dict[str, Any]:
+    """The small override of ``--env thesis`` for one head: the fixture, 2 iterations at batch 2, random
+    weights, CPU (no bf16 autocast), slide evaluation; everything else is the thesis's."""
+    block = {
+        "model": {"head": head, "backbone": backbone, "pretrained_path": None},
+        "training": {"iterations": 2, "batch_size": 2, "log_interval": 1, "checkpoint_interval": 2, "amp_dtype": None},
+        "evaluation": {"split": "val", "mode": "slide", "batch_size": 1, "crop_size": [512, 512], "stride": [341, 341]},
     }
-    for mode, options in (("whole", {}), ("slide", {"crop_size": [512, 512], "stride": [341, 341]})):
-        start = time.perf_counter()
-        per_class = evaluate_segmentor(
-            model, manifest, index, {"split": "val", "mode": mode, "batch_size": 1, **options}, augmentation, False
-        )
-        result[f"eval_{mode}_seconds"] = time.perf_counter() - start
-        result[f"eval_{mode}_mIoU"] = summarize_per_class(per_class)["mIoU"]
-    del torch
-    return result
-
-
-def run_ovss(row: str, workdir: Path, roots: dict[str, Path]) -> dict[str, Any]:
-    import torch
-
-    from seg_pipelines.datasets.base import Sample  # noqa: F401  (reader API used below)
-    from seg_pipelines.datasets.factory import create_reader
-    from seg_pipelines.datasets.index import build_index
-    from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
-    from seg_pipelines.engine.ovss_training import OVSSTrainConfig, train_ovss_model
-    from seg_pipelines.engine.profiling import count_parameters
-    from seg_pipelines.engine.training import save_checkpoint
-    from seg_pipelines.experiments import inference
-    from seg_pipelines.models.registry import create_model
-
-    architecture = "catseg" if row == "catseg" else "lsmseg"
-    # CAT-Seg keeps its pad_len of 256 classes per image at inference (without it, 847 classes through the
-    # aggregation took 17 GiB and 17 min for one image here); LSMSeg filters to k = 32 (thesis 5.2.5)
-    kwargs: dict[str, Any] = {"clip_model": "ViT-B-16", "image_size": 384, "top_k": 256 if row == "catseg" else 32}
-    if architecture == "lsmseg":
-        kwargs.update(use_sam=True, sam_variant="vit_b", sam_image_size=1024 if row.endswith("sam1024") else 384)
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    model = create_model(architecture, clip_pretrained=None, **kwargs)
-    build_seconds = time.perf_counter() - start
-    reader = create_reader("coco_stuff_164k", roots["coco"])
-    index, _ = build_index(reader, ["train"])
-    config = AugmentationConfig(
-        crop_size=(384, 384), scale_range=(0.5, 2.0), photometric={}, mean=(0, 0, 0), std=(1, 1, 1)
-    )
-    dataset = SegmentationDataset(
-        index, "train", "coco_stuff_164k", str(roots["coco"]), transform=build_transform(config, 255, train=True)
-    )
-    tokens = model.clip.tokenize([[f"a photo of a {name}."] for name in reader.class_names])
-    start = time.perf_counter()
-    curve = train_ovss_model(
-        model,
-        dataset,
-        tokens,
-        OVSSTrainConfig(iterations=2, batch_size=2, log_interval=1, checkpoint_interval=2),
-        ignore_index=255,
-        checkpoint_dir=workdir / f"{row}_training",
-        show_progress=False,
-    )
-    train_seconds = time.perf_counter() - start
-    path = workdir / f"{row}.pt"
-    save_checkpoint(
-        path, {"model": model.state_dict(), "model_config": {"architecture": architecture, "kwargs": kwargs}}
-    )
-    del model
-    start = time.perf_counter()
-    loaded = inference.load_inference_model({"checkpoint": str(path)})  # weights_only=True
-    params = {
-        "dataset": {"family": "ade20k_847", "root": str(roots["ade847"]), "split": "val"},
-        "mode": "slide",
-        "crop_size": 384,
-        "output_size": 640,
-        "limit": 1,
-        "show_progress": False,
-    }
-    _, metrics, _ = inference.evaluate_checkpoint(loaded, params)
-    eval_seconds = time.perf_counter() - start
     return {
-        "row": row,
-        "model": f"{architecture} ViT-B/16@384"
-        + (f" + SAM ViT-B@{kwargs['sam_image_size']}" if architecture == "lsmseg" else ""),
-        "params_M": count_parameters(loaded.module) / 1e6,
-        "thesis_params_M": thesis_params(architecture),
-        "train_classes": reader.num_classes,
-        "eval_classes": 847,
-        "top_k": kwargs["top_k"],
-        "build_seconds": build_seconds,
-        "train_seconds": train_seconds,
-        "s_per_iter": train_seconds / 2,
-        "losses": [round(r["loss"], 4) for r in curve],
-        "eval_one_image_seconds": eval_seconds,
-        "eval_mIoU": metrics["evaluate"]["mIoU"],
-        "eval_classes_counted": metrics["evaluate"]["classes_counted"],
-        "checkpoint_MB": path.stat().st_size / 2**20,
+        "dataset": {"family": "ade20k_150", "root": str(root), "splits": ["train", "val"]},
+        "caa": block,
+        "ecac": block,
     }
 
 
-def run_row_here(row: str, workdir: Path) -> dict[str, Any]:
+def evaluate_params(checkpoint: Path, dataset: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return {"evaluate": {"checkpoint": str(checkpoint), "dataset": dataset, "show_progress": False, **options}}
+
+
+def run_closed_set(group: str, rows: list[str], workdir: Path, roots: dict[str, Path]) -> list[dict[str, Any]]:
+    """The rows of one head: see the module docstring."""
+    import pandas as pd
+
+    from seg_pipelines.engine.profiling import count_parameters
+    from seg_pipelines.experiments.closed_set import load_segmentor, summarize_per_class
+
+    head, _, tag = group.partition("@")
+    backbone = "resnet101c" if tag == "r101" else "resnet50c"
+    project = kedro_project(workdir, "ade150_project")
+    dataset = {"family": "ade20k_150", "root": str(roots["ade150"]), "splits": ["train", "val"]}
+    if not (project / "data/01_raw/dataset_manifest.json").exists():
+        kedro_run(project, {"dataset": dataset}, pipeline_names=["data_preparation"])
+    shutil.rmtree(project / "data/06_models/closed_set_runs", ignore_errors=True)  # train afresh, no resume
+    variants = {row: VARIANTS[row.partition("@")[0].partition("+")[2]] for row in rows}
+    node_names = sorted(
+        {f"{ns}.build_model_configs" for ns, _ in variants.values()}
+        | {f"{ns}.{step}_{variant}" for ns, variant in variants.values() for step in ("train", "evaluate")}
+    )
+    _, nodes = kedro_run(
+        project,
+        closed_set_runtime_params(head, backbone, roots["ade150"]),
+        pipeline_names=["closed_set"],
+        node_names=node_names,
+    )
+    results = []
+    for row, (namespace, variant) in variants.items():
+        addon = row.partition("@")[0].partition("+")[2]
+        checkpoint = project / f"data/06_models/{namespace}/{variant}.pt"
+        slide = pd.read_parquet(project / f"data/07_model_output/{namespace}/{variant}_evaluation.parquet")
+        _, whole_nodes = kedro_run(
+            project,
+            evaluate_params(checkpoint, {**dataset, "split": "val"}, mode="whole"),
+            pipeline_names=["evaluate"],
+        )
+        whole = json.loads((project / "data/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
+        model = load_segmentor(checkpoint, num_classes=150)  # weights_only=True
+        head_params = count_parameters(model.decode_head) + (count_parameters(model.addon) if model.addon else 0)
+        head_params -= sum(p.numel() for p in model.decode_head.conv_seg.parameters()) if model.addon else 0
+        curve = pd.read_parquet(project / f"data/07_model_output/{namespace}/{variant}_training_curve.parquet")
+        train, evaluate = nodes[f"{namespace}.train_{variant}"], nodes[f"{namespace}.evaluate_{variant}"]
+        whole_node = next(iter(whole_nodes.values()))
+        results.append(
+            {
+                "row": row,
+                "status": "ok",
+                "path": f"closed_set --nodes={namespace}.train_{variant},… (--env thesis); evaluate",
+                "model": f"{head}{'+' + addon.upper() if addon else ''} {backbone}-D8",
+                "params_M": count_parameters(model) / 1e6,
+                "head_params_M": head_params / 1e6,
+                "thesis_head_params_M": thesis_params(f"{head}+{addon}" if addon else head),
+                "s_per_iter": train["seconds"] / 2,
+                "train_peak_rss_GiB": train["peak_rss_GiB"],
+                "losses": [round(float(v), 4) for v in curve["loss"].tolist()],
+                "checkpoint_MB": checkpoint.stat().st_size / 2**20,
+                "eval_slide_seconds": evaluate["seconds"],
+                "eval_slide_peak_rss_GiB": evaluate["peak_rss_GiB"],
+                "eval_slide_mIoU": summarize_per_class(slide)["mIoU"],
+                "eval_whole_seconds": whole_node["seconds"],
+                "eval_whole_mIoU": whole["mIoU"],
+                "peak_rss_GiB": max(train["peak_rss_GiB"], evaluate["peak_rss_GiB"], whole_node["peak_rss_GiB"]),
+                "rss_scope": train["scope"],
+            }
+        )
+        del model
+    return results
+
+
+def random_checkpoints(workdir: Path) -> dict[str, Path]:
+    """Random-init weights in the real files' formats, written once: an open_clip ViT-B/16 state dict (at its
+    native 224 px: the pipeline resizes the position embedding to 384, as for OpenAI's file) and a full
+    segment_anything SAM ViT-B checkpoint (the pipeline keeps its image encoder)."""
+    import torch
+
+    paths = {"clip": workdir / "random_vit_b16.pt", "sam": workdir / "random_sam_vit_b.pth"}
+    if not paths["clip"].exists():
+        from seg_pipelines.models.ovss.clip import load_clip
+
+        torch.manual_seed(0)
+        torch.save(load_clip("ViT-B-16", None).state_dict(), paths["clip"])
+    if not paths["sam"].exists():
+        from segment_anything import sam_model_registry
+
+        torch.manual_seed(0)
+        torch.save(sam_model_registry["vit_b"]().state_dict(), paths["sam"])
+    return paths
+
+
+def ovss_runtime_params(roots: dict[str, Path], weights: dict[str, Path], sam_image_size: int | None) -> dict:
+    """The small override of ``--env thesis`` for the ``lsmseg`` pipeline: the COCO-Stuff-164k fixture (171
+    training classes), A-847 as the one benchmark (CAT-Seg slide, one image), local random weights,
+    2 iterations at batch 1, template prompts (no attribute-selection run); the rest is the thesis's."""
+    benchmark = {"name": "A-847", "family": "ade20k_847", "root": str(roots["ade847"]), "split": "val"}
+    return {
+        "dataset": {"family": "coco_stuff_164k", "root": str(roots["coco"]), "splits": ["train", "val"]},
+        "lsmseg": {
+            "benchmarks": [benchmark],
+            "prompts": "templates",
+            "clip": {"pretrained": str(weights["clip"])},
+            "models": {"lsmseg": {"sam_checkpoint": str(weights["sam"]), "sam_image_size": sam_image_size}},
+            # batch 1: CAT-Seg at batch 2 (171 classes, 384²) passed 20 GiB on this 24 GiB CPU machine
+            "training": {"iterations": 2, "batch_size": 1, "log_interval": 1, "checkpoint_interval": 2},
+            "evaluation": {"limit": 1},
+            "seen_unseen_table_benchmark": "A-847",
+            "figures": {"cost_map_classes": ["wall", "building"], "qualitative_images": 1},
+        },
+    }
+
+
+def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path]) -> list[dict[str, Any]]:
+    """The ``lsmseg`` pipeline with ``--env thesis`` (CAT-Seg baseline and LSMSeg), then the ``evaluate``
+    pipeline on the LSMSeg weights (reloaded with ``weights_only=True`` through ``lsmseg_model_config.json``)."""
+    from seg_pipelines.engine.profiling import count_parameters
+    from seg_pipelines.experiments import inference
+
+    sam_image_size = 1024 if group.endswith("sam1024") else None  # None: SAM at the CLIP size (384)
+    project = kedro_project(workdir, "coco_project")
+    weights = random_checkpoints(workdir)
+    _, nodes = kedro_run(project, ovss_runtime_params(roots, weights, sam_image_size), pipeline_names=["lsmseg"])
+    models_dir = project / "data/06_models"
+    described = json.loads((models_dir / "lsmseg_model_config.json").read_text())
+    metrics = json.loads((project / "data/08_reporting/lsmseg_metrics.json").read_text())["ovss"]
+    _, evaluate_nodes = kedro_run(
+        project,
+        evaluate_params(
+            models_dir / "lsmseg.pt",
+            {"family": "ade20k_847", "root": str(roots["ade847"]), "split": "val"},
+            model_config=str(models_dir / "lsmseg_model_config.json"),
+            model_key="lsmseg",
+            mode="slide",
+            crop_size=384,
+            output_size=640,
+            limit=1,
+        ),
+        pipeline_names=["evaluate"],
+    )
+    evaluated = json.loads((project / "data/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
+    evaluation = nodes["evaluate_ovss_benchmarks"]
+    results = []
+    for row in rows:
+        key = "baseline" if row == "catseg" else "lsmseg"
+        record = described[key]
+        loaded = inference.load_inference_model(
+            {
+                "checkpoint": str(models_dir / ("catseg_baseline.pt" if key == "baseline" else "lsmseg.pt")),
+                "model_config": str(models_dir / "lsmseg_model_config.json"),
+                "model_key": key,
+            }
+        )  # weights_only=True
+        train = nodes["train_catseg_baseline" if key == "baseline" else "train_lsmseg"]
+        kwargs = record["kwargs"]
+        detail = (
+            f" + SAM ViT-B@{sam_image_size or 384}, k = {kwargs.get('top_k')}"
+            if key == "lsmseg"
+            else f", pad_len {kwargs.get('top_k')}"
+        )
+        result = {
+            "row": row,
+            "status": "ok",
+            "path": "kedro run --env thesis --pipelines=lsmseg (clip_pretraining skipped: real dataset); evaluate",
+            "model": f"{record['architecture']} ViT-B/16@384{detail}",
+            "params_M": count_parameters(loaded.module) / 1e6,
+            "thesis_params_M": thesis_params(record["architecture"]),
+            "train_classes": len(described.get("train_classes", [])) or 171,
+            "eval_classes": 847,
+            "s_per_iter": train["seconds"] / 2,
+            "train_peak_rss_GiB": train["peak_rss_GiB"],
+            "losses": [round(r["loss"], 4) for r in record["curve"]],
+            "eval_A847_one_image_seconds": metrics[key]["A-847"]["seconds"],
+            "eval_A847_mIoU": metrics[key]["A-847"]["mIoU"],
+            "eval_node_seconds_both_models": evaluation["seconds"],
+            "eval_node_peak_rss_GiB": evaluation["peak_rss_GiB"],
+            "peak_rss_GiB": max(train["peak_rss_GiB"], evaluation["peak_rss_GiB"]),
+            "rss_scope": train["scope"],
+        }
+        if key == "lsmseg":
+            node = next(iter(evaluate_nodes.values()))
+            result.update(
+                evaluate_pipeline_seconds=node["seconds"],
+                evaluate_pipeline_peak_rss_GiB=node["peak_rss_GiB"],
+                evaluate_pipeline_mIoU=evaluated["mIoU"],
+            )
+        results.append(result)
+        del loaded
+    return results
+
+
+def run_group_here(group: str, rows: list[str], workdir: Path) -> list[dict[str, Any]]:
     roots = write_fixtures(workdir)
     start = time.perf_counter()
     try:
-        result = (run_ovss if row in OVSS_ROWS else run_closed_set)(row, workdir, roots)
-        result["status"] = "ok"
-    except Exception as error:  # reported in the row; the next row still runs
+        results = (run_ovss if group.startswith("ovss") else run_closed_set)(group, rows, workdir, roots)
+    except Exception as error:  # reported in the rows; the next group still runs
         import traceback
 
-        result = {"row": row, "status": "failed", "error": f"{type(error).__name__}: {error}"}
-        result["trace"] = traceback.format_exc()[-3000:]
-    result["seconds"] = time.perf_counter() - start
-    result["peak_rss_GiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    result["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-    return result
+        failure = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "trace": traceback.format_exc()[-3000:],
+        }
+        results = [{"row": row, **failure} for row in rows]
+    for result in results:
+        result["group_seconds"] = time.perf_counter() - start
+        result["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    return results
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -236,37 +393,50 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--workdir", default=str(PROJECT_ROOT / "data/09_thesis_smoke"))
     parser.add_argument("--output", default=None)
     parser.add_argument("--list", action="store_true")
-    parser.add_argument("--one-row", default=None, help=argparse.SUPPRESS)  # internal: run one row here
+    parser.add_argument("--one-group", nargs="+", default=None, help=argparse.SUPPRESS)  # internal: GROUP ROW...
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(ROWS))
         return []
-    workdir = Path(args.workdir)
+    workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    if args.one_row:
-        print("ROW " + json.dumps(run_row_here(args.one_row, workdir)), flush=True)
+    if args.one_group:
+        group, *rows = args.one_group
+        print("ROWS " + json.dumps(run_group_here(group, rows, workdir)), flush=True)
         return []
     unknown = sorted(set(args.rows) - set(ROWS))
     if unknown:
         parser.error(f"unknown rows {unknown}; known: {ROWS}")
-    results: list[dict[str, Any]] = []
+    groups: dict[str, list[str]] = {}
     for row in args.rows:
-        need, free = NEEDS_GIB.get(row, DEFAULT_NEED_GIB), available_gib()
+        groups.setdefault(group_of(row), []).append(row)
+    if "ovss+sam1024" in groups:  # the largest last, when everything else has finished
+        groups["ovss+sam1024"] = groups.pop("ovss+sam1024")
+    results: list[dict[str, Any]] = []
+    for group, rows in groups.items():
+        need, free = NEEDS_GIB.get(group, DEFAULT_NEED_GIB), available_gib()
         if free < need:
-            results.append({"row": row, "status": "not run", "reason": f"needs ~{need} GiB, {free:.1f} GiB available"})
+            found = [
+                {"row": row, "status": "not run", "reason": f"needs ~{need} GiB, {free:.1f} GiB available"}
+                for row in rows
+            ]
         else:
-            command = [sys.executable, __file__, "--one-row", row, "--workdir", str(workdir)]
+            command = [sys.executable, __file__, "--one-group", group, *rows, "--workdir", str(workdir)]
             done = subprocess.run(
                 command,
                 capture_output=True,
                 text=True,
                 env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(PROJECT_ROOT / "src"))},
             )
-            lines = [line for line in done.stdout.splitlines() if line.startswith("ROW ")]
-            results.append(
-                json.loads(lines[-1][4:]) if lines else {"row": row, "status": "failed", "error": done.stderr[-3000:]}
+            lines = [line for line in done.stdout.splitlines() if line.startswith("ROWS ")]
+            found = (
+                json.loads(lines[-1][5:])
+                if lines
+                else [{"row": row, "status": "failed", "error": done.stderr[-3000:]} for row in rows]
             )
-        print(json.dumps(results[-1]), flush=True)
+        results += found
+        for result in found:
+            print(json.dumps(result), flush=True)
         if args.output:
             Path(args.output).write_text(json.dumps(results, indent=1))
     return results

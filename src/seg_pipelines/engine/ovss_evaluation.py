@@ -177,14 +177,25 @@ def evaluate_open_vocabulary(
 def six_column_table(miou: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Thesis Table 5.1 layout: one row per method, columns A-847 … VOCb (mIoU in %).
 
-    ``miou[method][benchmark]`` is a fraction; a benchmark missing for a method gives NaN.
+    ``miou[method][benchmark]`` is a fraction; a benchmark missing for a method gives NaN. A column is
+    filled by the synthetic vocabulary of :data:`TABLE_5_1_COLUMNS` (``syn847``, header ``A-847 (syn847)``)
+    or by a benchmark named as the column (a real dataset named ``A-847``), in the thesis's order; any
+    other benchmark gets a column of its own after those. Only benchmarks some method has are columns.
     """
+    names = list(dict.fromkeys(name for per_benchmark in miou.values() for name in per_benchmark))
+    columns: list[tuple[str, str]] = []
+    for column, synthetic in TABLE_5_1_COLUMNS:
+        real = next((n for n in names if n.replace(" ", "").lower() == column.lower()), None)
+        if real or synthetic in names:
+            columns.append((column if real else f"{column} ({synthetic})", real or synthetic))
+    used = {benchmark for _, benchmark in columns}
+    columns += [(name, name) for name in names if name not in used]
     rows = []
     for method, per_benchmark in miou.items():
         row = {"Method": method}
-        for column, benchmark in TABLE_5_1_COLUMNS:
+        for header, benchmark in columns:
             value = per_benchmark.get(benchmark, float("nan"))
-            row[f"{column} ({benchmark})"] = round(100 * value, 2) if value == value else float("nan")
+            row[header] = round(100 * value, 2) if value == value else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seg_pipelines.datasets.base import DatasetError
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
 from seg_pipelines.datasets.overview import label_colormap
 from seg_pipelines.datasets.synthetic.concepts import world_prompt_set
@@ -44,11 +46,75 @@ MODEL_LABELS = {"baseline": "CAT-Seg (baseline)", "lsmseg": "LSMSeg"}
 # --------------------------------------------------------------------------- helpers
 
 
+#: ``lsmseg.train_vocabulary: dataset``: train on the prepared dataset's own classes (a real dataset, e.g.
+#: COCO-Stuff's 171, thesis §5.3.2); any other name is a vocabulary of the synthetic world (``seen``).
+DATASET_VOCABULARY = "dataset"
+
+
 def _reader(manifest: dict[str, Any], vocabulary: str | None = None):
     kwargs = dict(manifest.get("reader_kwargs", {}))
-    if vocabulary:
+    if vocabulary and vocabulary != DATASET_VOCABULARY:
         kwargs["vocabulary"] = vocabulary
     return create_reader(manifest["family"], manifest["root"], **kwargs)
+
+
+def _vocabulary_kwargs(manifest: dict[str, Any], vocabulary: str) -> dict[str, Any]:
+    kwargs = dict(manifest.get("reader_kwargs", {}))
+    if vocabulary != DATASET_VOCABULARY:
+        kwargs["vocabulary"] = vocabulary
+    return kwargs
+
+
+def benchmark_entries(benchmarks: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, dict[str, Any] | None]]:
+    """``lsmseg.benchmarks`` as (name, dataset or None). A name is a vocabulary of the prepared dataset (the
+    synthetic world's ``syn847`` … ``synvoc21b``); a mapping ``{name, family, root, split, reader_kwargs,
+    vocabulary}`` is a dataset of its own, read by its reader (the thesis's A-847, PC-459, A-150, PC-59,
+    VOC, VOCb: README "Real datasets")."""
+    entries: list[tuple[str, dict[str, Any] | None]] = []
+    for position, entry in enumerate(benchmarks):
+        if isinstance(entry, str):
+            entries.append((entry, None))
+            continue
+        missing = [key for key in ("name", "family", "root") if not entry.get(key)]
+        if missing:
+            raise ValueError(f"lsmseg.benchmarks[{position}]: a benchmark dataset needs {missing} (got {dict(entry)})")
+        dataset = {
+            "family": str(entry["family"]),
+            "root": str(entry["root"]),
+            "split": str(entry.get("split", "val")),
+            "reader_kwargs": dict(entry.get("reader_kwargs") or {}),
+        }
+        if entry.get("vocabulary"):
+            dataset["reader_kwargs"]["vocabulary"] = str(entry["vocabulary"])
+        entries.append((str(entry["name"]), dataset))
+    names = [name for name, _ in entries]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"lsmseg.benchmarks: names {duplicated} appear more than once")
+    return entries
+
+
+def benchmark_names(params: Mapping[str, Any]) -> list[str]:
+    """The names of ``params["benchmarks"]`` in order (vocabulary names or the datasets' ``name``)."""
+    return [name for name, _ in benchmark_entries(params["benchmarks"])]
+
+
+def _benchmark_reader(dataset: Mapping[str, Any]):
+    try:
+        return create_reader(dataset["family"], dataset["root"], **dataset["reader_kwargs"])
+    except (DatasetError, OSError) as error:
+        raise DatasetError(f"lsmseg.benchmarks ({dataset['family']} at {dataset['root']}): {error}") from error
+
+
+_BENCHMARK_INDEX: dict[tuple[str, str, str, str], pd.DataFrame] = {}
+
+
+def _benchmark_index(dataset: Mapping[str, Any]) -> pd.DataFrame:
+    """The index of a benchmark dataset's split (built once per process: every label is decoded)."""
+    key = (dataset["family"], dataset["root"], dataset["split"], repr(sorted(dataset["reader_kwargs"].items())))
+    if key not in _BENCHMARK_INDEX:
+        _BENCHMARK_INDEX[key], _ = build_index(_benchmark_reader(dataset), [dataset["split"]], show_progress=False)
+    return _BENCHMARK_INDEX[key]
 
 
 def _model_kwargs(params: dict[str, Any], key: str, clip_pretrained: str | None) -> tuple[str, dict[str, Any]]:
@@ -106,18 +172,25 @@ def prompt_source_label(source: str, templates: Sequence[str]) -> str:
     )
 
 
-def _eval_dataset(manifest: dict[str, Any], index: pd.DataFrame, vocabulary: str, split: str) -> SegmentationDataset:
-    reader = _reader(manifest, vocabulary)
+def _eval_dataset(
+    manifest: dict[str, Any], index: pd.DataFrame, name: str, record: Mapping[str, Any], split: str
+) -> SegmentationDataset:
+    """The evaluation split of benchmark ``name``: a vocabulary of the prepared dataset (its ``split``), or
+    the benchmark's own dataset (``record["dataset"]``, its own split and index)."""
     config = AugmentationConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-    kwargs = {**manifest.get("reader_kwargs", {}), "vocabulary": vocabulary}
-    return SegmentationDataset(
-        index,
-        split,
-        manifest["family"],
-        manifest["root"],
-        kwargs,
-        transform=build_transform(config, reader.ignore_index, train=False),
-    )
+    transform = build_transform(config, int(record["ignore_index"]), train=False)
+    dataset = record.get("dataset")
+    if dataset:
+        return SegmentationDataset(
+            _benchmark_index(dataset),
+            dataset["split"],
+            dataset["family"],
+            dataset["root"],
+            dataset["reader_kwargs"],
+            transform=transform,
+        )
+    kwargs = _vocabulary_kwargs(manifest, name)
+    return SegmentationDataset(index, split, manifest["family"], manifest["root"], kwargs, transform=transform)
 
 
 def _batches(dataset: SegmentationDataset, batch_size: int, limit: int | None):
@@ -156,19 +229,43 @@ def validate_lsmseg_inputs(
     Errors: a vocabulary with empty or duplicate names, a prompt set missing classes, k larger than the
     training vocabulary, a CLIP checkpoint for a different architecture than ``lsmseg.clip.model``.
     """
-    if manifest["family"] != "synthetic":
-        raise ValueError(
-            f"the lsmseg pipeline evaluates the synthetic benchmarks; dataset family is {manifest['family']!r}"
-        )
     reader = _reader(manifest)
-    vocabularies = reader.vocabularies
-    plan: dict[str, Any] = {"train_vocabulary": params["train_vocabulary"], "benchmarks": {}}
-    for name in [params["train_vocabulary"], *params["benchmarks"]]:
-        if name not in vocabularies:
-            raise ValueError(f"unknown benchmark vocabulary {name!r}; known: {sorted(vocabularies)}")
-        vocabulary = vocabularies[name]
-        spec = evaluation.benchmark_spec(name, list(vocabulary.class_names), vocabulary.ignore_index)
+    vocabularies = dict(getattr(reader, "vocabularies", {}))  # the synthetic world's benchmark vocabularies
+    train_name = str(params["train_vocabulary"])
+    plan: dict[str, Any] = {"train_vocabulary": train_name, "benchmarks": {}}
+    entries = [(train_name, None), *benchmark_entries(params["benchmarks"])]
+    for name, dataset in entries:
+        if dataset is not None:
+            benchmark_reader = _benchmark_reader(dataset)
+            class_names, ignore_index = list(benchmark_reader.class_names), benchmark_reader.ignore_index
+        elif name == DATASET_VOCABULARY:
+            if getattr(reader, "world", None):
+                raise ValueError(
+                    f"lsmseg.train_vocabulary {DATASET_VOCABULARY!r} on the synthetic world would train on its "
+                    "unseen concepts too: use 'seen'"
+                )
+            class_names, ignore_index = list(reader.class_names), reader.ignore_index
+        elif name in vocabularies:
+            class_names, ignore_index = list(vocabularies[name].class_names), vocabularies[name].ignore_index
+        else:
+            raise ValueError(
+                f"unknown benchmark vocabulary {name!r} of the {manifest['family']} dataset; known: "
+                f"{sorted(vocabularies) or 'none'} (train_vocabulary may be {DATASET_VOCABULARY!r}: the dataset's own "
+                "classes; a benchmark may be a dataset {name, family, root, split})"
+            )
+        spec = evaluation.benchmark_spec(name, class_names, ignore_index)
         plan["benchmarks"][name] = {"class_names": list(spec.class_names), "ignore_index": spec.ignore_index}
+        if dataset is not None:
+            plan["benchmarks"][name]["dataset"] = dataset
+    # unseen: the synthetic world's held-out concepts; on real data, the benchmark classes whose names the
+    # training vocabulary does not have (the open-vocabulary convention; thesis Table 5.2's seen/unseen)
+    train_names = {n.strip().lower() for n in plan["benchmarks"][train_name]["class_names"]}
+    every_name = {n for record in plan["benchmarks"].values() for n in record["class_names"]}
+    world = getattr(reader, "world", None)
+    plan["unseen"] = (
+        sorted(world["unseen"]) if world else sorted(n for n in every_name if n.strip().lower() not in train_names)
+    )
+    _check_report_benchmarks(params, plan)
     source = str(params.get("prompts", "world"))
     templates = list(params.get("templates", ["a photo of a {}."]))
     names = sorted({n for record in plan["benchmarks"].values() for n in record["class_names"]})
@@ -180,7 +277,8 @@ def validate_lsmseg_inputs(
     plan["prompt_source"] = prompt_source_label(source, templates)
     num_train_classes = len(plan["benchmarks"][params["train_vocabulary"]]["class_names"])
     for key in MODEL_KEYS:
-        training.check_top_k(params["models"][key].get("top_k"), num_train_classes, key)
+        if params["models"][key].get("architecture") != "catseg":  # CAT-Seg's top_k is its inference pad_len
+            training.check_top_k(params["models"][key].get("top_k"), num_train_classes, key)
     clip = params["clip"]
     if clip.get("pretrained"):  # a checkpoint of your own (real path: e.g. OpenAI ViT-B/16)
         path = Path(clip["pretrained"])
@@ -190,6 +288,9 @@ def validate_lsmseg_inputs(
         elif path.suffix in (".pt", ".pth", ".bin", ".safetensors"):
             raise FileNotFoundError(f"CLIP checkpoint not found: {path}")
         plan["clip_pretrained"] = clip["pretrained"]
+    elif tiny_clip_config.get("not_trained"):
+        reason = tiny_clip_config["not_trained"]
+        raise ValueError(f"lsmseg.clip.pretrained is not set and no tiny CLIP exists: {reason}")
     else:  # the clip_pretraining pipeline's tiny CLIP
         if tiny_clip_config.get("model_name") and tiny_clip_config["model_name"] != clip["model"]:
             raise CheckpointError(
@@ -200,6 +301,28 @@ def validate_lsmseg_inputs(
         training.check_clip_checkpoint(state, load_clip(clip["model"], None), str(tiny_clip_checkpoint))
         plan["clip_pretrained"] = str(tiny_clip_checkpoint)
     return plan
+
+
+def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
+    """The tables' and figures' benchmarks are evaluated ones and the cost-map classes are in theirs (checked
+    before training, not after it)."""
+    names = benchmark_names(params)
+    figures = dict(params.get("figures") or {})
+    for key, value in (
+        ("seen_unseen_benchmark", params.get("seen_unseen_benchmark")),
+        ("seen_unseen_table_benchmark", params.get("seen_unseen_table_benchmark")),
+        ("figures.cost_map_benchmark", figures.get("cost_map_benchmark")),
+        ("figures.qualitative_benchmark", figures.get("qualitative_benchmark")),
+    ):
+        if value is not None and value not in names:
+            raise ValueError(f"lsmseg.{key} is {value!r}, which is not one of lsmseg.benchmarks {names}")
+    if figures.get("cost_map_benchmark") in names:
+        known = set(plan["benchmarks"][figures["cost_map_benchmark"]]["class_names"])
+        missing = [c for c in figures.get("cost_map_classes", []) if c not in known]
+        if missing:
+            raise ValueError(
+                f"lsmseg.figures.cost_map_classes {missing} are not classes of {figures['cost_map_benchmark']!r}"
+            )
 
 
 def train_ovss(
@@ -219,7 +342,7 @@ def train_ovss(
         "train",
         manifest["family"],
         manifest["root"],
-        {**manifest.get("reader_kwargs", {}), "vocabulary": train_name},
+        _vocabulary_kwargs(manifest, train_name),
         transform=build_transform(augmentation, reader.ignore_index, train=True),
     )
     tokens = model.clip.tokenize([prompts[:1] for prompts in vocabulary["prompts"]])  # one prompt per class in training
@@ -274,10 +397,10 @@ def evaluate_models_on_benchmarks(
     per_class: dict[str, dict[str, list[float]]] = {key: {} for key in models}
     metrics: dict[str, Any] = {key: {} for key in models}
     chance: dict[str, list[float | None]] = {}  # per-class IoU of a uniform random predictor
-    for name in params["benchmarks"]:
+    for name in benchmark_names(params):
         record = plan["benchmarks"][name]
         spec = evaluation.benchmark_spec(name, record["class_names"], record["ignore_index"])
-        dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
+        dataset = _eval_dataset(manifest, index, name, record, params.get("eval_split", "val"))
         for key, model in models.items():
             text = _text_embeddings(model, record["prompts"])
             start = time.perf_counter()
@@ -318,8 +441,7 @@ def evaluate_ovss(
         "lsmseg": _rebuild(params, "lsmseg", lsmseg_state),
     }
     miou, per_class, metrics = evaluate_models_on_benchmarks(models, index, manifest, plan, params)
-    reader = _reader(manifest)
-    unseen = set(reader.world["unseen"])
+    unseen = set(plan["unseen"])
     fine = params.get("seen_unseen_benchmark", "syn847")
     # "chance": the mIoU of a uniform random predictor under the same protocol (evaluation.chance_iou)
     for key in [*models, "chance"]:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)
@@ -335,10 +457,11 @@ def evaluate_ovss(
     table = evaluation.six_column_table({MODEL_LABELS[k]: v for k, v in miou.items()})
     table_markdown = evaluation.table_to_markdown(
         table,
-        f"Table 5.1 layout: mIoU (%) on the synthetic benchmarks, trained on `{plan['train_vocabulary']}` "
+        f"Table 5.1 layout: mIoU (%) on the {'synthetic' if manifest['family'] == 'synthetic' else ''} benchmarks, "
+        f"trained on `{plan['train_vocabulary']}` "
         f"(prompts: {plan['prompt_source']})",
     )
-    seen_table_name = params.get("seen_unseen_table_benchmark", "synvoc21b")
+    seen_table_name = params.get("seen_unseen_table_benchmark") or benchmark_names(params)[-1]
     names = plan["benchmarks"][seen_table_name]["class_names"]
     seen_table = evaluation.seen_unseen_table(
         {
@@ -359,7 +482,7 @@ def evaluate_ovss(
         seen_markdown,
         {
             "per_class_iou": per_class,
-            "class_names": {n: plan["benchmarks"][n]["class_names"] for n in params["benchmarks"]},
+            "class_names": {n: plan["benchmarks"][n]["class_names"] for n in benchmark_names(params)},
         },
     )
 
@@ -386,7 +509,7 @@ def _trained_models_on(
     """What the figures of benchmark ``name`` share: its plan record, its evaluation split, both
     trained models and each model's text embeddings of the benchmark's prompts (encoded once)."""
     record = plan["benchmarks"][name]
-    dataset = _eval_dataset(manifest, index, name, params.get("eval_split", "val"))
+    dataset = _eval_dataset(manifest, index, name, record, params.get("eval_split", "val"))
     models = {
         "baseline": _rebuild(params, "baseline", baseline_state),
         "lsmseg": _rebuild(params, "lsmseg", lsmseg_state),
@@ -446,11 +569,7 @@ def plot_cost_maps(
             maps = [clip_cost]
             for key, model in models.items():
                 maps.append(torch.sigmoid(model(image, texts[key])["logits"][0, class_id]))
-        kind = (
-            "unseen"
-            if class_name in plan.get("unseen", []) or class_name in _reader(manifest).world["unseen"]
-            else "seen"
-        )
+        kind = "unseen" if class_name in plan["unseen"] else "seen"
         panels = [
             ("image", item["image"].permute(1, 2, 0).numpy(), None),
             (f"'{class_name}' ({kind}) mask", (item["label"] == class_id).float().numpy(), "gray"),

@@ -21,12 +21,21 @@ from seg_pipelines.experiments import clip_pretraining as engine
 logger = logging.getLogger(__name__)
 
 
+def not_trained_reason(manifest: dict[str, Any]) -> str | None:
+    """Why no tiny CLIP is trained for ``manifest`` (a real dataset: the real path's CLIP is a checkpoint of
+    its own, ``lsmseg.clip.pretrained``), or ``None`` on the synthetic world."""
+    if manifest["family"] == "synthetic":
+        return None
+    return (
+        f"the tiny CLIP is pretrained on the synthetic world only; the dataset is {manifest['family']!r}: "
+        "use a CLIP checkpoint of your own (lsmseg.clip.pretrained, e.g. OpenAI ViT-B/16)"
+    )
+
+
 def _synthetic_reader(manifest: dict[str, Any]):
-    if manifest["family"] != "synthetic":
-        raise ValueError(
-            f"clip_pretraining trains the embedded-default CLIP on the synthetic world; dataset family is "
-            f"{manifest['family']!r}. With a real dataset use a real CLIP checkpoint instead (lsmseg.clip_pretrained)."
-        )
+    reason = not_trained_reason(manifest)
+    if reason:
+        raise ValueError(reason)
     return create_reader("synthetic", manifest["root"])
 
 
@@ -36,6 +45,10 @@ def _config(params: dict[str, Any]) -> engine.ClipPretrainingConfig:
 
 def pretrain_tiny_clip(manifest: dict[str, Any], params: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train the tiny CLIP on the train split's image–caption pairs (resumable from ``checkpoint_dir``)."""
+    reason = not_trained_reason(manifest)
+    if reason:  # a real dataset: nothing to train; downstream nodes say what to set instead
+        logger.warning("clip_pretraining skipped: %s", reason)
+        return {}, []
     set_torch_threads(params.get("num_threads"), default=2)
     config = _config(params)
     reader = _synthetic_reader(manifest)
@@ -54,6 +67,9 @@ def evaluate_tiny_clip(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Held-out retrieval recall@1 and the dense zero-shot probe (name vs attribute prompts, head/tail).
     ``tiny_clip_checkpoint``: the weights' path (catalog) or the state dict itself."""
+    reason = not_trained_reason(manifest)
+    if reason:
+        return {"clip_retrieval": {}}, {"clip_zero_shot": {"not_trained": reason}}
     set_torch_threads(params.get("num_threads"), default=2)
     config = _config(params)
     state_dict = (
@@ -77,22 +93,33 @@ def evaluate_tiny_clip(
     return {"clip_retrieval": retrieval}, {"clip_zero_shot": probe}
 
 
-def describe_tiny_clip(params: dict[str, Any], tiny_clip_checkpoint: str) -> dict[str, Any]:
+def describe_tiny_clip(
+    params: dict[str, Any], tiny_clip_checkpoint: str, manifest: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The re-buildable description of ``tiny_clip_checkpoint`` (load with ``engine.clip_from_state_dict``):
     architecture, input size, where the weights are and how they were trained. Its retrieval and
-    zero-shot numbers are in ``clip_pretraining_metrics`` / ``clip_zero_shot_probe``."""
+    zero-shot numbers are in ``clip_pretraining_metrics`` / ``clip_zero_shot_probe``. On a real dataset
+    nothing was trained: ``not_trained`` says why (``lsmseg`` then needs ``clip.pretrained``)."""
     config = _config(params)
-    return {
+    described = {
         "model_name": config.model_name,
         "image_size": config.image_size,
         "checkpoint": str(tiny_clip_checkpoint),
         "training": asdict(config),
     }
+    reason = not_trained_reason(manifest) if manifest else None
+    return {**described, "not_trained": reason} if reason else described
 
 
 def plot_clip_training_curve(curve: list[dict[str, float]], metrics: dict[str, Any]):
     """Contrastive loss and learning rate against step."""
     figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
+    if not curve:
+        reason = metrics.get("clip_retrieval") == {} and "not trained (a real dataset: lsmseg.clip.pretrained)"
+        loss_axis.text(0.5, 0.5, reason or "no training curve", ha="center", va="center", wrap=True)
+        loss_axis.axis("off")
+        lr_axis.axis("off")
+        return figure
     steps = [row["step"] for row in curve]
     loss_axis.plot(steps, [row["loss"] for row in curve], color="tab:blue")
     loss_axis.set(xlabel="step", ylabel="InfoNCE loss", title="tiny CLIP pretraining (synthetic world)")

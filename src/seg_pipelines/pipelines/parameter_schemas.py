@@ -169,10 +169,21 @@ class Clip(Block):
     image_size: PositiveInt
 
 
+class BenchmarkDataset(Block):
+    """A benchmark that is a dataset of its own (the thesis's A-847 … VOCb; README "Real datasets")."""
+
+    name: str
+    family: str
+    root: str
+    split: str = "val"
+    reader_kwargs: dict[str, Any] = {}
+    vocabulary: str | None = None
+
+
 class LSMSeg(Block):
     num_threads: PositiveInt | None = None
-    train_vocabulary: str
-    benchmarks: Annotated[list[str], Field(min_length=1)]
+    train_vocabulary: str  # a synthetic-world vocabulary (seen) or "dataset": the prepared dataset's classes
+    benchmarks: Annotated[list[str | BenchmarkDataset], Field(min_length=1)]
     prompts: Literal["world", "prompt_set", "templates"] = "world"
     clip: Clip
     models: dict[str, OVSSModel]

@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.describe_tiny_clip,
-                inputs=["params:clip_pretraining", "tiny_clip_checkpoint"],
+                inputs=["params:clip_pretraining", "tiny_clip_checkpoint", "dataset_manifest"],
                 outputs="tiny_clip_config",
                 name="describe_tiny_clip",
             ),
