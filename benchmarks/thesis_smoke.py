@@ -180,6 +180,23 @@ def evaluate_params(checkpoint: Path, dataset: dict[str, Any], **options: Any) -
     return {"evaluate": {"checkpoint": str(checkpoint), "dataset": dataset, "show_progress": False, **options}}
 
 
+def predict_once(project: Path, model: dict[str, Any], images: Path, **options: Any) -> dict[str, Any]:
+    """The ``predict`` pipeline on the image folder ``images`` → seconds, peak RSS, files written."""
+    output = project / "data/07_model_output/predictions"
+    shutil.rmtree(output, ignore_errors=True)
+    _, nodes = kedro_run(
+        project,
+        {"predict": {"input": str(images), "show_progress": False, **model, **options}},
+        pipeline_names=["predict"],
+    )
+    node = next(iter(nodes.values()))
+    return {
+        "predict_seconds": node["seconds"],
+        "predict_peak_rss_GiB": node["peak_rss_GiB"],
+        "predict_files": sorted(path.name for path in output.glob("*.png")),
+    }
+
+
 def run_closed_set(group: str, rows: list[str], workdir: Path, roots: dict[str, Path]) -> list[dict[str, Any]]:
     """The rows of one head: see the module docstring."""
     import pandas as pd
@@ -216,6 +233,9 @@ def run_closed_set(group: str, rows: list[str], workdir: Path, roots: dict[str, 
             pipeline_names=["evaluate"],
         )
         whole = json.loads((project / "data/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
+        predicted = predict_once(
+            project, {"checkpoint": str(checkpoint)}, roots["ade150"] / "ADEChallengeData2016/images/validation"
+        )
         model = load_segmentor(checkpoint, num_classes=150)  # weights_only=True
         head_params = count_parameters(model.decode_head) + (count_parameters(model.addon) if model.addon else 0)
         head_params -= sum(p.numel() for p in model.decode_head.conv_seg.parameters()) if model.addon else 0
@@ -242,6 +262,7 @@ def run_closed_set(group: str, rows: list[str], workdir: Path, roots: dict[str, 
                 "eval_whole_mIoU": whole["mIoU"],
                 "peak_rss_GiB": max(train["peak_rss_GiB"], evaluate["peak_rss_GiB"], whole_node["peak_rss_GiB"]),
                 "rss_scope": train["scope"],
+                **predicted,
             }
         )
         del model
@@ -357,6 +378,20 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
         }
         if key == "lsmseg":
             node = next(iter(evaluate_nodes.values()))
+            result.update(
+                predict_once(
+                    project,
+                    {
+                        "checkpoint": str(models_dir / "lsmseg.pt"),
+                        "model_config": str(models_dir / "lsmseg_model_config.json"),
+                        "model_key": "lsmseg",
+                        "classes": ["wall", "building", "sky", "person", "grass"],
+                    },
+                    roots["ade847"] / "ADE20K_2021_17_01/images_detectron2/validation",
+                    mode="slide",
+                    crop_size=384,
+                )
+            )
             result.update(
                 evaluate_pipeline_seconds=node["seconds"],
                 evaluate_pipeline_peak_rss_GiB=node["peak_rss_GiB"],

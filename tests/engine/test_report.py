@@ -225,3 +225,68 @@ def test_report_pipeline_runs_alone_and_logs_artifacts(project_copy: Path):
         "reporting/report.md",
         "reporting/report.html",
     }
+
+
+def test_direction_with_paired_runs_prints_the_verdict_over_seeds(tmp_path):
+    """A sign of means says nothing inside the noise: an ablation direction with ``paired`` gets the
+    paired-by-seed verdict of the two rows (t95: mean ± 4.30·se for 3 seeds) from the per-run CSV."""
+    runs = tmp_path / "data/08_reporting/abl/table_runs.csv"
+    runs.parent.mkdir(parents=True)
+    lines = ["table,row,seed,metric,value,status"]
+    for seed, (base, cc, sa) in enumerate([(10.0, 12.0, 9.0), (11.0, 13.1, 14.0), (12.0, 13.9, 10.0)]):
+        lines += [f"t,Baseline,{seed},mIoU,{base},ok", f"t,CC,{seed},mIoU,{cc},ok", f"t,SA,{seed},mIoU,{sa},ok"]
+    lines.append("t,CC,3,mIoU,99.0,ok")  # a seed the baseline lacks is not paired
+    runs.write_text("\n".join(lines) + "\n")
+    paired = {"runs": "data/08_reporting/abl/table_runs.csv", "metric": "mIoU"}
+    config = {
+        "chapters": [
+            {
+                "title": "C",
+                "sections": [
+                    {
+                        "title": "S",
+                        "items": [{"path": "abl/table_runs.csv", "title": "runs"}],
+                        "thesis": {
+                            "directions": [
+                                {
+                                    "label": "CC",
+                                    "thesis": 4.0,
+                                    "ours": 2.0,
+                                    "paired": {**paired, "rows": ["CC", "Baseline"]},
+                                },
+                                {
+                                    "label": "CC lower",
+                                    "thesis": -4.0,
+                                    "ours": 2.0,
+                                    "paired": {**paired, "rows": ["CC", "Baseline"]},
+                                },
+                                {
+                                    "label": "SA",
+                                    "thesis": 4.0,
+                                    "ours": 0.0,
+                                    "paired": {**paired, "rows": ["SA", "Baseline"]},
+                                },
+                                {
+                                    "label": "gone",
+                                    "thesis": 1.0,
+                                    "ours": 1.0,
+                                    "paired": {**paired, "rows": ["XX", "Baseline"]},
+                                },
+                                {"label": "plain", "thesis": 1.0, "ours": 1.0},
+                            ]
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+    markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
+    # CC − Baseline = (2.0, 2.1, 1.9): mean 2.0, se 0.0577, t95 half-width 4.303 · 0.0577 = 0.25
+    assert "| verdict over seeds (paired, t95) |" in markdown
+    assert "| CC | +4.00 | +2.00 | yes | reproduced: +2.00 [1.75, 2.25] (t95, n=3) |" in markdown
+    assert "| CC lower | -4.00 | +2.00 | **no** | contradicted: +2.00 [1.75, 2.25] (t95, n=3) |" in markdown
+    assert "| SA | +4.00 | +0.00 | no effect (\\|ours\\| ≤ 0) | unresolved: +0.00 [" in markdown
+    assert (
+        "| gone | +1.00 | +1.00 | yes | not produced yet |" in markdown
+        and "| plain | +1.00 | +1.00 | yes | – |" in markdown
+    )

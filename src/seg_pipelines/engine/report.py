@@ -21,8 +21,11 @@ Per section the report states the dataset, budget, seeds and hardware, each read
 ``table`` names one of :data:`seg_pipelines.engine.thesis_numbers.REPORT_TABLES` (or is a table
 ``{title, columns, rows}``); ``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02
 mIoU over FCN on ADE20K, ``{minus: ["thesis:…", "thesis:…"]}``) with ours, which is what a
-synthetic-world run can reproduce. The thesis's numbers live in :mod:`~seg_pipelines.engine.thesis_numbers`
-only, not in the section list.
+synthetic-world run can reproduce; a direction with ``paired: {runs: <file>_runs.csv, rows: [candidate,
+baseline], metric: mIoU}`` also gets its verdict over seeds (the ablation tables' rule:
+:func:`seg_pipelines.statistics.paired_comparison` of the two rows' per-seed values, reproduced /
+contradicted / unresolved), since a sign of means says nothing inside the noise. The thesis's numbers
+live in :mod:`~seg_pipelines.engine.thesis_numbers` only, not in the section list.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_pipelines.engine import tables, thesis_numbers
+from seg_pipelines.statistics import finding_verdict, paired_comparison
 
 MISSING = object()
 REPORT_FILES = ("report.md", "report.html")  # never listed as outputs of their own
@@ -140,6 +144,26 @@ def resolve_first(
         if found is not None:
             return found
     return None
+
+
+def paired_verdict(spec: Mapping[str, Any], thesis_sign: float, project_dir: Path, rule: str) -> str | None:
+    """The verdict of ``rows[0]`` against ``rows[1]`` on ``metric`` from an ablation's per-run CSV (``table,
+    row, seed, metric, value, status``), paired by seed; ``None`` while the file or a row is missing."""
+    path = project_dir / spec["runs"]
+    if not path.is_file():
+        return None
+    candidate, baseline = spec["rows"]
+    values: dict[str, dict[int, float]] = {candidate: {}, baseline: {}}
+    with path.open(newline="") as handle:
+        for line in csv.DictReader(handle):
+            if line["row"] in values and line["metric"] == spec["metric"] and line.get("status", "ok") == "ok":
+                values[line["row"]][int(line["seed"])] = float(line["value"])
+    seeds = sorted(set(values[candidate]) & set(values[baseline]))
+    if not seeds:
+        return None
+    comparison = paired_comparison([values[candidate][s] for s in seeds], [values[baseline][s] for s in seeds], rule)
+    verdict = finding_verdict(comparison, "higher" if thesis_sign > 0 else "lower")
+    return f"{verdict}: {comparison.describe(2)}"
 
 
 def resolve_number(spec: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]) -> float | None:
@@ -401,6 +425,8 @@ class ReportBuilder:
                 + markdown_table(table["columns"], table["rows"], table.get("decimals", 2))
             )
         directions = thesis.get("directions") or []
+        paired = any("paired" in direction for direction in directions)
+        rule = str(self.config.get("verdict_rule", "t95"))
         if directions:
             rows = []
             for direction in directions:
@@ -419,16 +445,23 @@ class ReportBuilder:
                 else:
                     theirs, shown = float(direction.get("sign", 1)), str(direction["thesis"])
                 ours = resolve_number(direction.get("ours"), self.params, self.project_dir, self.cache)
+                over_seeds = (
+                    (paired_verdict(direction["paired"], theirs, self.project_dir, rule) or "not produced yet",)
+                    if "paired" in direction
+                    else ("–",) * paired
+                )
                 if ours is None:
-                    rows.append((direction["label"], shown, "not produced yet", "–"))
+                    rows.append((direction["label"], shown, "not produced yet", "–", *over_seeds))
                     continue
                 tolerance = float(direction.get("tolerance", self.config.get("direction_tolerance", 0.0)))
                 if abs(ours) <= tolerance:
                     verdict = f"no effect (|ours| ≤ {tolerance:g})"
                 else:
                     verdict = "yes" if (ours > 0) == (theirs > 0) else "**no**"
-                rows.append((direction["label"], shown, f"{ours:+.2f}", verdict))
-            out.append(markdown_table(["Finding (ours − baseline)", "thesis", "ours", "same direction"], rows))
+                rows.append((direction["label"], shown, f"{ours:+.2f}", verdict, *over_seeds))
+            header = ["Finding (ours − baseline)", "thesis", "ours", "same sign of means"]
+            header += [f"verdict over seeds (paired, {rule})"] * paired
+            out.append(markdown_table(header, rows))
         return "\n\n".join(out)
 
     def _section(self, chapter: Mapping[str, Any], section: Mapping[str, Any]) -> str:
