@@ -393,6 +393,8 @@ def evaluate_models_on_benchmarks(
     :func:`evaluate_ovss` and the ``lsmseg_ablations`` pipeline."""
     options = dict(params.get("evaluation", {}))
     mode, batch_size, limit = options.pop("mode", "whole"), options.pop("batch_size", 16), options.pop("limit", None)
+    if mode == "slide":  # CAT-Seg's windows are the CLIP input size (384 for ViT-B/16 at 384) unless given
+        options.setdefault("window", int(params["clip"]["image_size"]))
     miou: dict[str, dict[str, float]] = {key: {} for key in models}
     per_class: dict[str, dict[str, list[float]]] = {key: {} for key in models}
     metrics: dict[str, Any] = {key: {} for key in models}

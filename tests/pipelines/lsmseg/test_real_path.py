@@ -34,6 +34,7 @@ def _runtime_params(roots: dict[str, Path], clip_path: Path) -> dict:
             ],
             "prompts": "templates",
             "clip": {"pretrained": str(clip_path)},
+            "evaluation": {"mode": "slide", "batch_size": 1, "limit": 2},  # windows default to the CLIP size
             "seen_unseen_benchmark": "A-847",
             "seen_unseen_table_benchmark": "VOC",
             "figures": {
