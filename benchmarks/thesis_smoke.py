@@ -338,6 +338,7 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
 
     sam_image_size = 1024 if group.endswith("sam1024") else None  # None: SAM at the CLIP size (384)
     project = kedro_project(workdir, "coco_project")
+    shutil.rmtree(project / "data/06_models/lsmseg_training", ignore_errors=True)  # train afresh, no resume
     weights = random_checkpoints(workdir)
     _, nodes = kedro_run(project, ovss_runtime_params(roots, weights, sam_image_size), pipeline_names=["lsmseg"])
     models_dir = project / "data/06_models"
