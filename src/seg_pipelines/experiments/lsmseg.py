@@ -459,7 +459,7 @@ def evaluate_ovss(
     table = evaluation.six_column_table({MODEL_LABELS[k]: v for k, v in miou.items()})
     table_markdown = evaluation.table_to_markdown(
         table,
-        f"Table 5.1 layout: mIoU (%) on the {'synthetic' if manifest['family'] == 'synthetic' else ''} benchmarks, "
+        f"Table 5.1 layout: mIoU (%) on the {'synthetic ' if manifest['family'] == 'synthetic' else ''}benchmarks, "
         f"trained on `{plan['train_vocabulary']}` "
         f"(prompts: {plan['prompt_source']})",
     )
