@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from seg_pipelines.engine.evaluation import map_predictions_to_background, scores_from_confusion
 from seg_pipelines.models.ovss.catseg import CATSeg, per_pixel_bce_loss
 from seg_pipelines.models.ovss.cost_volume import cosine_cost_volume
-from seg_pipelines.models.ovss.filtering import scatter_class_logits
+from seg_pipelines.models.ovss.filtering import FilteredCost, scatter_class_logits
 
 logger = logging.getLogger(__name__)
 
@@ -189,12 +189,70 @@ def encode_class_prompts(model: CATSeg, prompts: Sequence[Sequence[str]], batch_
 # --------------------------------------------------------------------------- head (finetune mode)
 
 
-def head_logits(model: CATSeg, dense: torch.Tensor, guidance: list[torch.Tensor], text: torch.Tensor) -> torch.Tensor:
-    """Aggregation-free CAT-Seg on cached features: (B, D, h, w) × (K, D) → logits (B, K, 4h, 4w)."""
+def head_logits(
+    model: CATSeg,
+    dense: torch.Tensor,
+    guidance: list[torch.Tensor],
+    text: torch.Tensor,
+    filtered: FilteredCost | None = None,
+) -> torch.Tensor:
+    """Aggregation-free CAT-Seg on cached features: (B, D, h, w) × (K, D) → logits (B, K, 4h, 4w).
+
+    ``filtered``: the cost volume of these images (:meth:`CATSeg.category_filter`), when already
+    computed (it only depends on the frozen features and the prompt set's text).
+    """
     text = text.unsqueeze(-2) if text.dim() == 2 else text
-    filtered = model.category_filter(dense, text)
-    logits = model.aggregate(filtered, dense, guidance)
+    filtered = model.category_filter(dense, text) if filtered is None else filtered
+    logits = aggregation_free_logits(model, filtered.cost, guidance)
     return scatter_class_logits(logits, filtered.indices, filtered.num_classes, model.filtered_logit)
+
+
+def aggregation_free_logits(model: CATSeg, cost: torch.Tensor, guidance: list[torch.Tensor]) -> torch.Tensor:
+    """``model.aggregate`` without aggregation layers — O = Up(Emb(M'), E') (eq. 5.9) — computed
+    with fewer operations, same function of the same parameters:
+
+    * cost embedding (7×7 conv) → first transposed conv → the first 3×3 conv's cost half is one
+      affine map of the P·h·w cost values of an (image, class) pair (no non-linearity between
+      them): its matrix is obtained by pushing the P·h·w unit inputs through the bias-free layers,
+      its offset by pushing a zero input through the layers with bias; every (image, class) pair
+      then costs one matrix product instead of three convolutions (exact up to float rounding,
+      gradients flow to the same weights);
+    * the guidance half of each block's first conv is computed once per image
+      (:meth:`GuidedUpsampleBlock.guidance_conv`).
+
+    cost (B, P, k, h, w), guidance: CLIP intermediate features → logits (B, k, 4h, 4w).
+    """
+    if model.use_aggregation:
+        raise ValueError("aggregation_free_logits needs CAT-Seg built with use_aggregation=False")
+    decoder = model.decoder
+    batch, prompts, classes, height, width = cost.shape
+    x = cost.transpose(1, 2).reshape(batch * classes, prompts, height, width)
+    if len(decoder.guidance_projections) and guidance:
+        projected = [project(g) for project, g in zip(decoder.guidance_projections, guidance)]
+    else:
+        projected = [None] * len(decoder.blocks)
+    first = decoder.blocks[0]
+    embedding, up = model.cost_embedding, first.up
+
+    def prefix(z: torch.Tensor, bias: bool) -> torch.Tensor:
+        z = F.conv2d(z, embedding.weight, embedding.bias if bias else None, padding=embedding.padding)
+        z = F.conv_transpose2d(z, up.weight, up.bias if bias else None, stride=up.stride)
+        return first.input_conv(z)
+
+    inputs = prompts * height * width
+    if x.shape[0] > inputs:  # the matrix is worth building
+        unit = torch.eye(inputs, dtype=x.dtype, device=x.device).view(inputs, prompts, height, width)
+        matrix = prefix(unit, bias=False)  # (P·h·w, C, 2h, 2w)
+        offset = prefix(x.new_zeros(1, prompts, height, width), bias=True)
+        y = (x.flatten(1) @ matrix.flatten(1)).view(-1, *matrix.shape[1:]) + offset
+    else:
+        y = prefix(x, bias=True)
+    g = projected[0]
+    x = first.finish(y, first.guidance_conv(g) if g is not None else None)
+    for block, g in zip(decoder.blocks[1:], projected[1:]):
+        x = block(x, g)
+    logits = decoder.head(x)
+    return logits.view(batch, classes, *logits.shape[-2:])
 
 
 @dataclass
@@ -223,6 +281,11 @@ def finetune_head(
 
     ``initial_state`` (the head's weights before any training) makes every prompt set start from
     the same initialisation. Returns the loss per step.
+
+    Frozen and therefore computed once per call, not per step: the cost volume (with its top-k
+    class filtering) of every training image against ``text`` — it depends only on the frozen
+    CLIP features and the prompt set. Each step runs the trained layers only
+    (:func:`aggregation_free_logits`), with autograd recording nothing of CLIP.
     """
     if train_features.guidance is None:
         raise ValueError("finetune mode needs guidance features: compute_image_features(keep_guidance=True)")
@@ -232,14 +295,16 @@ def finetune_head(
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(head_parameters, lr=config.lr, weight_decay=config.weight_decay)
     rows = train_features.rows(train_keys)
+    costs = _filtered_costs(model, train_features.dense[rows], text)
     losses = []
     model.train()
     for _ in range(config.steps):
         pick = torch.randint(len(rows), (min(config.batch_size, len(rows)),), generator=generator)
         index = rows[pick]
-        dense = train_features.dense[index]
         guidance = [g[index] for g in train_features.guidance]
-        logits = head_logits(model, dense, guidance, text)
+        indices = costs.indices[pick] if costs.indices is not None else None
+        logits = aggregation_free_logits(model, costs.cost[pick], guidance)
+        logits = scatter_class_logits(logits, indices, costs.num_classes, model.filtered_logit)
         loss = per_pixel_bce_loss(logits, train_labels[pick], ignore_index=ignore_index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -247,6 +312,17 @@ def finetune_head(
         losses.append(float(loss.detach()))
     model.eval()
     return losses
+
+
+@torch.no_grad()
+def _filtered_costs(model: CATSeg, dense: torch.Tensor, text: torch.Tensor, batch_size: int = 64) -> FilteredCost:
+    """The category filter's cost volume (eq. 5.2–5.6) of every image, in batches: cost
+    (N, P, k, h, w), kept class indices (N, k) or None."""
+    text = text.unsqueeze(-2) if text.dim() == 2 else text
+    parts = [model.category_filter(dense[i : i + batch_size], text) for i in range(0, len(dense), batch_size)]
+    indices = None if parts[0].indices is None else torch.cat([p.indices for p in parts])
+    cost, kept_text = torch.cat([p.cost for p in parts]), torch.cat([p.text for p in parts])
+    return FilteredCost(cost, kept_text, indices, parts[0].num_classes)
 
 
 # --------------------------------------------------------------------------- scorer

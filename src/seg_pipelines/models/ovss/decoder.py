@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -27,13 +28,34 @@ class GuidedUpsampleBlock(nn.Module):
             nn.ReLU(inplace=True),
         )
 
+    def input_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The first 3×3 conv's part that reads the upsampled cost channels: (N, C, H, W) → (N, C', H, W)."""
+        return F.conv2d(x, self.conv[0].weight[:, : self.up.out_channels], padding=1)
+
+    def guidance_conv(self, guidance: torch.Tensor) -> torch.Tensor:
+        """The first 3×3 conv's part that reads the guidance channels, once per image: (B, Cg, H, W)."""
+        return F.conv2d(guidance, self.conv[0].weight[:, self.up.out_channels :], padding=1)
+
+    def finish(self, x: torch.Tensor, guidance_term: torch.Tensor | None) -> torch.Tensor:
+        """First conv's output (N = B*K, ...) + its guidance part (B, ...) broadcast over the K classes
+        of each image, then GroupNorm, ReLU, the second conv, GroupNorm, ReLU."""
+        if guidance_term is not None:
+            batch = guidance_term.shape[0]
+            x = (x.view(batch, -1, *x.shape[1:]) + guidance_term.unsqueeze(1)).view(x.shape)
+        for layer in list(self.conv)[1:]:
+            x = layer(x)
+        return x
+
     def forward(self, x: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
-        """x (B*K, C, h, w); guidance (B, Cg, 2h, 2w) shared by the K classes of each image, or None."""
+        """x (B*K, C, h, w); guidance (B, Cg, 2h, 2w) shared by the K classes of each image, or None.
+
+        conv([up(x); g]) = conv_x(up(x)) + conv_g(g) (the conv is linear, bias-free): the guidance
+        half is computed once per image instead of once per (image, class) and never copied K times.
+        """
         x = self.up(x)
-        if guidance is not None:
-            repeats = x.shape[0] // guidance.shape[0]
-            x = torch.cat([x, guidance.repeat_interleave(repeats, dim=0)], dim=1)
-        return self.conv(x)
+        if guidance is None:
+            return self.conv(x)
+        return self.finish(self.input_conv(x), self.guidance_conv(guidance))
 
 
 class UpsamplingDecoder(nn.Module):
