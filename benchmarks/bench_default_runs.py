@@ -16,13 +16,16 @@ Paths: ``old`` is the code before this change: logits upsampled in the segmentor
 (``SEG_PIPELINES_KEEP_FREED_MEMORY=0``); ``new`` is the default: ``engine.training.default_loss``
 (head-resolution logits, the fused ``losses.cross_entropy.upsampled_cross_entropy``) and
 ``engine.runtime.keep_freed_cpu_memory``. Each (run, path) is one child process of this script, in
-the order old, new per run, so each path starts from a fresh allocator; every child measures the
+the order old, new per run, so each path starts from a fresh allocator. Neither change reaches the
+lsmseg run (its OVSS loop computes a per-pixel BCE and calls neither), so its old/new pair measures
+the run-to-run spread of the machine. Every child measures the
 fp32 matmul peak itself. With ``--iterations N`` (fewer than the default), the train time is
 extrapolated to the default iteration count from the measured per-iteration time
 (``estimated_default_run_s`` = fixed costs + per-iteration time × default iterations); the mIoU
 then is that of the shorter run.
 
-    python benchmarks/bench_default_runs.py [--runs closed_set lsmseg] [--iterations N] [--output f.json]
+    python benchmarks/bench_default_runs.py [--runs closed_set lsmseg] [--iterations N]
+        [--closed-set-iterations N] [--lsmseg-iterations N] [--output f.json]
 
 Threads: what the default run uses (closed-set: torch's default, i.e. ``OMP_NUM_THREADS`` when set;
 lsmseg: ``lsmseg.num_threads``). Prints one JSON object; state the machine's load when quoting it.
@@ -192,6 +195,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=["closed_set", "lsmseg"], choices=["closed_set", "lsmseg"])
     parser.add_argument("--iterations", type=int, default=None, help="train iterations (default: the conf's)")
+    parser.add_argument("--closed-set-iterations", type=int, default=None, help="--iterations of closed_set only")
+    parser.add_argument("--lsmseg-iterations", type=int, default=None, help="--iterations of lsmseg only")
     parser.add_argument("--output", default=None)
     parser.add_argument("--child", nargs=2, metavar=("RUN", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,8 +218,9 @@ def main() -> None:
             if path == "old":
                 env["SEG_PIPELINES_KEEP_FREED_MEMORY"] = "0"
             command = [sys.executable, __file__, "--child", run, path]
-            if args.iterations:
-                command += ["--iterations", str(args.iterations)]
+            iterations = getattr(args, f"{run}_iterations") or args.iterations
+            if iterations:
+                command += ["--iterations", str(iterations)]
             started = time.perf_counter()
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

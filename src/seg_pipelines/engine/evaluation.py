@@ -20,8 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seg_pipelines.engine.runtime import keep_freed_cpu_memory
-
 Predict = Callable[[torch.Tensor], torch.Tensor]
 Protocol = Literal["closed_set", "open_vocabulary"]
 
@@ -198,7 +196,6 @@ def evaluate(
 ) -> tuple[SegmentationScores, torch.Tensor]:
     """Run ``predict`` over ``batches`` (dicts with ``image`` and ``label``); return the scores and
     the confusion matrix. ``background_mapping=(first_id, background_id)`` applies the VOC-21b rule."""
-    keep_freed_cpu_memory()
     confusion = ConfusionMatrix(num_classes, ignore_index)
     for batch in batches:
         scores = run_inference(predict, batch["image"], mode, **mode_options)

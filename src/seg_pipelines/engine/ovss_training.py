@@ -33,7 +33,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from seg_pipelines.engine.runtime import keep_freed_cpu_memory
 from seg_pipelines.engine.training import CheckpointError, load_checkpoint, load_model_weights, save_training_state
 
 logger = logging.getLogger(__name__)
@@ -127,7 +126,6 @@ def train_ovss_model(
     """Train ``model`` (CAT-Seg / LSMSeg) on ``dataset`` (dicts with ``image`` in [0, 1], ``label``) against
     the training vocabulary's prompt tokens (K, P, L). Returns the curve; resumes from ``checkpoint_dir/last.pt``."""
     ovss_lr(config, 0)  # an unknown lr_schedule fails before any work
-    keep_freed_cpu_memory()  # issue 15: no page faults re-allocating each step's tensors (CPU)
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay, foreach=config.foreach
