@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from seg_pipelines.engine.runtime import keep_freed_cpu_memory
 from seg_pipelines.models.checkpoints import CheckpointError, read_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,17 @@ def is_main_process() -> bool:
 
 
 def default_loss(model: nn.Module, batch: dict[str, Any], iteration: int) -> dict[str, torch.Tensor]:
-    """Segmentors: ``outputs = model(images, target)``; ``model.losses(outputs, target)``."""
+    """Segmentors: ``outputs = model(images, target)``; ``model.losses(outputs, target)``. A model whose
+    ``upsamples_in_loss`` is true is called with ``upsample=False`` (same loss, computed from the
+    head-resolution logits: :class:`seg_pipelines.models.segmentor.EncoderDecoder`)."""
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    outputs = model(batch["image"], batch["label"])
+    outputs = model(batch["image"], batch["label"], **low_resolution_outputs(core))
     return core.losses(outputs, batch["label"])
+
+
+def low_resolution_outputs(model: nn.Module) -> dict[str, bool]:
+    """``{"upsample": False}`` for a model that computes its loss from head-resolution logits, else ``{}``."""
+    return {"upsample": False} if getattr(model, "upsamples_in_loss", False) else {}
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -169,6 +177,8 @@ def train(
     distributed = dist.is_initialized()
     world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_cpu_memory()  # each step re-allocates what the last one freed: no page faults
     trainable = model
     if distributed:
         if device.type == "cuda":  # SyncBN needs GPU modules; on CPU/gloo each rank keeps its own BN stats

@@ -44,6 +44,7 @@ from seg_pipelines.engine.training import (
     default_loss,
     load_checkpoint,
     load_model_weights,
+    low_resolution_outputs,
     train,
 )
 from seg_pipelines.experiments.figures import plot_qualitative, plot_training_curves
@@ -171,7 +172,7 @@ def weighted_main_loss(class_weights: Sequence[float]):
 
     def loss_fn(model: nn.Module, batch: dict[str, Any], iteration: int) -> dict[str, torch.Tensor]:
         core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-        outputs = model(batch["image"], batch["label"])
+        outputs = model(batch["image"], batch["label"], **low_resolution_outputs(core))
         weights = torch.as_tensor(class_weights, dtype=torch.float32, device=batch["label"].device)
         return core.losses(outputs, batch["label"], class_weights=weights)
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seg_pipelines.losses.cross_entropy import upsampled_cross_entropy
 from seg_pipelines.models.backbones import create_backbone
 from seg_pipelines.models.heads import (
     DECODE_HEADS,
@@ -80,14 +81,19 @@ class EncoderDecoder(nn.Module):
     def extract_features(self, images: Tensor) -> list[Tensor]:
         return self.backbone(images)
 
-    def _upsample(self, logits: Tensor, size: torch.Size) -> Tensor:
-        return resize(logits, size, self.align_corners)
+    def _upsample(self, logits: Tensor, size: torch.Size | None) -> Tensor:
+        return logits if size is None else resize(logits, size, self.align_corners)
 
-    def forward(self, images: Tensor, target: Tensor | None = None) -> dict[str, Any]:
+    # ``forward(..., upsample=False)`` is understood: the training loop's loss (engine.training.default_loss)
+    # then hands head-resolution logits to :meth:`losses`, which upsamples them inside the fused CE
+    upsamples_in_loss = True
+
+    def forward(self, images: Tensor, target: Tensor | None = None, *, upsample: bool = True) -> dict[str, Any]:
         """``logits`` at input size and the add-on's own dict under ``addon``; in training (or
         with a target) also ``aux_logits`` and extra head logits (ISNet ``stage1_logits``),
-        upsampled to input size."""
-        size = images.shape[-2:]
+        upsampled to input size. ``upsample=False`` leaves every logit map at the resolution its
+        head produced: :meth:`losses` gives the same loss (the CE of the upsampled map, fused)."""
+        size = images.shape[-2:] if upsample else None
         feats = self.extract_features(images)
         head_features, extras = self.decode_head.forward_features_with_extras(feats)
         outputs: dict[str, Any] = {}
@@ -107,10 +113,15 @@ class EncoderDecoder(nn.Module):
         return outputs
 
     def cross_entropy(self, logits: Tensor, target: Tensor, class_weights: Tensor | None = None) -> Tensor:
-        """Pixel-mean CE over non-ignored pixels (0 when every pixel is ignored)."""
-        if bool((target != self.ignore_index).any()):
-            return F.cross_entropy(logits, target.long(), weight=class_weights, ignore_index=self.ignore_index)
-        return logits.sum() * 0.0
+        """Pixel-mean CE over non-ignored pixels (0 when every pixel is ignored) of ``logits``
+        bilinearly upsampled to the target's size (MMSeg's ``resize`` then CE); logits smaller than
+        the target are upsampled inside the loss (:func:`~seg_pipelines.losses.cross_entropy.upsampled_cross_entropy`:
+        the same value and gradient without the full-resolution tensors)."""
+        if not bool((target != self.ignore_index).any()):
+            return logits.sum() * 0.0
+        if tuple(logits.shape[-2:]) != tuple(target.shape[-2:]):
+            return upsampled_cross_entropy(logits, target, class_weights, self.ignore_index, self.align_corners)
+        return F.cross_entropy(logits, target.long(), weight=class_weights, ignore_index=self.ignore_index)
 
     def losses(
         self, outputs: Mapping[str, Any], target: Tensor, class_weights: Tensor | None = None
