@@ -1,10 +1,12 @@
-"""What the report scripts under ``benchmarks/`` share: the project's arguments, its Kedro
-parameters, the prepared dataset's manifest, and printing/saving the JSON report."""
+"""What the scripts under ``benchmarks/`` share: the project's arguments, its Kedro parameters, the
+prepared dataset's manifest, printing/saving the JSON report, and the machine's fp32 matmul peak (the
+baseline that speed figures are ratios of)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
@@ -39,3 +41,17 @@ def emit_report(report: dict, markdown: str, output: str | None) -> None:
     print(markdown)
     if output:
         Path(output).write_text(json.dumps(report, indent=1))
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """fp32 matmul GFLOP/s of this process (best of ``repeats``), at the current thread count."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9

@@ -44,20 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
-    """fp32 matmul GFLOP/s of this process (best of ``repeats``), at the current thread count."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+from _project import matmul_peak_gflops  # noqa: E402
 
 
 def _old_loss(model, batch, iteration):

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,23 +46,14 @@ from seg_pipelines.engine.training import cpu_has_amx, resolve_amp_dtype
 from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _project import matmul_peak_gflops  # noqa: E402
+
 CONF = ROOT / "conf/base"
 
 
 def _yaml(name: str) -> dict:
     return yaml.safe_load((CONF / name).read_text())
-
-
-def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
-    """fp32 matmul GFLOP/s of this process (best of ``repeats``)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 class Step:
