@@ -15,10 +15,50 @@ and more rows or seeds than slots is an error naming the key.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from kedro.pipeline import Node, Pipeline
 
 from seg_pipelines.engine.ablations import slot_names
+from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS
+from seg_pipelines.pipelines.lazy import LazyNode
+
+CLOSED_SET_NODE_CLASSES = "seg_pipelines.experiments.closed_set_ablations"
+
+
+@dataclass(frozen=True)
+class ClosedSetTableNodes:
+    """The node functions of a closed-set ablation chapter (``caa_ablations``, ``ecac_ablations``): rows
+    from :data:`~seg_pipelines.pipelines.ablation_layouts.CLOSED_SET_ROWS`, variant and summary nodes built
+    on their first call by ``experiment``'s ``variant_node`` / ``summary_node`` factories (objects of
+    ``ClosedSetVariantNode`` / ``ClosedSetSummaryNode``, whose ``__call__`` gives the node's signature)."""
+
+    pipeline: str
+    experiment: str
+
+    def rows(self, table: str) -> list[str]:
+        """The rows of thesis Table ``table`` the pipeline builds nodes for."""
+        return list(CLOSED_SET_ROWS[self.pipeline][table])
+
+    def variant_node(self, table: str) -> Callable[[str, int], LazyNode]:
+        """``(row, seed_slot) -> node function`` of thesis Table ``table``."""
+        return lambda row, slot: LazyNode(
+            self.experiment,
+            "variant_node",
+            (table, row, slot),
+            (CLOSED_SET_NODE_CLASSES, "ClosedSetVariantNode"),
+            f"run_{self.pipeline}_variant",
+        )
+
+    def summary_node(self, table: str, seed_slots: int) -> LazyNode:
+        """The summary node function of thesis Table ``table`` (table CSV, runs CSV, markdown, metrics)."""
+        return LazyNode(
+            self.experiment,
+            "summary_node",
+            (table, len(self.rows(table)), seed_slots),
+            (CLOSED_SET_NODE_CLASSES, "ClosedSetSummaryNode"),
+            f"summarise_{self.pipeline}",
+        )
 
 
 def table_pipeline(
