@@ -51,18 +51,16 @@ MODEL_LABELS = {"baseline": "CAT-Seg (baseline)", "lsmseg": "LSMSeg"}
 DATASET_VOCABULARY = "dataset"
 
 
-def _reader(manifest: dict[str, Any], vocabulary: str | None = None):
-    kwargs = dict(manifest.get("reader_kwargs", {}))
-    if vocabulary and vocabulary != DATASET_VOCABULARY:
-        kwargs["vocabulary"] = vocabulary
-    return create_reader(manifest["family"], manifest["root"], **kwargs)
-
-
 def _vocabulary_kwargs(manifest: dict[str, Any], vocabulary: str) -> dict[str, Any]:
     kwargs = dict(manifest.get("reader_kwargs", {}))
     if vocabulary != DATASET_VOCABULARY:
         kwargs["vocabulary"] = vocabulary
     return kwargs
+
+
+def _reader(manifest: dict[str, Any], vocabulary: str | None = None):
+    kwargs = _vocabulary_kwargs(manifest, vocabulary or DATASET_VOCABULARY)
+    return create_reader(manifest["family"], manifest["root"], **kwargs)
 
 
 def benchmark_entries(benchmarks: Sequence[str | Mapping[str, Any]]) -> list[tuple[str, dict[str, Any] | None]]:
