@@ -91,3 +91,62 @@ def test_ovss_training_lowers_the_loss():
     config = OVSSTrainConfig(iterations=12, batch_size=2, lr=1e-3, log_interval=4)
     curve = train_ovss_model(model, samples, tokens, config, ignore_index=255, show_progress=False)
     assert len(curve) == 3 and curve[0]["loss"] > curve[1]["loss"] > curve[2]["loss"]
+
+
+class _CountingOVSSModel(torch.nn.Module):
+    """A stand-in OVSS model: class c's logit is (c + 1) × the image's first channel; counts its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.clip = type("Text", (), {"encode_prompts": staticmethod(lambda p: torch.ones(len(p), len(p[0]), 4))})()
+
+    def forward(self, images, text):
+        self.calls += 1
+        scale = torch.arange(1, text.shape[0] + 1, dtype=images.dtype)
+        return {"logits": images[:, :1] * scale[None, :, None, None] - scale[None, :, None, None] / 2}
+
+
+def test_benchmarks_with_the_same_images_labels_and_prompts_are_evaluated_once(monkeypatch):
+    from seg_pipelines.experiments import lsmseg as lsmseg_experiment
+
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, 8, 8)
+    labels = torch.randint(0, 3, (5, 8, 8))
+    fine_labels = labels.clone()
+    fine_labels[:, 0, 0] = 65535  # A-847's ignore value ...
+    pc_labels = labels.clone()
+    pc_labels[:, 0, 0] = 3  # ... and PC-459's (the number of classes) on the same pixels
+    other = labels.clone()
+    other[0, 4, 4] = (other[0, 4, 4] + 1) % 3  # one pixel differs: must be evaluated on its own
+    splits = {"fine": fine_labels, "pc": pc_labels, "other": other, "coarse": labels[:, :, :] % 2}
+    monkeypatch.setattr(
+        lsmseg_experiment,
+        "_eval_dataset",
+        lambda manifest, index, name, record, split: [
+            {"image": image, "label": label} for image, label in zip(images, splits[name])
+        ],
+    )
+    classes = ["sky", "lime", "car"]
+    prompts = [[f"a photo of a {c}."] for c in classes]
+    plan = {
+        "benchmarks": {
+            "fine": {"class_names": classes, "ignore_index": 65535, "prompts": prompts},
+            "pc": {"class_names": classes, "ignore_index": 3, "prompts": prompts},
+            "other": {"class_names": classes, "ignore_index": 255, "prompts": prompts},
+            "coarse": {"class_names": ["sky", "thing"], "ignore_index": 255, "prompts": prompts[:2]},
+        }
+    }
+    params = {"benchmarks": ["fine", "pc", "other", "coarse"], "evaluation": {"batch_size": 2, "limit": None}}
+    model = _CountingOVSSModel()
+    miou, per_class, metrics = lsmseg_experiment.evaluate_models_on_benchmarks({"m": model}, None, {}, plan, params)
+    assert model.calls == 3 * 3  # fine, other and coarse: 3 batches each; pc shares fine's scores
+    assert metrics["m"]["pc"]["scores_of"] == "fine" and "scores_of" not in metrics["m"]["other"]
+    assert miou["m"]["pc"] == miou["m"]["fine"] and per_class["m"]["pc"] == per_class["m"]["fine"]
+    assert per_class["chance"]["pc"] == per_class["chance"]["fine"]
+    # the shared scores are the ones an evaluation of its own gives
+    alone, _, _ = lsmseg_experiment.evaluate_models_on_benchmarks(
+        {"m": _CountingOVSSModel()}, None, {}, plan, {**params, "benchmarks": ["pc"]}
+    )
+    assert alone["m"]["pc"] == pytest.approx(miou["m"]["pc"])
+    assert miou["m"]["other"] != miou["m"]["fine"]
