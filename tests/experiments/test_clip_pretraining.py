@@ -77,6 +77,30 @@ def test_region_caption_mentions_large_concepts_largest_first():
     assert compose_region_caption({cloud: 0.1}, rng, config) is None
 
 
+def test_description_form_captions_read_like_llm_descriptions_and_never_name_unseen_concepts():
+    config = ClipPretrainingConfig(
+        description_caption_probability=1.0,
+        attribute_probability={"colour": 1.0, "shape": 1.0},
+        name_probability_thing=1.0,
+        name_probability_stuff=1.0,
+    )
+    rng = np.random.default_rng(0)
+    sky, orange, lime = (CONCEPT_BY_NAME[n] for n in ("sky", "orange", "lime"))
+    caption = compose_region_caption({orange.id: 0.5, sky.id: 0.3}, rng, config)
+    words = orange.attribute_words()
+    assert caption == (
+        f"a photo of an orange and sky. An orange is {words['shape']} and {words['colour']}. Sky is {sky.colour_word}."
+    )
+    captions = [compose_region_caption({lime.id: 0.6, sky.id: 0.3}, rng, config) for _ in range(200)]
+    assert not any("lime" in c for c in captions)  # unseen: only its generic noun and attribute words
+    assert all(f"{lime.generic.capitalize()} is" in c or f"A {lime.generic} is" in c for c in captions)
+    mixed = ClipPretrainingConfig(description_caption_probability=0.5)
+    forms = [" is " in compose_region_caption({orange.id: 0.6}, rng, mixed) for _ in range(2000)]
+    assert np.mean(forms) == pytest.approx(0.5, abs=0.05)
+    plain = [compose_region_caption({orange.id: 0.6}, rng, ClipPretrainingConfig()) for _ in range(200)]
+    assert not any(" is " in c for c in plain)
+
+
 def test_retrieval_recall_counts_identical_captions_as_hits():
     image = torch.eye(3)
     text = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])

@@ -72,6 +72,11 @@ class ClipPretrainingConfig:
     name_probability_stuff: float = P_NAME_STUFF
     attribute_probability: dict[str, float] = field(default_factory=lambda: dict(P_ATTRIBUTE))
     flip_probability: float = 0.0  # captions name positions ("on the left"): no flip by default
+    # Re-sampled captions in the form of LLM descriptions ("a photo of a lime. A lime is small and green.")
+    # with this probability (issue 13 item 6; same naming rules, attribute words as sentences), else the
+    # adjective-phrase form ("a photo of a small green lime."). 0: the phrase form only.
+    description_caption_probability: float = 0.0
+    description_sentences: int = 2  # concepts described by a sentence (the text tower's 32 tokens)
     # Region–phrase contrastive term (RegionCLIP-style grounding, Zhong et al. 2022): with ``pool_type``
     # "avg" the image embedding is the mean of the dense patch embeddings, so the mean over one concept's
     # patches is that region's embedding; it is contrasted with the concept's caption phrase (same naming
@@ -119,12 +124,8 @@ def load_captioned_split(reader: SegmentationReader, split: str, limit: int | No
     return CaptionedImages(torch.stack(images), torch.stack(labels), captions, int(reader.ignore_index))
 
 
-def concept_phrase(concept: Concept, rng: np.random.Generator, config: ClipPretrainingConfig) -> str:
-    """The world's caption phrase of one concept: attribute words, then its name or generic noun.
-
-    Unseen concepts are never named (thesis 5.2.1); names of seen ones appear with the world's
-    naming probability, so a class name is seen as often as the class is.
-    """
+def _concept_words(concept: Concept, rng: np.random.Generator, config: ClipPretrainingConfig) -> tuple[list[str], str]:
+    """(attribute words, noun) of one concept by the world's caption rules: its name or generic noun."""
     words = concept.attribute_words()
     if concept.kind == "thing":
         chosen = [
@@ -133,18 +134,33 @@ def concept_phrase(concept: Concept, rng: np.random.Generator, config: ClipPretr
             if words.get(key) and words[key] not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.0)
         ] or [words["colour"]]
         named = not concept.unseen and rng.random() < config.name_probability_thing
-        return " ".join(chosen + [concept.name if named else concept.generic])
+        return chosen, concept.name if named else concept.generic
     adjectives = [
         word
         for word, key in ((concept.colour_word, "colour"), (concept.texture_word, "texture"))
         if word not in _PLAIN and rng.random() < config.attribute_probability.get(key, 0.0)
     ]
     if not concept.unseen and rng.random() < config.name_probability_stuff:
-        noun = concept.name
-    else:
-        noun = concept.generic
-        adjectives = adjectives if concept.colour_word in adjectives else [concept.colour_word, *adjectives]
+        return adjectives, concept.name
+    return (adjectives if concept.colour_word in adjectives else [concept.colour_word, *adjectives]), concept.generic
+
+
+def concept_phrase(concept: Concept, rng: np.random.Generator, config: ClipPretrainingConfig) -> str:
+    """The world's caption phrase of one concept: attribute words, then its name or generic noun.
+
+    Unseen concepts are never named (thesis 5.2.1); names of seen ones appear with the world's
+    naming probability, so a class name is seen as often as the class is.
+    """
+    adjectives, noun = _concept_words(concept, rng, config)
     return " ".join(adjectives + [noun])
+
+
+def _joined(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _with_article(concept: Concept, noun: str) -> str:
+    return (("an " if noun[0] in "aeiou" else "a ") + noun) if concept.kind == "thing" else noun
 
 
 def compose_region_caption(
@@ -160,13 +176,18 @@ def compose_region_caption(
     )[: config.max_phrases]
     if not present:
         return None
-    phrases = [concept_phrase(concepts[cid], rng, config) for cid in present]
-    phrases = [
-        ("an " if p[0] in "aeiou" else "a ") + p if concepts[cid].kind == "thing" else p
-        for cid, p in zip(present, phrases)
-    ]
-    body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return f"a photo of {body}."
+    if config.description_caption_probability and rng.random() < config.description_caption_probability:
+        # the way LLM descriptions read (issue 13): "a photo of a lime and grass. A lime is small and green."
+        words = [(concepts[cid], *_concept_words(concepts[cid], rng, config)) for cid in present]
+        body = _joined([_with_article(concept, noun) for concept, _, noun in words])
+        sentences = [
+            f"{_with_article(concept, noun).capitalize()} is {_joined(adjectives)}."
+            for concept, adjectives, noun in words[: config.description_sentences]
+            if adjectives
+        ]
+        return " ".join([f"a photo of {body}.", *sentences])
+    phrases = [_with_article(concepts[cid], concept_phrase(concepts[cid], rng, config)) for cid in present]
+    return f"a photo of {_joined(phrases)}."
 
 
 def sample_batch(

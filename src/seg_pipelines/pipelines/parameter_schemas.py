@@ -238,6 +238,7 @@ class ClipTraining(Block):
     lr: Rate
     image_size: PositiveInt
     seed: NonNegativeInt = 0
+    description_caption_probability: Probability = 0.0
 
 
 class ClipPretraining(Block):
