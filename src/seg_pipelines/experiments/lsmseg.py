@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -325,6 +326,17 @@ def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any])
             )
 
 
+def _file_sha256(path: str | None) -> str | None:
+    """sha256 of a checkpoint file (None for no file: a named open_clip tag or random weights)."""
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def train_ovss(
     index: pd.DataFrame, manifest: dict[str, Any], plan: dict[str, Any], params: dict[str, Any], model_key: str
 ) -> tuple[nn.Module, list[dict[str, float]]]:
@@ -345,9 +357,19 @@ def train_ovss(
         _vocabulary_kwargs(manifest, train_name),
         transform=build_transform(augmentation, reader.ignore_index, train=True),
     )
-    tokens = model.clip.tokenize([prompts[:1] for prompts in vocabulary["prompts"]])  # one prompt per class in training
+    train_prompts = [prompts[:1] for prompts in vocabulary["prompts"]]  # one prompt per class in training
+    tokens = model.clip.tokenize(train_prompts)
     config = training.OVSSTrainConfig(**params["training"])
     _, model_config = _model_kwargs(params, model_key, plan["clip_pretrained"])
+    # What else the weights depend on: a resume (checkpoint_dir/last.pt) after a change of prompts, training
+    # vocabulary, augmentation, dataset or CLIP checkpoint file starts afresh instead of reusing the old state.
+    inputs = {
+        "train_vocabulary": train_name,
+        "prompts_sha256": hashlib.sha256(json.dumps(train_prompts).encode()).hexdigest(),
+        "augmentation": params.get("augmentation", {}),
+        "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
+        "clip_checkpoint_sha256": _file_sha256(plan["clip_pretrained"]),
+    }
     start = time.perf_counter()
     checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None
     curve = training.train_ovss_model(
@@ -357,7 +379,7 @@ def train_ovss(
         config,
         ignore_index=reader.ignore_index,
         checkpoint_dir=checkpoint_dir,
-        model_config={"key": model_key, **model_config},
+        model_config={"key": model_key, **model_config, "inputs": inputs},
         description=f"train {model_key}",
     )
     if curve:

@@ -80,3 +80,14 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         )
     with pytest.raises(CheckpointError, match="trained as"):
         nodes.validate_lsmseg_inputs(manifest, {**clip_config, "model_name": "ViT-B-16"}, weights, None, params)
+
+    # a finished training state is reused only for the same inputs: other prompts train afresh
+    index = pd.read_parquet(project_copy / "data/03_primary/prepared_index.parquet")
+    saved = torch.load(project_copy / "data/06_models/lsmseg.pt", weights_only=True)
+    same, _ = nodes.train_ovss(index, manifest, plan, params, "lsmseg")  # the run's own settings: resumed
+    assert all(torch.equal(value, saved[key]) for key, value in same.state_dict().items())
+    templates = {**params, "prompts": "templates"}
+    other_plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, templates)
+    retrained, curve = nodes.train_ovss(index, manifest, other_plan, templates, "lsmseg")
+    assert len(curve) == len(json.loads((reporting / "lsmseg_curve.json").read_text()))
+    assert not all(torch.equal(value, saved[key]) for key, value in retrained.state_dict().items())
