@@ -207,3 +207,6 @@ def test_pretraining_lowers_the_loss_and_resumes(tmp_path):
         torch.testing.assert_close(resumed.state_dict()[key], value)
     rebuilt = clip_from_state_dict({"model_name": config.model_name, "image_size": 32}, model.state_dict())
     torch.testing.assert_close(rebuilt.visual.proj, model.visual.proj)
+    other = CaptionedImages(data.images.flip(-2), data.labels, data.captions[::-1], data.ignore_index)
+    _, other_curve = pretrain_clip(other, config, checkpoint_dir=tmp_path, show_progress=False)
+    assert other_curve != curve  # other training data: trained afresh, not resumed

@@ -23,6 +23,7 @@ prompts for head / tail / unseen classes, and dense colour / shape / texture att
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -356,7 +357,7 @@ def pretrain_clip(
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     if checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        if state.get("config") != _config_key(config):
+        if state.get("config") != _config_key(config, train_data):
             logger.warning("ignoring %s: it was written with other settings", checkpoint_path)
         else:
             load_model_weights(model, state["model"], str(checkpoint_path))
@@ -414,13 +415,18 @@ def pretrain_clip(
             curve.append(row)
             progress.set_postfix(loss=f"{row['loss']:.3f}")
         if checkpoint_path is not None and (done % config.checkpoint_interval == 0 or done == config.steps):
-            save_training_state(checkpoint_path, model, optimizer, step=done, curve=curve, config=_config_key(config))
+            key = _config_key(config, train_data)
+            save_training_state(checkpoint_path, model, optimizer, step=done, curve=curve, config=key)
     model.eval()
     return model, curve
 
 
-def _config_key(config: ClipPretrainingConfig) -> str:
-    return repr(sorted(asdict(config).items()))
+def _config_key(config: ClipPretrainingConfig, data: CaptionedImages) -> str:
+    """What a resume must match: the settings and the training data (a re-rendered world trains afresh)."""
+    digest = hashlib.sha256(data.images.numpy().tobytes())
+    digest.update(data.labels.numpy().tobytes())
+    digest.update("\n".join(data.captions).encode())
+    return repr(sorted(asdict(config).items())) + " data " + digest.hexdigest()
 
 
 def _tokenizer(model: nn.Module, model_name: str):
