@@ -326,7 +326,7 @@ def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any])
             )
 
 
-def _file_sha256(path: str | None) -> str | None:
+def file_sha256(path: str | None) -> str | None:
     """sha256 of a checkpoint file (None for no file: a named open_clip tag or random weights)."""
     if not path or not Path(path).is_file():
         return None
@@ -368,7 +368,7 @@ def train_ovss(
         "prompts_sha256": hashlib.sha256(json.dumps(train_prompts).encode()).hexdigest(),
         "augmentation": params.get("augmentation", {}),
         "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
-        "clip_checkpoint_sha256": _file_sha256(plan["clip_pretrained"]),
+        "clip_checkpoint_sha256": file_sha256(plan["clip_pretrained"]),
     }
     start = time.perf_counter()
     checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None

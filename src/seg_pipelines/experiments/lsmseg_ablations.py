@@ -360,6 +360,7 @@ class LSMSegAblationRunner:
             names,
             self.setup.get("templates", ["a photo of a {}."]),
         )
+        self._clip_sha256 = lsmseg_nodes.file_sha256(self.clip_weights)
         self._index_hash = hashlib.sha1(
             pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
         ).hexdigest()
@@ -396,6 +397,7 @@ class LSMSegAblationRunner:
             "manifest": self.manifest,
             "index": self._index_hash,
             "clip": self.clip_weights,
+            "clip_sha256": self._clip_sha256,  # a CLIP retrained at the same path invalidates the results
             "prompt_set": self.prompts.fingerprint,
         }
         return hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
