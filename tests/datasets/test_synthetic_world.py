@@ -259,6 +259,20 @@ def test_round_trip_through_reader(world_root):
     label = voc.load_label(samples[0])
     assert voc.num_classes == 21 and set(np.unique(label).tolist()) <= set(range(21))
     assert reader.vocabulary("seen").num_classes == NUM_CONCEPTS - len(UNSEEN_IDS)
+    # every vocabulary maps each concept pixel through its lookup, whatever its ignore value: PC-459's
+    # ignore value (the number of classes) is also the raw value of the last concept
+    last = NUM_CONCEPTS - 1
+    raw = np.array([[0, last + 1], [1, 255]])  # void, the last concept, concept 0, raw 255
+    for name in ("syn847", "synpc459", "syn150"):
+        vocabulary = create_reader("synthetic", world_root, vocabulary=name)
+        lookup = vocabulary.vocabulary(name).lookup
+        ignore = vocabulary.ignore_index
+        assert vocabulary.decode_label(raw).tolist() == [[ignore, lookup[last]], [lookup[0], ignore]], name
+    pc = create_reader("synthetic", world_root, vocabulary="synpc459")
+    for sample in samples:
+        np.testing.assert_array_equal(
+            pc.load_label(sample) == pc.ignore_index, fine.load_label(sample) == fine.ignore_index
+        )
 
 
 def test_ensure_reuses_matching_world(world_root):

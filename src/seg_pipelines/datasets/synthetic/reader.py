@@ -16,6 +16,7 @@ import numpy as np
 
 import seg_pipelines.datasets.readers  # noqa: F401  (registers ade20k_150)
 from seg_pipelines.datasets.base import READERS, DatasetError, register_reader
+from seg_pipelines.datasets.readers import reduce_zero_label
 from seg_pipelines.datasets.synthetic.concepts import Vocabulary
 
 
@@ -53,7 +54,9 @@ class SyntheticReader(READERS["ade20k_150"]):
         return self.concept_names
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
-        concept_ids = super().decode_label(raw)  # 0 -> 255, k -> k-1
+        # the file's own ignore value (ADE's 255), not the vocabulary's: synpc459's ignore value 60 is
+        # also the raw value of concept 59, which reduce_zero_label would otherwise drop as ignored
+        concept_ids = reduce_zero_label(raw, type(self).ignore_index)  # 0 -> 255, k -> k-1
         if self._vocabulary is None:
             return concept_ids
         if len(self._vocabulary.lookup) != len(self.concept_names):
