@@ -39,6 +39,7 @@ from seg_pipelines.experiments.figures import data_source
 from seg_pipelines.models.checkpoints import read_checkpoint
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
 from seg_pipelines.models.registry import create_model
+from seg_pipelines.prompts.packaged_models import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -326,15 +327,9 @@ def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any])
             )
 
 
-def file_sha256(path: str | None) -> str | None:
+def checkpoint_sha256(path: str | None) -> str | None:
     """sha256 of a checkpoint file (None for no file: a named open_clip tag or random weights)."""
-    if not path or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(Path(path)) if path and Path(path).is_file() else None
 
 
 def train_ovss(
@@ -368,7 +363,7 @@ def train_ovss(
         "prompts_sha256": hashlib.sha256(json.dumps(train_prompts).encode()).hexdigest(),
         "augmentation": params.get("augmentation", {}),
         "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
-        "clip_checkpoint_sha256": file_sha256(plan["clip_pretrained"]),
+        "clip_checkpoint_sha256": checkpoint_sha256(plan["clip_pretrained"]),
     }
     start = time.perf_counter()
     checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None

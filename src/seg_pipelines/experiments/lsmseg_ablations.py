@@ -360,7 +360,7 @@ class LSMSegAblationRunner:
             names,
             self.setup.get("templates", ["a photo of a {}."]),
         )
-        self._clip_sha256 = lsmseg_nodes.file_sha256(self.clip_weights)
+        self._clip_sha256 = lsmseg_nodes.checkpoint_sha256(self.clip_weights)
         self._index_hash = hashlib.sha1(
             pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
         ).hexdigest()

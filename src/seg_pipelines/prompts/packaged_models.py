@@ -192,7 +192,8 @@ def _is_verified(target: Path, model: PackagedModel) -> bool:
     return saved == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": model.sha256}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK):
@@ -219,7 +220,7 @@ def assemble_packaged_model(
     target = folder / model.filename
     if _is_verified(target, model):
         return target
-    if target.is_file() and target.stat().st_size == model.size and _sha256(target) == model.sha256:
+    if target.is_file() and target.stat().st_size == model.size and file_sha256(target) == model.sha256:
         _write_record(target, model)
         return target
     if target.exists():
