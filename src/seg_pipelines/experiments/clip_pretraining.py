@@ -355,9 +355,10 @@ def pretrain_clip(
     )
     start, curve = 0, []
     checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    resume_key = _config_key(config, train_data) if checkpoint_path is not None else None
     if checkpoint_path is not None and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        if state.get("config") != _config_key(config, train_data):
+        if state.get("config") != resume_key:
             logger.warning("ignoring %s: it was written with other settings", checkpoint_path)
         else:
             load_model_weights(model, state["model"], str(checkpoint_path))
@@ -415,8 +416,7 @@ def pretrain_clip(
             curve.append(row)
             progress.set_postfix(loss=f"{row['loss']:.3f}")
         if checkpoint_path is not None and (done % config.checkpoint_interval == 0 or done == config.steps):
-            key = _config_key(config, train_data)
-            save_training_state(checkpoint_path, model, optimizer, step=done, curve=curve, config=key)
+            save_training_state(checkpoint_path, model, optimizer, step=done, curve=curve, config=resume_key)
     model.eval()
     return model, curve
 
