@@ -427,9 +427,9 @@ def evaluate_models_on_benchmarks(
         record = plan["benchmarks"][name]
         spec = evaluation.benchmark_spec(name, record["class_names"], record["ignore_index"])
         dataset = _eval_dataset(manifest, index, name, record, params.get("eval_split", "val"))
-        shared_key = None
-        if vocabulary_counts[_vocabulary_key(record)] > 1:  # another benchmark has the same classes and prompts
-            shared_key = (_vocabulary_key(record), _split_digest(dataset, batch_size, limit, spec.ignore_index))
+        vocabulary = _vocabulary_key(record)
+        if vocabulary_counts[vocabulary] > 1:  # another benchmark has the same classes and prompts
+            shared_key = (vocabulary, _split_digest(dataset, batch_size, limit, spec.ignore_index))
             first = evaluated.get(shared_key)
             if first is not None:  # same images, labels, classes and prompts: the same confusion matrices
                 logger.info("%s: the same images, labels and prompts as %s, whose scores it shares", name, first)
