@@ -5,6 +5,7 @@ end with ``ParallelRunner`` on the test env (finished settings reused by their h
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy:
         session.run(pipeline_names=["caa_ablations"], to_outputs=outputs)
     again = pd.read_csv(out / "table_3_2_runs.csv").set_index(["row", "metric"])["value"]
     assert again.equals(before) and len(list(cached[0].parent.glob("*.json"))) == 4
+    # MLflow: the worker processes logged each (row, seed) as a child run of the first kedro run
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time ASC"])
+    parent = runs[runs["tags.kedro.pipeline"] == "caa_ablations"].iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert sorted(children["tags.mlflow.runName"]) == sorted(
+        f"caa_ablations/table_3_2/{row}/seed0" for row in ("Baseline", "CC", "SA", "CC+SA")
+    )
+    assert (children["status"] == "FINISHED").all() and (children["tags.status"] == "ok").all()
+    assert children["metrics.mIoU"].notna().all() and set(children["tags.seed"]) == {"0"}
+    assert (runs["status"] == "FINISHED").all()  # no orphan run left RUNNING by a worker process
+    assert parent["metrics.table_3_2/findings/unresolved"] == 3  # the summary's metrics, saved in a worker
+    assert "SEG_PIPELINES_MLFLOW_PARENT_RUN_ID" not in os.environ  # withdrawn when the run ended
 
 
 def test_the_registration_layouts_are_the_table_specs():

@@ -136,15 +136,13 @@ def run_one(
     name: str,
     tags: Mapping[str, str] | None = None,
 ) -> VariantResult:
-    """One variant × seed as :func:`run_ablation` runs it (failure recorded, MLflow child run when a
-    parent run is active): the unit of work of one fan-out node."""
+    """One variant × seed as :func:`run_ablation` runs it (failure recorded; an MLflow child run when
+    there is a parent run, :func:`tracking.parent_run`: the active run, or in a ``ParallelRunner``
+    worker the ``kedro run``'s): the unit of work of one fan-out node."""
     seed = int(seed)
-    mlflow = tracking.active_mlflow()
-    child = None
-    if mlflow is not None:
-        run_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        run_tags.update({"ablation": name, "table": variant.table, "variant": variant.row, "seed": str(seed)})
-        child = tracking.start_child_run(mlflow, f"{name}/{variant.row}/seed{seed}", run_tags, variant.overrides)
+    run_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    run_tags.update({"ablation": name, "table": variant.table, "variant": variant.row, "seed": str(seed)})
+    child = tracking.start_child_run(f"{name}/{variant.row}/seed{seed}", run_tags, variant.overrides)
     start = time.perf_counter()
     try:
         measured = run_variant(variant, seed)
@@ -159,11 +157,11 @@ def run_one(
         result = VariantResult(variant, seed, FAILED, {}, message, time.perf_counter() - start)
     except BaseException:  # interrupted: close the child run, then stop
         if child is not None:
-            mlflow.end_run(status="KILLED")
+            child.end({}, "killed", None, terminal="KILLED")
         raise
     if child is not None:
         metrics = tracking.numeric_metrics(result.metrics, flatten=False) | {"seconds": result.seconds}
-        tracking.end_child_run(mlflow, metrics, result.status, result.error, ok=result.status == OK)
+        child.end(metrics, result.status, result.error, terminal="FINISHED" if result.status == OK else "FAILED")
     return result
 
 

@@ -194,6 +194,13 @@ def run_tags(pipeline_name: str, params: Mapping[str, Any], default_pipeline: st
 # --- nested child runs (ablation variants) --------------------------------------------------------
 
 
+# The project run's id and tracking URI, exported by :func:`start_run` for the worker processes of
+# ``ParallelRunner`` (they inherit the environment but not MLflow's active run): an ablation node
+# running there still logs its variant × seed as a child run of the ``kedro run``.
+PARENT_RUN_ID_ENV = "SEG_PIPELINES_MLFLOW_PARENT_RUN_ID"
+PARENT_TRACKING_URI_ENV = "SEG_PIPELINES_MLFLOW_PARENT_TRACKING_URI"
+
+
 def active_mlflow():
     """The ``mlflow`` module when a run is active, else None (MLflow is optional here)."""
     try:
@@ -203,39 +210,91 @@ def active_mlflow():
     return mlflow if mlflow.active_run() is not None else None
 
 
-def start_child_run(mlflow, run_name: str, tags: Mapping[str, str], overrides: Mapping[str, Any]):
+def parent_run() -> tuple[str, str] | None:
+    """(tracking URI, run id) of the run that child runs of this process belong to: the active run,
+    else (a ``ParallelRunner`` worker) the project run exported in the environment; None without."""
+    mlflow = active_mlflow()
+    if mlflow is not None:
+        return mlflow.get_tracking_uri(), mlflow.active_run().info.run_id
+    run_id, uri = os.environ.get(PARENT_RUN_ID_ENV), os.environ.get(PARENT_TRACKING_URI_ENV)
+    return (uri, run_id) if run_id and uri else None
+
+
+class ChildRun:
+    """A nested run logged through ``MlflowClient`` (no fluent active-run state, so the same code runs
+    in the main process and in worker processes; many may run at once against one store)."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+
+    def end(self, metrics: Mapping[str, float], status: str, error: str | None, terminal: str) -> None:
+        """Log the metrics, the ``status`` tag and the error, then end the run as ``terminal``
+        (FINISHED, FAILED, KILLED); tracking trouble is logged, never raised."""
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        try:
+            stamp = int(time.time() * 1000)
+            tags = [RunTag("status", status)] + ([RunTag("error", error[:5000])] if error else [])
+            values = [Metric(key, float(value), stamp, 0) for key, value in metrics.items()]
+            self.client.log_batch(self.run_id, metrics=values, tags=tags)
+        except Exception as failure:  # tracking trouble must not stop the study
+            logger.warning("MLflow: could not log child run: %s", failure)
+        finally:
+            try:
+                self.client.set_terminated(self.run_id, status=terminal)
+            except Exception as failure:
+                logger.warning("MLflow: could not end child run: %s", failure)
+
+
+def start_child_run(run_name: str, tags: Mapping[str, str], overrides: Mapping[str, Any]) -> ChildRun | None:
+    """A child run of :func:`parent_run` named ``run_name`` with ``tags`` and the ``overrides`` as
+    parameters; None when there is no parent run or MLflow fails (logged)."""
+    parent = parent_run()
+    if parent is None:
+        return None
+    uri, parent_id = parent
     try:
-        run = mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags))
-        params = param_values(overrides, component=True)
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = client.get_run(parent_id).info.experiment_id
+        run_tags = {**dict(tags), "mlflow.parentRunId": parent_id}
+        run = client.create_run(experiment_id, tags=run_tags, run_name=run_name)
+        params = [Param(key, value) for key, value in param_values(overrides, component=True).items()]
         if params:
-            mlflow.log_params(params)
-        return run
+            client.log_batch(run.info.run_id, params=params)
+        return ChildRun(client, run.info.run_id)
     except Exception as error:  # tracking trouble must not stop the study
         logger.warning("MLflow: could not start child run %s: %s", run_name, error)
         return None
 
 
-def end_child_run(mlflow, metrics: Mapping[str, float], status: str, error: str | None, ok: bool) -> None:
-    """Log the child run's metrics, status tag and error, then end it (FINISHED when ``ok``)."""
-    try:
-        mlflow.log_metrics(dict(metrics))
-        mlflow.set_tag("status", status)
-        if error:
-            mlflow.set_tag("error", error[:5000])
-    except Exception as failure:  # tracking trouble must not stop the study
-        logger.warning("MLflow: could not log child run: %s", failure)
-    finally:
-        mlflow.end_run(status="FINISHED" if ok else "FAILED")
+def _project_run():
+    """(``MlflowClient``, run id) of :func:`parent_run`, or None: logging through the client writes to
+    the ``kedro run``'s run from any process (a ``ParallelRunner`` worker has no active run, and
+    MLflow's fluent API would silently start an orphan run there)."""
+    parent = parent_run()
+    if parent is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=parent[0]), parent[1]
 
 
 def log_params(values: Mapping[str, Any]) -> None:
-    """Log ``values`` (flattened, keys cleaned, values cut to MLflow's limit) to the active run, if
+    """Log ``values`` (flattened, keys cleaned, values cut to MLflow's limit) to the project run, if
     any; tracking trouble is logged, never raised."""
-    mlflow = active_mlflow()
-    if mlflow is None:
-        return
     try:
-        mlflow.log_params(param_values(values))
+        target = _project_run()
+        if target is None:
+            return
+        from mlflow.entities import Param
+
+        client, run_id = target
+        client.log_batch(run_id, params=[Param(k, v) for k, v in param_values(values).items()])
     except Exception as error:
         logger.warning("MLflow: could not log parameters: %s", error)
 
@@ -291,7 +350,8 @@ def start_run(
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     mlflow.set_experiment(experiment)
-    mlflow.start_run(run_name=run_name, tags=dict(tags))
+    run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+    os.environ[PARENT_RUN_ID_ENV], os.environ[PARENT_TRACKING_URI_ENV] = run.info.run_id, tracking_uri
     mlflow.log_params(param_values(params))
 
 
@@ -303,19 +363,28 @@ def log_config(values: Mapping[str, Any], artifact_file: str = "config/parameter
     mlflow.log_dict(json.loads(json.dumps(dict(values), default=str)), artifact_file)
 
 
-def log_metrics(values: Mapping[str, Any]) -> None:
-    """The finite numbers of a (nested) mapping as metrics of the active run."""
-    import mlflow
+def _log_metric_batch(metrics: Mapping[str, float], step: int = 0) -> None:
+    target = _project_run()
+    if target is None or not metrics:
+        return
+    import time
 
-    mlflow.log_metrics(numeric_metrics(values))
+    from mlflow.entities import Metric
+
+    client, run_id = target
+    stamp = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, int(step)) for k, v in metrics.items()])
+
+
+def log_metrics(values: Mapping[str, Any]) -> None:
+    """The finite numbers of a (nested) mapping as metrics of the project run (:func:`parent_run`)."""
+    _log_metric_batch(numeric_metrics(values))
 
 
 def log_curve(name: str, rows: Any, step_key: str = "iteration") -> int:
     """A training curve (a DataFrame or a list of row dicts with ``step_key``) as step metrics
-    ``<name>/<column>`` of the active run, so MLflow plots loss against iteration; returns the
+    ``<name>/<column>`` of the project run, so MLflow plots loss against iteration; returns the
     number of steps logged. Non-numeric and non-finite values are left out."""
-    import mlflow
-
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows or [])
     logged = 0
     for row in records:
@@ -324,16 +393,17 @@ def log_curve(name: str, rows: Any, step_key: str = "iteration") -> int:
         values = {k: v for k, v in row.items() if k != step_key}
         metrics = {f"{name}/{key}": value for key, value in numeric_metrics(values, flatten=False).items()}
         if metrics:
-            mlflow.log_metrics(metrics, step=int(row[step_key]))
+            _log_metric_batch(metrics, step=int(row[step_key]))
             logged += 1
     return logged
 
 
 def log_artifact(path: str | Path, artifact_path: str) -> None:
-    """A local file as an artifact of the active run, under ``artifact_path``."""
-    import mlflow
-
-    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    """A local file as an artifact of the project run, under ``artifact_path``."""
+    target = _project_run()
+    if target is not None:
+        client, run_id = target
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def fail_run(error: BaseException) -> None:
@@ -344,7 +414,10 @@ def fail_run(error: BaseException) -> None:
 
 
 def end_run(status: str) -> None:
-    """End the active run with ``status`` (FINISHED, FAILED, KILLED)."""
+    """End the active run with ``status`` (FINISHED, FAILED, KILLED) and withdraw its export to
+    worker processes."""
     import mlflow
 
+    os.environ.pop(PARENT_RUN_ID_ENV, None)
+    os.environ.pop(PARENT_TRACKING_URI_ENV, None)
     mlflow.end_run(status=status)

@@ -1,9 +1,10 @@
 """``caa_ablations``: thesis Tables 3.2, 3.3, 3.4, 3.7, each fanned out as one node per (variant,
 seed) under the namespace ``caa_ablations.table_<id>`` plus a ``summary`` node
-(:mod:`seg_pipelines.pipelines.ablation_fanout`); each variant node is an MLflow child run (under a
-sequential run) and its result is reused by settings hash (``checkpoint_root/results``), so a row
-repeated across tables is trained and evaluated once per seed. Summaries write the table (CSV: mean ±
-std, paired effect and verdict), the per-seed runs (CSV), markdown and flat metrics.
+(:mod:`seg_pipelines.pipelines.ablation_fanout`); each variant node is an MLflow child run of the
+``kedro run`` (also under ``ParallelRunner``) and its result is reused by settings hash
+(``checkpoint_root/results``), so a row repeated across tables is trained and evaluated once per
+seed. Summaries write the table (CSV: mean ± std, paired effect and verdict), the per-seed runs
+(CSV), markdown and flat metrics.
 
 Inputs from ``data_preparation``: ``dataset_manifest``, ``prepared_index``, ``class_statistics``.
 Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf/thesis: thesis).

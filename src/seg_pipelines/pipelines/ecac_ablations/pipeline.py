@@ -1,7 +1,7 @@
 """``ecac_ablations``: thesis Tables 4.2, 4.3, 4.4, 4.5, 4.7, 4.8, each fanned out as one node per
 (variant, seed) under the namespace ``ecac_ablations.table_<id>`` plus a ``summary`` node
 (:mod:`seg_pipelines.pipelines.ablation_fanout`), and the Figure 4.7 t-SNE. Each variant node is an
-MLflow child run (under a sequential run) and its result is reused by settings hash
+MLflow child run of the ``kedro run`` (also under ``ParallelRunner``) and its result is reused by settings hash
 (``checkpoint_root/results``), so a row repeated across tables (e.g. FCN + full ECAC in 4.2, 4.3,
 4.4, 4.7) is trained and evaluated once per seed.
 

@@ -3,7 +3,7 @@
 seed) under the namespace ``lsmseg_ablations.table_<id>`` plus a ``summary`` node
 (:mod:`seg_pipelines.pipelines.ablation_fanout`). Each summary writes the table as CSV and markdown
 (mean ± std, the paired effect and verdict of each finding), one line per run (CSV) and the metrics
-(MLflow); each row × seed is an MLflow child run under a sequential run and is reused by settings
+(MLflow); each row × seed is an MLflow child run of the ``kedro run`` (any runner) and is reused by settings
 hash (``cache_dir``)."""
 
 from kedro.pipeline import Pipeline
