@@ -19,14 +19,20 @@ Paths: ``old`` is the code before this change: logits upsampled in the segmentor
 the order old, new per run, so each path starts from a fresh allocator. Neither change reaches the
 lsmseg run (its OVSS loop computes a per-pixel BCE and calls neither); its ``old`` path evaluates
 every benchmark on its own, ``new`` lets a benchmark with the same classes, prompts, images and
-labels as an earlier one share its scores (syn847 / synpc459). Every child measures the
+labels as an earlier one share its scores (syn847 / synpc459). ``parallel`` is ``new`` run as a
+pipeline with two models runs them under ``kedro run --runner=ParallelRunner`` with
+``OMP_NUM_THREADS=1``: two ``new`` children at once, one thread each (``caa`` trains the baseline and
+the method, ``lsmseg`` CAT-Seg and LSMSeg, independent nodes); its ``wall_per_model_s`` is the pair's
+wall time / 2, set against ``old`` and ``new`` run one model at a time with the default threads.
+The tiny models scale poorly over threads, so two 1-thread runs side by side beat one 2-thread run
+after the other. Every child measures the
 fp32 matmul peak itself. With ``--iterations N`` (fewer than the default), the train time is
 extrapolated to the default iteration count from the measured per-iteration time
 (``estimated_default_run_s`` = fixed costs + per-iteration time × default iterations); the mIoU
 then is that of the shorter run.
 
     python benchmarks/bench_default_runs.py [--runs closed_set lsmseg] [--iterations N]
-        [--closed-set-iterations N] [--lsmseg-iterations N] [--output f.json]
+        [--closed-set-iterations N] [--lsmseg-iterations N] [--no-parallel] [--output f.json]
 
 Threads: what the default run uses (closed-set: torch's default, i.e. ``OMP_NUM_THREADS`` when set;
 lsmseg: ``lsmseg.num_threads``). Prints one JSON object; state the machine's load when quoting it.
@@ -68,9 +74,12 @@ def _step_gflop(model, dataset, batch_size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def closed_set_child(path: str, iterations: int | None) -> dict:
+def closed_set_child(path: str, iterations: int | None, threads: int | None = None) -> dict:
     import pandas as pd
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from _project import load_manifest, load_parameters
     from seg_pipelines.engine.training import TrainConfig, default_loss, train
@@ -119,7 +128,7 @@ def closed_set_child(path: str, iterations: int | None) -> dict:
     }
 
 
-def lsmseg_child(path: str, iterations: int | None) -> dict:
+def lsmseg_child(path: str, iterations: int | None, threads: int | None = None) -> dict:
     import pandas as pd
     import torch
 
@@ -128,6 +137,8 @@ def lsmseg_child(path: str, iterations: int | None) -> dict:
     from seg_pipelines.models.ovss.clip import load_clip
 
     params = load_parameters(ROOT, "local")["lsmseg"]
+    if threads:
+        params["num_threads"] = threads
     if path == "old":  # every benchmark evaluated on its own (no two share a vocabulary key)
         lsmseg._vocabulary_key = lambda record: (id(record),)
     manifest = load_manifest(ROOT)
@@ -162,9 +173,9 @@ def lsmseg_child(path: str, iterations: int | None) -> dict:
     }
 
 
-def _summarise(old: dict, new: dict) -> dict:
+def _summarise(old: dict, new: dict, parallel: list[dict] | None = None) -> dict:
     result = {"old": old, "new": new}
-    for record in (old, new):
+    for record in (old, new, *(parallel or [])):
         per_iteration = record["train_s"] / record["iterations"]
         record["it_per_s"] = 1.0 / per_iteration
         record["wall_s"] = record["build_s"] + record["train_s"] + record["evaluate_s"]
@@ -178,7 +189,53 @@ def _summarise(old: dict, new: dict) -> dict:
     result["ratio_estimated_default_run"] = old["estimated_default_run_s"] / new["estimated_default_run_s"]
     result["ratio_it_per_s"] = new["it_per_s"] / old["it_per_s"]
     result["mIoU_difference_new_minus_old"] = new["mIoU"] - old["mIoU"]
+    if parallel:
+        pair_wall = max(r["process_s"] for r in parallel)  # both started together
+        result["parallel"] = {
+            "runs": parallel,
+            "pair_process_s": pair_wall,
+            "wall_per_model_s": pair_wall / len(parallel),
+            # one model at a time: the child's process wall time (imports, build, train, evaluate)
+            "old_process_s": old["process_s"],
+            "new_process_s": new["process_s"],
+            "ratio_old_vs_parallel_per_model": old["process_s"] / (pair_wall / len(parallel)),
+            "ratio_new_vs_parallel_per_model": new["process_s"] / (pair_wall / len(parallel)),
+            "mIoU_difference_parallel_minus_new": parallel[0]["mIoU"] - new["mIoU"],
+        }
     return result
+
+
+def _children(run: str, path: str, iterations: int | None, copies: int, threads: int | None) -> list[dict]:
+    """``copies`` child processes of (run, path) started together; their RESULT records."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SEG_PIPELINES_KEEP_FREED_MEMORY": "1"}
+    if path == "old":
+        env["SEG_PIPELINES_KEEP_FREED_MEMORY"] = "0"
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, __file__, "--child", run, path]
+    if iterations:
+        command += ["--iterations", str(iterations)]
+    if threads:
+        command += ["--threads", str(threads)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(copies)
+    ]
+    records = []
+    for process in processes:
+        stdout, stderr = process.communicate()
+        lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+        if process.returncode != 0 or not lines:
+            raise RuntimeError(f"{run}/{path} failed:\n{stderr[-4000:]}")
+        records.append(
+            {
+                **json.loads(lines[-1][len("RESULT ") :]),
+                "process_s": time.perf_counter() - started,
+                "load_average_end": os.getloadavg(),
+            }
+        )
+    return records
 
 
 def main() -> None:
@@ -187,12 +244,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="train iterations (default: the conf's)")
     parser.add_argument("--closed-set-iterations", type=int, default=None, help="--iterations of closed_set only")
     parser.add_argument("--lsmseg-iterations", type=int, default=None, help="--iterations of lsmseg only")
+    parser.add_argument("--no-parallel", action="store_true", help="skip the two-workers path")
     parser.add_argument("--output", default=None)
     parser.add_argument("--child", nargs=2, metavar=("RUN", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run, path = args.child
-        record = (closed_set_child if run == "closed_set" else lsmseg_child)(path, args.iterations)
+        record = (closed_set_child if run == "closed_set" else lsmseg_child)(path, args.iterations, args.threads)
         print("RESULT " + json.dumps(record))
         return
     report: dict = {
@@ -202,26 +261,10 @@ def main() -> None:
         "matmul_peak_gflops": matmul_peak_gflops(),
     }
     for run in args.runs:
-        records = {}
-        for path in ("old", "new"):
-            env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SEG_PIPELINES_KEEP_FREED_MEMORY": "1"}
-            if path == "old":
-                env["SEG_PIPELINES_KEEP_FREED_MEMORY"] = "0"
-            command = [sys.executable, __file__, "--child", run, path]
-            iterations = getattr(args, f"{run}_iterations") or args.iterations
-            if iterations:
-                command += ["--iterations", str(iterations)]
-            started = time.perf_counter()
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-            if done.returncode != 0 or not lines:
-                raise RuntimeError(f"{run}/{path} failed:\n{done.stderr[-4000:]}")
-            records[path] = {
-                **json.loads(lines[-1][len("RESULT ") :]),
-                "process_s": time.perf_counter() - started,
-                "load_average_end": os.getloadavg(),
-            }
-        report[run] = _summarise(records["old"], records["new"])
+        iterations = getattr(args, f"{run}_iterations") or args.iterations
+        records = {path: _children(run, path, iterations, copies=1, threads=None)[0] for path in ("old", "new")}
+        parallel = None if args.no_parallel else _children(run, "new", iterations, copies=2, threads=1)
+        report[run] = _summarise(records["old"], records["new"], parallel)
     report["load_average_end"] = os.getloadavg()
     text = json.dumps(report, indent=1)
     print(text)

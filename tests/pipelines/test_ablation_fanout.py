@@ -51,6 +51,32 @@ def test_one_node_per_variant_and_seed_and_one_summary_per_table():
             pickle.dumps(node)
 
 
+def test_chapter_report_sums_the_tables_verdicts_and_reads_either_rule_key():
+    from seg_pipelines.pipelines.ablation_fanout import ChapterReport
+
+    report = pickle.loads(pickle.dumps(ChapterReport("Chapter 9 ablations (X)")))
+    tables = ("## Table 9.1: a\n", "## Table 9.2: b\n")
+    metrics = (
+        {"table_9_1/findings/reproduced": 2.0, "table_9_1/findings/unresolved": 1.0, "table_9_1/A/mIoU_mean": 5.0},
+        {"table_9_2/findings/contradicted": 1.0, "table_9_2/findings/reproduced": 1.0},
+    )
+    text = report({"verdict_rule": "2se"}, *tables, *metrics)  # chapter 5's parameters: verdict_rule on top
+    assert text.startswith(
+        "# Chapter 9 ablations (X)\n\n- chapter findings (2se interval of the paired difference over seeds): "
+        "3 reproduced, 1 contradicted, 1 unresolved\n\n## Table 9.1: a\n"
+    )
+    assert text.endswith("## Table 9.2: b\n")
+    assert "(t95 interval" in report({"report": {"verdict_rule": "t95"}}, *tables, *metrics)  # chapters 3-4
+    assert "(t95 interval" in report({}, *tables, *metrics)
+    reports = {n.name: n for p in (caa_pipeline(), lsmseg_pipeline()) for n in p.nodes if n.name.endswith("_report")}
+    assert reports["lsmseg_ablations_report"].outputs == ["lsmseg_ablations_report_md"]
+    assert reports["lsmseg_ablations_report"].inputs[:2] == [
+        "params:lsmseg_ablations",
+        "lsmseg_ablation_table_5_5_markdown",
+    ]
+    assert reports["caa_ablations_report"].inputs[-1] == "caa_ablations_table_3_7_metrics"
+
+
 def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy: Path):
     bootstrap_project(project_copy)
     outputs = [f"caa_ablations_table_3_2_{o}" for o in ("summary", "runs", "md", "metrics")]

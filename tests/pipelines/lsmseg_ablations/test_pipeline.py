@@ -72,6 +72,20 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
         assert metrics[f"{key}/seconds"] > 0
         assert {f"{key}/findings/{v}" for v in ("reproduced", "contradicted", "unresolved")} <= set(metrics)
         assert "findings (t95 interval of the paired difference over seeds):" in markdown
+    # the chapter's report: every table, opening with the verdict counts summed over the tables
+    chapter = (project_copy / "data/08_reporting/lsmseg_ablations.md").read_text(encoding="utf-8")
+    assert chapter.startswith("# Chapter 5 ablations (LSMSeg)")
+    assert all(f"## Table {key[6:].replace('_', '.')}:" in chapter for key in EXPECTED)
+    table_metrics = {key: json.loads((folder / f"{key}.metrics.json").read_text()) for key in EXPECTED}
+    totals = {
+        verdict: sum(int(flat[f"{key}/findings/{verdict}"]) for key, flat in table_metrics.items())
+        for verdict in ("reproduced", "contradicted", "unresolved")
+    }
+    assert sum(totals.values()) > 0
+    assert (
+        f"{totals['reproduced']} reproduced, {totals['contradicted']} contradicted, {totals['unresolved']} unresolved"
+        in chapter.split("\n\n")[1]
+    )
     table_5_11 = pd.read_csv(folder / "table_5_11.csv")
     assert list(table_5_11["Training dataset"]) == [d for d in ("COCO-Stuff", "PC-59", "A-150") for _ in range(4)]
     # rows with identical settings are trained once per seed (Table 5.10 CLIP_qv = Table 5.6 LSMSeg(w/ SAM-L))

@@ -10,10 +10,10 @@ Inputs from ``data_preparation``: ``dataset_manifest``, ``prepared_index``, ``cl
 Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf/thesis: thesis).
 """
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from seg_pipelines.engine.ablations import SEED_SLOTS
-from seg_pipelines.pipelines.ablation_fanout import table_pipeline
+from seg_pipelines.pipelines.ablation_fanout import chapter_report_node, table_pipeline
 from seg_pipelines.pipelines.caa_ablations import nodes
 
 DATA = ["dataset_manifest", "prepared_index", "class_statistics"]
@@ -38,14 +38,11 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
         )
         for table in nodes.TABLE_IDS
     ]
-    report = Node(
-        nodes.combine_markdown,
-        inputs=[
-            "params:caa_ablations",
-            *[f"caa_ablations_{_key(t)}_md" for t in nodes.TABLE_IDS],
-            *[f"caa_ablations_{_key(t)}_metrics" for t in nodes.TABLE_IDS],
-        ],
-        outputs="caa_ablations_report_md",
-        name="caa_ablations_report",
+    report = chapter_report_node(
+        "caa_ablations",
+        "Chapter 3 ablations (CAA)",
+        markdowns=[f"caa_ablations_{_key(t)}_md" for t in nodes.TABLE_IDS],
+        metrics=[f"caa_ablations_{_key(t)}_metrics" for t in nodes.TABLE_IDS],
+        output="caa_ablations_report_md",
     )
     return sum(tables, Pipeline([])) + Pipeline([report], tags={"caa_ablations", "ablations"})

@@ -4,12 +4,13 @@ seed) under the namespace ``lsmseg_ablations.table_<id>`` plus a ``summary`` nod
 (:mod:`seg_pipelines.pipelines.ablation_fanout`). Each summary writes the table as CSV and markdown
 (mean ± std, the paired effect and verdict of each finding), one line per run (CSV) and the metrics
 (MLflow); each row × seed is an MLflow child run of the ``kedro run`` (any runner) and is reused by settings
-hash (``cache_dir``)."""
+hash (``cache_dir``). ``lsmseg_ablations_report`` puts every table in one markdown file that opens with
+the chapter's verdict counts (``data/08_reporting/lsmseg_ablations.md``)."""
 
 from kedro.pipeline import Pipeline
 
 from seg_pipelines.engine.ablations import SEED_SLOTS
-from seg_pipelines.pipelines.ablation_fanout import table_pipeline
+from seg_pipelines.pipelines.ablation_fanout import chapter_report_node, table_pipeline
 from seg_pipelines.pipelines.lsmseg_ablations import nodes
 
 INPUTS = [
@@ -43,4 +44,12 @@ def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
                 },
             )
         )
-    return sum(tables, Pipeline([]))
+    keys = [key for key, _ in nodes.TABLES.values()]
+    report = chapter_report_node(
+        "lsmseg_ablations",
+        "Chapter 5 ablations (LSMSeg)",
+        markdowns=[f"lsmseg_ablation_{key}_markdown" for key in keys],
+        metrics=[f"lsmseg_ablation_{key}_metrics" for key in keys],
+        output="lsmseg_ablations_report_md",
+    )
+    return sum(tables, Pipeline([])) + Pipeline([report], tags={"lsmseg_ablations", "ablations"})
