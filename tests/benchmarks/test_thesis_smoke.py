@@ -3,20 +3,7 @@ they are marked ``thesis_size`` and deselected by default (``pytest -m thesis_si
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "thesis_smoke.py"
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    spec = importlib.util.spec_from_file_location("thesis_smoke", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_rows_cover_the_issue_and_memory_guard_reports_not_run(smoke, monkeypatch, tmp_path):
