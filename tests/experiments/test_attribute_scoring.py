@@ -46,14 +46,16 @@ def _reference_logits(model, dense, guidance, text):
 def test_aggregation_free_head_equals_model_aggregate(clip_weights, classes, top_k):
     # 3 classes × 2 images < 64 cost values: convolutions; 40 × 2 > 64: the prefix matrix;
     # top_k 12 < 40: filtered classes scattered back at the filtered logit
+    # float64: the two paths sum the same terms in another order, and in float32 a gradient entry of
+    # ~6e-3 over 32² pixels differed by 3e-5 on one machine; float64 leaves only the equation to test
     torch.manual_seed(1)
-    model = scoring.build_scoring_model(CLIP_CONFIG, clip_weights, top_k=top_k, **SMALL_HEAD).train()
+    model = scoring.build_scoring_model(CLIP_CONFIG, clip_weights, top_k=top_k, **SMALL_HEAD).train().double()
     for parameter in model.parameters():  # non-zero biases everywhere, so the offset path is exercised
         if parameter.dim() == 1 and parameter.requires_grad:
             torch.nn.init.normal_(parameter, std=0.1)
     with torch.no_grad():
-        dense, guidance = model.visual_features(torch.rand(2, 3, 64, 64))
-    text = F.normalize(torch.randn(classes, dense.shape[1]), dim=-1)
+        dense, guidance = model.visual_features(torch.rand(2, 3, 64, 64, dtype=torch.float64))
+    text = F.normalize(torch.randn(classes, dense.shape[1], dtype=torch.float64), dim=-1)
     head = [p for n, p in model.named_parameters() if not n.startswith("clip.")]
 
     def run(fn):
@@ -65,9 +67,10 @@ def test_aggregation_free_head_equals_model_aggregate(clip_weights, classes, top
     expected, expected_grads = run(_reference_logits)
     got, got_grads = run(scoring.head_logits)
     assert got.shape == (2, classes, 32, 32)
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
     for a, b in zip(got_grads, expected_grads):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
     if top_k < classes:
         assert (got == model.filtered_logit).any()
 

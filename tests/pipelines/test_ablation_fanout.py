@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.runner import ParallelRunner
@@ -49,6 +50,24 @@ def test_one_node_per_variant_and_seed_and_one_summary_per_table():
     for pipeline in (caa, ecac, lsmseg):
         for node in pipeline.nodes:
             pickle.dumps(node)
+
+
+def test_seed_nodes_follow_the_environment_variable(monkeypatch):
+    from seg_pipelines.engine.ablations import SEED_SLOTS_ENV, check_slots
+
+    monkeypatch.setenv(SEED_SLOTS_ENV, "5")
+    nodes = _table_nodes(caa_pipeline(), "caa_ablations.table_3_2")
+    assert len(nodes) == 4 * 5 + 1 and "CC_SA_seed4" in nodes
+    assert len(_table_nodes(lsmseg_pipeline(), "lsmseg_ablations.table_5_7")) == 4 * 5 + 1
+    assert len(_table_nodes(caa_pipeline(seed_slots=2), "caa_ablations.table_3_2")) == 4 * 2 + 1  # argument first
+    monkeypatch.setenv(SEED_SLOTS_ENV, "")
+    assert len(_table_nodes(ecac_pipeline(), "ecac_ablations.table_4_8")) == 2 * SEED_SLOTS + 1
+    for bad in ("0", "-2", "five", "2.5"):
+        monkeypatch.setenv(SEED_SLOTS_ENV, bad)
+        with pytest.raises(ValueError, match=SEED_SLOTS_ENV):
+            caa_pipeline()
+    with pytest.raises(ValueError, match=f"set {SEED_SLOTS_ENV}=5 for this run"):
+        check_slots("caa_ablations/table_3_2", variants=4, row_slots=4, seeds=5, seed_slots=3)
 
 
 def test_chapter_report_sums_the_tables_verdicts_and_reads_either_rule_key():

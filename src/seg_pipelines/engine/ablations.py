@@ -169,6 +169,20 @@ def run_one(
 
 SKIPPED = "skipped"
 SEED_SLOTS = 3  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
+SEED_SLOTS_ENV = "SEG_PIPELINES_SEED_SLOTS"
+
+
+def seed_slots() -> int:
+    """Seed nodes per variant for the ablation pipelines: ``$SEG_PIPELINES_SEED_SLOTS`` when set, else
+    :data:`SEED_SLOTS`. Kedro builds pipelines before it reads parameters, so a run with more seeds
+    sets both: ``SEG_PIPELINES_SEED_SLOTS=5 kedro run --pipelines=caa_ablations
+    --params=caa_ablations.seeds=5`` (seeds 0-2 are reused from an earlier 3-seed run by settings hash)."""
+    raw = os.environ.get(SEED_SLOTS_ENV, "").strip()
+    if not raw:
+        return SEED_SLOTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{SEED_SLOTS_ENV} must be a positive whole number of seed nodes, got {raw!r}")
+    return int(raw)
 
 
 def result_record(result: VariantResult | None, table: str = "", slot: str = "") -> dict[str, Any]:
@@ -220,8 +234,8 @@ def check_slots(name: str, variants: int, row_slots: int, seeds: int, seed_slots
         raise ValueError(
             f"{name}: the parameters give {variants} rows x {seeds} seeds, but the pipeline was built with "
             f"{row_slots} row nodes x {seed_slots} seed nodes (rows come from the table spec with the default "
-            f"parameters, seed nodes from SEED_SLOTS = {SEED_SLOTS} in seg_pipelines.engine.ablations); "
-            "use fewer seeds / rows or build the pipeline with more slots"
+            f"parameters, seed nodes from ${SEED_SLOTS_ENV}, default {SEED_SLOTS}); use fewer seeds / rows, or "
+            f"set {SEED_SLOTS_ENV}={seeds} for this run"
         )
 
 

@@ -11,7 +11,7 @@ Parameters: ``ecac_ablations`` (conf/base: default budget; conf/test: smoke; con
 
 from kedro.pipeline import Node, Pipeline
 
-from seg_pipelines.engine.ablations import SEED_SLOTS
+from seg_pipelines.engine.ablations import seed_slots as configured_seed_slots
 from seg_pipelines.pipelines.ablation_fanout import table_pipeline
 from seg_pipelines.pipelines.ecac_ablations import nodes
 
@@ -23,7 +23,8 @@ def _key(table: str) -> str:
     return "table_" + table.replace(".", "_")
 
 
-def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
+def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
+    seed_slots = configured_seed_slots() if seed_slots is None else seed_slots
     tables = [
         table_pipeline(
             chapter="ecac_ablations",

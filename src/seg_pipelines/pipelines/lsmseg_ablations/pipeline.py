@@ -9,7 +9,7 @@ the chapter's verdict counts (``data/08_reporting/lsmseg_ablations.md``)."""
 
 from kedro.pipeline import Pipeline
 
-from seg_pipelines.engine.ablations import SEED_SLOTS
+from seg_pipelines.engine.ablations import seed_slots as configured_seed_slots
 from seg_pipelines.pipelines.ablation_fanout import chapter_report_node, table_pipeline
 from seg_pipelines.pipelines.lsmseg_ablations import nodes
 
@@ -23,7 +23,8 @@ INPUTS = [
 ]
 
 
-def create_pipeline(seed_slots: int = SEED_SLOTS, **kwargs) -> Pipeline:
+def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
+    seed_slots = configured_seed_slots() if seed_slots is None else seed_slots
     tables = []
     for table, (key, _) in nodes.TABLES.items():
         tables.append(
