@@ -143,3 +143,25 @@ def test_wall_clock_checkpoints_foreach_channels_last_and_amp_detection(tmp_path
     assert training.resolve_amp_dtype("auto", torch.device("cpu")) is torch.bfloat16
     assert training.resolve_amp_dtype(None, torch.device("cpu")) is None
     assert training.resolve_amp_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_save_checkpoint_writes_the_same_bytes_for_the_same_weights(tmp_path):
+    # torch.save on a path names the zip's root after the (random) temporary file: every save of unchanged
+    # weights had another sha256, so the CLIP-keyed lsmseg resume check and ablation cache never matched
+    import hashlib
+
+    from seg_pipelines.engine.training import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    payload = {"weight": torch.randn(4, 3), "bias": torch.zeros(4), "step": 7}
+    digests = []
+    for name in ("a.pt", "b.pt", "a.pt"):  # a second file, and the first one overwritten
+        save_checkpoint(tmp_path / name, payload)
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert len(set(digests)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no temporary file left
+    loaded = load_checkpoint(tmp_path / "b.pt")
+    assert torch.equal(loaded["weight"], payload["weight"]) and loaded["step"] == 7
+    payload["weight"][0, 0] += 1.0
+    save_checkpoint(tmp_path / "b.pt", payload)
+    assert hashlib.sha256((tmp_path / "b.pt").read_bytes()).hexdigest() != digests[0]

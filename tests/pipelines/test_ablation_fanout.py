@@ -55,10 +55,10 @@ def test_one_node_per_variant_and_seed_and_one_summary_per_table():
 def test_seed_nodes_follow_the_environment_variable(monkeypatch):
     from seg_pipelines.engine.ablations import SEED_SLOTS_ENV, check_slots
 
-    monkeypatch.setenv(SEED_SLOTS_ENV, "5")
+    monkeypatch.setenv(SEED_SLOTS_ENV, "7")
     nodes = _table_nodes(caa_pipeline(), "caa_ablations.table_3_2")
-    assert len(nodes) == 4 * 5 + 1 and "CC_SA_seed4" in nodes
-    assert len(_table_nodes(lsmseg_pipeline(), "lsmseg_ablations.table_5_7")) == 4 * 5 + 1
+    assert len(nodes) == 4 * 7 + 1 and "CC_SA_seed6" in nodes
+    assert len(_table_nodes(lsmseg_pipeline(), "lsmseg_ablations.table_5_7")) == 4 * 7 + 1
     assert len(_table_nodes(caa_pipeline(seed_slots=2), "caa_ablations.table_3_2")) == 4 * 2 + 1  # argument first
     monkeypatch.setenv(SEED_SLOTS_ENV, "")
     assert len(_table_nodes(ecac_pipeline(), "ecac_ablations.table_4_8")) == 2 * SEED_SLOTS + 1
@@ -66,8 +66,8 @@ def test_seed_nodes_follow_the_environment_variable(monkeypatch):
         monkeypatch.setenv(SEED_SLOTS_ENV, bad)
         with pytest.raises(ValueError, match=SEED_SLOTS_ENV):
             caa_pipeline()
-    with pytest.raises(ValueError, match=f"set {SEED_SLOTS_ENV}=5 for this run"):
-        check_slots("caa_ablations/table_3_2", variants=4, row_slots=4, seeds=5, seed_slots=3)
+    with pytest.raises(ValueError, match=f"set {SEED_SLOTS_ENV}=6 for this run"):
+        check_slots("caa_ablations/table_3_2", variants=4, row_slots=4, seeds=6, seed_slots=5)
 
 
 def test_chapter_report_sums_the_tables_verdicts_and_reads_either_rule_key():

@@ -168,15 +168,15 @@ def run_one(
 # --- fan-out: one Kedro node per variant × seed, results as JSON records, reuse by settings hash --
 
 SKIPPED = "skipped"
-SEED_SLOTS = 3  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
+SEED_SLOTS = 5  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
 SEED_SLOTS_ENV = "SEG_PIPELINES_SEED_SLOTS"
 
 
 def seed_slots() -> int:
     """Seed nodes per variant for the ablation pipelines: ``$SEG_PIPELINES_SEED_SLOTS`` when set, else
     :data:`SEED_SLOTS`. Kedro builds pipelines before it reads parameters, so a run with more seeds
-    sets both: ``SEG_PIPELINES_SEED_SLOTS=5 kedro run --pipelines=caa_ablations
-    --params=caa_ablations.seeds=5`` (seeds 0-2 are reused from an earlier 3-seed run by settings hash)."""
+    sets both: ``SEG_PIPELINES_SEED_SLOTS=8 kedro run --pipelines=caa_ablations
+    --params=caa_ablations.seeds=8`` (seeds 0-4 are reused from an earlier 5-seed run by settings hash)."""
     raw = os.environ.get(SEED_SLOTS_ENV, "").strip()
     if not raw:
         return SEED_SLOTS

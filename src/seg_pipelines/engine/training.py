@@ -113,13 +113,18 @@ def low_resolution_outputs(model: nn.Module) -> dict[str, bool]:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Atomic write: a crash mid-save never leaves a truncated checkpoint under ``path``."""
+    """Atomic write: a crash mid-save never leaves a truncated checkpoint under ``path``.
+
+    The same payload gives the same bytes: ``torch.save`` given a *path* names the zip's root folder
+    after the file (here the random temporary name), so every save of unchanged weights had another
+    sha256 and invalidated what keys on it (the lsmseg resume check, the lsmseg_ablations result
+    cache); given an open file it writes the fixed root ``archive``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
     try:
-        torch.save(payload, temporary)
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
