@@ -19,9 +19,9 @@ Paths: ``old`` is the code before this change: logits upsampled in the segmentor
 the order old, new per run, so each path starts from a fresh allocator. Neither change reaches the
 lsmseg run (its OVSS loop computes a per-pixel BCE and calls neither); its ``old`` path evaluates
 every benchmark on its own, ``new`` lets a benchmark with the same classes, prompts, images and
-labels as an earlier one share its scores (syn847 / synpc459). ``parallel`` is ``new`` run as a
-pipeline with two models runs them under ``kedro run --runner=ParallelRunner`` with
-``OMP_NUM_THREADS=1``: two ``new`` children at once, one thread each (``caa`` trains the baseline and
+labels as an earlier one share its scores (syn847 / synpc459). ``parallel`` is ``new`` as
+``kedro run --runner=ParallelRunner`` with ``OMP_NUM_THREADS=1`` runs a pipeline's two models: two
+``new`` children at once, one thread each (``caa`` trains the baseline and
 the method, ``lsmseg`` CAT-Seg and LSMSeg, independent nodes); its ``wall_per_model_s`` is the pair's
 wall time / 2, set against ``old`` and ``new`` run one model at a time with the default threads.
 The tiny models scale poorly over threads, so two 1-thread runs side by side beat one 2-thread run

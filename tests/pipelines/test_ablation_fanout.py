@@ -71,7 +71,7 @@ def test_seed_nodes_follow_the_environment_variable(monkeypatch):
 
 
 def test_chapter_report_sums_the_tables_verdicts_and_reads_either_rule_key():
-    from seg_pipelines.pipelines.ablation_fanout import ChapterReport
+    from seg_pipelines.engine.ablations import ChapterReport
 
     report = pickle.loads(pickle.dumps(ChapterReport("Chapter 9 ablations (X)")))
     tables = ("## Table 9.1: a\n", "## Table 9.2: b\n")

@@ -641,6 +641,21 @@ def chapter_markdown(title: str, tables: Sequence[str], metrics: Sequence[Mappin
     return f"# {title}\n\n- chapter {counts_line(counts, rule)}\n\n" + "\n".join(tables)
 
 
+@dataclass(frozen=True)
+class ChapterReport:
+    """Node function ``(params, *markdowns, *metrics) -> str`` of a chapter's report: every table in one
+    markdown file, opening with the chapter's verdict counts summed over its tables
+    (:func:`chapter_markdown`; the rule is ``report.verdict_rule`` or ``verdict_rule`` of the chapter's
+    parameters). A frozen dataclass, so ``ParallelRunner`` pickles it."""
+
+    title: str
+
+    def __call__(self, params: dict, *items: Any) -> str:
+        half = len(items) // 2
+        rule = (params.get("report") or {}).get("verdict_rule") or params.get("verdict_rule") or "t95"
+        return chapter_markdown(self.title, items[:half], items[half:], rule)
+
+
 # --- one thesis table end to end ----------------------------------------------------------------
 
 

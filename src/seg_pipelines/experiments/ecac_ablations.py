@@ -455,9 +455,7 @@ def combine_markdown(params: dict[str, Any], figure_metrics: dict[str, float], *
     the chapter's verdict counts, and the Figure 4.7 link."""
     figure = ["## Figure 4.7: feature distributions (t-SNE)", "", "![Figure 4.7](ecac_ablations/figure_4_7.png)", ""]
     figure += [f"- {key.split('/')[-1]}: {value:.3f}" for key, value in sorted(figure_metrics.items())]
-    half = len(items) // 2
-    rule = (params.get("report") or {}).get("verdict_rule", "t95")
-    text = ablations.chapter_markdown("Chapter 4 ablations (ECAC)", items[:half], items[half:], rule)
+    text = ablations.ChapterReport("Chapter 4 ablations (ECAC)")(params, *items)
     return text + "\n" + "\n".join(figure) + "\n"
 
 

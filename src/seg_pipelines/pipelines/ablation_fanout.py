@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from seg_pipelines.engine.ablations import chapter_markdown, slot_names
+from seg_pipelines.engine.ablations import ChapterReport, slot_names
 from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS
 from seg_pipelines.pipelines.lazy import LazyNode
 
@@ -60,21 +59,6 @@ class ClosedSetTableNodes:
             (CLOSED_SET_NODE_CLASSES, "ClosedSetSummaryNode"),
             f"summarise_{self.pipeline}",
         )
-
-
-@dataclass(frozen=True)
-class ChapterReport:
-    """Node function ``(params, *markdowns, *metrics) -> str``: every table of a chapter in one markdown
-    file, opening with the chapter's verdict counts summed over its tables
-    (:func:`~seg_pipelines.engine.ablations.chapter_markdown`; the rule is ``report.verdict_rule`` or
-    ``verdict_rule`` of the chapter's parameters). A frozen dataclass, so ``ParallelRunner`` pickles it."""
-
-    title: str
-
-    def __call__(self, params: dict, *items: Any) -> str:
-        half = len(items) // 2
-        rule = (params.get("report") or {}).get("verdict_rule") or params.get("verdict_rule") or "t95"
-        return chapter_markdown(self.title, items[:half], items[half:], rule)
 
 
 def chapter_report_node(
