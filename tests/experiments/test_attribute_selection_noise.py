@@ -88,3 +88,83 @@ def test_markdown_prints_mean_and_std_and_noise_settings_are_checked():
     assert noise_settings({"noise": {"replicates": 3, "rule": "t95"}, "scoring": {"seed": 5}}) == ([5, 6, 7], "t95")
     with pytest.raises(ValueError, match="noise.replicates"):
         noise_settings({"noise": {"replicates": 0}})
+
+
+# --------------------------------------------------------------------------- held-out half
+
+
+class HalvesScorer:
+    """A stand-in scorer: each prompt set's (selection, held-out) replicates are looked up by the
+    attributes its prompt for ``lime`` contains (the descriptions below name their attribute)."""
+
+    mode, held_out, context_length, images_encoded = "zero_shot", True, 77, 0
+    class_names = ["lime", "sky"]
+
+    def __init__(self, by_attributes):
+        from seg_pipelines.experiments.attribute_scoring import ScoringTimes
+
+        self.by_attributes = by_attributes
+        self.times = ScoringTimes()
+
+    def evaluate_split(self, prompts, seeds):
+        named = tuple(a for a in ("color", "shape") if f"{a} word" in prompts["lime"])
+        selection, held_out = self.by_attributes[named]
+        return [dict(r) for r in selection], [dict(r) for r in held_out]
+
+
+DESCRIPTIONS = {
+    "attributes": ["color", "shape"],
+    "class_names": ["lime", "sky"],
+    "llms": {
+        "fake": {
+            "backend": "replay",
+            "model": "fake-1",
+            "descriptions": {n: {a: f"A {n} has its {a} word." for a in ("color", "shape")} for n in ("lime", "sky")},
+        }
+    },
+}
+
+
+def _select(by_attributes):
+    from seg_pipelines.experiments.attribute_selection import combine_attributes, score_attributes
+
+    params = {"noise": {"replicates": 3, "rule": "2se"}, "top_k": 2, "prompt_composition": "description"}
+    scorer = HalvesScorer(by_attributes)
+    table_5_3, scores = score_attributes(scorer, DESCRIPTIONS, params)
+    return table_5_3.set_index("attribute"), *combine_attributes(scorer, DESCRIPTIONS, scores, params)
+
+
+def test_the_prompt_set_follows_the_held_out_half_not_the_half_that_chose_it():
+    # colour is +2 on every fold of the selection half (it is chosen there, beyond noise), but on
+    # the held-out half it is +0.5, -0.5, +0.3 against the template: within noise -> the fallback
+    template = (reps(20.0, 21.0, 22.0), reps(20.0, 21.0, 22.0))
+    lucky = {
+        (): template,
+        ("color",): (reps(22.0, 23.0, 24.0), reps(20.5, 20.5, 22.3)),
+        ("shape",): (reps(19.0, 20.0, 21.0), reps(19.0, 20.0, 21.0)),
+        ("color", "shape"): (reps(21.0, 22.0, 23.0), reps(20.0, 21.0, 22.0)),
+    }
+    table_5_3, table_5_4, table_5_9, prompt_set, summary = _select(lucky)
+    assert table_5_3.at["color", "verdict"] == "beats template"  # the selection half's verdict
+    assert summary["best_combination"] == ["color"]
+    row = table_5_9.set_index("llm").loc["fake"]
+    assert row["verdict"] == "beats template" and row["held-out verdict"] == "within noise"
+    assert row["held-out vs. template"].startswith("+0.10 [")
+    assert summary["noise"]["held_out"] and not summary["noise"]["best_beats_template"]
+    assert summary["noise"]["selection_best_vs_template"].startswith("+2.00 [")
+    assert summary["prompt_set_combination"] == [] and prompt_set["lime"] == "a photo of a lime."
+
+    # the same choice confirmed on the held-out half (+1.5, +1.2, +1.8): the prompt set is colour's
+    confirmed = {**lucky, ("color",): (reps(22.0, 23.0, 24.0), reps(21.5, 22.2, 23.8))}
+    _, _, table_5_9, prompt_set, summary = _select(confirmed)
+    assert table_5_9.set_index("llm").at["fake", "held-out verdict"] == "beats template"
+    assert summary["noise"]["best_beats_template"] and summary["prompt_set_combination"] == ["color"]
+    assert prompt_set["lime"] == "A lime has its color word."
+
+
+def test_held_out_setting_is_checked():
+    from seg_pipelines.experiments.attribute_selection import held_out_half
+
+    assert held_out_half({}) is True and held_out_half({"noise": {"held_out": False}}) is False
+    with pytest.raises(ValueError, match="held_out must be true or false"):
+        held_out_half({"noise": {"held_out": "yes"}})

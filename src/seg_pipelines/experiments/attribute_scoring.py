@@ -361,6 +361,11 @@ class AttributeScorer:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     folds: int = 1
     fold_seed: int = 0
+    #: the evaluation images' folds form two halves: the first ``folds // 2`` (the *selection*
+    #: half, where attributes are ranked and combinations chosen) and the rest (the *held-out*
+    #: half, where only the chosen prompt set is compared with the template). See
+    #: :meth:`evaluate_split`.
+    held_out: bool = False
     times: ScoringTimes = field(default_factory=ScoringTimes)
     images_encoded: int = 0
     _head_init: dict[str, torch.Tensor] | None = None
@@ -376,6 +381,8 @@ class AttributeScorer:
             raise ValueError("finetune mode needs train_features and train_labels")
         if self.folds < 1:
             raise ValueError(f"folds must be >= 1, got {self.folds}")
+        if self.held_out and self.folds % 2:
+            raise ValueError(f"a held-out half needs an even number of folds (two equal halves), got {self.folds}")
         self._head_init = {
             k: v.detach().clone() for k, v in self.model.state_dict().items() if not k.startswith("clip.")
         }
@@ -465,22 +472,44 @@ class AttributeScorer:
         return self._evaluate(prompts_by_class, seed)[0]
 
     def evaluate_replicates(self, prompts_by_class: PromptsByClass, seeds: Sequence[int]) -> list[dict[str, float]]:
-        """One score dict per noise replicate, paired across prompt sets.
+        """One score dict per noise replicate, paired across prompt sets: the selection half of
+        :meth:`evaluate_split` (every image when the scorer has no held-out half)."""
+        return self.evaluate_split(prompts_by_class, seeds)[0]
 
-        ``finetune``: one per training seed (head init and batch order; every image scored);
-        ``zero_shot`` (deterministic given the images): one per disjoint image fold
-        (``folds`` parts of the evaluation images, one pass), i.e. the image-sampling noise.
+    def evaluate_split(
+        self, prompts_by_class: PromptsByClass, seeds: Sequence[int]
+    ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+        """(selection replicates, held-out replicates) of one prompt set, from one pass.
+
+        Replicates: ``finetune``, one per training seed (head init and batch order); ``zero_shot``
+        (deterministic given the images), one per disjoint image fold, i.e. the image-sampling noise.
+        With :attr:`held_out` the images are split into two disjoint halves of folds, and each
+        replicate is scored on both: the selection half (``finetune``: fold 0; ``zero_shot``: the
+        first ``folds // 2`` folds) ranks and chooses, the held-out half (``finetune``: fold 1;
+        ``zero_shot``: the other folds) only confirms, so a choice's verdict is not measured on the
+        images that chose it (the winner's curse). Without it the second list is empty.
         """
+        parts = 2 if self.held_out else 1
         if self.mode == "finetune":
-            out, splits = [], []
+            selection, held_out, splits = [], [], []
             for seed in seeds:
-                out.append(self._evaluate(prompts_by_class, int(seed))[0])
+                overall, folds = self._evaluate(prompts_by_class, int(seed))
+                selection.append(folds[0] if self.held_out else overall)
+                if self.held_out:
+                    held_out.append(folds[1])
                 splits.extend(self.last_seen_unseen)
             self.last_seen_unseen = splits
-            return out
-        if self.folds < 2:
-            raise ValueError("zero_shot replicates are image folds: build the scorer with folds >= 2")
-        return self._evaluate(prompts_by_class, None)[1]
+            return selection, held_out
+        if len(seeds) > 1 and self.folds < 2 * parts:
+            raise ValueError(
+                f"zero_shot replicates are image folds: {len(seeds)} replicates need a scorer built with "
+                f"folds = {len(seeds) * parts}, it has {self.folds}"
+            )
+        overall, folds = self._evaluate(prompts_by_class, None)
+        if not self.held_out:
+            return (folds if len(seeds) > 1 else [overall]), []
+        half = self.folds // 2
+        return folds[:half], folds[half:]
 
     def _evaluate(
         self, prompts_by_class: PromptsByClass, seed: int | None
@@ -573,6 +602,7 @@ def build_scorer(
     finetune: FinetuneConfig | None = None,
     progress: bool = True,
     folds: int = 1,
+    held_out: bool = False,
 ) -> AttributeScorer:
     """Compute the image side once for every distinct image of ``benchmarks`` (and ``train``).
 
@@ -580,6 +610,8 @@ def build_scorer(
         benchmarks: (benchmark, {image key: uint8 image}) pairs; shared keys are encoded once.
         train: for ``finetune``: ({key: image}, labels (N, H', W') at the head's output size or any
             size, ignore index, training class names).
+        folds, held_out: disjoint image folds of the evaluation images and whether they form a
+            selection and a held-out half (:meth:`AttributeScorer.evaluate_split`).
     """
     start = time.perf_counter()
     images: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -609,7 +641,14 @@ def build_scorer(
             finetune=finetune or FinetuneConfig(),
         )
     scorer = AttributeScorer(
-        model, features, [b for b, _ in benchmarks], mode=mode, batch_size=batch_size, folds=folds, **train_kwargs
+        model,
+        features,
+        [b for b, _ in benchmarks],
+        mode=mode,
+        batch_size=batch_size,
+        folds=folds,
+        held_out=held_out,
+        **train_kwargs,
     )
     scorer.images_encoded = encoded
     scorer.times.image_seconds = time.perf_counter() - start

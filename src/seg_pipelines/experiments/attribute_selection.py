@@ -47,6 +47,9 @@ STD_SUFFIX = " std"
 VS_TEMPLATE_COLUMN = "vs. template"
 VERDICT_COLUMN = "verdict"
 STEP_COLUMN = "vs. previous step"
+HELD_OUT_VS_TEMPLATE_COLUMN = "held-out vs. template"
+HELD_OUT_VERDICT_COLUMN = "held-out verdict"
+VERDICT_LABELS = {"higher": "beats template", "lower": "below template", "unresolved": "within noise"}
 
 
 # --------------------------------------------------------------------------- LLM helpers
@@ -276,6 +279,8 @@ def build_attribute_scorer(
             **{k: v for k, v in tuning.items() if k in scoring.FinetuneConfig.__dataclass_fields__}
         )
     seeds, _ = noise_settings(params)
+    held_out = held_out_half(params)
+    per_half = len(seeds) if mode == "zero_shot" and len(seeds) > 1 else 1  # zero_shot noise: image folds
     return scoring.build_scorer(
         model,
         benchmarks,
@@ -283,7 +288,8 @@ def build_attribute_scorer(
         batch_size=int(options.get("batch_size", 32)),
         train=train,
         finetune=finetune,
-        folds=len(seeds) if mode == "zero_shot" and len(seeds) > 1 else 1,  # zero_shot noise: image folds
+        folds=per_half * (2 if held_out else 1),
+        held_out=held_out,
     )
 
 
@@ -342,10 +348,21 @@ def noise_settings(params: Mapping[str, Any]) -> tuple[list[int], str]:
     return list(range(base, base + replicates)), str(noise.get("rule", "2se"))
 
 
-def _replicates(scorer, prompts: Mapping[str, str], seeds: Sequence[int]) -> list[dict[str, float]]:
-    if len(seeds) == 1:
-        return [scorer.evaluate(prompts, seed=seeds[0]) if scorer.mode == "finetune" else scorer.evaluate(prompts)]
-    return scorer.evaluate_replicates(prompts, seeds)
+def held_out_half(params: Mapping[str, Any]) -> bool:
+    """``noise.held_out`` (default true): rank and choose on one half of the evaluation images, and
+    judge the chosen prompt set against the template on the other half only (the winner's curse:
+    the best of nine attributes measured on the images that chose it is biased upwards)."""
+    value = dict(params.get("noise") or {}).get("held_out", True)
+    if not isinstance(value, bool):
+        raise ValueError(f"lsmseg_attribute_selection.noise.held_out must be true or false, got {value!r}")
+    return value
+
+
+def _replicates(
+    scorer, prompts: Mapping[str, str], seeds: Sequence[int]
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(selection replicates, held-out replicates; empty without a held-out half)."""
+    return scorer.evaluate_split(prompts, seeds)
 
 
 def _averages(replicates: Sequence[Mapping[str, float]]) -> list[float]:
@@ -383,10 +400,9 @@ def annotate_noise(
     stats = {row: _mean_std(replicates[row]) for row in out.index}
     for column in [c for c in table.columns if c + STD_SUFFIX in stats[out.index[0]]]:
         out[column + STD_SUFFIX] = [stats[row][column + STD_SUFFIX] for row in out.index]
-    labels = {"higher": "beats template", "lower": "below template", "unresolved": "within noise"}
     judged = {row: judge(_averages(replicates[row]), template_avg, rule) for row in out.index if row != BASELINE_ROW}
     out[VS_TEMPLATE_COLUMN] = [judged[row][1] if row in judged else "" for row in out.index]
-    out[VERDICT_COLUMN] = [labels[judged[row][0]] if row in judged else "" for row in out.index]
+    out[VERDICT_COLUMN] = [VERDICT_LABELS[judged[row][0]] if row in judged else "" for row in out.index]
     return out
 
 
@@ -435,12 +451,13 @@ def score_attributes(
     tables = {}
     for label, entry in descriptions["llms"].items():
         reps: OrderedDict[str, list[dict[str, float]]] = OrderedDict()
+        held: dict[str, list[dict[str, float]]] = {}
         splits: dict[str, dict[str, float]] = {}
-        reps[BASELINE_ROW] = _replicates(scorer, _prompts(scorer, entry["descriptions"], []), seeds)
+        reps[BASELINE_ROW], held[BASELINE_ROW] = _replicates(scorer, _prompts(scorer, entry["descriptions"], []), seeds)
         splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
             prompts = _prompts(scorer, entry["descriptions"], [attribute], composition=composition)
-            reps[attribute] = _replicates(scorer, prompts, seeds)
+            reps[attribute], held[attribute] = _replicates(scorer, prompts, seeds)
             splits[attribute] = seen_unseen_averages(scorer)
             logger.info("%s / %s: avg. mIoU %.2f", label, attribute, sum(_averages(reps[attribute])) / len(seeds))
         rows = {
@@ -458,10 +475,12 @@ def score_attributes(
             "ranking": list(ranked.index),
             "scores": _frame_to_dict(ranked),
             "replicates": {name: list(r) for name, r in reps.items()},
+            "held_out": {name: list(r) for name, r in held.items() if r},
         }
     primary = next(iter(tables))
     summary = {"llms": per_llm, "primary": primary, "seeds": seeds, "rule": rule, "composition": composition}
     summary["replicate_kind"] = "training seeds" if scorer.mode == "finetune" else f"{len(seeds)} disjoint image folds"
+    summary["held_out"] = bool(getattr(scorer, "held_out", False))
     return tables[primary].reset_index(), summary
 
 
@@ -499,25 +518,34 @@ def combine_attributes(
         ranked = pd.DataFrame.from_dict(stored["scores"], orient="index")
         ranked = ranked.loc[stored["ranking"]]
         reps: dict[str, list[dict[str, float]]] = {}
+        held: dict[str, list[dict[str, float]]] = {}
 
-        def evaluate(combination: list[str], _descriptions=entry["descriptions"], _reps=reps) -> dict[str, float]:
-            replicates = _replicates(
+        def evaluate(
+            combination: list[str], _descriptions=entry["descriptions"], _reps=reps, _held=held
+        ) -> dict[str, float]:
+            key = COMBINATION_SEPARATOR.join(combination)
+            _reps[key], _held[key] = _replicates(
                 scorer, _prompts(scorer, _descriptions, combination, composition=composition), seeds
             )
-            _reps[COMBINATION_SEPARATOR.join(combination)] = replicates
-            means = _mean_std(replicates)
-            return {b: means[b] for b in replicates[0]}
+            means = _mean_std(_reps[key])
+            return {b: means[b] for b in _reps[key][0]}
 
         table, _ = greedy_combination(ranked, top_k, evaluate, decimals=decimals)
         first = table.index[0]
-        reps[first] = stored["replicates"][first]
+        stored_held = stored.get("held_out") or {}
+        reps[first], held[first] = stored["replicates"][first], stored_held.get(first, [])
         template = stored["replicates"][BASELINE_ROW]
         chosen, steps = greedy_steps_beyond_noise(list(table.index), reps, rule)
         table = annotate_noise(table, reps, template, rule)
         table[STEP_COLUMN] = [steps[name] for name in table.index]
         combination_tables[label] = table
         best[label] = chosen.split(COMBINATION_SEPARATOR)
-        best_reps[label], template_reps[label] = reps[chosen], template
+        # The choice's verdicts come from the held-out half when there is one (the selection half
+        # chose it, so its difference there is biased upwards), else from the selection replicates.
+        if held.get(chosen) and stored_held.get(BASELINE_ROW):
+            best_reps[label], template_reps[label] = held[chosen], stored_held[BASELINE_ROW]
+        else:
+            best_reps[label], template_reps[label] = reps[chosen], template
         row = table.loc[chosen]
         benchmarks = [c for c in reps[chosen][0]]
         comparison_rows[label] = {
@@ -529,6 +557,10 @@ def combine_attributes(
             VS_TEMPLATE_COLUMN: row[VS_TEMPLATE_COLUMN],
             VERDICT_COLUMN: row[VERDICT_COLUMN],
         }
+        if held.get(chosen) and stored_held.get(BASELINE_ROW):
+            direction, text = judge(_averages(best_reps[label]), _averages(template_reps[label]), rule)
+            comparison_rows[label][HELD_OUT_VS_TEMPLATE_COLUMN] = text
+            comparison_rows[label][HELD_OUT_VERDICT_COLUMN] = VERDICT_LABELS[direction]
         agreement = _world_agreement(entry["descriptions"])
         if agreement:
             rates = [v["hit_rate"] for v in agreement.values()]
@@ -578,8 +610,10 @@ def combine_attributes(
             "replicates": len(seeds),
             "kind": attribute_scores.get("replicate_kind", ""),
             "rule": rule,
-            "best_vs_template": beats_text,
+            "held_out": bool(attribute_scores.get("held_out", False)),
+            "best_vs_template": beats_text,  # on the held-out half when there is one
             "best_beats_template": beats == "higher",
+            "selection_best_vs_template": str(combination_tables[primary].loc[best_key, VS_TEMPLATE_COLUMN]),
         },
         "prompt_token_budget": _prompt_budget(scorer),
         "template_average": baseline,
@@ -727,6 +761,13 @@ def report_attribute_selection(
         f"`vs. template`: mean paired difference of avg. and its interval (rule {noise.get('rule', '')}, "
         "seg_pipelines.statistics.paired_comparison); `verdict`: beyond noise or not.\n"
     )
+    if noise.get("held_out"):
+        noise_note += (
+            "Held out: the evaluation images are split into two disjoint halves; these cells, the "
+            "ranking and the greedy choice use the selection half only, and the chosen combination is "
+            "compared with the template on the other half (`held-out vs. template`), so its verdict is "
+            "not measured on the images that chose it (winner's curse). The prompt set follows that verdict.\n"
+        )
     table_5_3 += noise_note
     table_5_4 += noise_note
     table_5_9 += noise_note + (
@@ -735,7 +776,13 @@ def report_attribute_selection(
     )
     table_5_4 += (
         f"\nSelected: **{COMBINATION_SEPARATOR.join(summary['best_combination'])}** "
-        f"({noise.get('best_vs_template', '')} vs. template).\n"
+        f"({noise.get('best_vs_template', '')} vs. template"
+        + (
+            f" on the held-out half; {noise.get('selection_best_vs_template', '')} on the selection half"
+            if noise.get("held_out")
+            else ""
+        )
+        + ").\n"
     )
     if not summary.get("prompt_set_combination", summary["best_combination"]):
         table_5_4 += (

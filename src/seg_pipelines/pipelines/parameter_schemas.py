@@ -216,6 +216,7 @@ class Scoring(Block):
 class Noise(Block):
     replicates: PositiveInt = 3
     rule: Literal["2se", "t95"] = "2se"
+    held_out: Annotated[bool, Field(strict=True)] = True
 
 
 class AttributeSelection(Block):

@@ -234,6 +234,33 @@ def test_finetune_mode_trains_head_per_prompt_set(world, clip_weights):
     assert replicates[0] == first and replicates[1] != replicates[0] and len(scorer.last_seen_unseen) == 3
     assert scorer.evaluate_replicates(prompts, [1])[0] == replicates[1]  # a seed's init is reproducible
     assert scorer.images_encoded == 10 + 16
+    # a held-out half: each seed's head scored on two disjoint image halves, from one training
+    scorer.folds, scorer.held_out = 2, True
+    del scorer._targets  # the fold layout changed
+    selection, held_out = scorer.evaluate_split(prompts, [0, 1])
+    assert len(selection) == len(held_out) == 2 and selection[0] != held_out[0]
+    assert scorer.times.evaluations == 2 + 3 + 1 + 2  # one training and evaluation per seed
+
+
+def test_zero_shot_halves_are_the_folds_split_in_two(world, clip_weights):
+    model = scoring.build_scoring_model(CLIP_CONFIG, clip_weights)
+    loaded = [
+        scoring.load_benchmark(create_reader("synthetic", world, vocabulary=v), v, "val")
+        for v in ("synvoc20", "syn150")
+    ]
+    prompts = None
+    scorers = {}
+    for held_out in (False, True):
+        scorers[held_out] = scoring.build_scorer(model, loaded, progress=False, folds=4, held_out=held_out)
+        prompts = {n: f"a photo of a {n}." for n in scorers[held_out].class_names}
+    folds = scorers[False].evaluate_replicates(prompts, [0, 1, 2, 3])
+    selection, held = scorers[True].evaluate_split(prompts, [0, 1])
+    same = lambda a, b: pd.DataFrame(a).equals(pd.DataFrame(b))  # noqa: E731 (NaN: a fold without the class)
+    assert len(folds) == 4 and same(selection, folds[:2]) and same(held, folds[2:])
+    assert same(scorers[True].evaluate_replicates(prompts, [0, 1]), selection)
+    assert len({f["syn150"] for f in folds}) == 4  # four different image sets
+    with pytest.raises(ValueError, match="even number of folds"):
+        scoring.build_scorer(model, loaded, progress=False, folds=3, held_out=True)
 
 
 # --------------------------------------------------------------------------- nodes
@@ -296,6 +323,8 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     assert summary["best_combination"] == ranked[: (adopted[-1] + 1 if adopted else 1)]
     assert list(table_5_9.columns)[:2] == ["llm", *BENCHMARKS][:2]
     assert {"avg.", "avg. std", "combination", "vs. template", "verdict", "vs. scripted"} <= set(table_5_9.columns)
+    assert {"held-out vs. template", "held-out verdict"} <= set(table_5_9.columns)  # noise.held_out defaults on
+    assert summary["noise"]["held_out"] and scorer.folds == 6  # 3 folds per half
     assert list(table_5_9["llm"]) == ["scripted"] and table_5_9.at[0, "avg."] == pytest.approx(best_row["avg."])
     assert set(prompt_set) == set(classes)  # every class of every benchmark and of the dataset
     if not summary["noise"]["best_beats_template"]:  # the prompt set: the selection if beyond noise, else the template
@@ -411,7 +440,8 @@ def test_finetune_nodes_report_seed_noise_and_seen_unseen(world, clip_weights, t
     candidates = nodes.generate_candidate_attribute_list({**params, "attributes": ["color", "shape"]})
     descriptions, _ = nodes.generate_enriched_descriptions(candidates, manifest, params)
     scorer = nodes.build_attribute_scorer(manifest, clip_weights, CLIP_CONFIG, params)
-    assert scorer.mode == "finetune" and scorer.folds == 1 and scorer.images_encoded == 10 + 6
+    assert scorer.mode == "finetune" and scorer.folds == 2 and scorer.held_out  # each seed: two image halves
+    assert scorer.images_encoded == 10 + 6
     table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
     assert scores["replicate_kind"] == "training seeds" and scores["seeds"] == [0, 1]
     template = scores["llms"]["scripted"]["replicates"]["template"]
