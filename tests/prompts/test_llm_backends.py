@@ -286,6 +286,7 @@ class InterruptAfter:
     def __init__(self, llm, n):
         self.llm, self.n, self.calls = llm, n, 0
         self.name, self.model, self.concurrency = llm.name, llm.model, 1
+        self.generation_settings = llm.generation_settings  # same backend, same cache keys
 
     def complete(self, messages, **gen):
         self.calls += 1

@@ -474,3 +474,51 @@ def test_descriptions_send_per_attribute_examples_as_chat_turns_in_attribute_maj
     assert "default" not in prompt and prompt.count("Q: ") == len(ATTRIBUTE_EXAMPLES["size"]) + 1
     assert prompt.startswith('Q: Describe what an "elephant"') and prompt.endswith("in terms of size.\nA:")
     assert backend.few_shot_prompt("Describe a lime").startswith("Q: default question\nA: default answer")
+
+
+def test_other_generation_settings_ask_again_instead_of_replaying(tmp_path):
+    """Each cached answer records the backend's sampling settings: the same settings replay, a
+    changed repeat_penalty asks again, switching back replays the first answers, and a replay
+    backend (no settings) finds the latest answer of any settings."""
+    from seg_pipelines.prompts import ReplayBackend, generate_descriptions, generation_settings
+    from seg_pipelines.prompts.generation import answer_settings
+    from seg_pipelines.prompts.llm import CacheMissError
+
+    class Sampler(ScriptedLLM):
+        def __init__(self, repeat_penalty):
+            super().__init__()
+            self.generation_settings = {"temperature": 0.0, "repeat_penalty": repeat_penalty}
+
+        def complete(self, messages, **gen):
+            self.calls += 1
+            return f"A lime is green ({self.generation_settings['repeat_penalty']})."
+
+    def ask(llm, attributes=("color", "size")):
+        return generate_descriptions(llm, ResponseCache(path), ["lime"], list(attributes), progress=False)
+
+    path = tmp_path / "c.jsonl"
+    first, same, changed, back = Sampler(1.1), Sampler(1.1), Sampler(1.0), Sampler(1.1)
+    answers = ask(first)
+    assert ask(same) == answers and (first.calls, same.calls) == (2, 0)
+    again = ask(changed)
+    assert changed.calls == 2 and again["lime"]["color"] == "A lime is green (1.0)."
+    assert ask(back) == answers and back.calls == 0  # both answers are kept, each under its settings
+    assert len(ResponseCache(path)) == 4
+    replay = ReplayBackend(model="fake-1", replay_backend="scripted")
+    assert ask(replay, ["color"]) == {"lime": {"color": "A lime is green (1.0)."}}  # the latest of any settings
+    pinned = ReplayBackend(model="fake-1", replay_backend="scripted", generation_settings=first.generation_settings)
+    assert ask(pinned, ["color"]) == {"lime": {"color": answers["lime"]["color"]}}
+    with pytest.raises(CacheMissError):
+        ask(ReplayBackend(model="fake-1", replay_backend="scripted", generation_settings={"temperature": 0.7}))
+    # a record written before the field existed is only replayed, never taken for a generating backend
+    legacy = json.loads(path.read_text().splitlines()[0])
+    legacy.pop("settings")
+    legacy_path = tmp_path / "legacy.jsonl"
+    legacy_path.write_text(json.dumps(legacy) + "\n")
+    old = Sampler(1.1)
+    generate_descriptions(old, ResponseCache(legacy_path), ["lime"], ["color"], progress=False)
+    assert old.calls == 1
+    assert answer_settings(first) == answer_settings(same) != answer_settings(changed)
+    assert answer_settings(first, {"temperature": 0.0}) == answer_settings(first)
+    assert answer_settings(replay) is None and answer_settings(ScriptedLLM()) is not None
+    assert generation_settings(object()) == {}

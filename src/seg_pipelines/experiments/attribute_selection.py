@@ -32,6 +32,7 @@ from seg_pipelines.prompts import (
     create_llm,
     generate_candidate_attributes,
     generate_descriptions,
+    generation_settings,
     greedy_combination,
     rank_attributes,
 )
@@ -64,6 +65,7 @@ class CountingLLM:
         self.model = backend.model
         self.concurrency = getattr(backend, "concurrency", 1)
         self.replay_only = getattr(backend, "replay_only", False)
+        self.generation_settings = generation_settings(backend)  # part of the cache keys
         self.calls = 0
         self.seconds = 0.0
 

@@ -36,6 +36,7 @@ from .llm import (
     ReplayBackend,
     TransientLLMError,
     create_llm,
+    generation_settings,
 )
 from .prompt_set import BASELINE_TEMPLATE, build_prompt, build_prompt_set, clip_token_count
 from .selection import (
@@ -77,6 +78,7 @@ __all__ = [
     "description_question",
     "generate_candidate_attributes",
     "generate_descriptions",
+    "generation_settings",
     "greedy_combination",
     "normalise_attribute",
     "parse_attribute_list",

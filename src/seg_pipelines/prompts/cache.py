@@ -3,8 +3,13 @@
 Each line is one record::
 
     {"schema": 1, "id": "<sha256 of key>", "key": {backend, model, template_version, kind,
-     class_name, attribute, question}, "response": "<cleaned text>", "raw": "<raw text>",
-     "created": "<UTC ISO time>"}
+     class_name, attribute, question}, "settings": "<digest of the generation settings>",
+     "response": "<cleaned text>", "raw": "<raw text>", "created": "<UTC ISO time>"}
+
+``settings`` (:func:`seg_pipelines.prompts.generation.answer_settings`) says which sampling settings
+produced the answer: a lookup with a digest only finds answers of those settings, a lookup with
+``settings=None`` (a replay backend) finds the latest answer of any. Records written before the
+field existed have none and are only found by the latter.
 
 A record is written and flushed (and fsync'ed) the moment its answer arrives, so an interrupted
 run loses at most the answer in flight; a rerun asks only what is missing. A truncated last line
@@ -66,7 +71,8 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
         self.skipped_lines = 0
-        self._records: dict[str, dict[str, Any]] = {}
+        self._records: dict[tuple[str, str | None], dict[str, Any]] = {}  # (id, settings) -> record
+        self._latest: dict[str, dict[str, Any]] = {}  # id -> the last record stored under any settings
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
             self._load()
@@ -98,34 +104,41 @@ class ResponseCache:
                         CACHE_SCHEMA_VERSION,
                     )
                     continue
-                self._records[record["id"]] = record
+                self._store(record)
         logger.info("Loaded %d cached LLM responses from %s", len(self._records), self.path)
 
     def __len__(self) -> int:
         return len(self._records)
 
     def __contains__(self, key: CacheKey) -> bool:
-        return key.id in self._records
+        return key.id in self._latest
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(list(self._records.values()))
 
-    def get(self, key: CacheKey) -> str | None:
-        """The cached response for ``key`` (counted as a hit), or ``None`` (counted as a miss)."""
+    def _store(self, record: dict[str, Any]) -> None:
+        self._records.pop((record["id"], record.get("settings")), None)  # keep file order: last wins
+        self._records[(record["id"], record.get("settings"))] = record
+        self._latest[record["id"]] = record
+
+    def get(self, key: CacheKey, *, settings: str | None = None) -> str | None:
+        """The cached response for ``key`` (counted as a hit), or ``None`` (counted as a miss):
+        the one generated with ``settings`` (a digest), or with ``None`` the latest of any."""
         with self._lock:
-            record = self._records.get(key.id)
+            record = self._latest.get(key.id) if settings is None else self._records.get((key.id, settings))
             if record is None:
                 self.misses += 1
                 return None
             self.hits += 1
             return record["response"]
 
-    def put(self, key: CacheKey, response: str, *, raw: str | None = None) -> None:
-        """Store ``response`` and append it to the file at once."""
+    def put(self, key: CacheKey, response: str, *, raw: str | None = None, settings: str | None = None) -> None:
+        """Store ``response`` (generated with ``settings``) and append it to the file at once."""
         record = {
             "schema": CACHE_SCHEMA_VERSION,
             "id": key.id,
             "key": dataclasses.asdict(key),
+            "settings": settings,
             "response": response,
             "raw": raw if raw is not None else response,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -141,7 +154,7 @@ class ResponseCache:
                     handle.flush()
                     if self.fsync:
                         os.fsync(handle.fileno())
-            self._records[key.id] = record
+            self._store(record)
 
     def _ends_mid_line(self) -> bool:
         assert self.path is not None

@@ -9,6 +9,8 @@ exponential back-off.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -31,7 +33,7 @@ from .cleaning import (
     parse_attribute_list,
     sanitise_class_name,
 )
-from .llm import CacheMissError, LLMBackend, LLMError, TransientLLMError
+from .llm import CacheMissError, LLMBackend, LLMError, TransientLLMError, generation_settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,19 @@ DESCRIPTION_SYSTEM_PROMPT = (
 )
 #: Bump when the questions, system prompts or few-shot examples change meaning.
 TEMPLATE_VERSION = "thesis-5.2.3-v3"  # v3: per-attribute worked examples as chat turns
+
+
+def answer_settings(llm: LLMBackend, gen: Mapping[str, Any] | None = None) -> str | None:
+    """Digest of the settings that change ``llm``'s answers (its
+    :func:`~seg_pipelines.prompts.llm.generation_settings` updated with the per-call ``gen``),
+    stored with every cached answer: an answer generated with other settings (e.g. another
+    ``repeat_penalty``) is not replayed but asked again. ``None`` (accept the answers of any
+    settings) for a replay-only backend that names none, so a cache replays anywhere."""
+    settings = {**generation_settings(llm), **dict(gen or {})}
+    if not settings and getattr(llm, "replay_only", False):
+        return None
+    payload = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 #: Worked examples per attribute, sent as earlier (user, assistant) turns before the question when
@@ -229,7 +244,8 @@ def generate_candidate_attributes(
     retry = retry or RetryPolicy()
     default = dedupe_attributes(default_attributes)
     key = CacheKey(llm.name, llm.model, template_version, "attributes", question=question)
-    cached = cache.get(key)
+    settings = answer_settings(llm, gen)
+    cached = cache.get(key, settings=settings)
     suggested: list[str] = []
     if cached is not None:
         suggested = parse_attribute_list(cached)
@@ -252,7 +268,7 @@ def generate_candidate_attributes(
         ]
         try:
             suggested, raw = ask_with_retry(llm, messages, parse, retry, "candidate attributes", gen)
-            cache.put(key, "\n".join(suggested), raw=raw)
+            cache.put(key, "\n".join(suggested), raw=raw, settings=settings)
         except TransientLLMError as error:
             logger.warning("No usable attribute list from %s (%s); using the default.", llm.name, error)
     result = {
@@ -341,6 +357,7 @@ def generate_descriptions(
     attributes = [normalise_attribute(a) for a in attributes]
     # The examples change the answers, so they are part of the cache key's template version.
     template_version = f"{template_version}+examples" if examples == "per_attribute" else template_version
+    settings = answer_settings(llm, gen)
     questions = []
     # Attribute-major order: consecutive questions share the system prompt and the attribute's
     # examples, so a local model re-uses their evaluated prefix (llama.cpp's KV cache).
@@ -363,7 +380,7 @@ def generate_descriptions(
     todo: list[_Question] = []
     echoes_cached = 0
     for question in questions:
-        answer = cache.get(question.key)
+        answer = cache.get(question.key, settings=settings)
         if answer is not None and find_echo(answer, sent_for(question), class_name=question.safe_name) is not None:
             echoes_cached += 1  # cached by an older version that let echoes through: ask again
             answer = None
@@ -410,7 +427,7 @@ def generate_descriptions(
             raise DescriptionGenerationError(
                 question.class_name, question.attribute, retry.max_attempts, error
             ) from error
-        cache.put(question.key, description, raw=raw)
+        cache.put(question.key, description, raw=raw, settings=settings)
         with lock:
             results[question.class_name][question.attribute] = description
             bar.update(1)

@@ -75,6 +75,15 @@ class LLMBackend(Protocol):
         ...
 
 
+def generation_settings(llm: Any) -> dict[str, Any]:
+    """The settings that change a backend's answers to the same messages (sampling, length, stop
+    strings, prompt style), ``{}`` for a backend that names none. They are part of every cache key
+    (:func:`seg_pipelines.prompts.generation.cache_version`), so changing e.g. ``repeat_penalty``
+    asks again instead of replaying answers generated with the old value."""
+    settings = getattr(llm, "generation_settings", None)
+    return dict(settings) if isinstance(settings, Mapping) else {}
+
+
 def as_messages(messages: MessagesOrPrompt) -> list[dict[str, str]]:
     """A bare prompt becomes one user message; chat messages are copied."""
     if isinstance(messages, str):
@@ -133,6 +142,10 @@ class OpenAIBackend:
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api_key=***)"
+
+    @property
+    def generation_settings(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
     def complete(self, messages: MessagesOrPrompt, **gen: Any) -> str:
         import openai
@@ -261,6 +274,20 @@ class LlamaCppBackend:
     def __repr__(self) -> str:
         return f"LlamaCppBackend(model_path={str(self.model_path)!r}, style={self.prompt_style!r})"
 
+    @property
+    def generation_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "prompt_style": self.prompt_style,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "repeat_penalty": self.repeat_penalty,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
+        if self.prompt_style == "few_shot":
+            settings["few_shot"] = [list(pair) for pair in self.few_shot]
+        return settings
+
     def _load(self):
         if self._llama is None:
             from llama_cpp import Llama
@@ -319,16 +346,21 @@ class LlamaCppBackend:
 class ReplayBackend:
     """Answers only from the response cache; it never generates.
 
-    ``name``/``model`` are those of the backend whose answers are replayed (``replay_backend``,
-    ``model``), so cache keys match, e.g. replay a GPT-4 run on a machine with no API access.
+    ``name``/``model``/``generation_settings`` are those of the backend whose answers are replayed
+    (``replay_backend``, ``model``, its :func:`generation_settings`), so cache keys match, e.g.
+    replay a GPT-4 run on a machine with no API access.
     """
 
     replay_only = True
     concurrency = 1
 
-    def __init__(self, *, model: str, replay_backend: str = "openai") -> None:
+    def __init__(
+        self, *, model: str, replay_backend: str = "openai", generation_settings: Mapping[str, Any] | None = None
+    ) -> None:
         self.name = replay_backend
         self.model = model
+        #: those of the backend whose answers are replayed (its cache keys contain them)
+        self.generation_settings = dict(generation_settings or {})
 
     def __repr__(self) -> str:
         return f"ReplayBackend(backend={self.name!r}, model={self.model!r})"
