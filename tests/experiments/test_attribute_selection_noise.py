@@ -168,3 +168,9 @@ def test_held_out_setting_is_checked():
     assert held_out_half({}) is True and held_out_half({"noise": {"held_out": False}}) is False
     with pytest.raises(ValueError, match="held_out must be true or false"):
         held_out_half({"noise": {"held_out": "yes"}})
+
+
+def test_markdown_prints_empty_text_cells_read_back_as_nan_empty():
+    table = pd.DataFrame({"llm": ["a", "b"], "avg.": [1.0, float("nan")], "vs. a": [float("nan"), "+0.5"]})
+    text = _markdown(table, "T")
+    assert "nan" not in text and "| a | 1.0 |  |" in text and "| b | – | +0.5 |" in text

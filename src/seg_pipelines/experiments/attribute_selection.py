@@ -643,8 +643,9 @@ def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
             frame = frame.drop(columns=column)
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: f"{v:.{decimals}f}")
-    return markdown_table(frame, cell=str, title=f"## {title}") + "\n"
+            frame[column] = frame[column].map(lambda v: "–" if pd.isna(v) else f"{v:.{decimals}f}")
+    # an empty text cell read back from the CSV catalog entry is NaN: print it empty, not "nan"
+    return markdown_table(frame, cell=lambda v: "" if pd.isna(v) else str(v), title=f"## {title}") + "\n"
 
 
 def plot_attribute_scores(attribute_table: pd.DataFrame):
