@@ -360,13 +360,6 @@ def held_out_half(params: Mapping[str, Any]) -> bool:
     return value
 
 
-def _replicates(
-    scorer, prompts: Mapping[str, str], seeds: Sequence[int]
-) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-    """(selection replicates, held-out replicates; empty without a held-out half)."""
-    return scorer.evaluate_split(prompts, seeds)
-
-
 def _averages(replicates: Sequence[Mapping[str, float]]) -> list[float]:
     """The ``avg.`` over benchmarks of each replicate."""
     return [sum(r.values()) / len(r) for r in replicates]
@@ -455,11 +448,13 @@ def score_attributes(
         reps: OrderedDict[str, list[dict[str, float]]] = OrderedDict()
         held: dict[str, list[dict[str, float]]] = {}
         splits: dict[str, dict[str, float]] = {}
-        reps[BASELINE_ROW], held[BASELINE_ROW] = _replicates(scorer, _prompts(scorer, entry["descriptions"], []), seeds)
+        reps[BASELINE_ROW], held[BASELINE_ROW] = scorer.evaluate_split(
+            _prompts(scorer, entry["descriptions"], []), seeds
+        )
         splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
             prompts = _prompts(scorer, entry["descriptions"], [attribute], composition=composition)
-            reps[attribute], held[attribute] = _replicates(scorer, prompts, seeds)
+            reps[attribute], held[attribute] = scorer.evaluate_split(prompts, seeds)
             splits[attribute] = seen_unseen_averages(scorer)
             logger.info("%s / %s: avg. mIoU %.2f", label, attribute, sum(_averages(reps[attribute])) / len(seeds))
         rows = {
@@ -482,7 +477,7 @@ def score_attributes(
     primary = next(iter(tables))
     summary = {"llms": per_llm, "primary": primary, "seeds": seeds, "rule": rule, "composition": composition}
     summary["replicate_kind"] = "training seeds" if scorer.mode == "finetune" else f"{len(seeds)} disjoint image folds"
-    summary["held_out"] = bool(getattr(scorer, "held_out", False))
+    summary["held_out"] = scorer.held_out
     return tables[primary].reset_index(), summary
 
 
@@ -526,8 +521,8 @@ def combine_attributes(
             combination: list[str], _descriptions=entry["descriptions"], _reps=reps, _held=held
         ) -> dict[str, float]:
             key = COMBINATION_SEPARATOR.join(combination)
-            _reps[key], _held[key] = _replicates(
-                scorer, _prompts(scorer, _descriptions, combination, composition=composition), seeds
+            _reps[key], _held[key] = scorer.evaluate_split(
+                _prompts(scorer, _descriptions, combination, composition=composition), seeds
             )
             means = _mean_std(_reps[key])
             return {b: means[b] for b in _reps[key][0]}
@@ -544,7 +539,8 @@ def combine_attributes(
         best[label] = chosen.split(COMBINATION_SEPARATOR)
         # The choice's verdicts come from the held-out half when there is one (the selection half
         # chose it, so its difference there is biased upwards), else from the selection replicates.
-        if held.get(chosen) and stored_held.get(BASELINE_ROW):
+        judged_held_out = bool(held.get(chosen) and stored_held.get(BASELINE_ROW))
+        if judged_held_out:
             best_reps[label], template_reps[label] = held[chosen], stored_held[BASELINE_ROW]
         else:
             best_reps[label], template_reps[label] = reps[chosen], template
@@ -559,7 +555,7 @@ def combine_attributes(
             VS_TEMPLATE_COLUMN: row[VS_TEMPLATE_COLUMN],
             VERDICT_COLUMN: row[VERDICT_COLUMN],
         }
-        if held.get(chosen) and stored_held.get(BASELINE_ROW):
+        if judged_held_out:
             direction, text = judge(_averages(best_reps[label]), _averages(template_reps[label]), rule)
             comparison_rows[label][HELD_OUT_VS_TEMPLATE_COLUMN] = text
             comparison_rows[label][HELD_OUT_VERDICT_COLUMN] = VERDICT_LABELS[direction]

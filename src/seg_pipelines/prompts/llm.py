@@ -77,9 +77,9 @@ class LLMBackend(Protocol):
 
 def generation_settings(llm: Any) -> dict[str, Any]:
     """The settings that change a backend's answers to the same messages (sampling, length, stop
-    strings, prompt style), ``{}`` for a backend that names none. They are part of every cache key
-    (:func:`seg_pipelines.prompts.generation.cache_version`), so changing e.g. ``repeat_penalty``
-    asks again instead of replaying answers generated with the old value."""
+    strings, prompt style), ``{}`` for a backend that names none. Every cached answer records their
+    digest (:func:`seg_pipelines.prompts.generation.answer_settings`), so changing e.g.
+    ``repeat_penalty`` asks again instead of replaying answers generated with the old value."""
     settings = getattr(llm, "generation_settings", None)
     return dict(settings) if isinstance(settings, Mapping) else {}
 
