@@ -6,7 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from seg_pipelines.hooks import MlflowTrackingHook
 from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
-from seg_pipelines.pipelines.parameter_schemas import ParameterValidationHook
+from seg_pipelines.pipelines.parameter_validation import ParameterValidationHook
 from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 
 # pluggy calls the hook registered last first: parameters are checked before an MLflow run starts.

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from seg_pipelines.pipelines.parameter_schemas import ParameterError, blocks_read_by, check_parameters
+from seg_pipelines.parameters import ParameterError, check_parameters
+from seg_pipelines.pipelines.parameter_validation import blocks_read_by
 from tests.fixtures import PROJECT_ROOT
 
 PATTERNS = {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]}

@@ -8,7 +8,8 @@ import copy
 import pytest
 import torch
 
-from seg_pipelines.pipelines.parameter_schemas import blocks_read_by, check_parameters
+from seg_pipelines.parameters import check_parameters
+from seg_pipelines.pipelines.parameter_validation import blocks_read_by
 from tests.pipelines.test_parameters import _params
 
 

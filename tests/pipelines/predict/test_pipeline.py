@@ -18,7 +18,7 @@ from PIL import Image
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.synthetic import ensure_synthetic_world
 from seg_pipelines.experiments.closed_set import build_segmentor
-from seg_pipelines.pipelines.parameter_schemas import ParameterError
+from seg_pipelines.parameters import ParameterError
 
 
 def _run(project: Path, pipeline: str, params: dict) -> None:

@@ -1,22 +1,27 @@
-"""Typed parameter blocks, checked before any node runs (:class:`ParameterValidationHook`).
+"""Typed parameter blocks: the one definition of each setting, its default and its range.
 
-A wrong type or an impossible value (``caa.training.iterations=ten``, ``=6.5``, ``=0``,
-``retry.max_attempts=0``, ``lsmseg_attribute_selection.top_k=abc``) stops the run at its start with
-one line per problem naming the key, the value and what is expected, instead of failing deep inside
-a node after the expensive steps (or, worse, "succeeding" with untrained models). The models check
-the keys whose values the code relies on; other keys pass through (``extra="allow"``), so a block may
-carry settings these models do not know.
+Two readers use these models:
+
+- :class:`~seg_pipelines.pipelines.parameter_validation.ParameterValidationHook` checks every block
+  a run reads before its first node: a wrong type or an impossible value
+  (``caa.training.iterations=ten``, ``=6.5``, ``=0``, ``retry.max_attempts=0``,
+  ``lsmseg_attribute_selection.top_k=abc``) stops the run at its start with one line per problem
+  naming the key, the value and what is expected;
+- every node function (``pipelines/<name>/nodes.py``) validates its blocks into these models and
+  hands the experiment the typed object, so a default written here is the default the experiment
+  sees (a key the YAML leaves out reads as its default here, not as a second default in the code).
+
+A block reads as a mapping too (``block["lr"]``, ``block.get("seed")``, ``dict(block)``) with the
+same values as its attributes. Unknown keys pass through (``extra="allow"``), so a block may carry
+settings these models do not know. Torch-free: registration imports this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
-from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-
-from seg_pipelines.engine.tracking import parameter_blocks
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
@@ -37,10 +42,58 @@ Rate = Annotated[float, BeforeValidator(_number), Field(gt=0)]
 NonNegativeRate = Annotated[float, BeforeValidator(_number), Field(ge=0)]
 
 
+BlockType = TypeVar("BlockType", bound="Block")
+
+
 class Block(BaseModel):
-    """A parameter block: known keys typed (whole numbers strictly), unknown keys kept."""
+    """A parameter block: known keys typed (whole numbers strictly), unknown keys kept; read-only
+    mapping access over both (known keys with their defaults filled in)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def of(cls: type[BlockType], values: Mapping[str, Any] | BlockType | None) -> BlockType:
+        """``values`` validated into this block (an already typed block is returned as it is)."""
+        if isinstance(values, cls):
+            return values
+        return cls.model_validate(dict(values or {}))
+
+    def _values(self) -> dict[str, Any]:
+        return {**self.__dict__, **(self.__pydantic_extra__ or {})}
+
+    def __getitem__(self, key: str) -> Any:
+        values = self._values()
+        if key not in values:
+            raise KeyError(key)
+        return values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values().get(key, default)
+
+    def keys(self):
+        return self._values().keys()
+
+    def values(self):
+        return self._values().values()
+
+    def items(self):
+        return self._values().items()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values()
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # a mapping's keys, not pydantic's pairs
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def plain(self) -> dict[str, Any]:
+        """The block as plain dicts and lists (JSON, hashes, MLflow)."""
+        return self.model_dump()
+
+
+Mapping.register(Block)
 
 
 class Training(Block):
@@ -352,25 +405,3 @@ def check_parameters(params: Mapping[str, Any], blocks: list[str] | None = None)
                 problems.append(f"{key} = {value!r}: {issue['msg']}")
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))
-
-
-def blocks_read_by(pipeline: Any) -> list[str]:
-    """The top-level parameter blocks a Kedro pipeline's nodes read (``params:caa`` → ``caa``); every
-    block with a schema when a node reads all ``parameters``."""
-    blocks = parameter_blocks(pipeline)
-    return list(SCHEMAS) if blocks is None else blocks
-
-
-class ParameterValidationHook:
-    """Check the parameter blocks a run reads before its first node (see module docstring)."""
-
-    def __init__(self) -> None:
-        self._params: dict[str, Any] = {}
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        self._params = dict(context.params or {})
-
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        check_parameters(self._params, blocks_read_by(pipeline))
