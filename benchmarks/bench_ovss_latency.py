@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from seg_pipelines.engine.profiling import count_macs, count_parameters, measure_latency
-from seg_pipelines.models.registry import create_model
+from seg_pipelines.models.factory import create_model
 
 PARAMETERS = Path(__file__).resolve().parents[1] / "conf/base/parameters_lsmseg.yml"
 

@@ -117,7 +117,7 @@ def closed_set_step(addon: str | None, num_classes: int = 60) -> Callable[[bool]
 
 def ovss_step(key: str, num_classes: int = 50) -> Callable[[bool], tuple]:
     from seg_pipelines.engine.ovss_training import masked_per_pixel_bce
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     params = _yaml("parameters_lsmseg.yml")["lsmseg"]
     training = params["training"]

@@ -227,7 +227,7 @@ def check_ddp_syncbn(size: dict[str, Any], device: torch.device) -> dict[str, An
 
 
 def check_latency(size: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     sync = synchronizer(device)
     amp = (

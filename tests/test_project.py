@@ -78,23 +78,22 @@ def test_cli_accepts_pipeline_and_pipelines_without_telemetry(project_copy: Path
     assert (project_copy / "data/03_primary/prepared_index.parquet").is_file()
 
 
-def test_an_unknown_pipeline_name_gets_a_one_line_answer_with_the_closest_names(monkeypatch):
+def test_an_unknown_pipeline_name_gets_a_one_line_answer_with_the_closest_names():
     from kedro.framework.project import pipelines as project_pipelines
 
-    from seg_pipelines.pipeline_registry import register_pipelines
-
     configure_project("seg_pipelines")
-    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["lsmseg_ablation"], raising=False)
-    with pytest.raises(
-        ValueError, match=r"No pipeline named 'lsmseg_ablation'\. Did you mean 'lsmseg_ablations'"
-    ) as error:
-        register_pipelines()
+    project_pipelines.set_requested(["lsmseg_ablation"])  # what `kedro run --pipelines=lsmseg_ablation` sets
+    try:
+        with pytest.raises(
+            ValueError, match=r"No pipeline named 'lsmseg_ablation'\. Did you mean 'lsmseg_ablations'"
+        ) as error:
+            project_pipelines["lsmseg_ablation"]
+    finally:
+        project_pipelines.set_requested(None)
     assert "Pipelines: __default__, caa," in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_pipeline_folder_that_fails_to_import_is_named(monkeypatch):
-    import kedro.framework.project as project
-
     from seg_pipelines import pipeline_registry
 
     def broken(*args, **kwargs):
@@ -105,7 +104,6 @@ def test_a_pipeline_folder_that_fails_to_import_is_named(monkeypatch):
         return {}
 
     monkeypatch.setattr(pipeline_registry, "find_pipelines", broken)
-    monkeypatch.setattr(project.pipelines, "_requested_pipelines", None, raising=False)
     with pytest.raises(ImportError, match="seg_pipelines.pipelines.lsmseg.*boom"):
         pipeline_registry.register_pipelines()
 

@@ -59,7 +59,14 @@ class Block(BaseModel):
         return cls.model_validate(dict(values or {}))
 
     def _values(self) -> dict[str, Any]:
-        return {**self.__dict__, **(self.__pydantic_extra__ or {})}
+        # A field left out whose default is None means "not set": the mapping leaves it out too, so a
+        # reader's own rule for a missing key applies (``model.get("channels") or width``).
+        values = {
+            name: value
+            for name, value in self.__dict__.items()
+            if value is not None or name in self.model_fields_set or type(self).model_fields[name].default is not None
+        }
+        return {**values, **(self.__pydantic_extra__ or {})}
 
     def __getitem__(self, key: str) -> Any:
         values = self._values()
@@ -108,8 +115,11 @@ class Training(Block):
 
 
 class ClosedSetTraining(Training):
-    min_lr: NonNegativeRate = 0.0
-    checkpoint_interval: PositiveInt = 1000
+    """SGD + poly (engine.training.TrainConfig's fields; MMSegmentation's recipe as the defaults)."""
+
+    weight_decay: NonNegativeRate = 5e-4
+    min_lr: NonNegativeRate = 1e-4
+    checkpoint_interval: PositiveInt = 100
     checkpoint_seconds: PositiveNumber | None = None
     foreach: bool | None = None
     channels_last: bool = False
@@ -132,7 +142,7 @@ class Augmentation(Block):
 class Evaluation(Block):
     split: str = "val"
     mode: Literal["whole", "slide", "multi_scale"] = "whole"
-    batch_size: PositiveInt = 1
+    batch_size: PositiveInt = 8
     max_images: PositiveInt | None = None
     limit: PositiveInt | None = None
 
@@ -201,7 +211,10 @@ class ClosedSetAblations(Block):
 
 
 class OVSSTraining(Training):
-    checkpoint_interval: PositiveInt = 50
+    """AdamW (engine.ovss_training.OVSSTrainConfig's fields)."""
+
+    weight_decay: NonNegativeRate = 1e-4
+    checkpoint_interval: PositiveInt = 100
     checkpoint_seconds: PositiveNumber | None = None
     foreach: bool | None = None
     # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis turns them off)

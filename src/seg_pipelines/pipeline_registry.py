@@ -92,21 +92,18 @@ def _find_pipelines() -> dict[str, Pipeline]:
     return found
 
 
-def _check_requested_names() -> None:
-    """A ``--pipelines`` name that is no pipeline: say which ones exist and the closest, in one line."""
-    from kedro.framework.project import pipelines as project_pipelines
+class RegisteredPipelines(dict):
+    """The registered pipelines; an unknown name (``kedro run --pipelines=caaa``) raises one line that
+    names the closest pipelines and lists them all, instead of Kedro's multi-line KeyError answer."""
 
-    requested = getattr(project_pipelines, "_requested_pipelines", None) or []  # Kedro 1.7's CLI filter
-    known = sorted(pipeline_folders() | {"__default__"})
-    for name in requested:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=3)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ValueError(f"No pipeline named {name!r}.{hint} Pipelines: {', '.join(known)}.")
+    def __missing__(self, name: str) -> Pipeline:
+        known = sorted(pipeline_folders() | {"__default__"})
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"No pipeline named {name!r}.{hint} Pipelines: {', '.join(known)}.")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    _check_requested_names()
     found = _find_pipelines()
     pipelines = dict(found)
     for name in UPSTREAM:
@@ -115,4 +112,4 @@ def register_pipelines() -> dict[str, Pipeline]:
     if "__default__" in found:  # find_pipelines loaded every folder (no CLI filter)
         pipelines["__default__"] = compose(dict(found), DEFAULT_PIPELINE)
     rank = {name: position for position, name in enumerate(DISPLAY_ORDER)}
-    return dict(sorted(pipelines.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+    return RegisteredPipelines(sorted(pipelines.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))

@@ -24,6 +24,7 @@ from seg_pipelines.experiments import (
     lsmseg_ablations,
 )
 from seg_pipelines.losses.ecac import class_weights_from_frequencies
+from seg_pipelines.models.factory import list_models
 from seg_pipelines.models.heads import (
     DECODE_HEADS,
     HEAD_DISPLAY_NAMES,
@@ -32,7 +33,6 @@ from seg_pipelines.models.heads import (
     default_output_stride,
     head_display_name,
 )
-from seg_pipelines.models.registry import list_models
 from seg_pipelines.models.segmentor import CLOSED_SET_MODELS, build_segmentor
 from tests.fixtures import PROJECT_ROOT
 

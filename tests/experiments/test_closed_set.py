@@ -12,7 +12,7 @@ from kedro.io import DatasetError
 from seg_pipelines.engine.evaluation import scores_from_confusion
 from seg_pipelines.engine.training import CheckpointError, save_checkpoint
 from seg_pipelines.experiments import closed_set
-from seg_pipelines.models.registry import create_model
+from seg_pipelines.models.factory import create_model
 from seg_pipelines.pipelines.catalog_datasets import TorchCheckpointDataset
 
 TINY_MODEL = {"head": "fcn", "backbone": "resnet_tiny", "channels": 16, "aux_channels": 8}

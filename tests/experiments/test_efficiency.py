@@ -11,8 +11,8 @@ import torch
 
 from seg_pipelines.engine.profiling import count_parameters, profile_decode_head
 from seg_pipelines.experiments import efficiency
+from seg_pipelines.models.factory import create_addon, create_model
 from seg_pipelines.models.heads import create_decode_head
-from seg_pipelines.models.registry import create_addon, create_model
 
 
 @pytest.fixture(scope="module")

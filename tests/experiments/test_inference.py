@@ -16,7 +16,7 @@ from seg_pipelines.engine.evaluation import ConfusionMatrix, scores_from_confusi
 from seg_pipelines.experiments import inference
 from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config, train_segmentor
 from seg_pipelines.models.checkpoints import CheckpointError
-from seg_pipelines.models.registry import create_model
+from seg_pipelines.models.factory import create_model
 from tests.fixtures.checkpoints import mmseg_state_dict as _mmseg_state
 from tests.fixtures.layouts import write_ade20k_150, write_ade20k_847
 

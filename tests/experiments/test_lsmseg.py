@@ -18,9 +18,9 @@ from seg_pipelines.engine.ovss_training import (
     train_ovss_model,
 )
 from seg_pipelines.engine.training import CheckpointError
+from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.catseg import per_pixel_bce_loss
 from seg_pipelines.models.ovss.clip import TINY_CLIP_NAME, load_clip
-from seg_pipelines.models.registry import create_model
 
 
 def test_masked_bce_equals_catseg_loss_without_filtering_and_counts_only_kept_classes():

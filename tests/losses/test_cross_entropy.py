@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from seg_pipelines.engine.runtime import keep_freed_cpu_memory
 from seg_pipelines.engine.training import default_loss
 from seg_pipelines.losses.cross_entropy import bilinear_matrix, upsampled_cross_entropy
-from seg_pipelines.models.registry import create_model
+from seg_pipelines.models.factory import create_model
 
 
 def _reference(logits, target, weight, ignore_index, align_corners):

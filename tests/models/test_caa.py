@@ -16,7 +16,7 @@ from seg_pipelines.losses.affinity import (
     valid_one_hot,
 )
 from seg_pipelines.models.caa import ClassAwareAffinity, downsample_labels
-from seg_pipelines.models.registry import create_addon
+from seg_pipelines.models.factory import create_addon
 
 IGNORE = 255
 

@@ -18,7 +18,7 @@ from seg_pipelines.losses.ecac import (
     reweighted_cross_entropy,
 )
 from seg_pipelines.models.ecac import ExtendedContextAwareClassifier
-from seg_pipelines.models.registry import create_addon
+from seg_pipelines.models.factory import create_addon
 
 IGNORE = 255
 

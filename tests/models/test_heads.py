@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seg_pipelines.models import registry
+from seg_pipelines.models import factory, registry
+from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.heads import CrissCrossAttention, create_decode_head
 from seg_pipelines.models.heads.isnet import semantic_class_centers
-from seg_pipelines.models.registry import create_model
 from seg_pipelines.models.segmentor import CLOSED_SET_MODELS, EncoderDecoder
 
 NUM_CLASSES = 5
@@ -38,7 +38,7 @@ def random_batch(height: int = 65, width: int = 79, seed: int = 0) -> tuple[Tens
 
 
 def test_every_closed_set_model_is_registered():
-    assert set(CLOSED_SET_MODELS) <= set(registry.list_models())
+    assert set(CLOSED_SET_MODELS) <= set(factory.list_models())
 
 
 CASES = [(name, {}) for name in CLOSED_SET_MODELS] + [("upernet", {"backbone": "swin_tiny_test"})]

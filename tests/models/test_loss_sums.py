@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from seg_pipelines.models.registry import create_model
+from seg_pipelines.models.factory import create_model
 
 IGNORE = 255
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seg_pipelines.models.factory import create_model, list_models
 from seg_pipelines.models.ovss.aggregation import GuidedSwinBlock, linear_attention
 from seg_pipelines.models.ovss.catseg import per_pixel_bce_loss
 from seg_pipelines.models.ovss.cost_volume import cosine_cost_volume
@@ -23,7 +24,6 @@ from seg_pipelines.models.ovss.sam import (
     resize_absolute_position,
     resize_relative_position,
 )
-from seg_pipelines.models.registry import create_model, list_models
 
 TINY_HEAD = dict(
     hidden_dim=32,

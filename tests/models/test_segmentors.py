@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
+from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.heads import default_feature_strides
-from seg_pipelines.models.registry import create_model
 from seg_pipelines.models.segmentor import CLOSED_SET_MODELS
 from tests.models.base import BaseSegmentationModelTester
 

@@ -62,7 +62,7 @@ def test_chapter_5_models_build_at_thesis_size(thesis, monkeypatch):
     import open_clip.factory
 
     from seg_pipelines.experiments.lsmseg import _model_kwargs
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     # open_clip moves the new model to a device (``.to``), which a meta tensor cannot do
     monkeypatch.setattr(open_clip.factory, "_set_model_device_and_precision", lambda *args, **kwargs: None)

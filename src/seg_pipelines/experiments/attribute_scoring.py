@@ -674,7 +674,7 @@ def build_scoring_model(
     path, or ``None`` (random init, for tests).
     """
     from seg_pipelines.engine.training import load_model_weights
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     torch.manual_seed(seed)
     weights_path = clip_weights if isinstance(clip_weights, str) else None

@@ -83,7 +83,7 @@ def closed_set_model_config(
     addon: str | None = None,
     addon_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """JSON-able keyword configuration of :func:`seg_pipelines.models.registry.create_model`.
+    """JSON-able keyword configuration of :func:`seg_pipelines.models.factory.create_model`.
 
     ``model`` is the ``model`` parameter block: ``head`` (registry name), ``backbone`` and any
     :func:`~seg_pipelines.models.segmentor.build_segmentor` argument. A ``num_classes`` there must
@@ -112,7 +112,7 @@ def closed_set_model_config(
 
 def build_segmentor(config: Mapping[str, Any]) -> nn.Module:
     """Model from a :func:`closed_set_model_config` dictionary (random weights)."""
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     settings = dict(config)
     name = settings.pop("name")

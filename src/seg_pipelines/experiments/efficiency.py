@@ -174,8 +174,8 @@ def profile_head_with_addon(
     No auxiliary head (the thesis profiles the inference model). With an add-on the head's own
     classifier is unused; ``exclude_replaced_classifier`` leaves its parameters out of the count.
     """
+    from seg_pipelines.models.factory import create_addon
     from seg_pipelines.models.heads import create_decode_head, default_feature_strides
-    from seg_pipelines.models.registry import create_addon
 
     strides = default_feature_strides(head_name)  # as profile_decode_head
     with torch.device("meta"):
@@ -203,7 +203,7 @@ def complexity_measurements(
     exclude_replaced_classifier: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Our ``Params(M)`` / ``FLOPs(G)`` (MACs) for every row of Table 3.5 or 4.6 we can build."""
-    from seg_pipelines.models.registry import list_addons
+    from seg_pipelines.models.factory import list_addons
 
     known_addons = set(list_addons())
     measured = {}
@@ -367,7 +367,7 @@ def closed_set_timing(
     addon_cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Training seconds for N iterations and inference ms/p of segmentor ``key`` ("fcn+caa")."""
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     head, addon = split_key(key)
     torch.manual_seed(config.seed)
@@ -387,7 +387,7 @@ def ovss_timing(
     """Training seconds for N iterations and latency (ms) of OVSS model ``name`` on ``num_classes``
     random text embeddings (the text tower is not run: class embeddings are precomputed)."""
     from seg_pipelines.engine.ovss_training import masked_per_pixel_bce
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     torch.manual_seed(config.seed)
     model = create_model(name, **{**dict(model_cfg or {}), "image_size": config.size})
@@ -410,7 +410,7 @@ def ovss_complexity(name: str, *, num_classes: int = 459, model_cfg: Mapping[str
     """``{"params", "macs"}`` of OVSS model ``name`` (one image, ``num_classes`` precomputed class
     embeddings). Built on CPU (open_clip moves models to a device) and then moved to meta, where
     the MACs are counted without arithmetic."""
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     model = create_model(name, **dict(model_cfg or {})).eval()
     params = count_parameters(model)

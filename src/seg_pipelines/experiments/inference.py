@@ -131,7 +131,7 @@ def _closed_set_from_state(
 def _ovss_from_state(
     state: dict[str, torch.Tensor], description: Mapping[str, Any], source: str
 ) -> tuple[nn.Module, dict[str, Any]]:
-    from seg_pipelines.models.registry import create_model
+    from seg_pipelines.models.factory import create_model
 
     architecture = description.get("architecture")
     if architecture not in OVSS_ARCHITECTURES:

@@ -37,8 +37,8 @@ from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import CheckpointError, load_model_weights
 from seg_pipelines.experiments.figures import data_source
 from seg_pipelines.models.checkpoints import read_checkpoint
+from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
-from seg_pipelines.models.registry import create_model
 from seg_pipelines.prompts.packaged_models import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ def train_ovss(
     inputs = {
         "train_vocabulary": train_name,
         "prompts_sha256": hashlib.sha256(json.dumps(train_prompts).encode()).hexdigest(),
-        "augmentation": params.get("augmentation", {}),
+        "augmentation": dict(params.get("augmentation", {})),
         "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
         "clip_checkpoint_sha256": checkpoint_sha256(plan["clip_pretrained"]),
     }
@@ -677,7 +677,7 @@ def describe_models(
     described = {}
     for key, curve in (("baseline", baseline_curve), ("lsmseg", lsmseg_curve)):
         name, kwargs = _model_kwargs(params, key, plan["clip_pretrained"])
-        described[key] = {"architecture": name, "kwargs": kwargs, "training": params["training"], "curve": curve}
+        described[key] = {"architecture": name, "kwargs": kwargs, "training": dict(params["training"]), "curve": curve}
     described["prompt_source"] = plan["prompt_source"]
     described["train_vocabulary"] = plan["train_vocabulary"]
     return copy.deepcopy(described)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seg_pipelines.losses.cross_entropy import upsampled_cross_entropy
+from seg_pipelines.models import caa, ecac  # noqa: F401  (register the add-ons built by name below)
 from seg_pipelines.models.backbones import create_backbone
 from seg_pipelines.models.heads import (
     DECODE_HEADS,
@@ -35,7 +36,7 @@ from seg_pipelines.models.heads import (
     default_output_stride,
     resize,
 )
-from seg_pipelines.models.registry import create_addon, register_model
+from seg_pipelines.models.registry import build_addon, register_model
 
 
 class EncoderDecoder(nn.Module):
@@ -210,7 +211,7 @@ def build_segmentor(
             dropout_ratio=dropout_ratio,
         )
     if isinstance(addon, str):
-        addon = create_addon(addon, in_channels=channels, num_classes=num_classes, **dict(addon_cfg or {}))
+        addon = build_addon(addon, in_channels=channels, num_classes=num_classes, **dict(addon_cfg or {}))
     return EncoderDecoder(encoder, decode_head, aux, addon, aux_loss_weight=aux_loss_weight, ignore_index=ignore_index)
 
 

@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from seg_pipelines.prompts.errors import LLMError, TransientLLMError
+from seg_pipelines.prompts.packaged_models import assemble_packaged_model
+
 logger = logging.getLogger(__name__)
 
 Message = Mapping[str, str]
@@ -48,14 +51,6 @@ DEFAULT_FEW_SHOT: tuple[tuple[str, str], ...] = (
     ('Describe what a "carrot" generally looks like in terms of color.', "A carrot is bright orange."),
 )
 DEFAULT_STOP: tuple[str, ...] = ("\nQ:", "\n\n", "Q:")
-
-
-class LLMError(RuntimeError):
-    """An LLM call failed in a way retrying will not fix (bad request, auth, missing model...)."""
-
-
-class TransientLLMError(LLMError):
-    """An LLM call failed in a way worth retrying (429, 5xx, time-out, malformed/empty answer)."""
 
 
 class CacheMissError(LLMError):
@@ -251,8 +246,6 @@ class LlamaCppBackend:
         if model_path is not None:
             self.model_path = Path(model_path)
         elif packaged_model is not None:
-            from .packaged_models import assemble_packaged_model
-
             self.model_path = assemble_packaged_model(packaged_model, model_cache)
         else:
             self.model_path = default_gguf_path()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .llm import LLMError
+from seg_pipelines.prompts.errors import LLMError
 
 logger = logging.getLogger(__name__)
 

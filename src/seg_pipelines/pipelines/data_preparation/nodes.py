@@ -1,10 +1,41 @@
-"""Nodes of ``data_preparation``; the work is in :mod:`seg_pipelines.datasets.preparation`.
-(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
+"""Nodes of ``data_preparation``: raw dataset → prepared index → class statistics → overview figure.
+The work is in :mod:`seg_pipelines.datasets.preparation`, imported in each body (registration needs
+no torch); ``dataset`` and ``class_statistics`` arrive as :mod:`seg_pipelines.parameters` models."""
 
-from seg_pipelines.pipelines.lazy import lazy
+from __future__ import annotations
 
-EXPERIMENT = "seg_pipelines.datasets.preparation"
-build_prepared_index = lazy(EXPERIMENT, "build_prepared_index")
-compute_statistics = lazy(EXPERIMENT, "compute_statistics")
-plot_overview = lazy(EXPERIMENT, "plot_overview")
-prepare_raw_dataset = lazy(EXPERIMENT, "prepare_raw_dataset")
+from typing import Any
+
+import pandas as pd
+
+from seg_pipelines.parameters import ClassStatistics, Dataset
+
+
+def prepare_raw_dataset(dataset: Dataset, synthetic_world: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's manifest (the synthetic world is rendered first when it is the family)."""
+    from seg_pipelines.datasets import preparation
+
+    return preparation.prepare_raw_dataset(Dataset.of(dataset), synthetic_world)
+
+
+def build_prepared_index(manifest: dict[str, Any], on_bad_sample: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One row per sample (paths, split, classes present, pixel counts) and the preparation report."""
+    from seg_pipelines.datasets import preparation
+
+    return preparation.build_prepared_index(manifest, on_bad_sample)
+
+
+def compute_statistics(
+    index: pd.DataFrame, manifest: dict[str, Any], statistics: ClassStatistics
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Class frequencies, head/mid/tail groups and eq. 4.14 weights."""
+    from seg_pipelines.datasets import preparation
+
+    return preparation.compute_statistics(index, manifest, ClassStatistics.of(statistics))
+
+
+def plot_overview(manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame, n_images: int) -> Any:
+    """Sample images with their labels and the class-frequency plot (a matplotlib figure)."""
+    from seg_pipelines.datasets import preparation
+
+    return preparation.plot_overview(manifest, index, class_statistics, n_images)

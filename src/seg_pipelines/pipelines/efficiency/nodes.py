@@ -1,11 +1,45 @@
-"""Nodes of the ``efficiency`` pipeline; the work is in :mod:`seg_pipelines.experiments.efficiency`
-(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
+"""Nodes of the ``efficiency`` pipeline (Tables 3.5, 3.6, 4.6, 5.8): the work is in
+:mod:`seg_pipelines.experiments.efficiency`, imported in each body (registration needs no torch)."""
 
-from seg_pipelines.pipelines.lazy import lazy
+from __future__ import annotations
 
-EXPERIMENT = "seg_pipelines.experiments.efficiency"
-complexity_table_3_5 = lazy(EXPERIMENT, "complexity_table_3_5")
-complexity_table_4_6 = lazy(EXPERIMENT, "complexity_table_4_6")
-timing_table_3_6 = lazy(EXPERIMENT, "timing_table_3_6")
-ovss_table_5_8 = lazy(EXPERIMENT, "ovss_table_5_8")
-report_tables = lazy(EXPERIMENT, "report_tables")
+from typing import Any
+
+import pandas as pd
+
+
+def complexity_table_3_5(params: dict[str, Any]) -> pd.DataFrame:
+    """Table 3.5: heads ± CAA, parameters and MACs at the thesis size (meta device)."""
+    from seg_pipelines.experiments import efficiency
+
+    return efficiency.complexity_table_3_5(params)
+
+
+def complexity_table_4_6(params: dict[str, Any]) -> pd.DataFrame:
+    """Table 4.6: heads ± ECAC, parameters and MACs at the thesis size (meta device)."""
+    from seg_pipelines.experiments import efficiency
+
+    return efficiency.complexity_table_4_6(params)
+
+
+def timing_table_3_6(params: dict[str, Any]) -> pd.DataFrame:
+    """Table 3.6: training time (N iterations) and inference ms/p, ± CAA."""
+    from seg_pipelines.experiments import efficiency
+
+    return efficiency.timing_table_3_6(params)
+
+
+def ovss_table_5_8(params: dict[str, Any]) -> pd.DataFrame:
+    """Table 5.8: CAT-Seg vs LSMSeg (w/o SAM) parameters, latency, training time, MACs."""
+    from seg_pipelines.experiments import efficiency
+
+    return efficiency.ovss_table_5_8(params)
+
+
+def report_tables(
+    table_3_5: pd.DataFrame, table_3_6: pd.DataFrame, table_4_6: pd.DataFrame, table_5_8: pd.DataFrame
+) -> tuple[str, str, str, str, dict[str, Any]]:
+    """Markdown of each table (with its setting) and the MLflow metrics."""
+    from seg_pipelines.experiments import efficiency
+
+    return efficiency.report_tables(table_3_5, table_3_6, table_4_6, table_5_8)

@@ -1,7 +1,17 @@
-"""Node of ``evaluate``; the work is in :mod:`seg_pipelines.experiments.inference`.
-(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
+"""Node of ``evaluate``: a checkpoint on a dataset under its protocol; the work is in
+:mod:`seg_pipelines.experiments.inference` (imported in the body: registration needs no torch)."""
 
-from seg_pipelines.pipelines.lazy import lazy
+from __future__ import annotations
 
-EXPERIMENT = "seg_pipelines.experiments.inference"
-run_evaluate = lazy(EXPERIMENT, "run_evaluate")
+from typing import Any
+
+import pandas as pd
+
+from seg_pipelines.parameters import Evaluate
+
+
+def run_evaluate(params: Evaluate) -> tuple[pd.DataFrame, dict[str, Any], str]:
+    """Per-class IoU, metrics and markdown of ``evaluate.checkpoint`` on ``evaluate.dataset``."""
+    from seg_pipelines.experiments import inference
+
+    return inference.run_evaluate(Evaluate.of(params))

@@ -1,7 +1,15 @@
-"""Node of ``predict``; the work is in :mod:`seg_pipelines.experiments.inference`.
-(imported when a node first runs: :mod:`seg_pipelines.pipelines.lazy`)."""
+"""Node of ``predict``: a checkpoint on a folder of images; the work is in
+:mod:`seg_pipelines.experiments.inference` (imported in the body: registration needs no torch)."""
 
-from seg_pipelines.pipelines.lazy import lazy
+from __future__ import annotations
 
-EXPERIMENT = "seg_pipelines.experiments.inference"
-run_predict = lazy(EXPERIMENT, "run_predict")
+from typing import Any
+
+from seg_pipelines.parameters import Predict
+
+
+def run_predict(params: Predict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Overlay images (PIL, by file name) and the prediction summary."""
+    from seg_pipelines.experiments import inference
+
+    return inference.run_predict(Predict.of(params))
