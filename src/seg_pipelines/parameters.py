@@ -1,15 +1,12 @@
 """Typed parameter blocks: the one definition of each setting, its default and its range.
 
-Two readers use these models:
-
-- :class:`~seg_pipelines.pipelines.parameter_validation.ParameterValidationHook` checks every block
-  a run reads before its first node: a wrong type or an impossible value
-  (``caa.training.iterations=ten``, ``=6.5``, ``=0``, ``retry.max_attempts=0``,
-  ``lsmseg_attribute_selection.top_k=abc``) stops the run at its start with one line per problem
-  naming the key, the value and what is expected;
-- every node function (``pipelines/<name>/nodes.py``) validates its blocks into these models and
-  hands the experiment the typed object, so a default written here is the default the experiment
-  sees (a key the YAML leaves out reads as its default here, not as a second default in the code).
+Every node function (``pipelines/<name>/nodes.py``) annotates its parameter blocks with these models.
+Kedro validates each annotated ``params:`` input before the run's first node (a wrong type or an
+impossible value, ``caa.training.iterations=ten``, ``=0``, ``retry.max_attempts=0``, stops the run
+at its start naming the key, the value and what is expected) and hands the node the model; the node
+passes it to its experiment, so a default written here is the default the experiment sees (a key the
+YAML leaves out reads as its default here, not as a second default in the code).
+:func:`check_parameters` validates a whole parameter tree the same way (one line per problem).
 
 A block reads as a mapping too (``block["lr"]``, ``block.get("seed")``, ``dict(block)``) with the
 same values as its attributes. Unknown keys pass through (``extra="allow"``), so a block may carry

@@ -6,12 +6,12 @@ from kedro.config import OmegaConfigLoader
 
 from seg_pipelines.hooks import MlflowTrackingHook
 from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
-from seg_pipelines.pipelines.parameter_validation import ParameterValidationHook
 from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 
-# pluggy calls the hook registered last first: parameters are checked before an MLflow run starts.
-# Nodes that read the prepared data first check it belongs to the manifest's dataset.
-HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), PreparedDataCheckHook(), ParameterValidationHook())
+# Parameters are checked by Kedro itself before the run (and its MLflow run) starts: each node annotates
+# its parameter blocks with their models (seg_pipelines.parameters). Nodes that read the prepared data
+# first check it belongs to the manifest's dataset.
+HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), PreparedDataCheckHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from seg_pipelines.experiments import lsmseg as lsmseg_experiment
 from seg_pipelines.experiments import lsmseg_ablations as ablations
 from tests.fixtures import PROJECT_ROOT
 
@@ -77,14 +78,19 @@ def test_variant_overrides_build_the_intended_models():
         ablations.table_variants(broken, "5.7")
 
 
-def test_enriched_prompts_fall_back_to_templates_and_complete_missing_classes():
-    source = ablations.enriched_prompt_source("prompt_set", None, ["sky"], ["a photo of a {}."])  # not written yet
-    assert source.source == "templates" and source.prompt_set is None and "templates" in source.description
+def test_enriched_prompts_are_read_by_the_one_prompt_set_reader_with_its_error_for_a_missing_class():
+    with pytest.raises(FileNotFoundError, match="lsmseg_attribute_selection"):  # not written yet
+        ablations.enriched_prompt_source("prompt_set", None, ["sky"], ["a photo of a {}."])
+    with pytest.raises(ValueError, match=r"no prompt for classes \['background'\]"):
+        ablations.enriched_prompt_source("prompt_set", {"sky": "a vast blue sky"}, ["sky", "background"], ["{}"])
     source = ablations.enriched_prompt_source(
-        "prompt_set", {"sky": "a vast blue sky"}, ["sky", "background"], ["a photo of a {}."]
+        "prompt_set", {"sky": "a vast blue sky", "background": "a blurry background"}, ["sky", "background"], ["{}"]
     )
     assert source.source == "prompt_set"
-    assert source.prompt_set == {"sky": ["a vast blue sky"], "background": ["a photo of a background."]}
+    assert source.prompt_set == {"sky": ["a vast blue sky"], "background": ["a blurry background"]}
+    # the same rule as lsmseg's reader
+    with pytest.raises(ValueError, match=r"no prompt for classes \['background'\]"):
+        lsmseg_experiment.resolve_prompt_set("prompt_set", {"sky": "a vast blue sky"}, ["sky", "background"])
     world = ablations.enriched_prompt_source("world", None, ["sky", "lime"], ["a photo of a {}."])
     assert world.source == "world" and "world" in world.description and world.fingerprint != source.fingerprint
     with pytest.raises(ValueError, match="enriched_prompts"):

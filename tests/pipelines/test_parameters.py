@@ -1,5 +1,6 @@
 """Parameters are checked before any node runs: every shipped environment is valid, and a wrong
-type or impossible value stops the run at its start with the key, the value and what is expected."""
+type or impossible value stops the run at its start with the key, the value and what is expected
+(Kedro validates each node's annotated parameter blocks; check_parameters validates a whole tree)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from seg_pipelines.parameters import ParameterError, check_parameters
-from seg_pipelines.pipelines.parameter_validation import blocks_read_by
 from tests.fixtures import PROJECT_ROOT
 
 PATTERNS = {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]}
@@ -92,29 +92,37 @@ def test_every_problem_is_listed_at_once():
     assert str(error.value).count("\n") == 2
 
 
-def test_only_the_blocks_a_pipeline_reads_are_checked():
+def validate_for(pipeline_name: str, params: dict) -> dict:
+    """What Kedro does at a run's start: validate the parameter blocks the pipeline's nodes annotate."""
     from kedro.framework.project import configure_project
+    from kedro.validation.parameter_validator import ParameterValidator
 
     from seg_pipelines.pipeline_registry import register_pipelines
 
     configure_project("seg_pipelines")
-    pipelines = register_pipelines()
-    assert blocks_read_by(pipelines["caa"]) == ["caa", "class_statistics", "dataset", "preparation", "synthetic_world"]
+    return ParameterValidator({pipeline_name: register_pipelines()[pipeline_name]}).validate_raw_params(params)
+
+
+def test_only_the_blocks_a_pipeline_reads_are_checked():
+    from kedro.validation.exceptions import ParameterValidationError
+
     broken = _set(_params(), "lsmseg.training.iterations", 0)
-    check_parameters(broken, blocks_read_by(pipelines["caa"]))  # lsmseg is not read by caa
-    with pytest.raises(ParameterError, match="lsmseg.training.iterations"):
-        check_parameters(broken, blocks_read_by(pipelines["lsmseg"]))
+    validated = validate_for("caa", broken)  # lsmseg is not read by caa
+    assert type(validated["caa"]["training"]).__name__ == "ClosedSetTraining"  # the node gets the model
+    with pytest.raises(ParameterValidationError, match="lsmseg"):
+        validate_for("lsmseg", broken)
 
 
 def test_a_run_with_bad_parameters_stops_before_its_first_node(project_copy: Path):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
+    from kedro.validation.exceptions import ParameterValidationError
     from mlflow.tracking import MlflowClient
 
     bootstrap_project(project_copy)
     runtime = {"caa": {"training": {"iterations": "ten"}}}
     with KedroSession.create(project_path=project_copy, env="test", runtime_params=runtime) as session:
-        with pytest.raises(ParameterError, match=r"caa\.training\.iterations = 'ten'"):
+        with pytest.raises(ParameterValidationError, match=r"(?s)caa\.training.*iterations.*valid integer"):
             session.run(pipeline_names=["caa"])
     assert not (project_copy / "data" / "01_raw").exists()  # no node ran: the world was not rendered
     client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # this test's store (project_copy)

@@ -8,9 +8,7 @@ import copy
 import pytest
 import torch
 
-from seg_pipelines.parameters import check_parameters
-from seg_pipelines.pipelines.parameter_validation import blocks_read_by
-from tests.pipelines.test_parameters import _params
+from tests.pipelines.test_parameters import _params, validate_for
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +24,8 @@ def test_every_pipeline_validates_under_the_thesis_env(thesis):
     configure_project("seg_pipelines")
     pipelines = register_pipelines()
     assert pipelines
-    for pipeline in pipelines.values():
-        check_parameters(thesis, blocks_read_by(pipeline))
+    for name in pipelines:
+        validate_for(name, thesis)
 
 
 def _closed_set_models(thesis):

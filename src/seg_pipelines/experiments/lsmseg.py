@@ -152,7 +152,11 @@ def resolve_prompt_set(
     source: str, prompt_set: Mapping[str, Any] | None, class_names: Sequence[str]
 ) -> dict[str, list[str]] | None:
     """The prompt set of ``source`` (one of :data:`PROMPT_SOURCES`) for ``class_names``; ``None`` =
-    templates. ``prompt_set`` is the catalog's ``prompt_set`` (``None`` while it does not exist)."""
+    templates. ``prompt_set`` is the catalog's ``prompt_set`` (``None`` while it does not exist).
+
+    The one reader of the prompt set (``lsmseg`` and ``lsmseg_ablations``), with one rule: a prompt
+    set that does not exist yet, or lacks a class of ``class_names``, is an error naming what is
+    missing, never a silent fall-back to templates."""
     if source == "world":
         return world_prompt_set(list(class_names))
     if source == "templates":
@@ -163,7 +167,14 @@ def resolve_prompt_set(
                 "prompts: prompt_set, but the catalog's prompt_set does not exist yet: run "
                 "`kedro run --pipelines=lsmseg_attribute_selection` first (or set prompts: world | templates)"
             )
-        return training.parse_prompt_set(prompt_set, "prompt_set (catalog)")
+        prompts = training.parse_prompt_set(prompt_set, "prompt_set (catalog)")
+        missing = [name for name in dict.fromkeys(class_names) if name not in prompts]
+        if missing:
+            raise ValueError(
+                f"prompt_set (catalog) has no prompt for classes {missing[:10]}{' …' if len(missing) > 10 else ''}: "
+                "add them to the prompt set (e.g. a description of 'background'), or use prompts: world | templates"
+            )
+        return prompts
     raise ValueError(f"prompts must be one of {list(PROMPT_SOURCES)}, got {source!r}")
 
 
@@ -413,6 +424,7 @@ def evaluate_models_on_benchmarks(
     earlier one is not evaluated again: it shares that one's scores (``scores_of`` in its metrics).
     On the synthetic world, syn847 and synpc459 are such a pair (every concept, fine names)."""
     options = dict(params.get("evaluation", {}))
+    options.pop("split", None)  # each benchmark is evaluated on its own split
     mode, batch_size, limit = options.pop("mode", "whole"), options.pop("batch_size", 16), options.pop("limit", None)
     if mode == "slide":  # CAT-Seg's windows are the CLIP input size (384 for ViT-B/16 at 384) unless given
         options.setdefault("window", int(params["clip"]["image_size"]))

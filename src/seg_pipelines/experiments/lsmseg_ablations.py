@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from seg_pipelines.datasets.factory import create_reader
-from seg_pipelines.engine import ovss_training, thesis_numbers
+from seg_pipelines.engine import thesis_numbers
 from seg_pipelines.engine.ablations import (
     AblationVariant,
     ResultCache,
@@ -269,28 +269,14 @@ def enriched_prompt_source(
 ) -> PromptSource:
     """The prompts of "enriched" rows: ``choice`` ``world`` = the synthetic world's own descriptions
     (``concepts.world_prompt_set``); ``prompt_set`` = the catalog's prompt set (attribute selection),
-    completed with the templates for classes it lacks (e.g. VOCb's ``background``), or the templates
-    when it does not exist yet."""
+    read by :func:`~seg_pipelines.experiments.lsmseg.resolve_prompt_set` (an error when it does not
+    exist yet or lacks a class, as for ``lsmseg``). ``templates`` are the plain rows' prompts."""
+    if choice not in ("world", "prompt_set"):
+        raise ValueError(f"enriched_prompts must be 'world' or 'prompt_set', got {choice!r}")
     if choice == "world":
         return PromptSource("world", None, "the synthetic world's own descriptions (concepts.world_prompt_set)")
-    if choice != "prompt_set":
-        raise ValueError(f"enriched_prompts must be 'world' or 'prompt_set', got {choice!r}")
-    if prompt_set is None:
-        return PromptSource(
-            "templates",
-            None,
-            f"templates {list(templates)} (no prompt set yet: run lsmseg_attribute_selection for enriched prompts)",
-        )
-    prompts = ovss_training.parse_prompt_set(prompt_set, "prompt_set (catalog)")
-    missing = [name for name in dict.fromkeys(class_names) if name not in prompts]
-    completed = {**prompts, **{name: [t.format(name) for t in templates] for name in missing}}
-    if not missing:
-        return PromptSource("prompt_set", completed, f"enriched prompt set ({len(prompts)} classes)")
-    return PromptSource(
-        "prompt_set",
-        completed,
-        f"enriched prompt set ({len(prompts)} classes; templates for {missing[:5]}{' …' if len(missing) > 5 else ''})",
-    )
+    prompts = lsmseg_nodes.resolve_prompt_set("prompt_set", prompt_set, class_names)
+    return PromptSource("prompt_set", prompts, f"enriched prompt set ({len(prompts)} classes)")
 
 
 # --------------------------------------------------------------------------- running a variant

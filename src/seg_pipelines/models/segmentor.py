@@ -224,6 +224,6 @@ def _register(head_name: str) -> None:
     register_model(head_name)(builder)
 
 
-CLOSED_SET_MODELS = ("fcn", "pspnet", "deeplabv3", "deeplabv3plus", "upernet", "ccnet", "isnet")
+CLOSED_SET_MODELS = tuple(DECODE_HEADS)  # one registered segmentor per decode head
 for _name in CLOSED_SET_MODELS:
     _register(_name)

@@ -2,7 +2,7 @@
 
 Before any node that reads ``dataset_manifest`` together with ``prepared_index`` and/or
 ``class_statistics``, the three are checked to describe one dataset
-(:func:`seg_pipelines.datasets.preparation.check_prepared_data`). They can disagree after a
+(:func:`seg_pipelines.experiments.data_preparation.check_prepared_data`). They can disagree after a
 ``data_preparation`` run that failed half-way: the steps that finished saved the new dataset's
 outputs, the rest still hold the previous dataset's.
 """
@@ -23,7 +23,7 @@ class PreparedDataCheckHook:
     def before_node_run(self, node, catalog, inputs: dict[str, Any]) -> None:
         if "dataset_manifest" not in inputs or not any(name in inputs for name in PREPARED_OUTPUTS):
             return
-        from seg_pipelines.datasets.preparation import check_prepared_data  # keeps `kedro` commands light
+        from seg_pipelines.experiments.data_preparation import check_prepared_data  # keeps `kedro` commands light
 
         check_prepared_data(
             inputs["dataset_manifest"],

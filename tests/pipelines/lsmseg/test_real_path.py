@@ -85,7 +85,7 @@ def test_real_path_input_errors_name_the_key(real_layouts, tmp_path):
     from kedro.config import OmegaConfigLoader
 
     from seg_pipelines.datasets.base import DatasetError
-    from seg_pipelines.datasets.preparation import prepare_raw_dataset
+    from seg_pipelines.experiments.data_preparation import prepare_raw_dataset
     from seg_pipelines.experiments.lsmseg import validate_lsmseg_inputs
     from tests.fixtures import PROJECT_ROOT
 

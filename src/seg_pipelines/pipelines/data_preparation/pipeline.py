@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.build_prepared_index,
-                inputs=["dataset_manifest", "params:preparation.on_bad_sample"],
+                inputs=["dataset_manifest", "params:preparation"],
                 outputs=["prepared_index", "preparation_report"],
                 name="build_prepared_index",
             ),
@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.plot_overview,
-                inputs=["dataset_manifest", "prepared_index", "class_statistics", "params:preparation.overview_images"],
+                inputs=["dataset_manifest", "prepared_index", "class_statistics", "params:preparation"],
                 outputs="dataset_overview_figure",
                 name="plot_dataset_overview",
             ),

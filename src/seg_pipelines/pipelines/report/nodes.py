@@ -1,23 +1,16 @@
-"""Thin node of the ``report`` pipeline; the work is in :mod:`seg_pipelines.engine.report`."""
+"""Node of the ``report`` pipeline; the work is in :mod:`seg_pipelines.experiments.reporting`
+(imported in the body: registration needs no torch)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
-
-from seg_pipelines.engine import report
-
-logger = logging.getLogger(__name__)
 
 
 def build_report(config: dict[str, Any], parameters: dict[str, Any]) -> tuple[str, str]:
     """report.md and report.html from the files under ``config["reporting_dir"]`` (relative to the
     working directory, the project root under ``kedro run``); ``parameters`` give the configured
     budgets and seeds."""
-    markdown, status = report.build_report(config, parameters, Path.cwd())
-    missing = [item for item in status if not item.produced]
-    logger.info("report: %d of %d listed outputs produced", len(status) - len(missing), len(status))
-    if missing:
-        logger.info("report: not produced yet (see the report): %s", ", ".join(sorted({i.section for i in missing})))
-    return markdown, report.render_html(markdown, config.get("title", "Report"))
+    from seg_pipelines.experiments import reporting
+
+    return reporting.build_report(config, parameters, Path.cwd())

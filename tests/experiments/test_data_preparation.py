@@ -15,7 +15,7 @@ from seg_pipelines.datasets.base import READERS, DatasetError
 from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.loaders import SegmentationDataset
 from seg_pipelines.datasets.overview import label_colormap, label_overlay
-from seg_pipelines.datasets.preparation import (
+from seg_pipelines.experiments.data_preparation import (
     build_prepared_index,
     check_prepared_data,
     compute_statistics,
