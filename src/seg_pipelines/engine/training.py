@@ -138,9 +138,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, **fields: Any) -> None:
-    """Write a training loop's resumable checkpoint (:func:`save_checkpoint`): ``model`` and ``optimizer``
+    """Write :func:`run_training`'s resumable checkpoint (:func:`save_checkpoint`): ``model`` and ``optimizer``
     state dicts under ``"model"`` / ``"optimizer"``, then ``fields`` under their own keys, in order (the
-    loop's position, its curve and the settings it was written for, as that loop's resume reads them)."""
+    position, the curve and the task's ``resume_fields``, as the loop's resume reads them)."""
     save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **fields})
 
 
