@@ -18,24 +18,18 @@ no gradient, so counting them would add a constant without teaching anything.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from seg_pipelines.engine.training import CheckpointError, load_checkpoint, load_model_weights, save_training_state
-
-logger = logging.getLogger(__name__)
+from seg_pipelines.engine.training import CheckpointError, EpochBatches, TrainingTask, run_training
 
 
 @dataclass
@@ -124,72 +118,52 @@ def train_ovss_model(
     description: str = "train",
 ) -> list[dict[str, float]]:
     """Train ``model`` (CAT-Seg / LSMSeg) on ``dataset`` (dicts with ``image`` in [0, 1], ``label``) against
-    the training vocabulary's prompt tokens (K, P, L). Returns the curve; resumes from ``checkpoint_dir/last.pt``."""
+    the training vocabulary's prompt tokens (K, P, L) with :func:`run_training`. Returns the curve (the
+    loss of a row is the mean since the previous row); resumes from ``checkpoint_dir/last.pt``.
+
+    Data order: shuffled by a generator re-seeded with ``seed + epoch`` at each epoch; the global RNG
+    is re-seeded from ``(seed, iteration)`` after each batch is drawn."""
     ovss_lr(config, 0)  # an unknown lr_schedule fails before any work
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         ovss_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay, foreach=config.foreach
     )
-    checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
-    # the settings each checkpoint records (model config as JSON would load it back) and a resume must match
-    settings = {"model_config": json.loads(json.dumps(model_config or {})), "train_config": asdict(config)}
-    start, curve = 0, []
-    if checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        if any(state.get(key) != value for key, value in settings.items()):
-            logger.warning("ignoring %s: written for another model or training configuration", checkpoint_path)
-        else:
-            load_model_weights(model, state["model"], str(checkpoint_path))
-            optimizer.load_state_dict(state["optimizer"])
-            start, curve = int(state["iteration"]), list(state["curve"])
-            logger.info("resuming %s from %s at iteration %d", description, checkpoint_path, start)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator)
-    if len(loader) == 0:
-        raise ValueError(f"{len(dataset)} training samples give no full batch of {config.batch_size}")
-    model.train()
-    iterator, epoch = None, -1
-    progress = tqdm(range(start, config.iterations), desc=description, disable=not show_progress)
-    running: list[float] = []
-    last_save = time.monotonic()
-    for iteration in progress:
-        wanted_epoch = iteration // len(loader)
-        if wanted_epoch != epoch:  # deterministic order per epoch, also after a resume
-            generator.manual_seed(config.seed + wanted_epoch)
-            iterator, epoch = iter(loader), wanted_epoch
-            for _ in range(iteration % len(loader)):
-                next(iterator)
-        batch = next(iterator)
+    batches = EpochBatches(loader, lambda epoch: generator.manual_seed(config.seed + epoch))
+
+    def batch_at(iteration: int) -> dict[str, Any]:
+        batches.seek(iteration)
+        batch = next(batches)
         torch.manual_seed(config.seed * 1_000_003 + iteration)
-        lr = ovss_lr(config, iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_mult"]
-        outputs = model(batch["image"], text_tokens=text_tokens)
+        return batch
+
+    def loss(trained: nn.Module, batch: dict[str, Any], iteration: int) -> dict[str, torch.Tensor]:
+        outputs = trained(batch["image"], text_tokens=text_tokens)
         indices = outputs["class_indices"] if config.loss_on_kept_classes else None
-        loss = masked_per_pixel_bce(outputs["logits"], batch["label"], indices, ignore_index)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{description}: loss became {loss.item()} at iteration {iteration}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip_norm:
-            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip_norm)
-        optimizer.step()
-        running.append(float(loss.detach()))
-        done = iteration + 1
-        if done % config.log_interval == 0 or done == config.iterations:
-            curve.append({"iteration": done, "lr": lr, "loss": float(np.mean(running))})
-            running = []
-            progress.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
-        due = (
-            time.monotonic() - last_save >= config.checkpoint_seconds
-            if config.checkpoint_seconds is not None
-            else done % config.checkpoint_interval == 0
-        )
-        if checkpoint_path is not None and (due or done == config.iterations):
-            save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
-            last_save = time.monotonic()
-    model.eval()
-    return curve
+        return {"loss": masked_per_pixel_bce(outputs["logits"], batch["label"], indices, ignore_index)}
+
+    task = TrainingTask(
+        model=model,
+        optimizer=optimizer,
+        iterations=config.iterations,
+        batch=batch_at,
+        loss=loss,
+        lr=lambda t: ovss_lr(config, t),
+        # the model config as JSON would load it back
+        resume_fields={"model_config": json.loads(json.dumps(model_config or {})), "train_config": asdict(config)},
+        running_mean_loss=True,
+        grad_clip_norm=config.grad_clip_norm,
+        description=description,
+    )
+    return run_training(
+        task,
+        checkpoint_dir,
+        log_interval=config.log_interval,
+        checkpoint_interval=config.checkpoint_interval,
+        checkpoint_seconds=config.checkpoint_seconds,
+        show_progress=show_progress,
+    )
 
 
 def load_prompt_set(path: str | Path) -> dict[str, list[str]]:

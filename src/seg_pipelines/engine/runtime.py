@@ -1,7 +1,7 @@
 """Process settings that every stage shares: torch's CPU thread count (``num_threads`` in each
 parameter block), set in one place so every pipeline reads the same key the same way, and the
-CPU allocator's reuse of freed memory (:func:`keep_freed_cpu_memory`, set by the closed-set
-training loop ``engine.training.train``; measured there at 1 thread, not yet in the OVSS loop)."""
+CPU allocator's reuse of freed memory (:func:`keep_freed_cpu_memory`, set by the training loop
+``engine.training.run_training`` for every model; measured on the closed-set step at 1 thread)."""
 
 from __future__ import annotations
 

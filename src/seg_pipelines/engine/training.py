@@ -1,27 +1,32 @@
-"""Iteration-based training (MMSegmentation style): SGD + poly LR, checkpoints, resume, DDP.
+"""The one training loop (:func:`run_training`), its checkpoints and DDP, and closed-set training.
 
-* Schedule: ``lr_t = (lr_0 - min_lr) · (1 - t/T)^power + min_lr`` (thesis §3.3.2, power 0.9).
-* Determinism and resume: sample order per epoch comes from ``DistributedSampler`` seeded with
-  ``seed`` (``set_epoch``), and the global RNG is re-seeded from ``(seed, iteration)`` before every
-  batch is drawn, so augmentation, dropout and everything random depend only on the iteration.
-  A run interrupted and resumed from its last checkpoint ends with the same weights as an
-  uninterrupted run (tested with ``num_workers=0``).
+Every model is trained by :func:`run_training`; what differs between models is a
+:class:`TrainingTask`: how the batch of iteration ``t`` is drawn (its data order and RNG use), the
+optimizer, the learning rate ``lr(t)``, the loss on a batch, what a curve row adds and which
+settings a checkpoint records. The loop owns the rest:
+
+* Resume: ``checkpoint_dir/last.pt`` holds the model, optimizer, position, curve and the task's
+  ``resume_fields``; a checkpoint written for other settings is ignored (warning) and training
+  starts afresh. A run interrupted and resumed ends with the same weights as an uninterrupted one
+  when the task's batch of ``t`` depends only on ``t`` (tested with ``num_workers=0``).
+* Each step: the learning rate ``lr(t) × lr_mult`` per parameter group, the loss under autocast
+  (``amp_dtype``), a finite-loss check, zero_grad / backward / optional gradient clipping / step.
+* Curve rows every ``log_interval`` iterations and at the end, checkpoints every
+  ``checkpoint_interval`` iterations (or ``checkpoint_seconds`` of wall time) and at the end,
+  written atomically (temp file + rename) and loaded with ``weights_only=True``.
 * DDP: when ``torch.distributed`` is initialised (``torchrun``), the model is converted to SyncBN
-  (CUDA only: PyTorch's SyncBN has no CPU kernel, gloo runs keep per-rank BN statistics),
-  wrapped in DistributedDataParallel, each rank draws its share of every epoch, and only rank 0
-  writes checkpoints. ``launch_local_ddp`` starts N local processes (gloo on CPU) for tests.
-* Checkpoints are written atomically (temp file + rename) and loaded with ``weights_only=True``.
+  (CUDA only: PyTorch's SyncBN has no CPU kernel, gloo runs keep per-rank BN statistics) and
+  wrapped in DistributedDataParallel, the task's loss gets the wrapped model, only rank 0 writes
+  checkpoints, and all ranks meet at a barrier at the end. ``launch_local_ddp`` starts N local
+  processes (gloo on CPU) for tests.
 
-Why there are three loops (this one, :func:`seg_pipelines.engine.ovss_training.train_ovss_model`
-and :func:`seg_pipelines.experiments.clip_pretraining.pretrain_clip`), not one: each fixes a
-different resume contract that its trained numbers depend on. This loop draws batches through a
-seeded ``DistributedSampler`` and takes its loss terms from the model (``loss_fn``, SGD + poly);
-the OVSS loop shuffles with a generator re-seeded per epoch, scores against the vocabulary's text
-tokens with the per-pixel BCE and logs running means (AdamW + cosine, CLIP learning-rate
-multiplier); CLIP pretraining re-samples captions and crops per step from a generator (AdamW,
-warm-up + cosine, contrastive loss). Merging them would change the data order, and with it every
-number the pipelines have produced; what they share is one implementation each here
-(:func:`save_checkpoint`, :func:`save_training_state`, :func:`load_checkpoint`, :func:`load_model_weights`).
+Closed-set training (:func:`train`, MMSegmentation style): SGD + poly LR
+``lr_t = (lr_0 - min_lr) · (1 - t/T)^power + min_lr`` (thesis §3.3.2, power 0.9); the sample order
+per epoch comes from ``DistributedSampler`` seeded with ``seed`` (``set_epoch``), each rank draws
+its share, and the global RNG is re-seeded from ``(seed, iteration)`` before every batch is drawn,
+so augmentation, dropout and everything random depend only on the iteration. The OVSS models
+(:func:`seg_pipelines.engine.ovss_training.train_ovss_model`) and the tiny CLIP
+(:func:`seg_pipelines.experiments.clip_pretraining.pretrain_clip`) bring their own tasks.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -132,9 +138,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, **fields: Any) -> None:
-    """Write a training loop's resumable checkpoint (:func:`save_checkpoint`): ``model`` and ``optimizer``
+    """Write :func:`run_training`'s resumable checkpoint (:func:`save_checkpoint`): ``model`` and ``optimizer``
     state dicts under ``"model"`` / ``"optimizer"``, then ``fields`` under their own keys, in order (the
-    loop's position, its curve and the settings it was written for, as that loop's resume reads them)."""
+    position, the curve and the task's ``resume_fields``, as the loop's resume reads them)."""
     save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **fields})
 
 
@@ -157,6 +163,159 @@ def load_model_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], so
     model.load_state_dict(state_dict)
 
 
+@dataclass
+class TrainingTask:
+    """What one model brings to :func:`run_training`; the loop does the rest (module docstring).
+
+    ``batch(t)`` draws the batch of iteration ``t``. ``loss(model, batch, t)`` returns the loss
+    terms, the total under ``"loss"`` (else their sum); ``model`` is the DDP-wrapped model when
+    distributed. ``lr(t)`` is the learning rate, multiplied by each parameter group's ``lr_mult``
+    (1 where absent). A curve row holds ``{position_key: t + 1, "lr", "loss"}`` (the last loss, or
+    with ``running_mean_loss`` the mean since the previous row), then ``curve_extra(t + 1, terms)``.
+    ``resume_fields`` are recorded in each checkpoint, and a checkpoint resumes only when they are
+    equal. ``after_step()`` runs after each optimizer step.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    iterations: int
+    batch: Callable[[int], Any]
+    loss: Callable[[nn.Module, Any, int], dict[str, torch.Tensor]]
+    lr: Callable[[int], float]
+    resume_fields: dict[str, Any] = field(default_factory=dict)
+    position_key: str = "iteration"
+    running_mean_loss: bool = False
+    curve_extra: Callable[[int, dict[str, torch.Tensor]], dict[str, float]] | None = None
+    after_step: Callable[[], None] | None = None
+    grad_clip_norm: float | None = None
+    amp_dtype: str | None = None
+    description: str = "train"
+
+
+def run_training(
+    task: TrainingTask,
+    checkpoint_dir: str | Path | None = None,
+    *,
+    log_interval: int,
+    checkpoint_interval: int,
+    checkpoint_seconds: float | None = None,
+    stop_after: int | None = None,
+    show_progress: bool = True,
+) -> list[dict[str, float]]:
+    """Train ``task.model`` for ``task.iterations``; return the curve (one row per log step).
+
+    Resumes from ``checkpoint_dir/last.pt`` when it was written with the task's ``resume_fields``.
+    ``stop_after`` ends the run early at that iteration (after checkpointing): an interruption.
+    The model is left in eval mode.
+    """
+    model, optimizer = task.model, task.optimizer
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_cpu_memory()  # each step re-allocates what the last one freed: no page faults
+    distributed = dist.is_initialized()
+    trainable = model
+    if distributed:
+        if device.type == "cuda":  # SyncBN needs GPU modules; on CPU/gloo each rank keeps its own BN stats
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        trainable = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    start, curve = 0, []
+    if checkpoint_path is not None and checkpoint_path.is_file():
+        state = load_checkpoint(checkpoint_path)
+        if any(state.get(key) != value for key, value in task.resume_fields.items()):
+            logger.warning("ignoring %s: written for another model or training configuration", checkpoint_path)
+        else:
+            load_model_weights(model, state["model"], str(checkpoint_path))
+            optimizer.load_state_dict(state["optimizer"])
+            start, curve = int(state[task.position_key]), list(state["curve"])
+            logger.info("resuming %s from %s at %s %d", task.description, checkpoint_path, task.position_key, start)
+
+    autocast_dtype = resolve_amp_dtype(task.amp_dtype, device)
+    trainable.train()
+    last_save = time.monotonic()
+    running: list[float] = []
+    end = task.iterations if stop_after is None else min(stop_after, task.iterations)
+    show = show_progress and is_main_process()
+    progress = tqdm(range(start, end), desc=task.description, disable=not show, initial=0)
+    for iteration in progress:
+        batch = task.batch(iteration)
+        lr = task.lr(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            losses = task.loss(trainable, batch, iteration)
+        # segmentors return their weighted terms plus the sum under "loss"; other losses are summed here
+        total = losses["loss"] if "loss" in losses else sum(losses.values())
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"{task.description}: loss became {total.item()} at {task.position_key} {iteration}: "
+                f"{{{', '.join(f'{k}: {v.item():.4g}' for k, v in losses.items())}}}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if task.grad_clip_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip_norm)
+        optimizer.step()
+        if task.after_step is not None:
+            task.after_step()
+        running.append(float(total.detach()))
+        done = iteration + 1
+        if done % log_interval == 0 or done == end:
+            loss = float(np.mean(running)) if task.running_mean_loss else running[-1]
+            row = {task.position_key: done, "lr": lr, "loss": loss}
+            running = []
+            if task.curve_extra is not None:
+                row.update(task.curve_extra(done, losses))
+            curve.append(row)
+            progress.set_postfix(loss=f"{loss:.4f}")
+        due = (
+            time.monotonic() - last_save >= checkpoint_seconds
+            if checkpoint_seconds is not None
+            else done % checkpoint_interval == 0
+        )
+        if checkpoint_path is not None and is_main_process() and (due or done == end):
+            position = {task.position_key: done}
+            save_training_state(checkpoint_path, model, optimizer, **position, curve=curve, **task.resume_fields)
+            last_save = time.monotonic()
+    if distributed:
+        dist.barrier()
+    model.eval()
+    return curve
+
+
+class EpochBatches:
+    """The batches of a DataLoader in a fixed order per epoch, addressable by iteration.
+
+    ``start_epoch(epoch)`` fixes the epoch's order (a sampler's ``set_epoch``, a generator's seed)
+    before its iterator is made. :meth:`seek` ``(t)`` makes the next batch drawn the batch of
+    iteration ``t``, skipping the epoch's earlier batches after a resume.
+    """
+
+    def __init__(self, loader: DataLoader, start_epoch: Callable[[int], Any]) -> None:
+        if len(loader) == 0:
+            raise ValueError(
+                f"{len(loader.dataset)} training samples give no full batch of {loader.batch_size} (per rank)"
+            )
+        self.loader, self.start_epoch = loader, start_epoch
+        self.epoch, self.position, self.iterator = -1, 0, iter(())
+
+    def seek(self, iteration: int) -> None:
+        epoch, position = divmod(iteration, len(self.loader))
+        if epoch != self.epoch:
+            self.start_epoch(epoch)
+            self.epoch, self.position, self.iterator = epoch, 0, iter(self.loader)
+        while self.position < position:
+            next(self.iterator)
+            self.position += 1
+
+    def __next__(self) -> Any:
+        self.position += 1
+        return next(self.iterator)
+
+
 def _rng_seed(seed: int, iteration: int) -> int:
     return (seed * 1_000_003 + iteration * 7919) % (2**63 - 1)
 
@@ -172,25 +331,15 @@ def train(
     stop_after: int | None = None,
     show_progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train ``model`` for ``config.iterations``; return the training curve (one row per log step).
+    """Train ``model`` for ``config.iterations`` with :func:`run_training`; return the training curve.
 
     Resumes from ``checkpoint_dir/last.pt`` when present. ``stop_after`` ends the run early at that
     iteration (after checkpointing): used to simulate an interruption. ``parameter_groups`` may set
     per-group ``lr_mult`` (e.g. a backbone at 0.1×).
     """
     torch.manual_seed(config.seed)
-    distributed = dist.is_initialized()
-    world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        keep_freed_cpu_memory()  # each step re-allocates what the last one freed: no page faults
-    trainable = model
-    if distributed:
-        if device.type == "cuda":  # SyncBN needs GPU modules; on CPU/gloo each rank keeps its own BN stats
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        trainable = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
     groups = parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     for group in groups:
         group.setdefault("lr_mult", 1.0)
@@ -199,82 +348,41 @@ def train(
     )
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-
-    checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
-    settings = {"model_config": model_config or {}, "train_config": asdict(config)}  # recorded in each checkpoint
-    start, curve = 0, []
-    if checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        load_model_weights(model, state["model"], str(checkpoint_path))
-        optimizer.load_state_dict(state["optimizer"])
-        start, curve = int(state["iteration"]), list(state.get("curve", []))
-        logger.info("resuming from %s at iteration %d", checkpoint_path, start)
-
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
     loader = DataLoader(
         dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, drop_last=True
     )
-    batches_per_epoch = len(loader)
-    if batches_per_epoch == 0:
-        raise ValueError(f"dataset of {len(dataset)} samples gives no full batch of {config.batch_size} per rank")
+    batches = EpochBatches(loader, sampler.set_epoch)
 
-    def batch_at(iteration: int, iterator_state: dict[str, Any]) -> dict[str, Any]:
-        epoch, position = divmod(iteration, batches_per_epoch)
-        if iterator_state.get("epoch") != epoch:
-            sampler.set_epoch(epoch)
-            iterator_state.update(epoch=epoch, iterator=iter(loader), position=0)
-        while iterator_state["position"] < position:  # resume mid-epoch: skip consumed batches
-            next(iterator_state["iterator"])
-            iterator_state["position"] += 1
+    def batch_at(iteration: int) -> dict[str, Any]:
+        batches.seek(iteration)
         torch.manual_seed(_rng_seed(config.seed, iteration))
-        iterator_state["position"] += 1
-        return next(iterator_state["iterator"])
-
-    autocast_dtype = resolve_amp_dtype(config.amp_dtype, device)
-    trainable.train()
-    last_save = time.monotonic()
-    iterator_state: dict[str, Any] = {}
-    end = config.iterations if stop_after is None else min(stop_after, config.iterations)
-    progress = tqdm(range(start, end), desc="train", disable=not (show_progress and is_main_process()), initial=0)
-    for iteration in progress:
-        batch = batch_at(iteration, iterator_state)
-        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(batches).items()}
         if config.channels_last:
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-        lr = poly_lr(config.lr, iteration, config.iterations, config.poly_power, config.min_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_mult"]
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            losses = loss_fn(trainable, batch, iteration)
-        # segmentors return their weighted terms plus the sum under "loss"; other losses are summed here
-        total = losses["loss"] if "loss" in losses else sum(losses.values())
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"loss became {total.item()} at iteration {iteration}: "
-                f"{{{', '.join(f'{k}: {v.item():.4g}' for k, v in losses.items())}}}"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if config.grad_clip_norm:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-        optimizer.step()
-        done = iteration + 1
-        if done % config.log_interval == 0 or done == end:
-            row = {"iteration": done, "lr": lr, "loss": float(total.detach())}
-            row.update({name: float(value.detach()) for name, value in losses.items() if name != "loss"})
-            curve.append(row)
-            progress.set_postfix(loss=f"{row['loss']:.3f}")
-        due = (
-            time.monotonic() - last_save >= config.checkpoint_seconds
-            if config.checkpoint_seconds is not None
-            else done % config.checkpoint_interval == 0
-        )
-        if checkpoint_path is not None and is_main_process() and (due or done == end):
-            save_training_state(checkpoint_path, model, optimizer, iteration=done, curve=curve, **settings)
-            last_save = time.monotonic()
-    if distributed:
-        dist.barrier()
-    return curve
+        return batch
+
+    task = TrainingTask(
+        model=model,
+        optimizer=optimizer,
+        iterations=config.iterations,
+        batch=batch_at,
+        loss=loss_fn,
+        lr=lambda t: poly_lr(config.lr, t, config.iterations, config.poly_power, config.min_lr),
+        resume_fields={"model_config": model_config or {}, "train_config": asdict(config)},
+        curve_extra=lambda done, losses: {k: float(v.detach()) for k, v in losses.items() if k != "loss"},
+        grad_clip_norm=config.grad_clip_norm,
+        amp_dtype=config.amp_dtype,
+    )
+    return run_training(
+        task,
+        checkpoint_dir,
+        log_interval=config.log_interval,
+        checkpoint_interval=config.checkpoint_interval,
+        checkpoint_seconds=config.checkpoint_seconds,
+        stop_after=stop_after,
+        show_progress=show_progress,
+    )
 
 
 def launch_local_ddp(function: Callable[..., None], world_size: int, *args: Any, backend: str = "gloo") -> None:

@@ -24,7 +24,6 @@ prompts for head / tail / unseen classes, and dense colour / shape / texture att
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,15 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from seg_pipelines.datasets.base import SegmentationReader
 from seg_pipelines.datasets.synthetic.concepts import CONCEPTS, Concept
 from seg_pipelines.datasets.synthetic.render import P_ATTRIBUTE, P_NAME_STUFF, P_NAME_THING
-from seg_pipelines.engine.training import load_checkpoint, load_model_weights, save_training_state
+from seg_pipelines.engine.training import TrainingTask, load_model_weights, run_training
 from seg_pipelines.models.ovss.clip import TINY_CLIP_NAME, CLIPDenseEncoder, encode_text_trimmed, load_clip
-
-logger = logging.getLogger(__name__)
 
 NAME_TEMPLATE = "a photo of a {}."
 ATTRIBUTE_PROBE_TEMPLATE = "a photo of a {} object."
@@ -339,11 +335,13 @@ def pretrain_clip(
     eval_fn=None,
     eval_interval: int = 0,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train ``config.model_name`` from scratch; return the model and its curve (one row per log step).
+    """Train ``config.model_name`` from scratch with :func:`run_training`; return the model and its curve
+    (one row per log step, the loss of a row is the mean since the previous row).
 
-    Resumes from ``checkpoint_dir/last.pt`` (weights, optimizer, step, curve); batches are drawn from
-    a generator seeded by ``(seed, step)``, so a resumed run sees the same batches. ``eval_fn(model)``
-    → dict of numbers is added to the curve every ``eval_interval`` steps.
+    Resumes from ``checkpoint_dir/last.pt`` (weights, optimizer, step, curve) written for the same
+    settings and training data; batches are drawn from a generator seeded by ``(seed, step)``, so a
+    resumed run sees the same batches. ``eval_fn(model)`` → dict of numbers is added to the curve
+    every ``eval_interval`` steps.
     """
     torch.manual_seed(config.seed)
     model = load_clip(config.model_name, None, image_size=config.image_size)
@@ -353,71 +351,65 @@ def pretrain_clip(
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, config.weight_decay), lr=config.lr, betas=tuple(config.betas), eps=1e-6
     )
-    start, curve = 0, []
-    checkpoint_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
-    resume_key = _config_key(config, train_data) if checkpoint_path is not None else None
-    if checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        if state.get("config") != resume_key:
-            logger.warning("ignoring %s: it was written with other settings", checkpoint_path)
-        else:
-            load_model_weights(model, state["model"], str(checkpoint_path))
-            optimizer.load_state_dict(state["optimizer"])
-            start, curve = int(state["step"]), list(state["curve"])
-            logger.info("resuming CLIP pretraining from %s at step %d", checkpoint_path, start)
-    model.train()
-    progress = tqdm(range(start, config.steps), desc="clip pretraining", disable=not show_progress)
-    running = []
-    for step in progress:
-        rng = np.random.default_rng([config.seed, step])
+
+    def batch_at(step: int) -> dict[str, Any]:
+        rng = np.random.default_rng([config.seed, step])  # the region term draws its phrases from it too
         indices = rng.choice(len(train_data), size=min(config.batch_size, len(train_data)), replace=False)
         images, captions, labels = sample_batch(train_data, indices, rng, config, return_labels=True)
         _, caption_ids = np.unique(np.asarray(captions), return_inverse=True)
-        lr = warmup_cosine_lr(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        return {"images": images, "captions": captions, "labels": labels, "caption_ids": caption_ids, "rng": rng}
+
+    def loss(trained: nn.Module, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
         if config.region_loss_weight:
             # avg-pooled ViT: the image embedding is the mean of the dense embeddings (one forward for both)
-            dense = dense_encoder(encoder_normalize(images)).dense
+            dense = dense_encoder(encoder_normalize(batch["images"])).dense
             image_features = F.normalize(dense.mean(dim=(2, 3)), dim=-1)
         else:
-            image_features = model.encode_image(encoder_normalize(images), normalize=True)
-        text_features = encode_text_trimmed(model, tokenizer(captions), normalize=True)
-        loss = clip_contrastive_loss(
-            image_features, text_features, model.logit_scale.exp(), torch.from_numpy(caption_ids)
+            image_features = trained.encode_image(encoder_normalize(batch["images"]), normalize=True)
+        text_features = encode_text_trimmed(trained, tokenizer(batch["captions"]), normalize=True)
+        total = clip_contrastive_loss(
+            image_features, text_features, trained.logit_scale.exp(), torch.from_numpy(batch["caption_ids"])
         )
         if config.region_loss_weight:
-            loss = loss + config.region_loss_weight * region_phrase_loss(
-                model, dense_encoder, tokenizer, dense, labels, rng, config, train_data.ignore_index
+            total = total + config.region_loss_weight * region_phrase_loss(
+                trained, dense_encoder, tokenizer, dense, batch["labels"], batch["rng"], config, train_data.ignore_index
             )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"CLIP loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip_norm:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-        optimizer.step()
+        return {"loss": total}
+
+    def clamp_logit_scale() -> None:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        running.append(float(loss.detach()))
-        done = step + 1
-        if done % config.log_interval == 0 or done == config.steps:
-            row = {
-                "step": done,
-                "lr": lr,
-                "loss": float(np.mean(running)),
-                "logit_scale": float(model.logit_scale.detach().exp()),
-            }
-            running = []
-            if eval_fn is not None and eval_interval and (done % eval_interval == 0 or done == config.steps):
-                model.eval()
-                row.update(eval_fn(model))
-                model.train()
-            curve.append(row)
-            progress.set_postfix(loss=f"{row['loss']:.3f}")
-        if checkpoint_path is not None and (done % config.checkpoint_interval == 0 or done == config.steps):
-            save_training_state(checkpoint_path, model, optimizer, step=done, curve=curve, config=resume_key)
-    model.eval()
+
+    def curve_extra(done: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        extra = {"logit_scale": float(model.logit_scale.detach().exp())}
+        if eval_fn is not None and eval_interval and (done % eval_interval == 0 or done == config.steps):
+            model.eval()
+            extra.update(eval_fn(model))
+            model.train()
+        return extra
+
+    task = TrainingTask(
+        model=model,
+        optimizer=optimizer,
+        iterations=config.steps,
+        batch=batch_at,
+        loss=loss,
+        lr=lambda step: warmup_cosine_lr(step, config),
+        resume_fields={"config": _config_key(config, train_data)} if checkpoint_dir is not None else {},
+        position_key="step",
+        running_mean_loss=True,
+        curve_extra=curve_extra,
+        after_step=clamp_logit_scale,
+        grad_clip_norm=config.grad_clip_norm,
+        description="clip pretraining",
+    )
+    curve = run_training(
+        task,
+        checkpoint_dir,
+        log_interval=config.log_interval,
+        checkpoint_interval=config.checkpoint_interval,
+        show_progress=show_progress,
+    )
     return model, curve
 
 
