@@ -143,9 +143,17 @@ def test_the_table_specs_are_the_thesis_tables_module():
     from seg_pipelines.experiments.closed_set_ablations import LAYOUT_MANIFEST, table_layout
     from seg_pipelines.thesis_tables import MIOU, ablation_tables
 
-    assert [t.id for t in ablation_tables("caa_ablations")] == list(caa.TABLE_IDS)
-    assert [t.id for t in ablation_tables("ecac_ablations")] == list(ecac.ALL_TABLE_IDS)
-    assert [t.id for t in ablation_tables("lsmseg_ablations")] == list(lsmseg_ablations.TABLES)
+    assert caa.TABLE_IDS == ("3.2", "3.3", "3.4", "3.7") and ecac.TABLE_IDS == (
+        "4.2",
+        "4.3",
+        "4.4",
+        "4.5",
+        "4.7",
+        "4.8",
+    )
+    assert list(lsmseg_ablations.TABLES) == ["5.5", "5.6", "5.7", "5.10", "5.11"]
+    with pytest.raises(KeyError, match=r"known: \('3.2', '3.3', '3.4', '3.7'\)"):
+        caa.build_table("3.5", {"model": {}}, LAYOUT_MANIFEST)
     for module, chapter in ((caa, "caa_ablations"), (ecac, "ecac_ablations")):
         for printed in ablation_tables(chapter):
             assert list(printed.rows) == table_layout(module.build_table, printed.id), f"{chapter} {printed.id}"

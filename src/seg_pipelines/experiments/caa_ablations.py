@@ -15,10 +15,10 @@ from seg_pipelines.engine.ablations import AblationTable, AblationVariant
 from seg_pipelines.experiments.closed_set import benchmark_name, summarize_per_class
 from seg_pipelines.experiments.closed_set_ablations import ClosedSetSummaryNode, ClosedSetVariantNode
 from seg_pipelines.models.heads import head_display_name
-from seg_pipelines.thesis_tables import MIOU, TABLES
+from seg_pipelines.thesis_tables import MIOU, TABLES, ablation_tables
 
 TICK = "✓"
-TABLE_IDS = ("3.2", "3.3", "3.4", "3.7")
+TABLE_IDS = tuple(t.id for t in ablation_tables("caa_ablations"))
 
 # The heads of Table 3.7, in the thesis's row order (row labels: head_display_name(..., thesis=True)).
 TABLE_3_7_HEADS = ("fcn", "ccnet", "upernet", "pspnet", "deeplabv3", "isnet")
