@@ -41,16 +41,16 @@ from torch import nn
 
 from seg_pipelines.engine.ovss_evaluation import predict_catseg_slide
 from seg_pipelines.engine.profiling import count_parameters, measure_latency
-from seg_pipelines.engine.thesis_numbers import TABLE_3_6, TABLE_5_8
 from seg_pipelines.engine.training import TrainConfig, train
 from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config
+from seg_pipelines.thesis_tables import TABLE_3_6, TABLE_5_8, EfficiencyTable
 
 CHECKS = ("amp_bf16", "channels_last", "torch_compile", "ddp_syncbn", "latency")
 SCHEMA_VERSION = 1
 
 
-def thesis_value(table: dict, key: str, column: str) -> float:
-    return float(next(row[column] for row in table["rows"] if row["key"] == key))
+def thesis_value(table: EfficiencyTable, key: str, column: str) -> float:
+    return float(table.reference()[key][column])
 
 
 SIZES: dict[str, dict[str, Any]] = {

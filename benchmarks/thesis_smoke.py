@@ -110,12 +110,11 @@ def _hooked(meter: NodeMeter):
 def thesis_params(key: str) -> float | None:
     """Decode-head (+ add-on) parameters in M printed by Tables 3.5 / 4.6 (ResNet-50, 150 classes), or the
     whole model's in Table 5.8."""
-    from seg_pipelines.engine.thesis_numbers import TABLE_3_5, TABLE_4_6, TABLE_5_8
+    from seg_pipelines.thesis_tables import TABLE_3_5, TABLE_4_6, TABLE_5_8
 
     for table, column in ((TABLE_3_5, "Params(M)"), (TABLE_4_6, "Params(M)"), (TABLE_5_8, "Params (M)")):
-        for row in table["rows"]:
-            if row["key"] == key:
-                return float(row[column])
+        if key in table.reference():
+            return float(table.reference()[key][column])
     return None
 
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 import yaml
 
+from seg_pipelines import thesis_tables
 from seg_pipelines.datasets.statistics import (
     class_weights_from_frequencies as dataset_class_weights,
 )
-from seg_pipelines.engine import report, thesis_numbers
+from seg_pipelines.engine import report
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.experiments import (
     caa_ablations,
@@ -56,7 +57,7 @@ def test_display_names_cover_every_registered_head_and_thesis_spelling_is_an_ove
     assert closed_set.method_display_name({"name": "deeplabv3plus", "addon": "ecac"}) == "DeepLabV3plus+ECAC"
     assert ecac_ablations.head_label("deeplabv3plus") == "DeeplabV3plus"
     rows = caa_ablations.build_table("3.7", {"model": {"head": "fcn"}}, {"family": "synthetic"}).rows
-    assert rows[8:10] == ["Deeplabv3", "Deeplabv3+CAA"] and set(rows) == set(thesis_numbers.TABLE_3_7)
+    assert rows[8:10] == ["Deeplabv3", "Deeplabv3+CAA"] and set(rows) == set(thesis_tables.TABLE_3_7.rows)
     methods = [row["Method"] for row in efficiency.THESIS_TABLES["table_3_6"]["rows"]]
     assert methods[2] == "Deeplabv3 [17]" and methods[4] == "FCN [4] +CAA" and not any("{" in m for m in methods)
     assert efficiency.THESIS_TABLES["table_4_6"]["rows"][8]["Method"] == "DeeplabV3plus"
@@ -138,22 +139,32 @@ def test_markdown_table_renders_frames_rows_index_title_notes_and_escapes():
 # --- the thesis's numbers -----------------------------------------------------------------------------
 
 
-def test_ablation_and_efficiency_tables_read_the_thesis_numbers_module():
-    assert (
-        caa_ablations.THESIS_3_7 is thesis_numbers.TABLE_3_7 and ecac_ablations.THESIS_4_7 is thesis_numbers.TABLE_4_7
-    )
+def test_ablation_and_efficiency_tables_read_the_thesis_tables_module(monkeypatch):
     table = caa_ablations.build_table("3.2", {"model": {"head": "fcn"}}, {"family": "synthetic"})
-    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_numbers.TABLE_3_2
+    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_tables.TABLE_3_2.reference()
+    assert table.thesis["CC"] == {"mIoU(%)": 40.39}
     table = ecac_ablations.build_table("4.2", {"model": {"head": "fcn"}, "addon": {}}, {"family": "synthetic"})
-    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_numbers.TABLE_4_2
+    assert {row: values["mIoU(%)"] for row, values in table.thesis.items()} == thesis_tables.TABLE_4_2.reference()
     assert [lsmseg_ablations.TABLES["5.5"].thesis[k]["avg."] for k in ("16", "32")] == [49.1, 49.6]
-    for name, spec in thesis_numbers.EFFICIENCY_TABLES.items():
-        ours = efficiency.THESIS_TABLES[name]
-        assert ours["value_columns"] == spec["value_columns"]
-        for row, printed in zip(ours["rows"], spec["rows"]):
+    # a number changed in the module is the number the table prints
+    monkeypatch.setitem(thesis_tables.TABLE_3_7.numbers, "FCN", (1.0, 2.0, 3.0))
+    table = caa_ablations.build_table("3.7", {"model": {"head": "fcn"}}, {"family": "synthetic"})
+    assert table.thesis["FCN"] == {"ADE20K": 1.0, "COCO-Stuff": 2.0, "Pascal-Context": 3.0}
+    for printed in thesis_tables.tables_of("efficiency"):
+        ours = efficiency.THESIS_TABLES[printed.key]
+        assert ours["value_columns"] == list(printed.value_columns) and ours["caption"] == printed.caption
+        for row, thesis_row in zip(ours["rows"], printed.rows, strict=True):
             assert all(
-                row[c] == printed[c] or (math.isnan(row[c]) and math.isnan(printed[c])) for c in spec["value_columns"]
+                row[c] == thesis_row[c] or (math.isnan(row[c]) and math.isnan(thesis_row[c]))
+                for c in printed.value_columns
             )
+    assert efficiency.THESIS_TABLES["table_3_5"]["rows"][0] == {
+        "key": "pspnet",
+        "Method": "PSPNet [19]",
+        "Params(M)": 23.14,
+        "FLOPs(G)": 77.71,
+        "mIoU (%)": 42.48,
+    }
 
 
 def test_report_reads_thesis_numbers_from_the_module_not_the_section_list(tmp_path, monkeypatch):
@@ -168,16 +179,18 @@ def test_report_reads_thesis_numbers_from_the_module_not_the_section_list(tmp_pa
     # a chapter with no output at all shrinks to one line per section: give chapter 3 and the
     # efficiency chapter one file each, so their sections (and thesis numbers) are rendered
     reporting = tmp_path / "data/08_reporting"
-    for chapter in config["chapters"]:
-        if chapter["title"].startswith(("Chapter 3", "Efficiency")):
-            item = next(i for s in chapter["sections"] for i in s["items"] if not any(c in i["path"] for c in "*?["))
-            (reporting / item["path"]).parent.mkdir(parents=True, exist_ok=True)
-            (reporting / item["path"]).write_text("| a |\n|---|\n| 1 |\n")
+    for path in ("caa_results_table.md", "efficiency/table_3_6.md", "caa_ablations/table_3_3.md"):
+        (reporting / path).parent.mkdir(parents=True, exist_ok=True)
+        (reporting / path).write_text("| a |\n|---|\n| 1 |\n")
     markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
+    # `{tables: <pipeline>}` items: one per thesis table of the pipeline, titled from the module
+    assert "#### Table 3.6: training and inference time ± CAA\n\n| a |" in markdown
+    assert "#### Table 3.3: intra / inter / both\n\n| a |" in markdown
+    assert "- Table 3.2: baseline / CC / SA / CC+SA (`**/*table_3_2[._]*md`)" in markdown
     assert "| FCN+CAA | ResNet50 | 43.12 (+7.02) | 35.23 (+4.37) | 50.82 (+5.06) |" in markdown
     assert "| CC − Baseline (Table 3.2) | +4.29 | not produced yet | – |" in markdown
     assert "| FCN+CAA training-time overhead (ratio − 1, Table 3.6) | +0.23 | not produced yet | – |" in markdown
-    monkeypatch.setitem(thesis_numbers.TABLE_3_2, "CC", 37.10)  # REFERENCES shares the table
+    monkeypatch.setitem(thesis_tables.TABLE_3_2.numbers, "CC", (37.10,))  # references() reads the table
     markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
     assert "| CC − Baseline (Table 3.2) | +1.00 | not produced yet | – |" in markdown
     with pytest.raises(report.ReportConfigError, match="no such thesis number"):

@@ -91,7 +91,7 @@ def test_chapter_report_sums_the_tables_verdicts_and_reads_either_rule_key():
     assert reports["lsmseg_ablations_report"].outputs == ["lsmseg_ablations_report_md"]
     assert reports["lsmseg_ablations_report"].inputs[:2] == [
         "params:lsmseg_ablations",
-        "lsmseg_ablation_table_5_5_markdown",
+        "lsmseg_ablations_table_5_5_md",
     ]
     assert reports["caa_ablations_report"].inputs[-1] == "caa_ablations_table_3_7_metrics"
 
@@ -135,17 +135,70 @@ def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy:
     assert "SEG_PIPELINES_MLFLOW_PARENT_RUN_ID" not in os.environ  # withdrawn when the run ended
 
 
-def test_the_registration_layouts_are_the_table_specs():
-    # the pipelines are built from pipelines.ablation_layouts (no torch at registration); these must
-    # be the rows the experiment modules build under the default parameters
+def test_the_table_specs_are_the_thesis_tables_module():
+    # the pipelines are built from seg_pipelines.thesis_tables (no torch at registration); under the
+    # default parameters the experiments' table specs must have its rows, columns and numbers
     from seg_pipelines.experiments import caa_ablations as caa
     from seg_pipelines.experiments import ecac_ablations as ecac
-    from seg_pipelines.experiments.closed_set_ablations import table_layout
-    from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS, LSMSEG_TABLES
+    from seg_pipelines.experiments.closed_set_ablations import LAYOUT_MANIFEST, table_layout
+    from seg_pipelines.thesis_tables import MIOU, ablation_tables
 
-    assert list(CLOSED_SET_ROWS["caa_ablations"]) == list(caa.TABLE_IDS)
-    assert list(CLOSED_SET_ROWS["ecac_ablations"]) == list(ecac.ALL_TABLE_IDS)
+    assert caa.TABLE_IDS == ("3.2", "3.3", "3.4", "3.7") and ecac.TABLE_IDS == (
+        "4.2",
+        "4.3",
+        "4.4",
+        "4.5",
+        "4.7",
+        "4.8",
+    )
+    assert list(lsmseg_ablations.TABLES) == ["5.5", "5.6", "5.7", "5.10", "5.11"]
+    with pytest.raises(KeyError, match=r"known: \('3.2', '3.3', '3.4', '3.7'\)"):
+        caa.build_table("3.5", {"model": {}}, LAYOUT_MANIFEST)
     for module, chapter in ((caa, "caa_ablations"), (ecac, "ecac_ablations")):
-        for table, rows in CLOSED_SET_ROWS[chapter].items():
-            assert rows == table_layout(module.build_table, table), f"{chapter} {table}"
-    assert {t: (s.key, list(s.rows)) for t, s in lsmseg_ablations.TABLES.items()} == LSMSEG_TABLES
+        for printed in ablation_tables(chapter):
+            assert list(printed.rows) == table_layout(module.build_table, printed.id), f"{chapter} {printed.id}"
+            spec = module.build_table(printed.id, {"model": {}, "addon": {}}, LAYOUT_MANIFEST)
+            if printed.columns == (MIOU,):  # the one-column tables print the thesis beside ours, by row
+                assert spec.columns == [MIOU] and spec.thesis == printed.thesis, f"{chapter} {printed.id}"
+    assert caa.build_table("3.7", {"model": {}}, LAYOUT_MANIFEST).thesis == ablation_tables("caa_ablations")[3].thesis
+    table_4_7 = ecac.build_table("4.7", {"model": {}}, LAYOUT_MANIFEST)
+    assert table_4_7.thesis["FCN + ECAC"] == {"ADE20K": 43.12, "COCO-Stuff": 36.68, "Pascal-Context": 50.68}
+    assert ecac.build_table("4.3", {"model": {}}, LAYOUT_MANIFEST).thesis[
+        "L_{rceS} + L_{rceT} + L_M + L_{KL} + 50 · L_{iv}"
+    ] == {MIOU: 50.68}
+    for printed in ablation_tables("lsmseg_ablations"):
+        spec = lsmseg_ablations.TABLES[printed.id]
+        assert (spec.key, spec.rows, spec.columns, spec.thesis) == (
+            printed.key,
+            printed.rows,
+            printed.columns,
+            printed.thesis,
+        )
+    # the measured columns of chapter 5 are the benchmark columns of the OVSS evaluation
+    assert lsmseg_ablations.TABLES["5.6"].columns == lsmseg_ablations.BENCHMARK_COLUMNS
+    assert lsmseg_ablations.TABLES["5.5"].columns == (*lsmseg_ablations.BENCHMARK_COLUMNS, "avg.")
+    assert (
+        lsmseg_ablations.TABLES["5.5"].thesis["32"]["avg."] == 49.6 and lsmseg_ablations.TABLES["5.5"].row_header == "K"
+    )
+
+
+def test_ablation_nodes_are_plain_picklable_callables_with_kedro_readable_signatures():
+    import inspect
+    import typing
+
+    from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
+    from seg_pipelines.pipelines.lazy import LazyNode
+
+    for pipeline in (caa_pipeline(), ecac_pipeline(), lsmseg_pipeline()):
+        for node in pipeline.nodes:
+            assert not isinstance(node.func, LazyNode) and not hasattr(node.func, "lazy_target"), node.name
+            typing.get_type_hints(node.func)  # Kedro's parameter type extractor reads every node's hints
+            inspect.signature(node.func).bind(*node.inputs)  # Kedro's input check
+            restored = pickle.loads(pickle.dumps(node.func))  # ParallelRunner pickles every node
+            if isinstance(node.func, (VariantNode, SummaryNode)):
+                assert restored == node.func, node.name
+    variant = next(n for n in caa_pipeline().nodes if n.name == "caa_ablations.table_3_7.FCN_CAA_seed2").func
+    assert (type(variant).__name__, variant.table, variant.row, variant.seed_slot) == ("CAAVariant", "3.7", 1, 2)
+    summary = next(n for n in lsmseg_pipeline(seed_slots=2).nodes if n.name == "lsmseg_ablations.table_5_11.summary")
+    assert (summary.func.table, summary.func.row_slots, summary.func.seed_slots) == ("5.11", 12, 2)
+    assert summary.outputs == [f"lsmseg_ablations_table_5_11_{o}" for o in ("summary", "md", "runs", "metrics")]

@@ -96,9 +96,6 @@ def test_every_node_function_has_type_hints_kedro_can_read():
     import typing
 
     configure_project("seg_pipelines")
-    lazy_objects = 0
     for pipeline in find_pipelines(raise_errors=True).values():
         for node in pipeline.nodes:
             typing.get_type_hints(node.func)  # raises TypeError on an object Kedro cannot read
-            lazy_objects += isinstance(node.func, lazy_module.LazyNode)
-    assert lazy_objects > 50  # the ablation tables' variant and summary nodes

@@ -14,18 +14,22 @@ Per section the report states the dataset, budget, seeds and hardware, each read
   wrote (path from the project root, then a dotted key; integers index lists, negative from the end);
 * ``"text:…"`` — a literal;
 * ``"thesis:table_3_7.FCN+CAA.ADE20K"`` — a number the thesis prints
-  (:data:`seg_pipelines.engine.thesis_numbers.REFERENCES`: table, row, column); an unknown one is
+  (:func:`seg_pipelines.thesis_tables.references`: table, row, column); an unknown one is
   a configuration error.
 
+An item ``{tables: <pipeline>}`` stands for one markdown table per thesis table the pipeline
+produces (:func:`seg_pipelines.thesis_tables.tables_of`: ``Table <id>: <title>``, the file matched by
+its key), so a new table appears in the report without a line here.
+
 ``thesis`` blocks print the thesis's numbers beside ours and say whether the setting is comparable:
-``table`` names one of :data:`seg_pipelines.engine.thesis_numbers.REPORT_TABLES` (or is a table
+``table`` names one of :data:`seg_pipelines.thesis_tables.REPORT_TABLES` (or is a table
 ``{title, columns, rows}``); ``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02
 mIoU over FCN on ADE20K, ``{minus: ["thesis:…", "thesis:…"]}``) with ours, which is what a
 synthetic-world run can reproduce; a direction with ``paired: {runs: <file>_runs.csv, rows: [candidate,
 baseline], metric: mIoU}`` also gets its verdict over seeds (the ablation tables' rule:
 :func:`seg_pipelines.statistics.paired_comparison` of the two rows' per-seed values, reproduced /
 contradicted / unresolved), since a sign of means says nothing inside the noise. The thesis's numbers
-live in :mod:`~seg_pipelines.engine.thesis_numbers` only, not in the section list.
+live in :mod:`seg_pipelines.thesis_tables` only, not in the section list.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seg_pipelines.engine import tables, thesis_numbers
+from seg_pipelines import thesis_tables
+from seg_pipelines.engine import tables
 from seg_pipelines.statistics import finding_verdict, paired_comparison
 
 MISSING = object()
@@ -118,10 +123,10 @@ def resolve_reference(
     if kind == "text":
         return Resolved(rest, "")
     if kind == "thesis":
-        value = lookup(thesis_numbers.REFERENCES, rest)
+        value = lookup(thesis_tables.references(), rest)
         if value is MISSING or isinstance(value, (Mapping, list, tuple)):
             raise ReportConfigError(
-                f"bad reference {reference!r}: no such thesis number (seg_pipelines.engine.thesis_numbers.REFERENCES)"
+                f"bad reference {reference!r}: no such thesis number (seg_pipelines.thesis_tables.references)"
             )
         return Resolved(value, "")
     if kind == "params":
@@ -323,6 +328,22 @@ def _context_parts(spec: Any) -> list[Mapping[str, Any]]:
     return [{"ref": spec}]
 
 
+def section_items(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A section's items with each ``{tables: <pipeline>}`` expanded into one markdown item per thesis
+    table of the pipeline, titled ``Table <id>: <title>``."""
+    expanded: list[Mapping[str, Any]] = []
+    for item in items:
+        if "tables" not in item:
+            expanded.append(item)
+            continue
+        try:
+            found = thesis_tables.tables_of(item["tables"])
+        except KeyError as error:
+            raise ReportConfigError(f"bad item {item!r}: {error.args[0]}") from None
+        expanded += [{"path": f"**/*{t.key}[._]*md", "title": f"Table {t.id}: {t.title}"} for t in found]
+    return expanded
+
+
 CONTEXT_LABELS = {"model": "Model", "dataset": "Dataset", "budget": "Budget", "seeds": "Seeds", "hardware": "Hardware"}
 
 
@@ -414,11 +435,9 @@ class ReportBuilder:
         out = [f"**Thesis vs ours — {verdict}.** {thesis.get('note', '')}".rstrip()]
         table = thesis.get("table")
         if isinstance(table, str):  # a table of the thesis's numbers, by name
-            if table not in thesis_numbers.REPORT_TABLES:
-                raise ReportConfigError(
-                    f"unknown thesis table {table!r}; known: {sorted(thesis_numbers.REPORT_TABLES)}"
-                )
-            table = thesis_numbers.REPORT_TABLES[table]
+            if table not in thesis_tables.REPORT_TABLES:
+                raise ReportConfigError(f"unknown thesis table {table!r}; known: {sorted(thesis_tables.REPORT_TABLES)}")
+            table = thesis_tables.REPORT_TABLES[table]
         if table:
             out.append(
                 f"_{table.get('title', 'Thesis numbers')}_\n\n"
@@ -479,7 +498,7 @@ class ReportBuilder:
             out.append(context)
         thesis = self._thesis(section)
         missing = []
-        for item in section["items"]:
+        for item in section_items(section["items"]):
             if "path" not in item:
                 raise ReportConfigError(f"an item of section {section['title']!r} has no `path`: {item!r}")
             paths = self._matches(item["path"])

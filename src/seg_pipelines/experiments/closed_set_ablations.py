@@ -277,7 +277,8 @@ LAYOUT_MANIFEST = {"family": "synthetic", "num_classes": 0, "ignore_index": 255}
 
 def table_layout(build_table: Callable[..., AblationTable], table: str) -> list[str]:
     """Row labels of ``table`` under the chapter's default settings (``build_table`` with empty
-    parameter blocks): the row nodes a pipeline is built with, before any parameter is read."""
+    parameter blocks): the rows of :mod:`seg_pipelines.thesis_tables` the pipeline builds its nodes
+    with, before any parameter is read (``tests/pipelines/test_ablation_fanout.py`` compares them)."""
     return build_table(table, {"model": {}, "addon": {}}, LAYOUT_MANIFEST).rows
 
 

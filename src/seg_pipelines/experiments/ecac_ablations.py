@@ -1,5 +1,6 @@
-"""The chapter 4 ablation tables: rows, fixed columns and ECAC switches of each variant, and the
-thesis's numbers (Tables 4.2-4.5: Pascal-Context val, FCN / DeepLabV3+ ResNet-50, single scale).
+"""The chapter 4 ablation tables: fixed columns and ECAC switches of each variant; row labels and the
+thesis's numbers (Tables 4.2-4.5: Pascal-Context val, FCN / DeepLabV3+ ResNet-50, single scale) are
+:mod:`seg_pipelines.thesis_tables`.
 
 Every ECAC variant spells out all switched arguments of
 :class:`seg_pipelines.models.ecac.ExtendedContextAwareClassifier` (loss weights, memory update,
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seg_pipelines.engine import ablations, thesis_numbers
+from seg_pipelines.engine import ablations
 from seg_pipelines.engine.ablations import AblationTable, AblationVariant
 from seg_pipelines.experiments.closed_set import (
     GROUPS,
@@ -38,20 +39,10 @@ from seg_pipelines.experiments.closed_set_ablations import (
     tsne_embedding,
 )
 from seg_pipelines.models.heads import head_display_name
+from seg_pipelines.thesis_tables import MIOU, TABLES, ablation_tables
 
 TICK = "✓"
-MIOU = "mIoU(%)"
-TABLE_IDS = ("4.2", "4.3", "4.4", "4.5", "4.7")  # and "4.8" (per-class, its own layout: report_table)
-ALL_TABLE_IDS = (*TABLE_IDS, "4.8")
-
-# The thesis's numbers (seg_pipelines.engine.thesis_numbers).
-THESIS_4_2 = thesis_numbers.TABLE_4_2
-THESIS_4_3 = thesis_numbers.TABLE_4_3  # in table_4_3_rows order at the thesis's α / β
-THESIS_4_4 = thesis_numbers.TABLE_4_4
-THESIS_4_5 = thesis_numbers.TABLE_4_5
-THESIS_4_7 = thesis_numbers.TABLE_4_7  # columns THESIS_BENCHMARKS
-THESIS_4_8_GROUP_MIOU = thesis_numbers.TABLE_4_8_GROUP_MIOU  # (DeeplabV3plus, + ECAC)
-THESIS_BENCHMARKS = thesis_numbers.TABLE_4_7_BENCHMARKS
+TABLE_IDS = tuple(t.id for t in ablation_tables("ecac_ablations"))  # 4.8 per class, its own layout: report_table
 THESIS_SETTING = (
     "the thesis's numbers are Pascal-Context val (Tables 4.2-4.5; 4.7 also ADE20K / COCO-Stuff10K), ResNet-50, "
     "~110 epochs at batch 16; a reference for direction only, not comparable to this budget"
@@ -111,10 +102,6 @@ def _miou(per_class) -> dict[str, float]:
     return {MIOU: summarize_per_class(per_class)["mIoU"]}
 
 
-def _single(rows: Sequence[str], values: Sequence[float]) -> dict[str, dict[str, float]]:
-    return {row: {MIOU: value} for row, value in zip(rows, values)}
-
-
 def table_4_3_rows(alphas: Sequence[float], betas: Sequence[float]) -> list[tuple[str, float, float]]:
     """(row label, α, β) of Table 4.3: no KL, then α sweep (β = 0), then L_KL and the β sweep (α = 1)."""
     base = "L_{rceS} + L_{rceT} + L_M"
@@ -132,7 +119,7 @@ def build_table(
     notes: Sequence[str] = (),
     class_statistics: pd.DataFrame | None = None,
 ) -> AblationTable:
-    """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS` or ``"4.8"``)
+    """The :class:`AblationTable` of thesis Table ``table`` (one of :data:`TABLE_IDS`)
     under ``params`` (the ``ecac_ablations`` parameter block). Table 4.8's columns and measure come
     from ``class_statistics`` (its representative classes); without it the table has its rows only."""
     backbone = str(params["model"].get("backbone", "resnet50c"))
@@ -142,26 +129,26 @@ def build_table(
     notes = list(notes) + [THESIS_SETTING]
     if table == "4.2":  # loss combinations of eq. 4.21 (L_mse is the intra-variance term L_iv)
         names = ("Baseline", "ECAC", "L_{rce}", "L_{mem}", "L_{KL}", "L_{mse}")
-        specs = [
-            ("Baseline", ("Baseline",), _plain()),
-            ("Baseline + L_{rce}", ("Baseline", "L_{rce}"), _plain(class_weights=True)),
-            (
-                "ECAC + L_{rce}",
-                names[:3],
-                _ecac(params, memory_loss_weight=0.0, kl_weight=0.0, intra_variance_weight=0.0),
-            ),
-            ("ECAC + L_{rce} + L_{mem}", names[:4], _ecac(params, kl_weight=0.0, intra_variance_weight=0.0)),
-            ("ECAC + L_{rce} + L_{mem} + L_{KL}", names[:5], _ecac(params, intra_variance_weight=0.0)),
-            ("ECAC + L_{rce} + L_{mem} + L_{KL} + L_{mse}", names, _ecac(params)),
+        specs = [  # (ticked columns, overrides) of the thesis's rows, in its order
+            (("Baseline",), _plain()),
+            (("Baseline", "L_{rce}"), _plain(class_weights=True)),
+            (names[:3], _ecac(params, memory_loss_weight=0.0, kl_weight=0.0, intra_variance_weight=0.0)),
+            (names[:4], _ecac(params, kl_weight=0.0, intra_variance_weight=0.0)),
+            (names[:5], _ecac(params, intra_variance_weight=0.0)),
+            (names, _ecac(params)),
         ]
-        variants = [AblationVariant(table, row, o, {n: TICK if n in on else "" for n in names}) for row, on, o in specs]
+        printed = TABLES[table]
+        variants = [
+            AblationVariant(table, row, o, {n: TICK if n in on else "" for n in names})
+            for row, (on, o) in zip(printed.rows, specs, strict=True)
+        ]
         return AblationTable(
             table,
             f"loss combinations ({head_label(head)})",
             variants,
             [MIOU],
             "Variant",
-            _single([s[0] for s in specs], [THESIS_4_2[s[0]] for s in specs]),
+            printed.thesis,
             notes=notes,
             measure=_miou,
         )
@@ -171,7 +158,8 @@ def build_table(
         variants = [
             AblationVariant(table, row, _ecac(params, kl_weight=a, intra_variance_weight=b)) for row, a, b in rows
         ]
-        thesis = _single([r[0] for r in rows], THESIS_4_3) if len(rows) == len(THESIS_4_3) else None
+        printed = TABLES[table].thesis  # by position: the thesis's α / β sweep, in table_4_3_rows order
+        thesis = dict(zip([r[0] for r in rows], printed.values())) if len(rows) == len(printed) else None
         return AblationTable(
             table,
             f"KL weight α and intra-variance (MSE) weight β ({head_label(head)} + ECAC)",
@@ -183,14 +171,11 @@ def build_table(
             measure=_miou,
         )
     if table == "4.4":  # memory update: GT-mask class means (eq. 4.1) vs MCIBI's cosine weighting
+        printed = TABLES[table]
+        overrides = [_plain(), _ecac(params, memory_update="cosine"), _ecac(params, memory_update="gt_mean")]
         variants = [
-            AblationVariant(table, "Baseline", _plain(), {"Backbone": backbone}),
-            AblationVariant(
-                table, "Baseline + ECAC(cosine)", _ecac(params, memory_update="cosine"), {"Backbone": backbone}
-            ),
-            AblationVariant(
-                table, "Baseline + ECAC(ours)", _ecac(params, memory_update="gt_mean"), {"Backbone": backbone}
-            ),
+            AblationVariant(table, row, o, {"Backbone": backbone})
+            for row, o in zip(printed.rows, overrides, strict=True)
         ]
         return AblationTable(
             table,
@@ -198,7 +183,7 @@ def build_table(
             variants,
             [MIOU],
             "Method",
-            _single(THESIS_4_4, THESIS_4_4.values()),
+            printed.thesis,
             comparisons=[
                 (variants[1].row, variants[0].row),
                 (variants[2].row, variants[0].row),
@@ -216,7 +201,8 @@ def build_table(
             AblationVariant(table, rows[1], _ecac(params, name, use_calibration=False), {"Backbone": backbone}),
             AblationVariant(table, rows[2], _ecac(params, name, use_calibration=True), {"Backbone": backbone}),
         ]
-        thesis = {row: {MIOU: THESIS_4_5[row]} for row in rows if row in THESIS_4_5}
+        printed = TABLES[table].thesis
+        thesis = {row: printed[row] for row in rows if row in printed}
         comparisons = [(rows[1], rows[0]), (rows[2], rows[0]), (rows[2], rows[1])]
         return AblationTable(
             table, "output calibration", variants, [MIOU], "Method", thesis, comparisons, notes, measure=_miou
@@ -224,16 +210,17 @@ def build_table(
     if table == "4.7":  # ECAC on mainstream heads; one benchmark column: the configured dataset
         benchmark = (params.get("report") or {}).get("benchmark") or benchmark_name(manifest)
         heads = list(params.get("table_4_7_heads") or ("fcn", "upernet", "pspnet", "deeplabv3plus"))
+        printed = TABLES[table]
         variants, comparisons, thesis = [], [], {}
         for name in heads:
             label = head_label(name)
             for row, overrides in ((label, _plain(name)), (f"{label} + ECAC", _ecac(params, name))):
                 variants.append(AblationVariant(table, row, overrides, {"Backbone": backbone}))
-                if row in THESIS_4_7:
-                    thesis[row] = dict(zip(THESIS_BENCHMARKS, THESIS_4_7[row]))
+                if row in printed.numbers:
+                    thesis[row] = printed.thesis[row]
             comparisons.append((f"{label} + ECAC", label))
         notes = [
-            f"measured on {benchmark}; the thesis's {', '.join(THESIS_BENCHMARKS)} columns cannot be measured here "
+            f"measured on {benchmark}; the thesis's {', '.join(printed.columns)} columns cannot be measured here "
             "and are omitted (their numbers are shown as 'thesis …' for reference)",
             *notes,
         ]
@@ -248,7 +235,7 @@ def build_table(
             notes,
             measure=lambda per_class: {benchmark: summarize_per_class(per_class)["mIoU"]},
         )
-    raise KeyError(f"unknown chapter 4 ablation table {table!r}; known: {TABLE_IDS} (4.8: per_class_table)")
+    raise KeyError(f"unknown chapter 4 ablation table {table!r}; known: {TABLE_IDS}")
 
 
 # --- Table 4.8 ------------------------------------------------------------------------------------
@@ -358,6 +345,7 @@ def report_table_4_8(
             "Table 4.8: ADE20K, other classes; only the group mIoU is comparable in kind",
         ),
     ]
+    printed = TABLES["4.8"].thesis  # (DeeplabV3plus, + ECAC), by position
     sections, tidy = [f"## Table 4.8: {spec.title}", ""], []
     for group, frame in members.items():
         if frame.empty:
@@ -365,7 +353,7 @@ def report_table_4_8(
         table = ablations.summarise_ablation(results, rows, columns[group] + [f"{group} mIoU(%)"], decimals)
         table = table.rename(columns={f"{group} mIoU(%)": "mIoU(%)"})
         if show_thesis and label == head_label("deeplabv3plus"):  # the head of the thesis's Table 4.8
-            table["thesis mIoU(%)"] = [f"{v:.{decimals}f}" for v in THESIS_4_8_GROUP_MIOU[group]]
+            table["thesis mIoU(%)"] = [f"{v[f'{group} mIoU(%)']:.{decimals}f}" for v in printed.values()]
         table.index.name = f"Method ({GROUP_TITLES[group]} Class)"
         sections.append(ablations.ablation_markdown(table, ""))
         for row in table.index:
@@ -374,7 +362,7 @@ def report_table_4_8(
                 for c in table.columns
             ]
     # the thesis's finding per group: + ECAC scores higher than the head alone (Table 4.8 group mIoU)
-    thesis = {row: {f"{g} mIoU(%)": THESIS_4_8_GROUP_MIOU[g][k] for g in GROUPS} for k, row in enumerate(rows)}
+    thesis = dict(zip(rows, printed.values()))
     findings = [
         finding
         for group, frame in members.items()

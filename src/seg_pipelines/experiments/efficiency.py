@@ -28,30 +28,33 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from seg_pipelines.engine import thesis_numbers
 from seg_pipelines.engine.profiling import count_macs, count_parameters, feature_pyramid_shapes, measure_latency
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.models.heads import head_display_name
+from seg_pipelines.thesis_tables import EfficiencyTable, tables_of
 
 # ----------------------------------------------------------------------------- thesis numbers
-# The thesis' efficiency tables as printed (seg_pipelines.engine.thesis_numbers.EFFICIENCY_TABLES):
+# The thesis' efficiency tables as printed (seg_pipelines.thesis_tables, pipeline "efficiency"):
 # caption, label and value columns, rows with the thesis' own columns plus "key" (our model
 # configuration). A "{head}" in a label is filled in with the head's display name in the thesis'
 # spelling (seg_pipelines.models.heads.head_display_name).
 
 
-def _with_head_names(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _with_head_names(table: EfficiencyTable) -> dict[str, Any]:
     rows = []
-    for row in spec["rows"]:
+    for row in table.rows:
         head = head_display_name(row["key"].partition("+")[0], thesis=True)
-        rows.append({c: v.format(head=head) if c in spec["label_columns"] else v for c, v in row.items()})
-    return {**spec, "rows": rows}
+        rows.append({c: v.format(head=head) if c in table.label_columns else v for c, v in row.items()})
+    return {
+        "caption": table.caption,
+        "label_columns": list(table.label_columns),
+        "value_columns": list(table.value_columns),
+        "rows": rows,
+    }
 
 
-THESIS_TABLES: dict[str, dict[str, Any]] = {
-    name: _with_head_names(spec) for name, spec in thesis_numbers.EFFICIENCY_TABLES.items()
-}
+THESIS_TABLES: dict[str, dict[str, Any]] = {table.key: _with_head_names(table) for table in tables_of("efficiency")}
 
 # How each table compares a row with its baseline: "delta" (absolute increase) or "ratio".
 BASELINE_COMPARISON = {"table_3_5": "delta", "table_3_6": "ratio", "table_4_6": "delta", "table_5_8": "ratio"}

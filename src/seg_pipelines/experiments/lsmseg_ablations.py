@@ -40,7 +40,6 @@ import pandas as pd
 import torch
 
 from seg_pipelines.datasets.factory import create_reader
-from seg_pipelines.engine import thesis_numbers
 from seg_pipelines.engine.ablations import (
     AblationVariant,
     ResultCache,
@@ -63,18 +62,25 @@ from seg_pipelines.engine.ablations import (
 from seg_pipelines.engine.ovss_evaluation import TABLE_5_1_COLUMNS
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.experiments import lsmseg as lsmseg_nodes
+from seg_pipelines.thesis_tables import (
+    AVERAGE,
+    TABLE_5_11_DATASETS,
+    TABLE_5_11_METHODS,
+    ablation_tables,
+    table_5_11_row,
+)
 
 logger = logging.getLogger(__name__)
 
 BENCHMARK_COLUMNS: tuple[str, ...] = tuple(column for column, _ in TABLE_5_1_COLUMNS)
-AVERAGE = "avg."
 SPECIAL_OVERRIDES = ("model", "prompts", "unavailable")
 PROMPT_MODES = ("templates", "enriched")
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Layout of one thesis table: row labels and measured columns exactly as printed, thesis numbers."""
+    """Layout of one thesis table (:mod:`seg_pipelines.thesis_tables`): caption, row header, row labels
+    and measured columns exactly as printed, thesis numbers."""
 
     table: str
     key: str
@@ -85,68 +91,9 @@ class TableSpec:
     thesis: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
-def _thesis(rows: Mapping[str, Sequence[float]], columns: Sequence[str]) -> dict[str, dict[str, float]]:
-    return {row: dict(zip(columns, values, strict=True)) for row, values in rows.items()}
-
-
-_SIX_AVG = (*BENCHMARK_COLUMNS, AVERAGE)
-TABLE_5_11_METHODS = ("ZegFormer [49]", "SimSeg [48]", "CAT-Seg [100]", "LSMSeg (ours)")
-TABLE_5_11_DATASETS = ("COCO-Stuff", "PC-59", "A-150")
-_THESIS_5_11 = thesis_numbers.TABLE_5_11  # (method, training dataset) -> A-847 … VOCb (thesis Table 5.11)
-
-
-def table_5_11_row(method: str, dataset: str) -> str:
-    """Row label of Table 5.11: the thesis prints the method with a "Training dataset" column; rows
-    must be unique here, so the label carries the dataset too."""
-    return f"{method} ({dataset})"
-
-
 TABLES: dict[str, TableSpec] = {
-    "5.5": TableSpec(
-        "5.5",
-        "table_5_5",
-        "Table 5.5: Ablation study on class number k (category filtering)",
-        "K",
-        ("16", "32", "48", "64", "96"),
-        _SIX_AVG,
-        _thesis(thesis_numbers.TABLE_5_5, _SIX_AVG),
-    ),
-    "5.6": TableSpec(
-        "5.6",
-        "table_5_6",
-        "Table 5.6: Ablation study on Enriched Prompt and SAM",
-        "Methods",
-        ("CATSeg [†]", "LSMSeg(w/o SAM)", "LSMSeg(w/ Dinov2-B)", "LSMSeg(w/ SAM-B)", "LSMSeg(w/ SAM-L)"),
-        BENCHMARK_COLUMNS,
-        _thesis(thesis_numbers.TABLE_5_6, BENCHMARK_COLUMNS),
-    ),
-    "5.7": TableSpec(
-        "5.7",
-        "table_5_7",
-        "Table 5.7: Ablation study on different fusion strategies",
-        "Methods",
-        ("Baseline", "Concat", "Attn", "Weighted"),
-        _SIX_AVG,
-        _thesis(thesis_numbers.TABLE_5_7, _SIX_AVG),
-    ),
-    "5.10": TableSpec(
-        "5.10",
-        "table_5_10",
-        "Table 5.10: Ablation study on fine-tuning the CLIP encoder of LSMSeg",
-        "Methods",
-        ("Freeze", "CLIP_qk", "CLIP_kv", "CLIP_qv"),
-        _SIX_AVG,
-        _thesis(thesis_numbers.TABLE_5_10, _SIX_AVG),
-    ),
-    "5.11": TableSpec(
-        "5.11",
-        "table_5_11",
-        "Table 5.11: Ablation study of training on different datasets",
-        "Methods",
-        tuple(table_5_11_row(m, d) for d in TABLE_5_11_DATASETS for m in TABLE_5_11_METHODS),
-        BENCHMARK_COLUMNS,
-        {table_5_11_row(m, d): dict(zip(BENCHMARK_COLUMNS, v, strict=True)) for (m, d), v in _THESIS_5_11.items()},
-    ),
+    t.id: TableSpec(t.id, t.key, t.caption, t.row_header, t.rows, t.columns, t.thesis)
+    for t in ablation_tables("lsmseg_ablations")
 }
 
 

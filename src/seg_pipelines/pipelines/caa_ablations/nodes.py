@@ -1,14 +1,37 @@
-"""Nodes of ``caa_ablations``: per thesis table one node per (variant, seed) and a summary node,
-built on their first call from :mod:`seg_pipelines.experiments.caa_ablations` (registration imports
-no torch: :mod:`seg_pipelines.pipelines.lazy`; row labels from :mod:`~seg_pipelines.pipelines.ablation_layouts`)."""
+"""Nodes of ``caa_ablations``: per thesis table one node per (variant, seed) and a summary node, built
+by :mod:`seg_pipelines.experiments.caa_ablations` when they run (registration imports no torch)."""
 
 from __future__ import annotations
 
-from seg_pipelines.pipelines.ablation_fanout import ClosedSetTableNodes
-from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS
+from typing import Any
 
-PIPELINE = "caa_ablations"
-EXPERIMENT = "seg_pipelines.experiments.caa_ablations"
-TABLE_IDS = tuple(CLOSED_SET_ROWS[PIPELINE])
-TABLES = ClosedSetTableNodes(PIPELINE, EXPERIMENT)
-rows, variant_node, summary_node = TABLES.rows, TABLES.variant_node, TABLES.summary_node
+import pandas as pd
+
+from seg_pipelines.parameters import ClosedSetAblations
+from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
+
+
+class CAAVariant(VariantNode):
+    """One row × seed slot of a chapter 3 table, trained and evaluated: its record."""
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    ) -> dict[str, Any]:
+        from seg_pipelines.experiments import caa_ablations
+
+        ClosedSetAblations.of(params)  # fails here on a bad block; the block goes down as Kedro read it
+        node = caa_ablations.variant_node(self.table, self.row, self.seed_slot)
+        return node(params, manifest, index, class_statistics)
+
+
+class CAASummary(SummaryNode):
+    """A chapter 3 table from its records: (table, runs, markdown, metrics)."""
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
+    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+        from seg_pipelines.experiments import caa_ablations
+
+        ClosedSetAblations.of(params)
+        node = caa_ablations.summary_node(self.table, self.row_slots, self.seed_slots)
+        return node(params, manifest, class_statistics, *records)

@@ -1,21 +1,55 @@
-"""Nodes of ``ecac_ablations``: per thesis table (4.2-4.5, 4.7, 4.8) one node per (variant, seed)
-and a summary node, and the Figure 4.7 t-SNE; built or imported on their first call from
-:mod:`seg_pipelines.experiments.ecac_ablations` (registration imports no torch:
-:mod:`seg_pipelines.pipelines.lazy`; row labels from :mod:`~seg_pipelines.pipelines.ablation_layouts`)."""
+"""Nodes of ``ecac_ablations``: per thesis table (4.2-4.5, 4.7, 4.8) one node per (variant, seed) and a
+summary node, the Figure 4.7 t-SNE and the chapter's report, run by
+:mod:`seg_pipelines.experiments.ecac_ablations` (registration imports no torch)."""
 
 from __future__ import annotations
 
-from seg_pipelines.pipelines.ablation_fanout import ClosedSetTableNodes
-from seg_pipelines.pipelines.ablation_layouts import CLOSED_SET_ROWS
-from seg_pipelines.pipelines.lazy import lazy
+from typing import Any
 
-PIPELINE = "ecac_ablations"
-EXPERIMENT = "seg_pipelines.experiments.ecac_ablations"
-ALL_TABLE_IDS = tuple(CLOSED_SET_ROWS[PIPELINE])
+import pandas as pd
 
-combine_markdown = lazy(EXPERIMENT, "combine_markdown")
-plot_feature_tsne = lazy(EXPERIMENT, "plot_feature_tsne")
+from seg_pipelines.parameters import ClosedSetAblations
+from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
 
 
-TABLES = ClosedSetTableNodes(PIPELINE, EXPERIMENT)
-rows, variant_node, summary_node = TABLES.rows, TABLES.variant_node, TABLES.summary_node
+class ECACVariant(VariantNode):
+    """One row × seed slot of a chapter 4 table, trained and evaluated: its record."""
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    ) -> dict[str, Any]:
+        from seg_pipelines.experiments import ecac_ablations
+
+        ClosedSetAblations.of(params)  # fails here on a bad block; the block goes down as Kedro read it
+        node = ecac_ablations.variant_node(self.table, self.row, self.seed_slot)
+        return node(params, manifest, index, class_statistics)
+
+
+class ECACSummary(SummaryNode):
+    """A chapter 4 table from its records: (table, runs, markdown, metrics)."""
+
+    def __call__(
+        self, params: dict[str, Any], manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
+    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+        from seg_pipelines.experiments import ecac_ablations
+
+        ClosedSetAblations.of(params)
+        node = ecac_ablations.summary_node(self.table, self.row_slots, self.seed_slots)
+        return node(params, manifest, class_statistics, *records)
+
+
+def plot_feature_tsne(
+    params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+) -> tuple[Any, dict[str, float]]:
+    """Figure 4.7 (a matplotlib figure) and the silhouette score of each feature space."""
+    from seg_pipelines.experiments import ecac_ablations
+
+    ClosedSetAblations.of(params)
+    return ecac_ablations.plot_feature_tsne(params, manifest, index, class_statistics)
+
+
+def combine_markdown(params: dict[str, Any], figure_metrics: dict[str, float], *items: Any) -> str:
+    """The chapter's tables (markdown, then metrics) with its verdict counts and Figure 4.7."""
+    from seg_pipelines.experiments import ecac_ablations
+
+    return ecac_ablations.combine_markdown(params, figure_metrics, *items)

@@ -1,34 +1,45 @@
-"""Nodes of the ``lsmseg_ablations`` pipeline: per thesis table one node per (row, seed) and a
-summary node (:class:`~seg_pipelines.experiments.lsmseg_ablations.LSMSegVariantNode`,
-:class:`~seg_pipelines.experiments.lsmseg_ablations.LSMSegSummaryNode`), built on their first call
-(registration imports no torch: :mod:`seg_pipelines.pipelines.lazy`; tables and rows from
-:mod:`~seg_pipelines.pipelines.ablation_layouts`)."""
+"""Nodes of the ``lsmseg_ablations`` pipeline: per thesis table one node per (row, seed) and a summary
+node, run by :mod:`seg_pipelines.experiments.lsmseg_ablations` (registration imports no torch)."""
 
 from __future__ import annotations
 
-from seg_pipelines.pipelines.ablation_layouts import LSMSEG_TABLES
-from seg_pipelines.pipelines.lazy import LazyNode
+from typing import Any
 
-EXPERIMENT = "seg_pipelines.experiments.lsmseg_ablations"
-TABLES = LSMSEG_TABLES  # thesis table -> (key, rows)
-VARIANT, SUMMARY = (EXPERIMENT, "LSMSegVariantNode"), (EXPERIMENT, "LSMSegSummaryNode")
+import pandas as pd
 
-
-def rows(table: str) -> list[str]:
-    """The rows of thesis Table ``table`` (fixed by the thesis; the configuration must list them)."""
-    return list(TABLES[table][1])
+from seg_pipelines.parameters import LSMSegAblations
+from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
 
 
-def variant_node(table: str):
-    """``(row, seed_slot) -> node function`` of thesis Table ``table``."""
-    return lambda row, slot: LazyNode(EXPERIMENT, VARIANT[1], (table, row, slot), VARIANT, "run_lsmseg_ablation")
+class LSMSegVariant(VariantNode):
+    """One row × seed slot of a chapter 5 table, trained and evaluated: its record."""
+
+    def __call__(
+        self,
+        index: pd.DataFrame,
+        manifest: dict[str, Any],
+        tiny_clip_config: dict[str, Any],
+        tiny_clip_checkpoint: str,
+        prompt_set: dict[str, Any] | None,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        from seg_pipelines.experiments import lsmseg_ablations
+
+        LSMSegAblations.of(params)  # fails here on a bad block; the block goes down as Kedro read it
+        node = lsmseg_ablations.LSMSegVariantNode(self.table, self.row, self.seed_slot)
+        return node(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
 
 
-def summary_node(table: str, seed_slots: int) -> LazyNode:
-    return LazyNode(
-        EXPERIMENT,
-        "LSMSegSummaryNode",
-        (table, seed_slots),
-        (EXPERIMENT, "LSMSegSummaryNode"),
-        "summarise_lsmseg_ablation",
-    )
+class LSMSegSummary(SummaryNode):
+    """A chapter 5 table from its records: (table, markdown, runs, metrics); every row has its node."""
+
+    outputs = ("summary", "md", "runs", "metrics")
+
+    def __call__(
+        self, manifest: dict[str, Any], prompt_set: dict[str, Any] | None, params: dict[str, Any], *records: dict
+    ) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]:
+        from seg_pipelines.experiments import lsmseg_ablations
+
+        LSMSegAblations.of(params)
+        node = lsmseg_ablations.LSMSegSummaryNode(self.table, self.seed_slots)
+        return node(manifest, prompt_set, params, *records)
