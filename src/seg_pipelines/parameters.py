@@ -93,8 +93,19 @@ class Block(BaseModel):
         return len(self._values())
 
     def plain(self) -> dict[str, Any]:
-        """The block as plain dicts and lists (JSON, hashes, MLflow)."""
-        return self.model_dump()
+        """The mapping view as plain nested dicts and lists (JSON, settings hashes, code that edits
+        settings by path such as the ablation runner): what ``dict(block)`` holds, all the way down."""
+        return {key: _plain(value) for key, value in self.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Block):
+        return value.plain()
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 Mapping.register(Block)

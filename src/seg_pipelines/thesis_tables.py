@@ -23,6 +23,7 @@ follow from this entry.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -512,3 +513,39 @@ REPORT_TABLES: dict[str, dict[str, Any]] = {
         "rows": [[method, *TABLE_5_1.numbers[method], *TABLE_5_2.numbers[method]] for method in ("CAT-Seg", "LSMSeg")],
     },
 }
+
+
+# --- how the ablation pipelines fan a table out: one node per (row, seed slot) ---------------------
+
+SEED_SLOTS = 5  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
+SEED_SLOTS_ENV = "SEG_PIPELINES_SEED_SLOTS"
+
+
+def seed_slots() -> int:
+    """Seed nodes per variant for the ablation pipelines: ``$SEG_PIPELINES_SEED_SLOTS`` when set, else
+    :data:`SEED_SLOTS`. Kedro builds pipelines before it reads parameters, so a run with more seeds
+    sets both: ``SEG_PIPELINES_SEED_SLOTS=8 kedro run --pipelines=caa_ablations
+    --params=caa_ablations.seeds=8`` (seeds 0-4 are reused from an earlier 5-seed run by settings hash)."""
+    raw = os.environ.get(SEED_SLOTS_ENV, "").strip()
+    if not raw:
+        return SEED_SLOTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{SEED_SLOTS_ENV} must be a positive whole number of seed nodes, got {raw!r}")
+    return int(raw)
+
+
+def node_slug(text: str) -> str:
+    """A Kedro-safe name fragment (letters, digits, underscores) for a row label."""
+    slug = "".join(c if c.isalnum() else "_" for c in text)
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    return slug.strip("_") or "row"
+
+
+def slot_names(rows: Sequence[str]) -> list[str]:
+    """Unique node-name fragments of a table's rows (``node_slug``; ``_<i>`` appended on a clash)."""
+    names: list[str] = []
+    for i, row in enumerate(rows):
+        slug = node_slug(row)
+        names.append(slug if slug not in names else f"{slug}_{i}")
+    return names

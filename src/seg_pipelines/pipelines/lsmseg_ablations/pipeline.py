@@ -10,9 +10,8 @@ every table in one markdown file that opens with the chapter's verdict counts
 
 from kedro.pipeline import Pipeline
 
-from seg_pipelines.engine.ablations import ChapterReport
 from seg_pipelines.pipelines.ablation_fanout import ablation_pipeline
-from seg_pipelines.pipelines.lsmseg_ablations.nodes import LSMSegSummary, LSMSegVariant
+from seg_pipelines.pipelines.lsmseg_ablations.nodes import LSMSegSummary, LSMSegVariant, chapter_report
 
 
 def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
@@ -29,6 +28,6 @@ def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
             "params:lsmseg_ablations",
         ],
         summary_inputs=["dataset_manifest", "prompt_set", "params:lsmseg_ablations"],
-        report=ChapterReport("Chapter 5 ablations (LSMSeg)"),
+        report=chapter_report,
         seed_slots=seed_slots,
     )
