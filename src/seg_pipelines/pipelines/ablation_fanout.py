@@ -23,10 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
+from seg_pipelines.parameters import ClosedSetAblations
 from seg_pipelines.thesis_tables import ablation_tables, slot_names
 from seg_pipelines.thesis_tables import seed_slots as configured_seed_slots
 
@@ -65,6 +68,36 @@ class SummaryNode(KedroCallable):
     table: str
     row_slots: int
     seed_slots: int
+
+
+class ClosedSetVariant(VariantNode):
+    """One row × seed slot of a chapter 3 or 4 table, trained and evaluated: its record. A chapter's
+    subclass names its experiment module in :meth:`experiment` (imported on the call)."""
+
+    @staticmethod
+    def experiment() -> ModuleType:
+        raise NotImplementedError
+
+    def __call__(
+        self, params: ClosedSetAblations, manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
+    ) -> dict[str, Any]:
+        node = self.experiment().variant_node(self.table, self.row, self.seed_slot)
+        # the ablation runner edits settings by path: it takes the block's plain view (defaults filled)
+        return node(ClosedSetAblations.of(params).plain(), manifest, index, class_statistics)
+
+
+class ClosedSetSummary(SummaryNode):
+    """A chapter 3 or 4 table from its records: (table, runs, markdown, metrics)."""
+
+    @staticmethod
+    def experiment() -> ModuleType:
+        raise NotImplementedError
+
+    def __call__(
+        self, params: ClosedSetAblations, manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
+    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
+        node = self.experiment().summary_node(self.table, self.row_slots, self.seed_slots)
+        return node(ClosedSetAblations.of(params).plain(), manifest, class_statistics, *records)
 
 
 def ablation_pipeline(

@@ -3,38 +3,27 @@ by :mod:`seg_pipelines.experiments.caa_ablations` when they run (registration im
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
-import pandas as pd
-
 from seg_pipelines.parameters import ClosedSetAblations
-from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
+from seg_pipelines.pipelines.ablation_fanout import ClosedSetSummary, ClosedSetVariant
 
 
-class CAAVariant(VariantNode):
+class CAAVariant(ClosedSetVariant):
     """One row × seed slot of a chapter 3 table, trained and evaluated: its record."""
 
-    def __call__(
-        self, params: ClosedSetAblations, manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
-    ) -> dict[str, Any]:
+    @staticmethod
+    def experiment() -> ModuleType:
         from seg_pipelines.experiments import caa_ablations
 
-        params = ClosedSetAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
-        node = caa_ablations.variant_node(self.table, self.row, self.seed_slot)
-        return node(params, manifest, index, class_statistics)
+        return caa_ablations
 
 
-class CAASummary(SummaryNode):
+class CAASummary(ClosedSetSummary):
     """A chapter 3 table from its records: (table, runs, markdown, metrics)."""
 
-    def __call__(
-        self, params: ClosedSetAblations, manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
-    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
-        from seg_pipelines.experiments import caa_ablations
-
-        params = ClosedSetAblations.of(params).plain()
-        node = caa_ablations.summary_node(self.table, self.row_slots, self.seed_slots)
-        return node(params, manifest, class_statistics, *records)
+    experiment = staticmethod(CAAVariant.experiment)
 
 
 def chapter_report(params: ClosedSetAblations, *items: Any) -> str:

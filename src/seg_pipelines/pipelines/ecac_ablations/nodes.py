@@ -4,38 +4,29 @@ summary node, the Figure 4.7 t-SNE and the chapter's report, run by
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
 from seg_pipelines.parameters import ClosedSetAblations
-from seg_pipelines.pipelines.ablation_fanout import SummaryNode, VariantNode
+from seg_pipelines.pipelines.ablation_fanout import ClosedSetSummary, ClosedSetVariant
 
 
-class ECACVariant(VariantNode):
+class ECACVariant(ClosedSetVariant):
     """One row × seed slot of a chapter 4 table, trained and evaluated: its record."""
 
-    def __call__(
-        self, params: ClosedSetAblations, manifest: dict[str, Any], index: pd.DataFrame, class_statistics: pd.DataFrame
-    ) -> dict[str, Any]:
+    @staticmethod
+    def experiment() -> ModuleType:
         from seg_pipelines.experiments import ecac_ablations
 
-        params = ClosedSetAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
-        node = ecac_ablations.variant_node(self.table, self.row, self.seed_slot)
-        return node(params, manifest, index, class_statistics)
+        return ecac_ablations
 
 
-class ECACSummary(SummaryNode):
+class ECACSummary(ClosedSetSummary):
     """A chapter 4 table from its records: (table, runs, markdown, metrics)."""
 
-    def __call__(
-        self, params: ClosedSetAblations, manifest: dict[str, Any], class_statistics: pd.DataFrame, *records: dict
-    ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, float]]:
-        from seg_pipelines.experiments import ecac_ablations
-
-        params = ClosedSetAblations.of(params).plain()
-        node = ecac_ablations.summary_node(self.table, self.row_slots, self.seed_slots)
-        return node(params, manifest, class_statistics, *records)
+    experiment = staticmethod(ECACVariant.experiment)
 
 
 def plot_feature_tsne(
