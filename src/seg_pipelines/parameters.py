@@ -297,6 +297,9 @@ class AttributeSelection(Block):
     retry: Retry = Retry()
     noise: Noise = Noise()
     prompt_composition: Literal["description", "template_description"] = "description"
+    # a combination whose descriptions do not all fit the text context: scored shortened and said so in
+    # the table's "prompts shortened" column (report), or an error naming the classes (refuse)
+    prompt_overflow: Literal["report", "refuse"] = "report"
     attributes: Annotated[list[str], Field(min_length=1)]
     benchmarks: Annotated[list[str], Field(min_length=1)]
     scoring: Scoring = Scoring()

@@ -174,3 +174,35 @@ def test_markdown_prints_empty_text_cells_read_back_as_nan_empty():
     table = pd.DataFrame({"llm": ["a", "b"], "avg.": [1.0, float("nan")], "vs. a": [float("nan"), "+0.5"]})
     text = _markdown(table, "T")
     assert "nan" not in text and "| a | 1.0 |  |" in text and "| b | – | +0.5 |" in text
+
+
+# --------------------------------------------------------------------------- no prompt shortened in silence
+
+
+def test_a_combination_that_does_not_fit_the_text_context_is_reported_or_refused():
+    class ShortContext(HalvesScorer):
+        context_length = 12  # 10 content tokens: one "A lime has its color word." fits, two do not
+
+    confirmed = {
+        (): (reps(20.0, 21.0, 22.0), reps(20.0, 21.0, 22.0)),
+        ("color",): (reps(22.0, 23.0, 24.0), reps(21.5, 22.2, 23.8)),
+        ("shape",): (reps(21.0, 22.0, 23.0), reps(21.0, 22.0, 23.0)),
+    }
+    from seg_pipelines.experiments.attribute_selection import combine_attributes, score_attributes
+
+    params = {"noise": {"replicates": 3, "rule": "2se"}, "top_k": 2, "prompt_composition": "description"}
+    scorer = ShortContext(confirmed)
+    table_5_3, scores = score_attributes(scorer, DESCRIPTIONS, params)
+    assert table_5_3.set_index("attribute")["prompts shortened"].to_dict() == {
+        "color": "0/2",
+        "shape": "0/2",
+        "template": "0/2",
+    }
+    table_5_4, _, prompt_set, summary = combine_attributes(scorer, DESCRIPTIONS, scores, params)
+    shortened = table_5_4.set_index(table_5_4.columns[0])["prompts shortened"]
+    assert shortened["color"] == "0/2" and shortened["color + shape"] == "2/2: lime, sky"
+    composition = summary["prompt_set_composition"]["lime"]
+    assert composition["attributes"] == ["color"] and composition["dropped"] == [] and composition["tokens"] > 0
+
+    with pytest.raises(ValueError, match=r"do not fit the 10-token text context for 2 classes: \['lime', 'sky'\]"):
+        combine_attributes(scorer, DESCRIPTIONS, scores, {**params, "prompt_overflow": "refuse"})

@@ -21,6 +21,7 @@ from seg_pipelines.prompts import (
     build_prompt_set,
     clean_description,
     clip_token_count,
+    compose_prompt_set,
     description_question,
     generate_candidate_attributes,
     greedy_combination,
@@ -304,6 +305,23 @@ def test_build_prompt_set_respects_token_budget():
     prompt = build_prompt_set(long_descriptions, ["size", "shape", "texture", "color"], ["cat"])
     assert clip_token_count(prompt["cat"]) <= 75
     assert clip_token_count("A cat is small to medium-sized.") == 9
+
+
+def test_a_composed_prompt_records_what_it_holds_and_what_the_context_left_out():
+    composed = compose_prompt_set(
+        DESCRIPTIONS, ["size", "shape", "texture"], ["cat", "boat"], max_tokens=14, count_tokens=_word_count
+    )
+    cat = composed["cat"]
+    assert cat.text == "A cat is small to medium-sized." and cat.tokens == 6
+    assert cat.attributes == ("size",) and cat.dropped == ("shape", "texture") and cat.shortened and not cat.cut
+    assert cat.record() == {"attributes": ["size"], "dropped": ["shape", "texture"], "cut": False, "tokens": 6}
+    cut = compose_prompt_set(DESCRIPTIONS, ["shape"], ["cat"], max_tokens=5, count_tokens=_word_count)["cat"]
+    assert cut.cut and cut.shortened and cut.attributes == ("shape",) and cut.dropped == ()
+    fits = compose_prompt_set(DESCRIPTIONS, ["size", "color"], ["boat"])["boat"]
+    assert not fits.shortened and fits.attributes == ("size", "color") and fits.tokens == clip_token_count(fits.text)
+    assert build_prompt_set(
+        DESCRIPTIONS, ["size", "shape", "texture"], ["cat"], max_tokens=14, count_tokens=_word_count
+    ) == {"cat": cat.text}
 
 
 def test_build_prompt_set_names_missing_description():

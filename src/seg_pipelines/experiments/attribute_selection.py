@@ -28,7 +28,6 @@ from seg_pipelines.prompts import (
     AVERAGE_COLUMN,
     ResponseCache,
     RetryPolicy,
-    build_prompt_set,
     create_llm,
     generate_candidate_attributes,
     generate_descriptions,
@@ -36,7 +35,7 @@ from seg_pipelines.prompts import (
     greedy_combination,
     rank_attributes,
 )
-from seg_pipelines.prompts.prompt_set import PROMPT_COMPOSITIONS
+from seg_pipelines.prompts.prompt_set import PROMPT_COMPOSITIONS, ComposedPrompt, compose_prompt_set
 from seg_pipelines.prompts.selection import BASELINE_ROW, COMBINATION_SEPARATOR
 from seg_pipelines.statistics import paired_comparison
 
@@ -50,6 +49,7 @@ VERDICT_COLUMN = "verdict"
 STEP_COLUMN = "vs. previous step"
 HELD_OUT_VS_TEMPLATE_COLUMN = "held-out vs. template"
 HELD_OUT_VERDICT_COLUMN = "held-out verdict"
+SHORTENED_COLUMN = "prompts shortened"  # classes whose prompt lost a description to the text context
 VERDICT_LABELS = {"higher": "beats template", "lower": "below template", "unresolved": "within noise"}
 
 
@@ -305,38 +305,52 @@ def _prompts(
     combination: Sequence[str],
     class_names: Sequence[str] | None = None,
     composition: str = "description",
-) -> dict[str, str]:
-    """``{class: prompt}``: the combination's descriptions concatenated within the CLIP context
-    (thesis 5.2.3), alone or after the template (``composition``, :data:`PROMPT_COMPOSITIONS`);
-    the empty combination is the template baseline."""
+    overflow: str = "report",
+) -> dict[str, ComposedPrompt]:
+    """``{class: ComposedPrompt}``: the combination's descriptions concatenated within the CLIP
+    context (thesis 5.2.3), alone or after the template (``composition``, :data:`PROMPT_COMPOSITIONS`);
+    the empty combination is the template baseline. A description that does not fit is left out
+    (later attributes first) and recorded in the prompt (``overflow: report``, the table's
+    :data:`SHORTENED_COLUMN`), or the combination is refused with an error naming the classes
+    (``overflow: refuse``)."""
     names = scorer.class_names if class_names is None else class_names
     if composition not in PROMPT_COMPOSITIONS:
         raise ValueError(
             f"lsmseg_attribute_selection.prompt_composition must be one of {sorted(PROMPT_COMPOSITIONS)}, "
             f"got {composition!r}"
         )
-    # build_prompt warns once per class whose descriptions do not all fit; say it once here instead.
-    prompt_logger = logging.getLogger("seg_pipelines.prompts.prompt_set")
-    level = prompt_logger.level
-    prompt_logger.setLevel(logging.ERROR)
-    try:
-        prompts = build_prompt_set(
-            descriptions,
-            list(combination),
-            names,
-            PROMPT_COMPOSITIONS[composition],
-            max_tokens=_prompt_budget(scorer),
+    composed = compose_prompt_set(
+        descriptions, list(combination), names, PROMPT_COMPOSITIONS[composition], max_tokens=_prompt_budget(scorer)
+    )
+    shortened = [name for name, prompt in composed.items() if prompt.shortened]
+    if shortened and overflow == "refuse":
+        raise ValueError(
+            f"prompts of {' + '.join(combination)} do not fit the {_prompt_budget(scorer)}-token text context "
+            f"for {len(shortened)} classes: {shortened[:10]}{' …' if len(shortened) > 10 else ''} "
+            "(lsmseg_attribute_selection.prompt_overflow: report scores them shortened and says so)"
         )
-    finally:
-        prompt_logger.setLevel(level)
-    if len(combination) > 1:
+    if shortened:
         logger.info(
-            "prompts for %s: descriptions beyond the %d-token CLIP context are dropped, later "
-            "attributes first (thesis 5.2.3 concatenation)",
-            " + ".join(combination),
+            "prompts for %s: %d of %d classes lose a description to the %d-token text context (%s)",
+            " + ".join(combination) or "template",
+            len(shortened),
+            len(composed),
             _prompt_budget(scorer),
+            ", ".join(shortened[:5]),
         )
-    return prompts
+    return composed
+
+
+def _texts(composed: Mapping[str, ComposedPrompt]) -> dict[str, str]:
+    return {name: prompt.text for name, prompt in composed.items()}
+
+
+def shortened_cell(composed: Mapping[str, ComposedPrompt]) -> str:
+    """The table cell saying how many classes' prompts lost part of the row's descriptions."""
+    shortened = [name for name, prompt in composed.items() if prompt.shortened]
+    if not shortened:
+        return f"0/{len(composed)}"
+    return f"{len(shortened)}/{len(composed)}: {', '.join(shortened[:3])}{' …' if len(shortened) > 3 else ''}"
 
 
 def noise_settings(params: Mapping[str, Any]) -> tuple[list[int], str]:
@@ -442,19 +456,22 @@ def score_attributes(
     decimals = params.get("ranking_decimals")
     seeds, rule = noise_settings(params)
     composition = str(params.get("prompt_composition", "description"))
+    overflow = str(params.get("prompt_overflow", "report"))
     per_llm: dict[str, Any] = {}
     tables = {}
     for label, entry in descriptions["llms"].items():
         reps: OrderedDict[str, list[dict[str, float]]] = OrderedDict()
         held: dict[str, list[dict[str, float]]] = {}
         splits: dict[str, dict[str, float]] = {}
-        reps[BASELINE_ROW], held[BASELINE_ROW] = scorer.evaluate_split(
-            _prompts(scorer, entry["descriptions"], []), seeds
-        )
+        shortened: dict[str, str] = {}
+        composed = _prompts(scorer, entry["descriptions"], [])
+        reps[BASELINE_ROW], held[BASELINE_ROW] = scorer.evaluate_split(_texts(composed), seeds)
+        shortened[BASELINE_ROW] = shortened_cell(composed)
         splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
-            prompts = _prompts(scorer, entry["descriptions"], [attribute], composition=composition)
-            reps[attribute], held[attribute] = scorer.evaluate_split(prompts, seeds)
+            composed = _prompts(scorer, entry["descriptions"], [attribute], composition=composition, overflow=overflow)
+            reps[attribute], held[attribute] = scorer.evaluate_split(_texts(composed), seeds)
+            shortened[attribute] = shortened_cell(composed)
             splits[attribute] = seen_unseen_averages(scorer)
             logger.info("%s / %s: avg. mIoU %.2f", label, attribute, sum(_averages(reps[attribute])) / len(seeds))
         rows = {
@@ -465,6 +482,7 @@ def score_attributes(
         table.index.name = "attribute"
         ranked = rank_attributes(table, decimals=decimals)
         tables[label] = annotate_noise(ranked, reps, reps[BASELINE_ROW], rule)
+        tables[label][SHORTENED_COLUMN] = [shortened[row] for row in tables[label].index]
         if any(splits.values()):  # finetune: seen and unseen classes reported apart (thesis 5.2.3)
             for part in ("seen", "unseen"):
                 tables[label][f"{part} avg."] = [splits[row].get(part, float("nan")) for row in tables[label].index]
@@ -473,9 +491,17 @@ def score_attributes(
             "scores": _frame_to_dict(ranked),
             "replicates": {name: list(r) for name, r in reps.items()},
             "held_out": {name: list(r) for name, r in held.items() if r},
+            "shortened": shortened,
         }
     primary = next(iter(tables))
-    summary = {"llms": per_llm, "primary": primary, "seeds": seeds, "rule": rule, "composition": composition}
+    summary = {
+        "llms": per_llm,
+        "primary": primary,
+        "seeds": seeds,
+        "rule": rule,
+        "composition": composition,
+        "prompt_overflow": overflow,
+    }
     summary["replicate_kind"] = "training seeds" if scorer.mode == "finetune" else f"{len(seeds)} disjoint image folds"
     summary["held_out"] = scorer.held_out
     return tables[primary].reset_index(), summary
@@ -508,6 +534,7 @@ def combine_attributes(
     decimals = params.get("ranking_decimals")
     seeds, rule = noise_settings(params)
     composition = str(attribute_scores.get("composition", params.get("prompt_composition", "description")))
+    overflow = str(params.get("prompt_overflow", "report"))
     combination_tables, best, best_reps, template_reps = {}, {}, {}, {}
     comparison_rows = OrderedDict()
     for label, entry in descriptions["llms"].items():
@@ -516,14 +543,15 @@ def combine_attributes(
         ranked = ranked.loc[stored["ranking"]]
         reps: dict[str, list[dict[str, float]]] = {}
         held: dict[str, list[dict[str, float]]] = {}
+        shortened: dict[str, str] = {}
 
         def evaluate(
-            combination: list[str], _descriptions=entry["descriptions"], _reps=reps, _held=held
+            combination: list[str], _descriptions=entry["descriptions"], _reps=reps, _held=held, _short=shortened
         ) -> dict[str, float]:
             key = COMBINATION_SEPARATOR.join(combination)
-            _reps[key], _held[key] = scorer.evaluate_split(
-                _prompts(scorer, _descriptions, combination, composition=composition), seeds
-            )
+            composed = _prompts(scorer, _descriptions, combination, composition=composition, overflow=overflow)
+            _reps[key], _held[key] = scorer.evaluate_split(_texts(composed), seeds)
+            _short[key] = shortened_cell(composed)
             means = _mean_std(_reps[key])
             return {b: means[b] for b in _reps[key][0]}
 
@@ -535,6 +563,8 @@ def combine_attributes(
         chosen, steps = greedy_steps_beyond_noise(list(table.index), reps, rule)
         table = annotate_noise(table, reps, template, rule)
         table[STEP_COLUMN] = [steps[name] for name in table.index]
+        shortened.setdefault(first, (stored.get("shortened") or {}).get(first, ""))  # scored by score_attributes
+        table[SHORTENED_COLUMN] = [shortened.get(name, "") for name in table.index]
         combination_tables[label] = table
         best[label] = chosen.split(COMBINATION_SEPARATOR)
         # The choice's verdicts come from the held-out half when there is one (the selection half
@@ -588,13 +618,15 @@ def combine_attributes(
             beats_text,
         )
         prompt_combination = []
-    prompt_set = _prompts(
+    composed_set = _prompts(
         scorer,
         descriptions["llms"][primary]["descriptions"],
         prompt_combination,
         descriptions["class_names"],
         composition=composition,
+        overflow=overflow,
     )
+    prompt_set = _texts(composed_set)
     summary = {
         "primary_llm": primary,
         "backend": descriptions["llms"][primary]["backend"],
@@ -614,6 +646,8 @@ def combine_attributes(
             "selection_best_vs_template": str(combination_tables[primary].loc[best_key, VS_TEMPLATE_COLUMN]),
         },
         "prompt_token_budget": _prompt_budget(scorer),
+        # per class: the attributes whose descriptions the prompt set holds, those left out, its tokens
+        "prompt_set_composition": {name: prompt.record() for name, prompt in composed_set.items()},
         "template_average": baseline,
         "best_average": best_average,
         "prompt_set_combination": prompt_combination,  # [] = template prompts

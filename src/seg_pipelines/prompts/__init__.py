@@ -38,7 +38,14 @@ from .llm import (
     create_llm,
     generation_settings,
 )
-from .prompt_set import BASELINE_TEMPLATE, build_prompt, build_prompt_set, clip_token_count
+from .prompt_set import (
+    BASELINE_TEMPLATE,
+    ComposedPrompt,
+    build_prompt,
+    build_prompt_set,
+    clip_token_count,
+    compose_prompt_set,
+)
 from .selection import (
     AVERAGE_COLUMN,
     GAIN_COLUMN,
@@ -71,6 +78,8 @@ __all__ = [
     "TransientLLMError",
     "build_prompt",
     "build_prompt_set",
+    "compose_prompt_set",
+    "ComposedPrompt",
     "clean_description",
     "clip_token_count",
     "create_llm",

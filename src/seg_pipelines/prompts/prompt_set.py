@@ -16,6 +16,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from .cleaning import indefinite_article, normalise_attribute, sanitise_class_name
 
@@ -59,6 +60,69 @@ def _fit_words(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -
     return (" ".join(words).rstrip(" ,;:-") + ".") if words else ""
 
 
+@dataclass(frozen=True)
+class ComposedPrompt:
+    """One class's prompt and what it holds: the attributes whose descriptions are in it, those left
+    out because they did not fit the text context, whether the first one was cut at a word, and its
+    token count (without CLIP's start and end tokens)."""
+
+    text: str
+    attributes: tuple[str, ...]
+    dropped: tuple[str, ...] = ()
+    cut: bool = False
+    tokens: int = 0
+
+    @property
+    def shortened(self) -> bool:
+        """Whether the prompt lost part of what it was asked to hold."""
+        return bool(self.dropped) or self.cut
+
+    def record(self) -> dict[str, object]:
+        return {
+            "attributes": list(self.attributes),
+            "dropped": list(self.dropped),
+            "cut": self.cut,
+            "tokens": self.tokens,
+        }
+
+
+def compose_prompt(
+    class_name: str,
+    descriptions: Sequence[str],
+    template: str = DEFAULT_TEMPLATE,
+    *,
+    attributes: Sequence[str] | None = None,
+    max_tokens: int = CLIP_CONTEXT_TOKENS - 2,
+    count_tokens: Callable[[str], int] = clip_token_count,
+) -> ComposedPrompt:
+    """One class's prompt: ``template`` filled with the descriptions that fit in ``max_tokens``, and
+    the record of what it holds (``attributes`` name the descriptions, default their positions)."""
+    names = [str(a) for a in attributes] if attributes is not None else [str(i) for i in range(len(descriptions))]
+    safe_name = sanitise_class_name(class_name)
+    if not descriptions:
+        text = BASELINE_TEMPLATE.format(class_name=safe_name, article=indefinite_article(safe_name))
+        return ComposedPrompt(text, (), tokens=count_tokens(text))
+
+    def render(parts: Sequence[str]) -> str:
+        return template.format(
+            class_name=safe_name, article=indefinite_article(safe_name), descriptions=" ".join(parts)
+        ).strip()
+
+    kept: list[str] = []
+    cut = False
+    for description in descriptions:
+        if count_tokens(render(kept + [description])) <= max_tokens:
+            kept.append(description)
+        elif not kept:  # the first description alone is too long: cut it at a word
+            overhead = count_tokens(render([""]))
+            kept.append(_fit_words(description, max_tokens - overhead, count_tokens))
+            cut = True
+        else:
+            break
+    text = render(kept)
+    return ComposedPrompt(text, tuple(names[: len(kept)]), tuple(names[len(kept) :]), cut, count_tokens(text))
+
+
 def build_prompt(
     class_name: str,
     descriptions: Sequence[str],
@@ -67,34 +131,54 @@ def build_prompt(
     max_tokens: int = CLIP_CONTEXT_TOKENS - 2,
     count_tokens: Callable[[str], int] = clip_token_count,
 ) -> str:
-    """One class's prompt: ``template`` filled with the descriptions that fit in ``max_tokens``."""
-    safe_name = sanitise_class_name(class_name)
-    if not descriptions:
-        return BASELINE_TEMPLATE.format(class_name=safe_name, article=indefinite_article(safe_name))
-
-    def render(parts: Sequence[str]) -> str:
-        return template.format(
-            class_name=safe_name, article=indefinite_article(safe_name), descriptions=" ".join(parts)
-        ).strip()
-
-    kept: list[str] = []
-    for description in descriptions:
-        if count_tokens(render(kept + [description])) <= max_tokens:
-            kept.append(description)
-        elif not kept:  # the first description alone is too long: cut it at a word
-            overhead = count_tokens(render([""]))
-            kept.append(_fit_words(description, max_tokens - overhead, count_tokens))
-        else:
-            break
-    if len(kept) < len(descriptions):
+    """One class's prompt text (:func:`compose_prompt`); a shortened prompt is logged."""
+    composed = compose_prompt(class_name, descriptions, template, max_tokens=max_tokens, count_tokens=count_tokens)
+    if composed.shortened:
         logger.warning(
             "Prompt for %r keeps %d of %d descriptions to fit %d CLIP tokens",
             class_name,
-            len(kept),
+            len(composed.attributes),
             len(descriptions),
             max_tokens,
         )
-    return render(kept)
+    return composed.text
+
+
+def compose_prompt_set(
+    descriptions: Mapping[str, Mapping[str, str]],
+    attributes_combination: Sequence[str],
+    class_names: Sequence[str],
+    template: str = DEFAULT_TEMPLATE,
+    *,
+    max_tokens: int = CLIP_CONTEXT_TOKENS - 2,
+    count_tokens: Callable[[str], int] = clip_token_count,
+) -> dict[str, ComposedPrompt]:
+    """``{class: ComposedPrompt}`` combining the descriptions of ``attributes_combination`` in that
+    order (later attributes are the first left out when the context is full).
+
+    ``template`` may use ``{descriptions}``, ``{class_name}`` and ``{article}``. An empty
+    combination gives the baseline ``"a photo of a {class_name}."``.
+    """
+    attributes = [normalise_attribute(a) for a in attributes_combination]
+    prompts: dict[str, ComposedPrompt] = {}
+    for class_name in class_names:
+        per_attribute = descriptions.get(class_name)
+        if per_attribute is None:
+            raise KeyError(f"No descriptions for class {class_name!r}; run generate_descriptions.")
+        missing = [a for a in attributes if a not in per_attribute]
+        if missing:
+            raise KeyError(
+                f"No description for class {class_name!r}, attribute(s) {missing}; available: {sorted(per_attribute)}"
+            )
+        prompts[class_name] = compose_prompt(
+            class_name,
+            [per_attribute[a] for a in attributes],
+            template,
+            attributes=attributes,
+            max_tokens=max_tokens,
+            count_tokens=count_tokens,
+        )
+    return prompts
 
 
 def build_prompt_set(
@@ -106,27 +190,8 @@ def build_prompt_set(
     max_tokens: int = CLIP_CONTEXT_TOKENS - 2,
     count_tokens: Callable[[str], int] = clip_token_count,
 ) -> dict[str, str]:
-    """``{class: prompt}`` combining the descriptions of ``attributes_combination`` in that order.
-
-    ``template`` may use ``{descriptions}``, ``{class_name}`` and ``{article}``. An empty
-    combination gives the baseline ``"a photo of a {class_name}."``.
-    """
-    attributes = [normalise_attribute(a) for a in attributes_combination]
-    prompts: dict[str, str] = {}
-    for class_name in class_names:
-        per_attribute = descriptions.get(class_name)
-        if per_attribute is None:
-            raise KeyError(f"No descriptions for class {class_name!r}; run generate_descriptions.")
-        missing = [a for a in attributes if a not in per_attribute]
-        if missing:
-            raise KeyError(
-                f"No description for class {class_name!r}, attribute(s) {missing}; available: {sorted(per_attribute)}"
-            )
-        prompts[class_name] = build_prompt(
-            class_name,
-            [per_attribute[a] for a in attributes],
-            template,
-            max_tokens=max_tokens,
-            count_tokens=count_tokens,
-        )
-    return prompts
+    """``{class: prompt}`` of :func:`compose_prompt_set`."""
+    composed = compose_prompt_set(
+        descriptions, attributes_combination, class_names, template, max_tokens=max_tokens, count_tokens=count_tokens
+    )
+    return {name: prompt.text for name, prompt in composed.items()}

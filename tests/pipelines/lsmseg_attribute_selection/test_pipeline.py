@@ -286,7 +286,14 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
     stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
     noise_columns = [*stds, "vs. template", "verdict"]
-    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline", *noise_columns]
+    assert list(table_5_3.columns) == [
+        "attribute",
+        *BENCHMARKS,
+        "avg.",
+        "vs. baseline",
+        *noise_columns,
+        "prompts shortened",
+    ]
     assert scores["seeds"] == [0, 1, 2] and scores["replicate_kind"] == "3 disjoint image folds"
     folds = scores["llms"]["scripted"]["replicates"]["color"]
     assert len(folds) == 3 and folds[0] != folds[1]  # zero_shot noise: three disjoint image folds
@@ -312,6 +319,7 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
         "vs. baseline",
         *noise_columns,
         "vs. previous step",
+        "prompts shortened",
     ]
     assert table_5_4.iloc[0][BENCHMARKS].tolist() == pytest.approx(
         table_5_3.set_index("attribute").loc[ranked[0], BENCHMARKS].tolist()
@@ -392,7 +400,14 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     table_5_4 = pd.read_csv(project_copy / "data/08_reporting/table_5_4_attribute_combinations.csv")
     stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
     noise_columns = [*stds, "vs. template", "verdict"]
-    assert list(table_5_3.columns) == ["attribute", *BENCHMARKS, "avg.", "vs. baseline", *noise_columns]
+    assert list(table_5_3.columns) == [
+        "attribute",
+        *BENCHMARKS,
+        "avg.",
+        "vs. baseline",
+        *noise_columns,
+        "prompts shortened",
+    ]
     assert set(table_5_3["verdict"].fillna("")) <= {"", "beats template", "below template", "within noise"}
     assert len(table_5_3) == 6
     assert len(table_5_4) == 3
