@@ -150,3 +150,37 @@ def test_only_the_parameter_blocks_the_pipeline_reads_are_logged(tracking):
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
     assert set(run.data.params) == {"dataset.family", "dataset.splits", "runtime.lr"}  # not "seed"
+
+
+def test_an_interrupted_run_is_killed_with_its_reason_not_finished(tracking):
+    """Ctrl-C: Kedro calls neither after_pipeline_run nor on_pipeline_error; the exit handler ends it."""
+    hook, uri, tmp_path = tracking
+    hook.before_pipeline_run(_run_params("lsmseg"), None, DataCatalog())
+    hook._end_interrupted_run()  # what atexit runs when the interpreter exits mid-run
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_test").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"].startswith("KeyboardInterrupt: interrupted")
+    assert mlflow.active_run() is None
+    hook._end_interrupted_run()  # a second call (the registered one at exit) changes nothing
+
+
+def test_validated_parameter_blocks_are_logged_as_plain_data(tmp_path, monkeypatch):
+    from seg_pipelines.parameters import Preparation
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    hook = MlflowTrackingHook()
+    context = SimpleNamespace(
+        project_path=tmp_path,
+        env="test",
+        config_loader={"mlflow": {"experiment_name": "hook_plain"}},
+        params={"preparation": Preparation.of({"on_bad_sample": "skip"}), "seed": 3},
+    )
+    hook.after_context_created(context)
+    hook.before_pipeline_run(_run_params("data_preparation"), None, DataCatalog())
+    hook.after_pipeline_run(_run_params("data_preparation"), {}, None, DataCatalog())
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("hook_plain").experiment_id])
+    config = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config/parameters.yml"))
+    assert config["preparation"] == {"on_bad_sample": "skip", "overview_images": 8}
+    assert run.data.params["preparation.overview_images"] == "8"

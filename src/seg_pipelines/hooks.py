@@ -18,6 +18,7 @@ says to MLflow goes through :mod:`seg_pipelines.engine.tracking` (the tracking U
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +52,7 @@ class MlflowTrackingHook:
             self._config = dict(context.config_loader["mlflow"] or {})
         except Exception:  # no mlflow.yml in this environment: defaults apply
             self._config = {}
-        self._params = dict(context.params or {})
+        self._params = tracking.plain_data(context.params or {})  # validated blocks arrive as models
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -79,6 +80,9 @@ class MlflowTrackingHook:
         tracking.log_config(self._params)
         self._run_active = True
         self._catalog = catalog
+        # Ctrl-C raises KeyboardInterrupt, which Kedro passes to no hook (on_pipeline_error sees
+        # Exceptions only): without this the interpreter's exit ended the run as FINISHED.
+        atexit.register(self._end_interrupted_run)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
@@ -113,9 +117,16 @@ class MlflowTrackingHook:
             tracking.fail_run(error)
         self._end_run("FAILED")
 
+    def _end_interrupted_run(self) -> None:
+        """At interpreter exit: a run neither finished nor failed was interrupted (KILLED, with why)."""
+        if self._run_active:
+            tracking.fail_run(KeyboardInterrupt("interrupted: the process ended before the pipeline run did"))
+        self._end_run("KILLED")
+
     def _end_run(self, status: str) -> None:
         if not self._run_active:
             return
+        atexit.unregister(self._end_interrupted_run)
         tracking.end_run(status)
         self._run_active = False
         self._catalog = None
