@@ -93,6 +93,25 @@ def test_an_unknown_pipeline_name_gets_a_one_line_answer_with_the_closest_names(
     assert "Pipelines: __default__, caa," in str(error.value) and "\n" not in str(error.value)
 
 
+def test_kedro_run_with_an_unknown_pipeline_prints_one_line_and_no_traceback(tmp_path):
+    """What a user sees: click's one ``Error:`` line (exit status 2), no traceback, and none of the
+    three OmegaConf deprecation warnings Kedro's config loader triggers."""
+    import os
+
+    from tests.fixtures import PROJECT_ROOT
+
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    kedro = str(Path(sys.executable).parent / "kedro")
+    result = subprocess.run(
+        [kedro, "run", "--pipelines=caaa"], cwd=PROJECT_ROOT, capture_output=True, text=True, env=env
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert errors == [errors[0]] and errors[0].startswith("Error: No pipeline named 'caaa'. Did you mean 'caa'?")
+    assert "Traceback" not in output and "register_new_resolver" not in output
+
+
 def test_a_pipeline_folder_that_fails_to_import_is_named(monkeypatch):
     from seg_pipelines import pipeline_registry
 

@@ -14,6 +14,7 @@ import importlib.resources
 import re
 import warnings
 
+import click
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
@@ -92,6 +93,11 @@ def _find_pipelines() -> dict[str, Pipeline]:
     return found
 
 
+class UnknownPipelineError(click.UsageError, ValueError):
+    """A ``--pipelines`` name that is no pipeline: click prints its one line (``Error: …``) and exits
+    with status 2, with no traceback."""
+
+
 class RegisteredPipelines(dict):
     """The registered pipelines; an unknown name (``kedro run --pipelines=caaa``) raises one line that
     names the closest pipelines and lists them all, instead of Kedro's multi-line KeyError answer."""
@@ -100,7 +106,7 @@ class RegisteredPipelines(dict):
         known = sorted(pipeline_folders() | {"__default__"})
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"No pipeline named {name!r}.{hint} Pipelines: {', '.join(known)}.")
+        raise UnknownPipelineError(f"No pipeline named {name!r}.{hint} Pipelines: {', '.join(known)}.")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
