@@ -228,9 +228,11 @@ class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 100
     checkpoint_seconds: PositiveNumber | None = None
     foreach: bool | None = None
-    # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis turns them off)
+    # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis: CAT-Seg's schedule and CLIP
+    # multiplier, no clipping, the BCE over all classes)
     lr_schedule: Literal["cosine", "poly", "constant"] = "cosine"
     clip_lr_multiplier: NonNegativeRate = 0.1
+    min_lr_ratio: Probability = 0.01  # where the cosine ends, × lr
     grad_clip_norm: Rate | None = 1.0
     loss_on_kept_classes: Annotated[bool, Field(strict=True)] = True
 
