@@ -396,9 +396,10 @@ def missing_api_key_message(config: Mapping[str, Any]) -> str:
         f"found. Set one in conf/local/credentials.yml as `{entry}: {{api_key: <your key>}}` (the entry named by "
         f"the LLM's `credentials`) or in the environment variable {env_name} (named by `api_key_env`). "
         "A local OpenAI-compatible server (vLLM, Ollama, llama-server) needs no key: set `base_url`, e.g. "
-        "http://localhost:8000/v1. Or use the local default LLM (Gemma 3 270M through llama_cpp, no key, no "
-        "network): run without `--env thesis`, or put conf/base's `llm` block of "
-        "parameters_lsmseg_attribute_selection.yml in place of this one."
+        "http://localhost:8000/v1. Or use a local LLM through llama_cpp (no key, no network): run without "
+        "`--env thesis` (conf/base's `llm`, Qwen2.5-Coder-1.5B), or put conf/base's `llm` block of "
+        "parameters_lsmseg_attribute_selection.yml, or its Gemma 3 270M example `{label: gemma3-270m, backend: "
+        "llama_cpp, model_path: null, prompt_style: few_shot}` (packaged with the project), in place of this one."
     )
 
 
