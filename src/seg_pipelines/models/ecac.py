@@ -32,8 +32,9 @@ Choices the thesis leaves open (constructor arguments):
   outputs carry class structure, which is the thesis's own reason for delaying L_M ("feature
   stability", §4.2.4): ``intra_variance_start_iter`` can delay L_iv the same way. The text delays
   L_M only ("L_M is activated only after 1,000 iterations", eq. 4.21), so the thesis env keeps L_iv
-  on from iteration 0 (``intra_variance_start_iter: 0``, issue 28); a run that diverges as above
-  can set it to 1,000 (the thesis env's value before issue 28).
+  on from iteration 0 (``intra_variance_start_iter: 0``, issue 28; on the synthetic world at 200
+  iterations the student then learnt nothing, docs/fidelity.md); a run that diverges as above can set
+  it to 1,000 (the thesis env's value before issue 28).
 * ``intra_variance_detach_features`` (today's variant, with ``"probabilities"``): L_iv evaluated
   on a second student output built from detached F, so it trains the student classifier only.
 * eq. 4.3 leaves the teacher centre of a class absent from the image undefined (0/0). As CAC [43]
