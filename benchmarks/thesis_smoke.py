@@ -382,6 +382,7 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
             }
         )  # weights_only=True
         train = nodes["train_catseg_baseline" if key == "baseline" else "train_lsmseg"]
+        sam_params = count_parameters(loaded.module.sam) if getattr(loaded.module, "sam", None) is not None else 0
         kwargs = record["kwargs"]
         detail = (
             f" + SAM {kwargs.get('sam_variant')}@{sam_image_size or 384}, k = {kwargs.get('top_k')}"
@@ -394,7 +395,9 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
             "path": "kedro run --env thesis --pipelines=lsmseg (clip_pretraining skipped: real dataset); evaluate",
             "model": f"{record['architecture']} ViT-B/16@384{detail}",
             "params_M": count_parameters(loaded.module) / 1e6,
-            "sam_params_M": count_parameters(loaded.module.sam) / 1e6 if getattr(loaded.module, "sam", None) else 0.0,
+            "sam_params_M": sam_params / 1e6,
+            # Table 5.8 prints CAT-Seg and "LSMSeg (w/o SAM)": compare it with the model less its SAM
+            "params_without_sam_M": (count_parameters(loaded.module) - sam_params) / 1e6,
             "thesis_params_M": thesis_params(record["architecture"]),
             "train_classes": len(described.get("train_classes", [])) or 171,
             "eval_classes": 847,
