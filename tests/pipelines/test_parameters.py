@@ -136,6 +136,9 @@ ISSUE_14_BAD = [
     ("ecac.addon.cfg.memory_learning", "gradient", "'momentum' or 'loss_and_momentum'"),
     ("ecac_ablations.addon.cfg.intra_variance_start_iter", -1, "greater than or equal to 0"),
     ("lsmseg.training.lr_schedule", "step", "'cosine', 'poly' or 'constant'"),
+    # issue 28
+    ("ecac.addon.cfg.kl_average", "pixels", "'all_classes' or 'present_classes'"),
+    ("lsmseg.training.min_lr_ratio", 2.0, "less than or equal to 1"),
 ]
 
 
