@@ -7,10 +7,11 @@ then the ``closed_set`` pipeline's nodes of that head's rows (``caa.train_baseli
 checkpoints through the catalog to disk and back (``weights_only=True``), slide evaluation (512 / 341); then
 the same evaluation nodes in whole mode, and the ``evaluate`` and ``predict`` pipelines on one checkpoint per
 head. Open-vocabulary rows: the ``lsmseg`` pipeline
-(CAT-Seg baseline and LSMSeg on open_clip ViT-B/16 at 384, SAM ViT-B, k = 32; clip_pretraining skips itself on
-a real dataset) trained on a COCO-Stuff-164k fixture (171 classes), evaluated on an ADE-847 benchmark dataset
-with CAT-Seg's sliding window (one image), then the ``evaluate`` pipeline on the LSMSeg weights. Random
-weights come from files in the real formats (open_clip ViT-B/16 state dict at 224 px, segment_anything SAM).
+(CAT-Seg baseline and LSMSeg on open_clip ViT-B/16 at 384, SAM ViT-L as conf/thesis, k = 32; clip_pretraining
+skips itself on a real dataset) trained on a COCO-Stuff-164k fixture (171 classes), evaluated on an ADE-847
+benchmark dataset with CAT-Seg's sliding window (one image), then the ``evaluate`` pipeline on the LSMSeg weights.
+Random weights come from files in the real formats (open_clip ViT-B/16 state dict at 224 px, segment_anything SAM
+of conf/thesis's variant).
 
 Seconds and peak RSS are per node (a Kedro hook; the peak is reset before each node through
 ``/proc/self/clear_refs``): a row's ``s_per_iter`` is its training node's seconds / 2 (model build and
@@ -288,13 +289,22 @@ def run_closed_set(group: str, rows: list[str], workdir: Path, roots: dict[str, 
     return results
 
 
-def random_checkpoints(workdir: Path) -> dict[str, Path]:
+def thesis_sam_variant() -> str:
+    """The SAM of ``--env thesis``'s LSMSeg (conf/thesis/parameters_lsmseg.yml: ``vit_l``, Table 5.1's headline)."""
+    import yaml
+
+    params = yaml.safe_load((PROJECT_ROOT / "conf/thesis/parameters_lsmseg.yml").read_text())
+    return params["lsmseg"]["models"]["lsmseg"]["sam_variant"]
+
+
+def random_checkpoints(workdir: Path, sam_variant: str) -> dict[str, Path]:
     """Random-init weights in the real files' formats, written once: an open_clip ViT-B/16 state dict (at its
     native 224 px: the pipeline resizes the position embedding to 384, as for OpenAI's file) and a full
-    segment_anything SAM ViT-B checkpoint (the pipeline keeps its image encoder)."""
+    segment_anything SAM checkpoint of ``sam_variant`` in segment_anything's key layout (the pipeline keeps
+    its image encoder)."""
     import torch
 
-    paths = {"clip": workdir / "random_vit_b16.pt", "sam": workdir / "random_sam_vit_b.pth"}
+    paths = {"clip": workdir / "random_vit_b16.pt", "sam": workdir / f"random_sam_{sam_variant}.pth"}
     if not paths["clip"].exists():
         from seg_pipelines.models.ovss.clip import load_clip
 
@@ -304,7 +314,7 @@ def random_checkpoints(workdir: Path) -> dict[str, Path]:
         from segment_anything import sam_model_registry
 
         torch.manual_seed(0)
-        torch.save(sam_model_registry["vit_b"]().state_dict(), paths["sam"])
+        torch.save(sam_model_registry[sam_variant]().state_dict(), paths["sam"])
     return paths
 
 
@@ -338,7 +348,8 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
     sam_image_size = 1024 if group.endswith("sam1024") else None  # None: SAM at the CLIP size (384)
     project = kedro_project(workdir, "coco_project")
     shutil.rmtree(project / "data/06_models/lsmseg_training", ignore_errors=True)  # train afresh, no resume
-    weights = random_checkpoints(workdir)
+    sam_variant = thesis_sam_variant()
+    weights = random_checkpoints(workdir, sam_variant)
     _, nodes = kedro_run(project, ovss_runtime_params(roots, weights, sam_image_size), pipeline_names=["lsmseg"])
     models_dir = project / "data/06_models"
     described = json.loads((models_dir / "lsmseg_model_config.json").read_text())
@@ -371,9 +382,10 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
             }
         )  # weights_only=True
         train = nodes["train_catseg_baseline" if key == "baseline" else "train_lsmseg"]
+        sam_params = count_parameters(loaded.module.sam) if getattr(loaded.module, "sam", None) is not None else 0
         kwargs = record["kwargs"]
         detail = (
-            f" + SAM ViT-B@{sam_image_size or 384}, k = {kwargs.get('top_k')}"
+            f" + SAM {kwargs.get('sam_variant')}@{sam_image_size or 384}, k = {kwargs.get('top_k')}"
             if key == "lsmseg"
             else f", pad_len {kwargs.get('top_k')}"
         )
@@ -383,6 +395,9 @@ def run_ovss(group: str, rows: list[str], workdir: Path, roots: dict[str, Path])
             "path": "kedro run --env thesis --pipelines=lsmseg (clip_pretraining skipped: real dataset); evaluate",
             "model": f"{record['architecture']} ViT-B/16@384{detail}",
             "params_M": count_parameters(loaded.module) / 1e6,
+            "sam_params_M": sam_params / 1e6,
+            # Table 5.8 prints CAT-Seg and "LSMSeg (w/o SAM)": compare it with the model less its SAM
+            "params_without_sam_M": (count_parameters(loaded.module) - sam_params) / 1e6,
             "thesis_params_M": thesis_params(record["architecture"]),
             "train_classes": len(described.get("train_classes", [])) or 171,
             "eval_classes": 847,

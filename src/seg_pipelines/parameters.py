@@ -165,7 +165,7 @@ class ClosedSetModel(Block):
 
 
 class ECACConfig(Block):
-    """The ECAC switches of issue 14 (models/ecac.py documents each)."""
+    """The ECAC switches of issues 14 and 28 (models/ecac.py documents each)."""
 
     coarse_loss_weight: NonNegativeRate = 0.4
     intra_variance_on: Literal["logits", "probabilities"] = "probabilities"
@@ -173,6 +173,9 @@ class ECACConfig(Block):
     intra_variance_start_iter: NonNegativeInt = 0
     memory_learning: Literal["momentum", "loss_and_momentum"] = "momentum"
     memory_logit_temperature: Rate | None = 15.0
+    # eq. 4.12's class average (losses.ecac.KL_AVERAGES): 1/C in the text (conf/thesis); the classes present
+    # in the batch here (the loss before issue 28; docs/fidelity.md: what the choice changes)
+    kl_average: Literal["all_classes", "present_classes"] = "present_classes"
 
 
 class Addon(Block):
@@ -225,9 +228,11 @@ class OVSSTraining(Training):
     checkpoint_interval: PositiveInt = 100
     checkpoint_seconds: PositiveNumber | None = None
     foreach: bool | None = None
-    # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis turns them off)
+    # not in the thesis, each a switch (engine/ovss_training.py; conf/thesis: CAT-Seg's schedule and CLIP
+    # multiplier, no clipping, the BCE over all classes)
     lr_schedule: Literal["cosine", "poly", "constant"] = "cosine"
     clip_lr_multiplier: NonNegativeRate = 0.1
+    min_lr_ratio: Probability = 0.01  # where the cosine ends, × lr
     grad_clip_norm: Rate | None = 1.0
     loss_on_kept_classes: Annotated[bool, Field(strict=True)] = True
 

@@ -323,6 +323,26 @@ TABLE_5_2 = ThesisTable(  # seen / unseen mIoU on VOCb
     ("VOCb seen", "VOCb unseen"),
     {"CAT-Seg": (83.9, 78.8), "LSMSeg": (84.5, 79.9)},
 )
+TABLE_5_3 = ThesisTable(  # one attribute's descriptions per row; lsmseg_attribute_selection prints its layout
+    "5.3",
+    "lsmseg_attribute_selection",
+    "single attributes",
+    _SIX_AVG,
+    {
+        "Baseline": (11.0, 17.9, 28.4, 54.6, 94.6, 74.3, 46.8),
+        "Color": (11.2, 17.8, 28.3, 55.3, 94.5, 76.5, 47.3),
+        "Shape": (11.2, 18.4, 28.2, 54.7, 94.9, 77.1, 47.4),
+        "Size": (11.6, 18.2, 28.3, 55.8, 94.3, 76.2, 47.4),
+        "Texture": (11.3, 18.2, 28.4, 55.5, 94.8, 76.2, 47.4),
+        "Material": (11.0, 18.2, 27.7, 55.9, 93.6, 75.4, 47.0),
+        "Positation or Location": (11.4, 18.0, 28.0, 55.0, 93.1, 75.7, 46.9),  # row labels as printed
+        "Pattern": (10.9, 16.9, 28.2, 55.2, 94.8, 76.2, 47.0),
+        "Action or Satae": (11.2, 18.1, 13.9, 42.2, 94.9, 76.4, 42.8),
+        "Contextual Relationship": (7.1, 17.4, 16.5, 29.8, 94.6, 73.9, 39.9),
+    },
+    "Table 5.3: Analysis of different prompts",
+    "Methods",
+)
 TABLE_5_5 = ThesisTable(
     "5.5",
     "lsmseg_ablations",
@@ -441,6 +461,7 @@ TABLES: dict[str, ThesisTable | EfficiencyTable] = {
         TABLE_4_8,
         TABLE_5_1,
         TABLE_5_2,
+        TABLE_5_3,
         TABLE_5_5,
         TABLE_5_6,
         TABLE_5_7,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 
@@ -135,10 +136,11 @@ def test_kl_and_intra_variance_are_zero_for_identical_student_and_teacher():
     logits = torch.randn(2, 4, 5, 5, generator=generator)
     labels = torch.randint(0, 4, (2, 5, 5), generator=generator)
     labels[0, 0] = IGNORE
-    assert entropy_weighted_kl_loss(logits, logits.clone(), labels, IGNORE).abs().item() < 1e-6
+    for average in ("all_classes", "present_classes"):
+        assert entropy_weighted_kl_loss(logits, logits.clone(), labels, IGNORE, average=average).abs().item() < 1e-6
     assert intra_variance_loss(logits, logits.clone(), labels, IGNORE).item() == 0.0
     other = torch.randn(2, 4, 5, 5, generator=generator)
-    assert entropy_weighted_kl_loss(logits, other, labels, IGNORE).item() > 1e-3
+    assert entropy_weighted_kl_loss(logits, other, labels, IGNORE, average="all_classes").item() > 1e-3
     assert intra_variance_loss(logits, other, labels, IGNORE).item() > 1e-4
 
 
@@ -159,7 +161,45 @@ def test_kl_matches_eq_4_12_loop():
             numerator += entropy * (p_t[i] * (p_t[i].log() - log_s[i])).sum()
             denominator += entropy
         per_class.append(numerator / denominator)
-    torch.testing.assert_close(entropy_weighted_kl_loss(student, teacher, labels, IGNORE), sum(per_class) / 2)
+    torch.testing.assert_close(
+        entropy_weighted_kl_loss(student, teacher, labels, IGNORE, average="present_classes"), sum(per_class) / 2
+    )
+    # eq. 4.12's 1/C: the absent class 1 adds nothing to the sum, C = 3 divides it
+    torch.testing.assert_close(
+        entropy_weighted_kl_loss(student, teacher, labels, IGNORE, average="all_classes"), sum(per_class) / 3
+    )
+
+
+def test_eq_4_12_divides_by_all_classes_by_hand():
+    """C = 4 classes, 2 present. Student uniform, so KL_i = ln 4 − H_i. Teacher p = (1/2, 1/4, 1/8, 1/8):
+    H = 1.75 ln 2, KL = 0.25 ln 2; teacher uniform: H = 2 ln 2, KL = 0. Pixels: class 0 gets one of each,
+    class 2 one skewed pixel, one pixel ignored. Class 0: (1.75 · 0.25) ln 2 / 3.75 = (7/60) ln 2; class 2:
+    (15/60) ln 2; sum (11/30) ln 2. Eq. 4.12 (1/C): (11/120) ln 2; over the classes present: (11/60) ln 2."""
+    skewed = torch.tensor([0.5, 0.25, 0.125, 0.125]).log()
+    uniform = torch.zeros(4)
+    teacher = torch.stack([skewed, uniform, skewed, uniform], dim=1).reshape(1, 4, 1, 4)  # (B, C, h, w)
+    student = torch.zeros(1, 4, 1, 4)
+    labels = torch.tensor([[[0, 0, 2, IGNORE]]])
+    ln2 = math.log(2.0)
+    thesis = entropy_weighted_kl_loss(student, teacher, labels, IGNORE, average="all_classes")
+    present = entropy_weighted_kl_loss(student, teacher, labels, IGNORE, average="present_classes")
+    assert thesis.item() == pytest.approx(11 / 120 * ln2, rel=1e-6)  # 0.063536
+    assert present.item() == pytest.approx(11 / 60 * ln2, rel=1e-6)
+    assert (present / thesis).item() == pytest.approx(4 / 2, rel=1e-6)  # C / |C_present|
+    with pytest.raises(ValueError, match="unknown KL average"):
+        entropy_weighted_kl_loss(student, teacher, labels, IGNORE, average="pixels")
+
+
+def test_kl_average_option_scales_the_module_loss_by_c_over_present():
+    features, target = make_batch(num_classes=4)
+    target[target == 3] = 1  # classes 0-2 present of K = 4
+    losses = {}
+    for average in ("all_classes", "present_classes"):
+        module = small_ecac(kl_average=average)
+        losses[average] = module.losses(module(features, target), target)["loss_kl"]
+    torch.testing.assert_close(losses["present_classes"], losses["all_classes"] * 4 / 3)
+    with pytest.raises(ValueError, match="kl_average"):
+        small_ecac(kl_average="pixels")
 
 
 def test_intra_class_similarity_by_hand():
@@ -492,7 +532,9 @@ def test_pixel_losses_at_label_resolution_upsample_the_logits():
         return F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
 
     student, teacher = up(outputs["logits"]), up(outputs["teacher_logits"]).detach()
-    torch.testing.assert_close(losses["loss_kl"], entropy_weighted_kl_loss(student, teacher, target, IGNORE))
+    torch.testing.assert_close(
+        losses["loss_kl"], entropy_weighted_kl_loss(student, teacher, target, IGNORE, average=module.kl_average)
+    )
     torch.testing.assert_close(
         losses["loss_intra_variance"],
         50.0 * intra_variance_loss(student.softmax(1), teacher.softmax(1), target, IGNORE),

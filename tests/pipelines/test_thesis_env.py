@@ -73,5 +73,54 @@ def test_chapter_5_models_build_at_thesis_size(thesis, monkeypatch):
         assert model.clip.image_size == 384, key
         assert sum(p.numel() for p in model.clip.parameters()) > 100e6, key  # ViT-B/16 image + text towers
         if key == "lsmseg":
-            assert model.sam is not None and sum(p.numel() for p in model.sam.parameters()) > 80e6  # SAM-B
+            # SAM-L's image encoder without its neck (Table 5.1's headline = Table 5.6's "w/ SAM-L")
+            assert model.sam is not None and model.sam.variant == "vit_l" and model.sam.embed_dim == 1024
+            assert sum(p.numel() for p in model.sam.parameters()) > 300e6
             assert model.category_filter.top_k == 32  # Table 5.5
+
+
+def test_thesis_env_has_issue_28_values(thesis, monkeypatch):
+    """Issue 28: `--env thesis` follows the text where it speaks (line numbers of the thesis text)."""
+    lsmseg = thesis["lsmseg"]
+    # (1) Table 5.1's "LSMSeg (ours)" is Table 5.6's "LSMSeg (w/ SAM-L)"
+    assert lsmseg["models"]["lsmseg"]["sam_variant"] == "vit_l"
+    assert lsmseg["models"]["lsmseg"]["sam_checkpoint"].endswith("sam_vit_l_0b3195.pth")
+    # (2) §3.3.2, L641: CAA on ADE20K at lr 0.02, 160k iterations at batch 16
+    caa = thesis["caa"]["training"]
+    assert (caa["lr"], caa["iterations"], caa["batch_size"], caa["min_lr"]) == (0.02, 160000, 16, 0.0)
+    # (3) §4.3.2, L1092: ECAC on ADE20K at lr 0.01 for 130 epochs of 20,210 images at batch 16
+    ecac = thesis["ecac"]["training"]
+    assert ecac["iterations"] == 164206 == int(130 * 20210 / 16)
+    assert (ecac["lr"], ecac["batch_size"], ecac["weight_decay"], ecac["min_lr"]) == (0.01, 16, 5.0e-4, 0.0)
+    for block in ("ecac", "ecac_ablations"):
+        cfg = thesis[block]["addon"]["cfg"]
+        # (5) L1061: the 1,000-iteration delay is L_M's only; (4) L1008: eq. 4.12's 1/C
+        assert (cfg["memory_loss_start_iter"], cfg["intra_variance_start_iter"]) == (1000, 0), block
+        assert cfg["kl_average"] == "all_classes", block
+    # (7) not in the thesis: CAT-Seg's released schedule and CLIP multiplier (configs/vitb_384.yaml)
+    training = lsmseg["training"]
+    assert (training["lr_schedule"], training["min_lr_ratio"], training["clip_lr_multiplier"]) == ("cosine", 0.0, 0.01)
+    # (8) L1366-1370: GPT-4 through the openai backend; L1381 / L1589: the scorer trains (finetune)
+    selection = thesis["lsmseg_attribute_selection"]
+    assert {k: selection["llm"][k] for k in ("backend", "model", "base_url")} == {
+        "backend": "openai",
+        "model": "gpt-4",
+        "base_url": None,
+    }
+    assert selection["scoring"]["mode"] == "finetune" and selection["description_examples"] == "none"
+
+
+def test_thesis_llm_without_a_key_says_how_to_set_one(thesis, monkeypatch):
+    from seg_pipelines.prompts.errors import LLMError
+    from seg_pipelines.prompts.llm import create_llm
+
+    config = {k: v for k, v in thesis["lsmseg_attribute_selection"]["llm"].items() if k != "label"}
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(LLMError) as error:
+        create_llm(config, credentials={})
+    message = str(error.value)
+    for hint in ("'gpt-4'", "conf/local/credentials.yml", "`llm: {api_key:", "OPENAI_API_KEY", "llama_cpp", "base_url"):
+        assert hint in message, hint
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    assert create_llm(config, credentials={}).model == "gpt-4"  # with a key it builds (no request is sent)
+    assert create_llm(config, credentials={"llm": {"api_key": "sk-from-file"}}).model == "gpt-4"

@@ -5,10 +5,11 @@ fine-tuned (CLIP_qv, Table 5.10) at a lower LR multiplier, per-pixel BCE (CAT-Se
 the training vocabulary (``seen``: unseen pixels are ignored, thesis 5.2.1). The text side is given
 as token ids so the text tower is fine-tuned too. Resumable from ``last.pt``.
 
-Not in the thesis, each a switch (conf/thesis turns them off): ``clip_lr_multiplier`` (1 = off),
-``lr_schedule`` (``cosine`` as CAT-Seg; the thesis says only "initial learning rate", so the thesis
-env uses ``poly``, the schedule of §3.3.2 / §4.3.2, ending at 0; ``constant`` also available),
-``grad_clip_norm`` (null = off) and ``loss_on_kept_classes``.
+Not in the thesis, each a switch: ``clip_lr_multiplier`` (1 = off), ``lr_schedule`` (``cosine``
+ending at ``min_lr_ratio``·lr, ``poly`` or ``constant``; the thesis says only "initial learning rate"),
+``grad_clip_norm`` (null = off) and ``loss_on_kept_classes``. conf/thesis takes CAT-Seg's released
+schedule and multiplier (cosine to 0, CLIP at 0.01×: LSMSeg is CAT-Seg plus its modules) and turns
+the other two off.
 
 With category filtering active during training (LSMSeg's k < K), the BCE is taken over the k kept
 classes of each image only (``loss_on_kept_classes``): filtered-out classes have a constant logit and

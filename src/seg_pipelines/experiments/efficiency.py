@@ -177,23 +177,45 @@ def profile_head_with_addon(
     No auxiliary head (the thesis profiles the inference model). With an add-on the head's own
     classifier is unused; ``exclude_replaced_classifier`` leaves its parameters out of the count.
     """
-    from seg_pipelines.models.factory import create_addon
-    from seg_pipelines.models.heads import create_decode_head, default_feature_strides
+    from seg_pipelines.models.heads import default_feature_strides
 
     strides = default_feature_strides(head_name)  # as profile_decode_head
+    module = _head_with_addon(head_name, addon, num_classes, channels, in_channels, addon_cfg)
+    inputs = [torch.empty(shape, device="meta") for shape in feature_pyramid_shapes(image_size, in_channels, strides)]
+    return {
+        "params": _counted_parameters(module, exclude_replaced_classifier),
+        "macs": count_macs(module, inputs),
+    }
+
+
+def _head_with_addon(
+    head_name: str,
+    addon: str | None,
+    num_classes: int,
+    channels: int,
+    in_channels: Sequence[int],
+    addon_cfg: Mapping[str, Any] | None,
+) -> HeadWithAddon:
+    """Decode head (+ add-on) on the meta device, in eval mode."""
+    from seg_pipelines.models.factory import create_addon
+    from seg_pipelines.models.heads import create_decode_head
+
     with torch.device("meta"):
         head = create_decode_head(head_name, num_classes=num_classes, in_channels=in_channels, channels=channels)
-        module = HeadWithAddon(
-            head,
+        addon_module = (
             create_addon(addon, in_channels=channels, num_classes=num_classes, **dict(addon_cfg or {}))
             if addon
-            else None,
-        ).eval()
-    inputs = [torch.empty(shape, device="meta") for shape in feature_pyramid_shapes(image_size, in_channels, strides)]
+            else None
+        )
+        return HeadWithAddon(head, addon_module).eval()
+
+
+def _counted_parameters(module: HeadWithAddon, exclude_replaced_classifier: bool) -> int:
+    """Parameters of ``module``, less the head's classifier when an add-on replaces it and it is excluded."""
     params = count_parameters(module)
-    if addon and exclude_replaced_classifier:
-        params -= count_parameters(head.conv_seg)
-    return {"params": params, "macs": count_macs(module, inputs)}
+    if module.addon is not None and exclude_replaced_classifier:
+        params -= count_parameters(module.head.conv_seg)
+    return params
 
 
 def complexity_measurements(
@@ -225,6 +247,117 @@ def complexity_measurements(
         )
         measured[row["key"]] = {"Params(M)": profile["params"] / 1e6, "FLOPs(G)": profile["macs"] / 1e9}
     return measured
+
+
+# ----------------------------------------------------------------------------- readings of the text
+
+#: Tables 3.5 / 4.6 count the parameters of designs the text leaves open in places. Per add-on, each
+#: reading: label → (add-on arguments, whether the head's own 1×1 classifier, unused once the add-on
+#: replaces it, is counted). CAA: the text has 1×1 convolutions only (L535 reduction, L554 affinity,
+#: L597 Δ), ``reduction_kernel_size`` 3 is the other reading; ECAC: the memory bank is a buffer
+#: (eq. 4.2 moves it) or a parameter (eq. 4.20 trains it, the thesis env). The complexity tables use
+#: the configured reading and name it; :func:`parameter_readings` prints every reading beside the thesis.
+PARAMETER_READINGS: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
+    "caa": {
+        "1×1 convs (the text)": ({"reduction_kernel_size": 1}, False),
+        "1×1 convs (the text) + head classifier": ({"reduction_kernel_size": 1}, True),
+        "3×3 reduction conv": ({"reduction_kernel_size": 3}, False),
+        "3×3 reduction conv + head classifier": ({"reduction_kernel_size": 3}, True),
+    },
+    "ecac": {
+        "memory bank a buffer": ({"memory_learning": "momentum"}, False),
+        "memory bank a buffer + head classifier": ({"memory_learning": "momentum"}, True),
+        "memory bank a parameter": ({"memory_learning": "loss_and_momentum"}, False),
+        "memory bank a parameter + head classifier": ({"memory_learning": "loss_and_momentum"}, True),
+    },
+}
+#: The add-on whose rows each complexity table compares.
+TABLE_ADDON = {"table_3_5": "caa", "table_4_6": "ecac"}
+READING_COLUMNS = (
+    "Params(M) thesis",
+    "Params(M) ours",
+    "Params(M) diff %",
+    "Params(M) ↑ thesis",
+    "Params(M) ↑ ours",
+    "Params(M) ↑ diff %",
+)
+
+
+def head_parameters(
+    head_name: str,
+    addon: str | None = None,
+    *,
+    num_classes: int = 150,
+    channels: int = 512,
+    in_channels: Sequence[int] = (256, 512, 1024, 2048),
+    addon_cfg: Mapping[str, Any] | None = None,
+    exclude_replaced_classifier: bool = True,
+) -> int:
+    """Parameters of decode head ``head_name`` (+ ``addon``), as :func:`profile_head_with_addon` counts them."""
+    module = _head_with_addon(head_name, addon, num_classes, channels, in_channels, addon_cfg)
+    return _counted_parameters(module, exclude_replaced_classifier)
+
+
+def parameter_readings(table: str, *, num_classes: int = 150, channels: int = 512) -> pd.DataFrame:
+    """Every reading of :data:`PARAMETER_READINGS` for the add-on rows of Table 3.5 or 4.6: our
+    parameters (M) and increase over the head beside the thesis's, one row per (table row, reading)."""
+    addon = TABLE_ADDON[table]
+    by_key = {row["key"]: row for row in thesis_rows(table)}
+    label_column = THESIS_TABLES[table]["label_columns"][0]
+    records = []
+    for key, row in by_key.items():
+        head, row_addon = split_key(key)
+        if row_addon != addon:
+            continue
+        base = head_parameters(head, num_classes=num_classes, channels=channels) / 1e6
+        thesis, thesis_base = float(row["Params(M)"]), float(by_key[head]["Params(M)"])
+        for reading, (addon_cfg, classifier_counted) in PARAMETER_READINGS[addon].items():
+            ours = (
+                head_parameters(
+                    head,
+                    addon,
+                    num_classes=num_classes,
+                    channels=channels,
+                    addon_cfg=addon_cfg,
+                    exclude_replaced_classifier=not classifier_counted,
+                )
+                / 1e6
+            )
+            increase, thesis_increase = ours - base, thesis - thesis_base
+            values = (
+                thesis,
+                ours,
+                100.0 * (ours / thesis - 1.0),
+                thesis_increase,
+                increase,
+                100.0 * (increase / thesis_increase - 1.0),
+            )
+            records.append(
+                {
+                    label_column: row[label_column],
+                    "reading": reading,
+                    **dict(zip(READING_COLUMNS, values)),
+                    "model": key,
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def reading_of(addon: str, addon_cfg: Mapping[str, Any] | None, exclude_replaced_classifier: bool) -> str:
+    """The label of the :data:`PARAMETER_READINGS` entry that ``addon_cfg`` (arguments left out take the
+    add-on's defaults) and the classifier setting select, or a note that they select none."""
+    import inspect
+
+    from seg_pipelines.models.factory import create_addon
+
+    with torch.device("meta"):
+        defaults = inspect.signature(type(create_addon(addon, in_channels=8, num_classes=2))).parameters
+    configured = dict(addon_cfg or {})
+    for label, (reading_cfg, classifier_counted) in PARAMETER_READINGS[addon].items():
+        same = all(configured.get(key, defaults[key].default) == value for key, value in reading_cfg.items())
+        if same and classifier_counted == (not exclude_replaced_classifier):
+            return label
+    return f"add-on arguments {configured} (none of PARAMETER_READINGS)"
 
 
 # ----------------------------------------------------------------------------- timing
@@ -438,10 +571,15 @@ def environment_note(config: TimingConfig) -> str:
 
 def build_complexity_table(table: str, **options: Any) -> pd.DataFrame:
     """Table 3.5 or 4.6: decode head (+ add-on) parameters and MACs at the thesis size, on meta;
-    ``options`` are the keyword settings of :func:`complexity_measurements` (same defaults)."""
-    if table not in ("table_3_5", "table_4_6"):
+    ``options`` are the keyword settings of :func:`complexity_measurements` (same defaults). The
+    ``reading`` column names the reading of the text the add-on rows count (:data:`PARAMETER_READINGS`)."""
+    if table not in TABLE_ADDON:
         raise KeyError(f"{table!r} is not a complexity table (table_3_5, table_4_6)")
-    return comparison_table(table, complexity_measurements(table, **options))
+    addon = TABLE_ADDON[table]
+    reading = reading_of(
+        addon, (options.get("addon_cfg") or {}).get(addon), options.get("exclude_replaced_classifier", True)
+    )
+    return comparison_table(table, complexity_measurements(table, **options), reading=reading)
 
 
 def build_table_3_6(
@@ -548,6 +686,19 @@ TABLE_NOTES = {
 }
 
 
+#: What the readings table shows (issue 28; the numbers are the table's own, printed above these notes).
+READING_NOTES = {
+    "table_3_5": [
+        "No reading reaches the thesis's +3.60-3.61 M: the text's 1×1 convolutions give the smallest increase, "
+        "the 3×3 reduction conv comes closest; neither is the thesis's count.",
+    ],
+    "table_4_6": [
+        "The thesis's +1.02-1.05 M is not reached by any reading; its absolute counts are nearest with the "
+        "memory bank a parameter and the head's classifier counted.",
+    ],
+}
+
+
 def report_markdown(name: str, table: pd.DataFrame, extra_notes: Sequence[str] = ()) -> str:
     """Markdown of table ``name`` under the thesis caption, with the measurement setting."""
     notes = list(TABLE_NOTES[name]) + list(extra_notes)
@@ -559,7 +710,25 @@ def report_markdown(name: str, table: pd.DataFrame, extra_notes: Sequence[str] =
             f"{first['train_iterations']} training iterations"
         )
         shown = table.drop(columns=["device", "image_size", "batch_size", "train_iterations"])
+    if "reading" in table.columns:
+        notes.append(
+            f"add-on rows count the reading '{table.iloc[0]['reading']}' (the readings table below: every one)"
+        )
+        shown = shown.drop(columns=["reading"])
     return table_markdown(shown, THESIS_TABLES[name]["caption"], notes)
+
+
+def readings_markdown(name: str, readings: pd.DataFrame) -> str:
+    """Markdown of :func:`parameter_readings`: each add-on row's parameters under every reading of the text."""
+    addon = TABLE_ADDON[name]
+    notes = [
+        f"{addon.upper()} rows: parameters (M) of the head + {addon.upper()} and the increase over the head "
+        "('↑'), counted as the complexity table counts them, under each reading of the text "
+        "(seg_pipelines.experiments.efficiency.PARAMETER_READINGS); 'diff %' = 100 (ours / thesis - 1).",
+        *READING_NOTES[name],
+    ]
+    title = f"Table {name.removeprefix('table_').replace('_', '.')}: parameter counts per reading of the text"
+    return table_markdown(readings, title, notes)
 
 
 def timing_config(timing: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> TimingConfig:
@@ -572,14 +741,24 @@ def timing_config(timing: Mapping[str, Any], overrides: Mapping[str, Any] | None
 # --- the efficiency pipeline's nodes -------------------------------------------------------------
 
 
-def complexity_table_3_5(params: dict[str, Any]) -> pd.DataFrame:
-    """Table 3.5: heads ± CAA, parameters and MACs at the thesis size (meta device)."""
-    return build_complexity_table("table_3_5", **params["complexity"])
+def _complexity(table: str, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    options = params["complexity"]
+    readings = parameter_readings(
+        table, num_classes=options.get("num_classes", 150), channels=options.get("channels", 512)
+    )
+    return build_complexity_table(table, **options), readings
 
 
-def complexity_table_4_6(params: dict[str, Any]) -> pd.DataFrame:
-    """Table 4.6: heads ± ECAC, parameters and MACs at the thesis size (meta device)."""
-    return build_complexity_table("table_4_6", **params["complexity"])
+def complexity_table_3_5(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3.5: heads ± CAA, parameters and MACs at the thesis size (meta device); the CAA rows'
+    parameters under every reading of the text."""
+    return _complexity("table_3_5", params)
+
+
+def complexity_table_4_6(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 4.6: heads ± ECAC, parameters and MACs at the thesis size (meta device); the ECAC rows'
+    parameters under every reading of the text."""
+    return _complexity("table_4_6", params)
 
 
 def timing_table_3_6(params: dict[str, Any]) -> pd.DataFrame:
@@ -606,9 +785,19 @@ def ovss_table_5_8(params: dict[str, Any]) -> pd.DataFrame:
 
 
 def report_tables(
-    table_3_5: pd.DataFrame, table_3_6: pd.DataFrame, table_4_6: pd.DataFrame, table_5_8: pd.DataFrame
+    table_3_5: pd.DataFrame,
+    table_3_6: pd.DataFrame,
+    table_4_6: pd.DataFrame,
+    table_5_8: pd.DataFrame,
+    readings_3_5: pd.DataFrame,
+    readings_4_6: pd.DataFrame,
 ) -> tuple[str, str, str, str, dict[str, Any]]:
-    """Markdown of each table (with its setting) and the MLflow metrics."""
+    """Markdown of each table (with its setting; Tables 3.5 / 4.6 followed by their readings) and the
+    MLflow metrics."""
     tables = {"table_3_5": table_3_5, "table_3_6": table_3_6, "table_4_6": table_4_6, "table_5_8": table_5_8}
-    markdowns = [report_markdown(name, table) for name, table in tables.items()]
+    readings = {"table_3_5": readings_3_5, "table_4_6": readings_4_6}
+    markdowns = [
+        report_markdown(name, table) + ("\n" + readings_markdown(name, readings[name]) if name in readings else "")
+        for name, table in tables.items()
+    ]
     return (*markdowns, efficiency_metrics(tables))

@@ -38,16 +38,32 @@ def reweighted_cross_entropy(
     return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
 
 
+#: How eq. 4.12 averages its per-class terms: ``"all_classes"`` divides by C, every class of the
+#: label space (the thesis's 1/C, L1008); ``"present_classes"`` by |C_present|, the classes with a
+#: labelled pixel in the batch (the loss before issue 28: larger by C/|C_present|).
+KL_AVERAGES = ("all_classes", "present_classes")
+
+
 def entropy_weighted_kl_loss(
-    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, ignore_index: int = 255
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    ignore_index: int = 255,
+    *,
+    average: str,
 ) -> Tensor:
     """Eq. 4.12: class-balanced, teacher-entropy-weighted KL(teacher ‖ student).
 
-    ``(1/|C_present|) Σ_k Σ_i B_k^i H^i KL_i / Σ_i B_k^i H^i`` with B_k the ground-truth mask of class
-    k over the batch and H^i the entropy of the teacher distribution at pixel i. We use the true KL
-    ``Σ_c p_t (log p_t − log p_s)`` (eq. 4.11 writes the cross-entropy, which differs by the
-    teacher entropy, a constant for the student), so the loss is 0 when student == teacher.
+    ``(1/C) Σ_k Σ_i B_k^i H^i KL_i / Σ_i B_k^i H^i`` with B_k the ground-truth mask of class k over
+    the batch and H^i the entropy of the teacher distribution at pixel i; a class with no pixel
+    contributes 0 to the sum. ``average`` (:data:`KL_AVERAGES`; the setting's default is the ECAC
+    block's, ``seg_pipelines.parameters.ECACConfig``) picks the divisor: C (the thesis) or the number
+    of classes present. We use the true KL ``Σ_c p_t (log p_t − log p_s)`` (eq. 4.11
+    writes the cross-entropy, which differs by the teacher entropy, a constant for the student), so
+    the loss is 0 when student == teacher.
     """
+    if average not in KL_AVERAGES:
+        raise ValueError(f"unknown KL average {average!r}; known: {KL_AVERAGES}")
     num_classes = student_logits.shape[1]
     log_student = F.log_softmax(student_logits, dim=1)
     log_teacher = F.log_softmax(teacher_logits, dim=1)
@@ -62,7 +78,8 @@ def entropy_weighted_kl_loss(
     if not present.any():
         return kl.sum() * 0.0
     per_class = numerator[present] / denominator[present].clamp_min(1e-12)
-    return per_class.mean()
+    divisor = num_classes if average == "all_classes" else int(present.sum())  # eq. 4.12: 1/C
+    return per_class.sum() / divisor
 
 
 def intra_class_cosine_similarity(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> tuple[Tensor, Tensor]:

@@ -53,8 +53,10 @@ class ClassAwareAffinity(nn.Module):
         num_classes: number of classes K.
         channels: reduced channels D' of F' (1×1 conv-BN-ReLU, section 3.2.3) and of the output of Δ.
         affinity_channels: channels of φ(F), ψ(F) whose product gives the affinity logits.
-        reduction_kernel_size: kernel of the reduction conv (1 per the thesis; 3 reproduces the
-            Table 3.5 parameter count, see the module report).
+        reduction_kernel_size: kernel of the reduction conv (1, the text's 1×1 conv, L535; 3 is the other
+            reading of Table 3.5: +3.49 M parameters on a 512-channel head, 3.56 M with the head's classifier
+            counted, against the thesis's +3.60-3.61 M; the text's 1×1 gives +1.39 M. The efficiency
+            pipeline prints each reading: experiments.efficiency.PARAMETER_READINGS).
         use_class_center: "CC" in Table 3.2 (eq. 3.1, 3.4–3.7).
         use_semantic_affinity: "SA" in Table 3.2 (eq. 3.2–3.3, affinity loss).
         use_intra / use_inter: the intra- and inter-class branches of Table 3.3.

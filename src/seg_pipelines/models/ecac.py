@@ -30,8 +30,11 @@ Choices the thesis leaves open (constructor arguments):
   classes. Detaching F does not help (the projector and γ, δ do the same); centring the logits
   over classes makes it worse (‖Õ − mean‖ ≈ 0.05 at init). The term is meaningful only once the
   outputs carry class structure, which is the thesis's own reason for delaying L_M ("feature
-  stability", §4.2.4): ``intra_variance_start_iter`` delays L_iv the same way (thesis env: with
-  L_M, 1,000 iterations; 0 = from the start, the text's silence read literally).
+  stability", §4.2.4): ``intra_variance_start_iter`` can delay L_iv the same way. The text delays
+  L_M only ("L_M is activated only after 1,000 iterations", eq. 4.21), so the thesis env keeps L_iv
+  on from iteration 0 (``intra_variance_start_iter: 0``, issue 28; on the synthetic world at 200
+  iterations the student then learnt nothing, docs/fidelity.md); a run that diverges as above can set
+  it to 1,000 (the thesis env's value before issue 28).
 * ``intra_variance_detach_features`` (today's variant, with ``"probabilities"``): L_iv evaluated
   on a second student output built from detached F, so it trains the student classifier only.
 * eq. 4.3 leaves the teacher centre of a class absent from the image undefined (0/0). As CAC [43]
@@ -65,6 +68,7 @@ from torch import Tensor, nn
 
 from seg_pipelines.losses.affinity import valid_one_hot
 from seg_pipelines.losses.ecac import (
+    KL_AVERAGES,
     entropy_weighted_kl_loss,
     intra_variance_loss,
     memory_loss,
@@ -201,6 +205,8 @@ class ExtendedContextAwareClassifier(nn.Module):
         label_resize: how the GT is resized to the features for Y of eq. 4.1 / 4.3 (memory bank,
             teacher centres): ``"nearest"`` or ``"area"`` (fractional memberships; see
             :func:`resized_label_masks`).
+        kl_average: divisor of eq. 4.12's class sum (:data:`seg_pipelines.losses.ecac.KL_AVERAGES`):
+            ``"all_classes"`` (1/C, the text) or ``"present_classes"`` (1/|C_present|, before issue 28).
         pixel_losses_at: resolution of L_KL, L_iv and L_M (eq. 4.12, 4.19, 4.20): ``"features"``
             (labels resized nearest to the logits) or ``"labels"`` (logits resized bilinearly to the
             labels, as the CE of eq. 4.13 and MMSegmentation's losses).
@@ -237,6 +243,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         memory_learning: str = "momentum",
         label_resize: str = "nearest",
         pixel_losses_at: str = "features",
+        kl_average: str = "present_classes",
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
@@ -279,8 +286,11 @@ class ExtendedContextAwareClassifier(nn.Module):
             raise ValueError(f"label_resize must be one of {LABEL_RESIZE_MODES}, got {label_resize!r}")
         if pixel_losses_at not in PIXEL_LOSS_RESOLUTIONS:
             raise ValueError(f"pixel_losses_at must be one of {PIXEL_LOSS_RESOLUTIONS}, got {pixel_losses_at!r}")
+        if kl_average not in KL_AVERAGES:
+            raise ValueError(f"kl_average must be one of {KL_AVERAGES}, got {kl_average!r}")
         self.label_resize = label_resize
         self.pixel_losses_at = pixel_losses_at
+        self.kl_average = kl_average
         self.ignore_index = ignore_index
 
         self.coarse_classifier = nn.Conv2d(in_channels, num_classes, 1)  # F_coarse of eq. 4.6
@@ -430,7 +440,7 @@ class ExtendedContextAwareClassifier(nn.Module):
         distill_teacher = teacher.detach() if self.detach_teacher else teacher
         if self.kl_weight > 0:
             losses["loss_kl"] = self.kl_weight * entropy_weighted_kl_loss(
-                student, distill_teacher, labels, self.ignore_index
+                student, distill_teacher, labels, self.ignore_index, average=self.kl_average
             )
         step = int(outputs["iteration"]) if iteration is None else int(iteration)
         if self.intra_variance_weight > 0 and step < self.intra_variance_start_iter:

@@ -386,6 +386,23 @@ def resolve_api_key(config: Mapping[str, Any], credentials: Mapping[str, Any] | 
     return os.environ.get(env_name) or None
 
 
+def missing_api_key_message(config: Mapping[str, Any]) -> str:
+    """What to do when api.openai.com (no ``base_url``) is asked without a key: where the key goes, or
+    how to run without one. Local servers (a ``base_url``) accept a placeholder key."""
+    entry = config.get("credentials", "llm")
+    env_name = config.get("api_key_env", DEFAULT_OPENAI_KEY_ENV)
+    return (
+        f"The openai backend for model {config.get('model')!r} at api.openai.com needs an API key and none was "
+        f"found. Set one in conf/local/credentials.yml as `{entry}: {{api_key: <your key>}}` (the entry named by "
+        f"the LLM's `credentials`) or in the environment variable {env_name} (named by `api_key_env`). "
+        "A local OpenAI-compatible server (vLLM, Ollama, llama-server) needs no key: set `base_url`, e.g. "
+        "http://localhost:8000/v1. Or use a local LLM through llama_cpp (no key, no network): run without "
+        "`--env thesis` (conf/base's `llm`, Qwen2.5-Coder-1.5B), or put conf/base's `llm` block of "
+        "parameters_lsmseg_attribute_selection.yml, or its Gemma 3 270M example `{label: gemma3-270m, backend: "
+        "llama_cpp, model_path: null, prompt_style: few_shot}` (packaged with the project), in place of this one."
+    )
+
+
 def create_llm(config: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> LLMBackend:
     """Build the backend named by ``config['backend']`` (``openai``, ``llama_cpp``, ``replay``).
 
@@ -396,6 +413,8 @@ def create_llm(config: Mapping[str, Any], credentials: Mapping[str, Any] | None 
     backend = options.pop("backend", "llama_cpp")
     if backend == "openai":
         api_key = resolve_api_key(options, credentials)
+        if api_key is None and not options.get("base_url"):
+            raise LLMError(missing_api_key_message(options))
         options.pop("credentials", None)
         options.pop("api_key_env", None)
         return OpenAIBackend(api_key=api_key, **options)

@@ -24,6 +24,10 @@ def test_efficiency_pipeline_runs_end_to_end_and_is_tracked(project_copy: Path):
         table = pd.read_csv(out / f"{name}.csv")
         assert len(table) == len(efficiency.thesis_rows(name))
         assert efficiency.THESIS_TABLES[name]["caption"] in (out / f"{name}.md").read_text()
+    for name, addon in (("table_3_5", "caa"), ("table_4_6", "ecac")):  # every reading of the text, printed
+        readings = pd.read_csv(out / f"{name}_readings.csv")
+        assert set(readings["reading"]) == set(efficiency.PARAMETER_READINGS[addon])
+        assert "parameter counts per reading of the text" in (out / f"{name}.md").read_text()
     table_3_6 = pd.read_csv(out / "table_3_6.csv")
     assert table_3_6["device"].str.startswith("cpu").all() and (table_3_6["train_iterations"] == 2).all()
     assert (table_3_6["Inference(ms/p) ours"] > 0).all()
