@@ -95,3 +95,16 @@ def test_enriched_prompts_are_read_by_the_one_prompt_set_reader_with_its_error_f
     assert world.source == "world" and "world" in world.description and world.fingerprint != source.fingerprint
     with pytest.raises(ValueError, match="enriched_prompts"):
         ablations.enriched_prompt_source("synthetic-world", None, ["sky"], ["a photo of a {}."])
+
+
+def test_result_cache_key_changes_with_the_model_revision(monkeypatch):
+    """Cached numbers of an older model (e.g. concat fusion before it started from F_c) are not reused."""
+    runner = object.__new__(ablations.LSMSegAblationRunner)
+    runner.manifest, runner._index_hash, runner.clip_weights, runner._clip_sha256 = {"family": "x"}, "i", "c", "s"
+    runner.prompts = ablations.PromptSource("templates", None, "templates")
+    setup = {"models": {"lsmseg": {"fusion": "concat"}}, "checkpoint_dir": "ignored"}
+    assert ablations.LSMSEG_REVISION == 2
+    current = runner._cache_key("lsmseg", setup)
+    assert current == runner._cache_key("lsmseg", {**setup, "checkpoint_dir": "elsewhere"})
+    monkeypatch.setattr(ablations, "LSMSEG_REVISION", 3)
+    assert runner._cache_key("lsmseg", setup) != current

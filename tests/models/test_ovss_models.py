@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from seg_pipelines.models.factory import create_model, list_models
 from seg_pipelines.models.ovss.aggregation import GuidedSwinBlock, linear_attention
-from seg_pipelines.models.ovss.catseg import per_pixel_bce_loss
+from seg_pipelines.models.ovss.catseg import CATSeg, per_pixel_bce_loss
 from seg_pipelines.models.ovss.cost_volume import cosine_cost_volume
 from seg_pipelines.models.ovss.filtering import (
     FILTERED_CLASS_LOGIT,
@@ -124,20 +124,80 @@ def test_swin_block_is_local_and_handles_padding(shifted):
         assert changed[:2, :2].any() and not changed[2:, :].any() and not changed[:, 2:].any()
 
 
-def test_fusion_weight_initialised_to_half_and_learns():
+def test_weighted_fusion_is_eq_5_1_by_hand():
+    fusion = VisualFeatureFusion(clip_channels=2, sam_channels=3)
+    assert fusion.weight.item() == 0.5  # thesis 5.3.2
+    with torch.no_grad():
+        fusion.align.weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [0.0, 2.0, 0.0]]))
+        fusion.align.bias.copy_(torch.tensor([0.5, -0.5]))
+    clip_features = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+    sam_features = torch.tensor([1.0, 0.0, -1.0]).view(1, 3, 1, 1)
+    # Linear(F_s) = [1 + 0 - 1 + 0.5, 0 + 0 + 0 - 0.5] = [0.5, -0.5]; E = 0.5·[1, 2] + 0.5·[0.5, -0.5]
+    assert fusion(clip_features, sam_features).flatten().tolist() == [0.75, 0.75]  # eq. 5.1
+    with torch.no_grad():
+        fusion.weight.fill_(0.25)
+    assert fusion(clip_features, sam_features).flatten().tolist() == [0.625, 0.125]  # 0.25·F_c + 0.75·Linear(F_s)
+
+
+def test_weighted_fusion_aligns_resized_sam_features_and_learns_w():
     torch.manual_seed(4)
     fusion = VisualFeatureFusion(clip_channels=6, sam_channels=9)
-    assert fusion.weight.item() == 0.5
     clip_features, sam_features = torch.randn(2, 6, 4, 4), [torch.randn(2, 3, 2, 2) for _ in range(3)]
     fused = fusion(clip_features, sam_features)
     sam = F.interpolate(torch.cat(sam_features, 1), size=(4, 4), mode="bilinear", align_corners=False)
-    aligned = fusion.align(sam.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    aligned = torch.einsum("bshw,ds->bdhw", sam, fusion.align.weight) + fusion.align.bias.view(1, 6, 1, 1)
     torch.testing.assert_close(fused, 0.5 * clip_features + 0.5 * aligned)  # eq. 5.1
     (fused * torch.randn_like(fused)).sum().backward()
-    assert fusion.weight.grad is not None and fusion.weight.grad.abs().item() > 0
-    for mode in ("concat", "attention"):
-        other = VisualFeatureFusion(6, 9, mode=mode, num_heads=2)
-        assert other(clip_features, sam_features).shape == (2, 6, 4, 4)
+    assert fusion.weight.grad.abs().item() > 0 and fusion.align.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["concat", "attention"])
+def test_fusion_starts_from_clip_features(mode):
+    """Table 5.7's rows start equal: concat ([I | 0]) and attention (zero output projection) give E = F_c."""
+    torch.manual_seed(10)
+    fusion = VisualFeatureFusion(clip_channels=8, sam_channels=12, mode=mode, num_heads=2)
+    clip_features, sam_features = torch.randn(2, 8, 4, 4), [3 * torch.randn(2, 4, 3, 3) + 1 for _ in range(3)]
+    torch.testing.assert_close(fusion(clip_features, sam_features), clip_features, atol=1e-6, rtol=0)
+
+
+# parameters that sit behind a zero-initialised projection: no gradient at step 0, one after
+_BEHIND_ZERO_INIT = {
+    "weighted": (),
+    "concat": ("align.",),
+    "attention": ("align.", "norm_", "cross_attention.in_proj"),
+}
+_SAM_SIDE = {"weighted": "align.weight", "concat": "mix.weight", "attention": "cross_attention.out_proj.weight"}
+
+
+@pytest.mark.parametrize("mode", ["weighted", "concat", "attention"])
+def test_fusion_sam_side_learns_from_the_first_step(mode):
+    torch.manual_seed(11)
+    fusion = VisualFeatureFusion(clip_channels=8, sam_channels=12, mode=mode, num_heads=2)
+    clip_features, sam_features = torch.randn(2, 8, 4, 4), torch.randn(2, 12, 4, 4)
+    target = torch.randn(2, 8, 4, 4)
+    optimizer = torch.optim.SGD(fusion.parameters(), lr=0.1)
+    before = {name: value.clone() for name, value in fusion.state_dict().items()}
+
+    def step() -> dict[str, float]:
+        optimizer.zero_grad()
+        F.mse_loss(fusion(clip_features, sam_features), target).backward()
+        grads = {name: p.grad.abs().sum().item() for name, p in fusion.named_parameters()}
+        optimizer.step()
+        return grads
+
+    first = step()
+    sam_side = _SAM_SIDE[mode]
+    assert first[sam_side] > 0
+    if mode == "concat":  # the gradient of the zero F_s half is dL/dE · Linear(F_s)ᵀ: non-zero
+        assert fusion.mix.weight.grad[:, 8:].abs().sum() > 0
+    shadowed = [name for name in first if name.startswith(_BEHIND_ZERO_INIT[mode])]
+    assert all(first[name] == 0 for name in shadowed) and all(
+        value > 0 for name, value in first.items() if name not in shadowed
+    )
+    assert not torch.equal(fusion.state_dict()[sam_side], before[sam_side])
+    second = step()  # once the zero projection has moved, the whole SAM side learns
+    assert all(value > 0 for value in second.values()), second
+    assert not torch.allclose(fusion(clip_features, sam_features), clip_features)
 
 
 def test_per_pixel_bce_matches_reference():
@@ -224,6 +284,7 @@ def test_models_are_registered():
         ("catseg", {"use_aggregation": False}),
         ("lsmseg", {}),
         ("lsmseg", {"use_sam": False}),
+        ("lsmseg", {"fusion": "concat"}),
         ("lsmseg", {"fusion": "attention", "num_prompts": 2}),
     ],
 )
@@ -240,7 +301,10 @@ def test_forward_shapes_and_backward(name, kwargs):
         (n, p) for n, p in model.named_parameters() if p.requires_grad and not n.startswith("clip.clip.transformer.")
     ]
     no_grad = [n for n, p in image_side if p.grad is None or p.grad.abs().sum() == 0]
-    assert no_grad == []
+    # except the fusion parameters behind its zero-initialised projection (they learn from step 2 on)
+    shadowed = tuple(f"fusion.{prefix}" for prefix in _BEHIND_ZERO_INIT[kwargs.get("fusion", "weighted")])
+    assert [n for n in no_grad if not n.startswith(shadowed)] == []
+    assert all(n in no_grad for n, _ in image_side if n.startswith(shadowed))
     if not kwargs.get("use_aggregation", True):
         assert len(model.aggregation) == 0 and model.appearance_guidance is None
 
@@ -320,3 +384,18 @@ def test_model_state_dict_round_trip_weights_only(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(images, text)["logits"], model(images, text)["logits"], atol=0, rtol=0)
     assert rebuilt.fusion.weight.item() == 0.5
+
+
+@pytest.mark.parametrize("fusion", ["weighted", "concat", "attention"])
+def test_lsmseg_fused_features_at_initialisation(fusion):
+    """In the built model, E = F_c for concat and attention, and eq. 5.1 for weighted (Table 5.7)."""
+    model = _build("lsmseg", fusion=fusion, top_k=4).eval()
+    images = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        fused, _ = model.visual_features(images)
+        clip_features, _ = CATSeg.visual_features(model, images)
+        sam_features = model.sam(model.sam.normalize(images))
+    expected = clip_features if fusion != "weighted" else model.fusion(clip_features, sam_features)
+    torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
+    cosine = F.cosine_similarity(fused, clip_features, dim=1).mean().item()
+    assert cosine > 0.999999 if fusion != "weighted" else cosine < 0.99

@@ -63,6 +63,7 @@ from seg_pipelines.engine.ablations import (
 from seg_pipelines.engine.ovss_evaluation import TABLE_5_1_COLUMNS
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.experiments import lsmseg as lsmseg_nodes
+from seg_pipelines.models.ovss.lsmseg import LSMSEG_REVISION
 from seg_pipelines.thesis_tables import (
     AVERAGE,
     TABLE_5_11_DATASETS,
@@ -327,6 +328,7 @@ class LSMSegAblationRunner:
     def _cache_key(self, key: str, setup: Mapping[str, Any]) -> str:
         record = {
             "model": key,
+            "model_revision": LSMSEG_REVISION,  # a model change invalidates the results
             "setup": {k: v for k, v in setup.items() if k != "checkpoint_dir"},
             "manifest": self.manifest,
             "index": self._index_hash,

@@ -4,8 +4,15 @@ SAM features (the last three global blocks, concatenated) are aligned to CLIP's 
 by a linear layer and resized to CLIP's patch grid, then fused:
 
 * ``weighted`` (default): E = w·F_c + (1 − w)·F_s, a learnable scalar w initialised to 0.5.
-* ``concat``: E = Linear([F_c; F_s]).
-* ``attention``: E = F_c + CrossAttention(F_c → F_s)  (CLIP tokens attend to SAM tokens).
+* ``concat``: E = Linear([F_c; F_s]), the projection initialised to [I | 0] (identity on the F_c
+  half, zeros on the F_s half, zero bias), so E = F_c at initialisation.
+* ``attention``: E = F_c + CrossAttention(F_c → F_s)  (CLIP tokens attend to SAM tokens), the
+  attention's output projection zero-initialised, so E = F_c at initialisation.
+
+Table 5.7 compares fusion methods, not initialisations: ``concat`` and ``attention`` start from F_c
+and learn to add SAM (their SAM-side weights get gradients from the first step on); ``weighted`` is
+eq. 5.1 as written. A default-initialised ``Linear(2D, D)`` would replace F_c by a random projection
+(cos(E, F_c) ≈ 0) and top-k filtering would then keep classes at chance.
 """
 
 from __future__ import annotations
@@ -49,11 +56,18 @@ class VisualFeatureFusion(nn.Module):
             self.weight = nn.Parameter(torch.tensor(float(initial_weight)))
         elif mode == "concat":
             self.mix = nn.Linear(2 * clip_channels, clip_channels)
+            with torch.no_grad():  # [I | 0]: E = F_c at initialisation
+                self.mix.weight.zero_()
+                self.mix.weight[:, :clip_channels].copy_(torch.eye(clip_channels))
+                self.mix.bias.zero_()
         else:
             heads = num_heads if clip_channels % num_heads == 0 else 1
             self.norm_clip = nn.LayerNorm(clip_channels)
             self.norm_sam = nn.LayerNorm(clip_channels)
             self.cross_attention = nn.MultiheadAttention(clip_channels, heads, batch_first=True)
+            with torch.no_grad():  # zero residual branch: E = F_c at initialisation
+                self.cross_attention.out_proj.weight.zero_()
+                self.cross_attention.out_proj.bias.zero_()
 
     def forward(self, clip_features: torch.Tensor, sam_features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         if not isinstance(sam_features, torch.Tensor):

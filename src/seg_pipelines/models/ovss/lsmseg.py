@@ -31,6 +31,11 @@ from .fusion import VisualFeatureFusion
 from .refinement import FeatureRefinementModule
 from .sam import SAMImageEncoder
 
+# Bumped when a change makes the same settings train a different model; result caches keyed by
+# settings include it so they never hand back numbers of the old code. 2: concat and attention
+# fusion start from F_c (issue 27).
+LSMSEG_REVISION = 2
+
 
 class LSMSeg(CATSeg):
     """LSMSeg segmentor.
