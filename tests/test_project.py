@@ -156,5 +156,12 @@ def test_pipelines_are_listed_in_reading_order():
 
     configure_project("seg_pipelines")
     names = list(register_pipelines())
-    assert names[:5] == ["__default__", "data_preparation", "clip_pretraining", "lsmseg_attribute_selection", "lsmseg"]
+    assert names[:6] == [
+        "__default__",
+        "data_preparation",
+        "clip_pretraining",
+        "sam_pretraining",
+        "lsmseg_attribute_selection",
+        "lsmseg",
+    ]
     assert names == [n for n in DISPLAY_ORDER if n in names] and set(pipeline_folders()) <= set(DISPLAY_ORDER)

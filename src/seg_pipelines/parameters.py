@@ -329,6 +329,37 @@ class ClipPretraining(Block):
     training: ClipTraining
 
 
+class SamTraining(Block):
+    """``experiments.sam_pretraining.SamPretrainingConfig``'s fields (its defaults where left out)."""
+
+    variant: Literal["tiny"] = "tiny"
+    image_size: PositiveInt = 96
+    steps: PositiveInt
+    batch_size: PositiveInt
+    prompts_per_image: PositiveInt = 4
+    lr: Rate
+    min_lr: NonNegativeRate = 1e-5
+    warmup_steps: NonNegativeInt = 20
+    weight_decay: NonNegativeRate = 0.1
+    box_probability: Probability = 0.5
+    min_region_pixels: PositiveInt = 16
+    flip_probability: Probability = 0.5
+    focal_weight: NonNegativeRate = 20.0  # SAM's 20 : 1 focal : dice
+    dice_weight: NonNegativeRate = 1.0
+    iou_weight: NonNegativeRate = 1.0
+    seed: NonNegativeInt = 0
+    log_interval: PositiveInt = 10
+    checkpoint_interval: PositiveInt = 100
+
+
+class SamPretraining(Block):
+    num_threads: PositiveInt | None = None
+    checkpoint_dir: str | None = None
+    train_split: str = "train"
+    eval_split: str = "val"
+    training: SamTraining
+
+
 class Dataset(Block):
     family: str
     root: str
@@ -394,6 +425,7 @@ SCHEMAS: dict[str, type[Block]] = {
     "lsmseg_ablations": LSMSegAblations,
     "lsmseg_attribute_selection": AttributeSelection,
     "clip_pretraining": ClipPretraining,
+    "sam_pretraining": SamPretraining,
     "dataset": Dataset,
     "preparation": Preparation,
     "class_statistics": ClassStatistics,

@@ -21,14 +21,15 @@ from kedro.pipeline import Pipeline
 # pipeline -> the pipelines whose outputs it consumes (in order)
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "clip_pretraining": ("data_preparation",),
+    "sam_pretraining": ("data_preparation",),
     "lsmseg_attribute_selection": ("data_preparation", "clip_pretraining"),
-    "lsmseg": ("data_preparation", "clip_pretraining"),
+    "lsmseg": ("data_preparation", "clip_pretraining", "sam_pretraining"),
     "caa": ("data_preparation",),
     "ecac": ("data_preparation",),
     "closed_set": ("data_preparation",),
     "caa_ablations": ("data_preparation",),
     "ecac_ablations": ("data_preparation",),
-    "lsmseg_ablations": ("data_preparation", "clip_pretraining"),
+    "lsmseg_ablations": ("data_preparation", "clip_pretraining", "sam_pretraining"),
 }
 
 # The order Kedro-Viz's pipeline list and `kedro registry list` show: the data, then chapter 5's
@@ -37,6 +38,7 @@ DISPLAY_ORDER: tuple[str, ...] = (
     "__default__",
     "data_preparation",
     "clip_pretraining",
+    "sam_pretraining",
     "lsmseg_attribute_selection",
     "lsmseg",
     "caa",

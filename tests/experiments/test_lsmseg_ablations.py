@@ -101,6 +101,7 @@ def test_result_cache_key_changes_with_the_model_revision(monkeypatch):
     """Cached numbers of an older model (e.g. concat fusion before it started from F_c) are not reused."""
     runner = object.__new__(ablations.LSMSegAblationRunner)
     runner.manifest, runner._index_hash, runner.clip_weights, runner._clip_sha256 = {"family": "x"}, "i", "c", "s"
+    runner._sam_sha256 = None
     runner.prompts = ablations.PromptSource("templates", None, "templates")
     setup = {"models": {"lsmseg": {"fusion": "concat"}}, "checkpoint_dir": "ignored"}
     assert ablations.LSMSEG_REVISION == 2

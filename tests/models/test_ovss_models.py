@@ -265,6 +265,21 @@ def test_sam_checkpoint_position_embeddings_are_resized(tmp_path):
     assert resize_relative_position(table, 13).shape == (13, 1)
 
 
+@pytest.mark.parametrize("variant", ["vit_b", "vit_l"])
+def test_real_sam_checkpoint_layout_is_segment_anythings(variant):
+    """The real path: our encoder (and ``create_model("sam")``) have the keys and shapes of segment_anything's
+    own builder, so ``sam_vit_b_01ec64.pth`` / ``sam_vit_l_0b3195.pth`` load unchanged (built on the meta device)."""
+    from segment_anything import sam_model_registry
+
+    with torch.device("meta"):
+        reference = sam_model_registry[variant]().state_dict()
+        encoder = SAMImageEncoder(variant, image_size=1024).encoder.state_dict()
+        ours = create_model("sam", variant=variant, image_size=1024).state_dict()
+    expected = {k[len("image_encoder.") :]: v.shape for k, v in reference.items() if k.startswith("image_encoder.")}
+    assert {k: v.shape for k, v in encoder.items()} == {k: v for k, v in expected.items() if not k.startswith("neck.")}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in reference.items()}
+
+
 # --------------------------------------------------------------------------- full models
 
 

@@ -59,7 +59,7 @@ def test_every_pipeline_has_a_layer_view(viz_build):
         assert layered and layered <= set(graph["layers"]), name  # kedro-viz sends no layers on a cycle
 
 
-def test_lsmseg_reads_clip_weights_and_prompt_set_from_the_catalog(viz_build):
+def test_lsmseg_reads_clip_and_sam_weights_and_prompt_set_from_the_catalog(viz_build):
     folder, _ = viz_build
     for name in ("lsmseg", "lsmseg_ablations"):
         graph = _graph(folder, name)
@@ -68,3 +68,4 @@ def test_lsmseg_reads_clip_weights_and_prompt_set_from_the_catalog(viz_build):
         assert {"tiny_clip_checkpoint", "tiny_clip_config", "prompt_set"} <= consumed, name
         produced = {by_id[e["target"]]["name"] for e in graph["edges"] if by_id[e["source"]]["type"] == "task"}
         assert "tiny_clip_checkpoint" in produced, f"{name}: clip_pretraining writes the weights it reads"
+        assert {"tiny_sam_checkpoint", "tiny_sam_config"} <= consumed and "tiny_sam_checkpoint" in produced, name

@@ -119,9 +119,26 @@ def _benchmark_index(dataset: Mapping[str, Any]) -> pd.DataFrame:
     return _BENCHMARK_INDEX[key]
 
 
-def _model_kwargs(params: dict[str, Any], key: str, clip_pretrained: str | None) -> tuple[str, dict[str, Any]]:
-    """(registry name, builder kwargs) of ``baseline`` or ``lsmseg`` from the parameters."""
+def uses_tiny_sam(spec: Mapping[str, Any]) -> bool:
+    """Whether a ``models.<key>`` block builds LSMSeg's SAM branch as the embedded-default tiny SAM without a
+    checkpoint of its own (then the ``sam_pretraining`` pipeline's weights are loaded into it)."""
+    return (
+        spec.get("architecture") == "lsmseg"
+        and bool(spec.get("use_sam", True))
+        and spec.get("sam_variant", "tiny") == "tiny"
+        and not spec.get("sam_checkpoint")
+    )
+
+
+def _model_kwargs(
+    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(registry name, builder kwargs) of ``baseline`` or ``lsmseg`` from the parameters; ``sam_pretrained``
+    (the tiny SAM's weights) becomes ``sam_checkpoint`` where :func:`uses_tiny_sam`, as a real SAM
+    checkpoint enters (``sam_variant: vit_b``, ``sam_checkpoint: sam_vit_b_01ec64.pth``)."""
     spec = dict(params["models"][key])
+    if sam_pretrained and uses_tiny_sam(spec):
+        spec["sam_checkpoint"] = str(sam_pretrained)
     name = spec.pop("architecture")
     clip = params["clip"]
     kwargs = dict(
@@ -135,9 +152,12 @@ def _model_kwargs(params: dict[str, Any], key: str, clip_pretrained: str | None)
     return name, kwargs
 
 
-def build_ovss_model(params: dict[str, Any], key: str, clip_pretrained: str | None) -> nn.Module:
-    """The untrained ``baseline`` / ``lsmseg`` model of ``params`` (seeded by ``training.seed``)."""
-    name, kwargs = _model_kwargs(params, key, clip_pretrained)
+def build_ovss_model(
+    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: str | None = None
+) -> nn.Module:
+    """The untrained ``baseline`` / ``lsmseg`` model of ``params`` (seeded by ``training.seed``; the frozen
+    SAM branch with ``sam_pretrained``'s weights where it is the tiny SAM)."""
+    name, kwargs = _model_kwargs(params, key, clip_pretrained, sam_pretrained)
     torch.manual_seed(int(params["training"].get("seed", 0)))
     return create_model(name, **kwargs)
 
@@ -231,13 +251,17 @@ def validate_lsmseg_inputs(
     tiny_clip_checkpoint: str,
     prompt_set: dict[str, Any] | None,
     params: dict[str, Any],
+    tiny_sam_config: Mapping[str, Any] | None = None,
+    tiny_sam_checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Check everything that can be wrong before training; return the run plan (vocabularies, prompts,
-    the CLIP checkpoint to start from).
+    the CLIP and tiny-SAM checkpoints to start from).
 
     ``tiny_clip_checkpoint``: path of the clip_pretraining weights (catalog), used unless
     ``clip.pretrained`` names a checkpoint of your own. ``prompt_set``: the catalog's prompt set (or
-    ``None``), used when ``prompts: prompt_set``.
+    ``None``), used when ``prompts: prompt_set``. ``tiny_sam_config`` / ``tiny_sam_checkpoint``: the
+    sam_pretraining outputs (catalog), loaded into a SAM branch that :func:`uses_tiny_sam`; without them
+    that branch stays at random init (a warning).
 
     Errors: a vocabulary with empty or duplicate names, a prompt set missing classes, k larger than the
     training vocabulary, a CLIP checkpoint for a different architecture than ``lsmseg.clip.model``.
@@ -313,7 +337,30 @@ def validate_lsmseg_inputs(
         state = read_checkpoint(tiny_clip_checkpoint, "tiny CLIP checkpoint")
         training.check_clip_checkpoint(state, load_clip(clip["model"], None), str(tiny_clip_checkpoint))
         plan["clip_pretrained"] = str(tiny_clip_checkpoint)
+    plan["sam_pretrained"] = _tiny_sam_weights(params, tiny_sam_config, tiny_sam_checkpoint)
     return plan
+
+
+def _tiny_sam_weights(
+    params: Mapping[str, Any], tiny_sam_config: Mapping[str, Any] | None, tiny_sam_checkpoint: str | None
+) -> str | None:
+    """The tiny SAM's weights for the plan (None when no model uses it or none was given), checked."""
+    if not any(uses_tiny_sam(params["models"][key]) for key in MODEL_KEYS):
+        return None
+    if tiny_sam_checkpoint is None:
+        logger.warning("no tiny SAM checkpoint given: LSMSeg's tiny SAM branch stays at random init")
+        return None
+    config = dict(tiny_sam_config or {})
+    if config.get("not_trained"):
+        raise ValueError(
+            f"models.lsmseg uses the tiny SAM (sam_variant: tiny, no sam_checkpoint) and none exists: "
+            f"{config['not_trained']}"
+        )
+    if config.get("variant", "tiny") != "tiny":
+        raise CheckpointError(f"{tiny_sam_checkpoint} was trained as SAM {config['variant']!r}, not 'tiny'")
+    if not Path(tiny_sam_checkpoint).is_file():
+        raise FileNotFoundError(f"tiny SAM checkpoint not found: {tiny_sam_checkpoint} (run sam_pretraining)")
+    return str(tiny_sam_checkpoint)
 
 
 def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
@@ -348,7 +395,7 @@ def train_ovss(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train ``model_key`` (baseline | lsmseg) on the training vocabulary; same budget for both."""
     set_torch_threads(params.get("num_threads"), default=2)
-    model = build_ovss_model(params, model_key, plan["clip_pretrained"])
+    model = build_ovss_model(params, model_key, plan["clip_pretrained"], plan.get("sam_pretrained"))
     train_name = plan["train_vocabulary"]
     vocabulary = plan["benchmarks"][train_name]
     reader = _reader(manifest, train_name)
@@ -366,7 +413,7 @@ def train_ovss(
     train_prompts = [prompts[:1] for prompts in vocabulary["prompts"]]  # one prompt per class in training
     tokens = model.clip.tokenize(train_prompts)
     config = training.OVSSTrainConfig(**params["training"])
-    _, model_config = _model_kwargs(params, model_key, plan["clip_pretrained"])
+    _, model_config = _model_kwargs(params, model_key, plan["clip_pretrained"], plan.get("sam_pretrained"))
     # What else the weights depend on: a resume (checkpoint_dir/last.pt) after a change of prompts, training
     # vocabulary, augmentation, dataset or CLIP checkpoint file starts afresh instead of reusing the old state.
     inputs = {
@@ -375,6 +422,7 @@ def train_ovss(
         "augmentation": dict(params.get("augmentation", {})),
         "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
         "clip_checkpoint_sha256": checkpoint_sha256(plan["clip_pretrained"]),
+        "sam_checkpoint_sha256": checkpoint_sha256(plan.get("sam_pretrained")),
     }
     start = time.perf_counter()
     checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None
@@ -688,7 +736,7 @@ def describe_models(
     """Re-buildable description of both trained models (architecture kwargs, training, prompts, curves)."""
     described = {}
     for key, curve in (("baseline", baseline_curve), ("lsmseg", lsmseg_curve)):
-        name, kwargs = _model_kwargs(params, key, plan["clip_pretrained"])
+        name, kwargs = _model_kwargs(params, key, plan["clip_pretrained"], plan.get("sam_pretrained"))
         described[key] = {"architecture": name, "kwargs": kwargs, "training": dict(params["training"]), "curve": curve}
     described["prompt_source"] = plan["prompt_source"]
     described["train_vocabulary"] = plan["train_vocabulary"]

@@ -255,12 +255,17 @@ def resolve_variant(
 
 
 def build_variant_model(
-    setup: Mapping[str, Any], variant: AblationVariant, seed: int, clip_weights: str | None = None
+    setup: Mapping[str, Any],
+    variant: AblationVariant,
+    seed: int,
+    clip_weights: str | None = None,
+    sam_weights: str | None = None,
 ) -> torch.nn.Module:
     """The untrained model of ``variant`` exactly as :class:`LSMSegAblationRunner` trains it
-    (``clip_weights``: the tiny CLIP's path, used unless ``setup.clip.pretrained`` is set)."""
+    (``clip_weights``: the tiny CLIP's path, used unless ``setup.clip.pretrained`` is set; ``sam_weights``:
+    the tiny SAM's, loaded where the variant uses the tiny SAM)."""
     key, resolved = resolve_variant(setup, variant, seed)
-    return lsmseg_nodes.build_ovss_model(resolved, key, resolved["clip"].get("pretrained") or clip_weights)
+    return lsmseg_nodes.build_ovss_model(resolved, key, resolved["clip"].get("pretrained") or clip_weights, sam_weights)
 
 
 class LSMSegAblationRunner:
@@ -279,11 +284,15 @@ class LSMSegAblationRunner:
         tiny_clip_checkpoint: str,
         prompt_set: Mapping[str, Any] | None,
         params: Mapping[str, Any],
+        tiny_sam_config: Mapping[str, Any] | None = None,
+        tiny_sam_checkpoint: str | None = None,
     ) -> None:
         if "setup" not in params:
             raise KeyError("params lsmseg_ablations needs a 'setup' block (the params:lsmseg schema)")
         self.index, self.manifest, self.clip_config = index, dict(manifest), dict(tiny_clip_config)
         self.clip_weights = str(tiny_clip_checkpoint)
+        self.sam_config = dict(tiny_sam_config or {})
+        self.sam_weights = str(tiny_sam_checkpoint) if tiny_sam_checkpoint is not None else None
         self.params, self.setup = params, dict(params["setup"])
         # finished runs by settings hash, shared by rows, tables, reruns and worker processes
         self.cache = ResultCache(params.get("cache_dir"), enabled=bool(params.get("cache", True)))
@@ -296,6 +305,7 @@ class LSMSegAblationRunner:
             self.setup.get("templates", ["a photo of a {}."]),
         )
         self._clip_sha256 = lsmseg_nodes.checkpoint_sha256(self.clip_weights)
+        self._sam_sha256 = lsmseg_nodes.checkpoint_sha256(self.sam_weights)
         self._index_hash = hashlib.sha1(
             pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
         ).hexdigest()
@@ -308,7 +318,7 @@ class LSMSegAblationRunner:
 
     def build_model(self, variant: AblationVariant, seed: int) -> torch.nn.Module:
         """The untrained model of ``variant`` (for inspection and tests)."""
-        return build_variant_model(self.setup, variant, seed, self.clip_weights)
+        return build_variant_model(self.setup, variant, seed, self.clip_weights, self.sam_weights)
 
     def _plan(self, setup: Mapping[str, Any]) -> dict[str, Any]:
         """The lsmseg run plan (vocabularies, prompts; inputs validated by ``validate_lsmseg_inputs``),
@@ -321,7 +331,13 @@ class LSMSegAblationRunner:
         key = json.dumps(read, sort_keys=True, default=str)
         if key not in self._plans:
             self._plans[key] = lsmseg_nodes.validate_lsmseg_inputs(
-                self.manifest, self.clip_config, self.clip_weights, self.prompts.prompt_set, dict(setup)
+                self.manifest,
+                self.clip_config,
+                self.clip_weights,
+                self.prompts.prompt_set,
+                dict(setup),
+                self.sam_config,
+                self.sam_weights,
             )
         return copy.deepcopy(self._plans[key])
 
@@ -334,6 +350,7 @@ class LSMSegAblationRunner:
             "index": self._index_hash,
             "clip": self.clip_weights,
             "clip_sha256": self._clip_sha256,  # a CLIP retrained at the same path invalidates the results
+            "sam_sha256": self._sam_sha256,  # so does a retrained tiny SAM
             "prompt_set": self.prompts.fingerprint,
         }
         return hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
@@ -405,7 +422,8 @@ def _tags(params: Mapping[str, Any], manifest: Mapping[str, Any], table: str) ->
 
 
 class LSMSegVariantNode:
-    """Node function ``(index, manifest, tiny CLIP config and weights, prompt set, params) -> record``
+    """Node function ``(index, manifest, tiny CLIP config and weights, prompt set, params, tiny SAM config
+    and weights) -> record``
     of row ``row`` and seed slot ``seed_slot`` of thesis Table ``table`` (picklable for ParallelRunner);
     a seed slot the parameters leave empty returns a ``skipped`` record."""
 
@@ -422,13 +440,24 @@ class LSMSegVariantNode:
         tiny_clip_checkpoint: str,
         prompt_set: dict[str, Any] | None,
         params: dict[str, Any],
+        tiny_sam_config: dict[str, Any] | None = None,
+        tiny_sam_checkpoint: str | None = None,
     ) -> dict[str, Any]:
         seeds = table_seeds(params, self.table)
         variants = table_variants(params, self.table)
         if self.row >= len(variants) or self.seed_slot >= len(seeds):
             return result_record(None, self.table, f"row{self.row}/seed{self.seed_slot}")
         set_torch_threads(params["setup"].get("num_threads"), default=1)
-        runner = LSMSegAblationRunner(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
+        runner = LSMSegAblationRunner(
+            index,
+            manifest,
+            tiny_clip_config,
+            tiny_clip_checkpoint,
+            prompt_set,
+            params,
+            tiny_sam_config,
+            tiny_sam_checkpoint,
+        )
         name = f"lsmseg_ablations/{TABLES[self.table].key}"
         result = run_one(
             variants[self.row], seeds[self.seed_slot], runner, name=name, tags=_tags(params, manifest, self.table)

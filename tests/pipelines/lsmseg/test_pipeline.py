@@ -21,7 +21,7 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
 
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
-        session.run(pipeline_names=["data_preparation", "clip_pretraining", "lsmseg"])
+        session.run(pipeline_names=["data_preparation", "clip_pretraining", "sam_pretraining", "lsmseg"])
     reporting = project_copy / "data/08_reporting"
     table = pd.read_csv(reporting / "lsmseg_table_5_1.csv")
     assert list(table["Method"]) == ["CAT-Seg (baseline)", "LSMSeg"]
@@ -40,6 +40,9 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         assert (reporting / figure).stat().st_size > 5_000
     state = torch.load(project_copy / "data/06_models/lsmseg.pt", weights_only=True)
     assert any(key.startswith("fusion.") for key in state) and any(key.startswith("sam.") for key in state)
+    tiny_sam = torch.load(project_copy / "data/06_models/tiny_sam.pt", weights_only=True)
+    key = "blocks.1.attn.qkv.weight"  # the frozen SAM branch holds the sam_pretraining weights
+    torch.testing.assert_close(state[f"sam.encoder.{key}"], tiny_sam[f"image_encoder.{key}"], atol=0, rtol=0)
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
     assert any("ovss.lsmseg.synvoc21b.mIoU" in run.data.metrics for run in runs)
@@ -64,8 +67,12 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "synthetic-world"})
     from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
 
-    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "world"})
+    sam_config = json.loads((project_copy / "data/06_models/tiny_sam_config.json").read_text())
+    sam_weights = str(project_copy / "data/06_models/tiny_sam.pt")
+    world = {**params, "prompts": "world"}
+    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, world, sam_config, sam_weights)
     assert plan["clip_pretrained"] == weights  # clip.pretrained null: the catalog's tiny CLIP
+    assert plan["sam_pretrained"] == sam_weights  # sam_variant tiny, no sam_checkpoint: the catalog's tiny SAM
     fine = plan["benchmarks"]["syn847"]
     assert fine["prompts"][fine["class_names"].index("lime")] == [CONCEPT_BY_NAME["lime"].describe() + "."]
     voc = plan["benchmarks"]["synvoc21b"]
@@ -87,7 +94,7 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     same, _ = nodes.train_ovss(index, manifest, plan, params, "lsmseg")  # the run's own settings: resumed
     assert all(torch.equal(value, saved[key]) for key, value in same.state_dict().items())
     templates = {**params, "prompts": "templates"}
-    other_plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, templates)
+    other_plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, templates, sam_config, sam_weights)
     retrained, curve = nodes.train_ovss(index, manifest, other_plan, templates, "lsmseg")
     assert len(curve) == len(json.loads((reporting / "lsmseg_curve.json").read_text()))
     assert not all(torch.equal(value, saved[key]) for key, value in retrained.state_dict().items())

@@ -40,7 +40,9 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
 
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
-        session.run(pipeline_names=["lsmseg_ablations"])  # data_preparation + clip_pretraining come with it
+        session.run(
+            pipeline_names=["lsmseg_ablations"]
+        )  # data_preparation, clip_pretraining, sam_pretraining come with it
     folder = project_copy / "data/08_reporting/lsmseg_ablations"
     for key, (header, rows, columns) in EXPECTED.items():
         table = pd.read_csv(folder / f"{key}.csv", keep_default_na=False, dtype={header: str})

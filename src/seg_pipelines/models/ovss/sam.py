@@ -6,8 +6,14 @@ attention blocks are resized to ``2 * grid - 1`` (windowed blocks keep their win
 so the stored sizes match what the blocks see. Features come from the last three global-attention
 blocks (thesis 5.2.4).
 
+The embedded default has no SAM weights to download: ``create_model("sam", variant="tiny")`` builds
+segment_anything's whole ``Sam`` (image encoder, prompt encoder, mask decoder) at tiny sizes, which
+the ``sam_pretraining`` pipeline trains class-agnostically; its state dict has SAM's checkpoint
+layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``), so it enters LSMSeg through
+the same ``checkpoint`` argument as ``sam_vit_b_01ec64.pth``.
+
     encoder = build_sam_image_encoder("vit_b", image_size=384, checkpoint="sam_vit_b_01ec64.pth")
-    encoder = build_sam_image_encoder("tiny", image_size=96)      # embedded default, random init
+    encoder = build_sam_image_encoder("tiny", image_size=96, checkpoint="data/06_models/tiny_sam.pt")
     features = encoder(images)   # list of 3 tensors (B, C_sam, H/16, W/16)
 """
 
@@ -20,13 +26,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling import ImageEncoderViT
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from torch import nn
 
 from seg_pipelines.models.checkpoints import read_checkpoint, unwrap_state_dict
+from seg_pipelines.models.registry import register_model
 
 SAM_PIXEL_MEAN = (0.485, 0.456, 0.406)  # SAM's (123.675, 116.28, 103.53) / 255
 SAM_PIXEL_STD = (0.229, 0.224, 0.225)
+
+
+def normalize_sam_images(images: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, 3, H, W)`` in [0, 1] → SAM's normalisation (its pixel mean and std)."""
+    mean = images.new_tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(SAM_PIXEL_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,91 @@ SAM_ENCODER_CONFIGS: dict[str, SAMEncoderConfig] = {
     # Embedded default: same family, tiny width, patch 8 so a 96 px input gives a 12x12 grid.
     "tiny": SAMEncoderConfig(64, 4, 2, (1, 2, 3), patch_size=8, window_size=4, pretrain_image_size=96),
 }
+
+
+@dataclass(frozen=True)
+class SAMDecoderConfig:
+    """Prompt encoder and mask decoder sizes (segment_anything's ``_build_sam``: the same for B/L/H)."""
+
+    prompt_embed_dim: int = 256
+    mlp_dim: int = 2048
+    num_heads: int = 8
+    depth: int = 2
+    iou_head_hidden_dim: int = 256
+    mask_in_chans: int = 16
+
+
+SAM_DECODER_CONFIGS: dict[str, SAMDecoderConfig] = {
+    "vit_b": SAMDecoderConfig(),
+    "vit_l": SAMDecoderConfig(),
+    "vit_h": SAMDecoderConfig(),
+    "tiny": SAMDecoderConfig(prompt_embed_dim=32, mlp_dim=128, num_heads=2, iou_head_hidden_dim=32, mask_in_chans=8),
+}
+
+
+def sam_encoder_config(variant: str) -> SAMEncoderConfig:
+    """The image-encoder sizes of ``variant``; an unknown name raises a KeyError listing the known ones."""
+    if variant not in SAM_ENCODER_CONFIGS:
+        raise KeyError(f"unknown SAM variant {variant!r}; known: {sorted(SAM_ENCODER_CONFIGS)}")
+    return SAM_ENCODER_CONFIGS[variant]
+
+
+def sam_image_encoder(variant: str, image_size: int, out_chans: int = 256) -> ImageEncoderViT:
+    """segment_anything's ``ImageEncoderViT`` of ``variant`` (:data:`SAM_ENCODER_CONFIGS`) at ``image_size``."""
+    config = sam_encoder_config(variant)
+    if image_size % config.patch_size:
+        raise ValueError(f"SAM image size {image_size} is not a multiple of patch size {config.patch_size}")
+    return ImageEncoderViT(
+        img_size=image_size,
+        patch_size=config.patch_size,
+        embed_dim=config.embed_dim,
+        depth=config.depth,
+        num_heads=config.num_heads,
+        mlp_ratio=4.0,
+        out_chans=out_chans,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_abs_pos=True,
+        use_rel_pos=True,
+        window_size=config.window_size,
+        global_attn_indexes=config.global_attn_indexes,
+    )
+
+
+@register_model("sam")
+def build_sam(*, variant: str = "tiny", image_size: int | None = None) -> Sam:
+    """segment_anything's ``Sam`` of ``variant`` at ``image_size`` (default: the variant's training size),
+    random init, built as ``segment_anything.build_sam`` builds it (3 multimask outputs, IoU head depth 3).
+
+    Its pixel statistics are SAM's (0–255 scale); :class:`SAMImageEncoder` applies the same on [0, 1].
+    """
+    encoder_config, decoder_config = sam_encoder_config(variant), SAM_DECODER_CONFIGS[variant]
+    image_size = image_size or encoder_config.pretrain_image_size
+    image_encoder = sam_image_encoder(variant, image_size, out_chans=decoder_config.prompt_embed_dim)
+    grid = image_size // encoder_config.patch_size
+    return Sam(
+        image_encoder=image_encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=decoder_config.prompt_embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=decoder_config.mask_in_chans,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=decoder_config.depth,
+                embedding_dim=decoder_config.prompt_embed_dim,
+                mlp_dim=decoder_config.mlp_dim,
+                num_heads=decoder_config.num_heads,
+            ),
+            transformer_dim=decoder_config.prompt_embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=decoder_config.iou_head_hidden_dim,
+        ),
+        pixel_mean=[255 * m for m in SAM_PIXEL_MEAN],
+        pixel_std=[255 * s for s in SAM_PIXEL_STD],
+    )
 
 
 def resize_relative_position(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -102,11 +201,8 @@ class SAMImageEncoder(nn.Module):
         num_feature_blocks: int = 3,
     ) -> None:
         super().__init__()
-        if variant not in SAM_ENCODER_CONFIGS:
-            raise KeyError(f"unknown SAM variant {variant!r}; known: {sorted(SAM_ENCODER_CONFIGS)}")
-        config = SAM_ENCODER_CONFIGS[variant]
-        if image_size % config.patch_size:
-            raise ValueError(f"SAM image size {image_size} is not a multiple of patch size {config.patch_size}")
+        self.encoder = sam_image_encoder(variant, image_size)
+        config = sam_encoder_config(variant)
         if num_feature_blocks > len(config.global_attn_indexes):
             raise ValueError(f"SAM {variant} has only {len(config.global_attn_indexes)} global blocks")
         self.variant = variant
@@ -114,26 +210,9 @@ class SAMImageEncoder(nn.Module):
         self.patch_size = config.patch_size
         self.embed_dim = config.embed_dim
         self.feature_blocks = tuple(config.global_attn_indexes[-num_feature_blocks:])
-        self.encoder = ImageEncoderViT(
-            img_size=image_size,
-            patch_size=config.patch_size,
-            embed_dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            mlp_ratio=4.0,
-            out_chans=256,
-            qkv_bias=True,
-            norm_layer=partial(nn.LayerNorm, eps=1e-6),
-            use_abs_pos=True,
-            use_rel_pos=True,
-            window_size=config.window_size,
-            global_attn_indexes=config.global_attn_indexes,
-        )
         self.encoder.neck = nn.Identity()  # the prompt-decoder neck is not used for fusion
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
-        self.register_buffer("pixel_mean", torch.tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(SAM_PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
@@ -159,8 +238,8 @@ class SAMImageEncoder(nn.Module):
         return super().train(False)  # always frozen (thesis 5.2.4, Table 5.10)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] → SAM's normalisation."""
-        return (images - self.pixel_mean) / self.pixel_std
+        """Images in [0, 1] → SAM's normalisation (:func:`normalize_sam_images`)."""
+        return normalize_sam_images(images)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """SAM-normalised images (B, 3, S, S), S = ``image_size`` → features of the last global blocks."""

@@ -17,12 +17,20 @@ def validate_lsmseg_inputs(
     tiny_clip_checkpoint: str,
     prompt_set: dict[str, Any] | None,
     params: LSMSeg,
+    tiny_sam_config: dict[str, Any] | None = None,
+    tiny_sam_checkpoint: str | None = None,
 ) -> dict[str, Any]:
-    """The run plan: vocabularies, prompts and CLIP checked before any training."""
+    """The run plan: vocabularies, prompts, CLIP and the tiny SAM checked before any training."""
     from seg_pipelines.experiments import lsmseg
 
     return lsmseg.validate_lsmseg_inputs(
-        manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, LSMSeg.of(params)
+        manifest,
+        tiny_clip_config,
+        tiny_clip_checkpoint,
+        prompt_set,
+        LSMSeg.of(params),
+        tiny_sam_config,
+        tiny_sam_checkpoint,
     )
 
 

@@ -1,7 +1,9 @@
 """``lsmseg``: validate inputs → train CAT-Seg baseline and LSMSeg (same budget) → evaluate → tables, figures.
 
-Inputs from upstream: ``tiny_clip_checkpoint`` / ``tiny_clip_config`` (clip_pretraining) and the optional
-``prompt_set`` (lsmseg_attribute_selection; used when ``lsmseg.prompts: prompt_set``)."""
+Inputs from upstream: ``tiny_clip_checkpoint`` / ``tiny_clip_config`` (clip_pretraining),
+``tiny_sam_checkpoint`` / ``tiny_sam_config`` (sam_pretraining; the SAM branch's weights for
+``sam_variant: tiny``) and the optional ``prompt_set`` (lsmseg_attribute_selection; used when
+``lsmseg.prompts: prompt_set``)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -22,7 +24,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.validate_lsmseg_inputs,
-                inputs=["dataset_manifest", "tiny_clip_config", "tiny_clip_checkpoint", "prompt_set", "params:lsmseg"],
+                inputs=[
+                    "dataset_manifest",
+                    "tiny_clip_config",
+                    "tiny_clip_checkpoint",
+                    "prompt_set",
+                    "params:lsmseg",
+                    "tiny_sam_config",
+                    "tiny_sam_checkpoint",
+                ],
                 outputs="lsmseg_run_plan",
                 name="validate_lsmseg_inputs",
             ),

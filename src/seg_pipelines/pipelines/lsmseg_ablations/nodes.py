@@ -22,12 +22,16 @@ class LSMSegVariant(VariantNode):
         tiny_clip_checkpoint: str,
         prompt_set: dict[str, Any] | None,
         params: LSMSegAblations,
+        tiny_sam_config: dict[str, Any],
+        tiny_sam_checkpoint: str,
     ) -> dict[str, Any]:
         from seg_pipelines.experiments import lsmseg_ablations
 
         params = LSMSegAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
         node = lsmseg_ablations.LSMSegVariantNode(self.table, self.row, self.seed_slot)
-        return node(index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params)
+        return node(
+            index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params, tiny_sam_config, tiny_sam_checkpoint
+        )
 
 
 class LSMSegSummary(SummaryNode):

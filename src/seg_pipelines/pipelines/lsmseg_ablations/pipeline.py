@@ -26,6 +26,8 @@ def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
             "tiny_clip_checkpoint",
             "prompt_set",
             "params:lsmseg_ablations",
+            "tiny_sam_config",
+            "tiny_sam_checkpoint",
         ],
         summary_inputs=["dataset_manifest", "prompt_set", "params:lsmseg_ablations"],
         report=chapter_report,
