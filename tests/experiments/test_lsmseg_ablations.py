@@ -104,8 +104,8 @@ def test_result_cache_key_changes_with_the_model_revision(monkeypatch):
     runner._sam_sha256 = None
     runner.prompts = ablations.PromptSource("templates", None, "templates")
     setup = {"models": {"lsmseg": {"fusion": "concat"}}, "checkpoint_dir": "ignored"}
-    assert ablations.LSMSEG_REVISION == 2
+    assert ablations.LSMSEG_REVISION == 3
     current = runner._cache_key("lsmseg", setup)
     assert current == runner._cache_key("lsmseg", {**setup, "checkpoint_dir": "elsewhere"})
-    monkeypatch.setattr(ablations, "LSMSEG_REVISION", 3)
+    monkeypatch.setattr(ablations, "LSMSEG_REVISION", 4)
     assert runner._cache_key("lsmseg", setup) != current

@@ -125,7 +125,7 @@ def test_swin_block_is_local_and_handles_padding(shifted):
 
 
 def test_weighted_fusion_is_eq_5_1_by_hand():
-    fusion = VisualFeatureFusion(clip_channels=2, sam_channels=3)
+    fusion = VisualFeatureFusion(clip_channels=2, sam_channels=3, sam_feature_norm="none")  # the text
     assert fusion.weight.item() == 0.5  # thesis 5.3.2
     with torch.no_grad():
         fusion.align.weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [0.0, 2.0, 0.0]]))
@@ -137,6 +137,14 @@ def test_weighted_fusion_is_eq_5_1_by_hand():
     with torch.no_grad():
         fusion.weight.fill_(0.25)
     assert fusion(clip_features, sam_features).flatten().tolist() == [0.625, 0.125]  # 0.25·F_c + 0.75·Linear(F_s)
+    normalised = VisualFeatureFusion(clip_channels=2, sam_channels=3)  # default: Linear(LayerNorm(F_s))
+    normalised.align.load_state_dict(fusion.align.state_dict())
+    # LayerNorm([1, 0, -1]) = [1, 0, -1] / sqrt(2/3 + 1e-5); Linear: [0.5, -0.5]; E = 0.5·F_c + 0.5·that
+    torch.testing.assert_close(
+        normalised(clip_features, sam_features).flatten(), torch.tensor([0.75, 0.75]), atol=2e-5, rtol=0
+    )
+    scaled = normalised(clip_features, 100 * sam_features)  # SAM's feature scale no longer weighs in eq. 5.1
+    torch.testing.assert_close(scaled, normalised(clip_features, sam_features), atol=1e-5, rtol=0)
 
 
 def test_weighted_fusion_aligns_resized_sam_features_and_learns_w():
@@ -145,6 +153,7 @@ def test_weighted_fusion_aligns_resized_sam_features_and_learns_w():
     clip_features, sam_features = torch.randn(2, 6, 4, 4), [torch.randn(2, 3, 2, 2) for _ in range(3)]
     fused = fusion(clip_features, sam_features)
     sam = F.interpolate(torch.cat(sam_features, 1), size=(4, 4), mode="bilinear", align_corners=False)
+    sam = (sam - sam.mean(1, keepdim=True)) / (sam.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()  # LayerNorm
     aligned = torch.einsum("bshw,ds->bdhw", sam, fusion.align.weight) + fusion.align.bias.view(1, 6, 1, 1)
     torch.testing.assert_close(fused, 0.5 * clip_features + 0.5 * aligned)  # eq. 5.1
     (fused * torch.randn_like(fused)).sum().backward()
@@ -163,8 +172,8 @@ def test_fusion_starts_from_clip_features(mode):
 # parameters that sit behind a zero-initialised projection: no gradient at step 0, one after
 _BEHIND_ZERO_INIT = {
     "weighted": (),
-    "concat": ("align.",),
-    "attention": ("align.", "norm_", "cross_attention.in_proj"),
+    "concat": ("sam_norm.", "align."),
+    "attention": ("sam_norm.", "align.", "norm_", "cross_attention.in_proj"),
 }
 _SAM_SIDE = {"weighted": "align.weight", "concat": "mix.weight", "attention": "cross_attention.out_proj.weight"}
 

@@ -1,7 +1,11 @@
 """CLIP + SAM visual feature fusion (thesis 5.2.4, eq. 5.1; Table 5.7 ablation options).
 
 SAM features (the last three global blocks, concatenated) are aligned to CLIP's channel dimension
-by a linear layer and resized to CLIP's patch grid, then fused:
+by a linear layer and resized to CLIP's patch grid, then fused. ``sam_feature_norm="layernorm"``
+puts a LayerNorm before that linear layer (not in the thesis; ``"none"`` is the text): SAM's block
+outputs have no norm of their own (SAM's neck normalises them for its decoder), and a pretrained
+tiny SAM's are ~6× a random one's (‖F_s‖ 72 vs 12, ‖F_c‖ 14), so Linear(F_s) would outweigh F_c in
+eq. 5.1 at w = 0.5 (cos(E, F_c) 0.44 instead of 0.93) and the comparison would depend on SAM's scale:
 
 * ``weighted`` (default): E = w·F_c + (1 − w)·F_s, a learnable scalar w initialised to 0.5.
 * ``concat``: E = Linear([F_c; F_s]), the projection initialised to [I | 0] (identity on the F_c
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FUSION_MODES = ("weighted", "concat", "attention")
+SAM_FEATURE_NORMS = ("layernorm", "none")
 
 
 class VisualFeatureFusion(nn.Module):
@@ -36,6 +41,8 @@ class VisualFeatureFusion(nn.Module):
         initial_weight: initial w of the weighted fusion (thesis 5.3.2: 0.5). w is an unconstrained
             learnable scalar, as eq. 5.1 writes it.
         num_heads: heads of the attention fusion.
+        sam_feature_norm: ``layernorm`` (F_s normalised per token before the alignment) or ``none`` (eq. 5.1
+            as written: the linear layer alone).
     """
 
     def __init__(
@@ -46,11 +53,15 @@ class VisualFeatureFusion(nn.Module):
         mode: str = "weighted",
         initial_weight: float = 0.5,
         num_heads: int = 4,
+        sam_feature_norm: str = "layernorm",
     ) -> None:
         super().__init__()
         if mode not in FUSION_MODES:
             raise ValueError(f"unknown fusion {mode!r}; choose one of {FUSION_MODES}")
+        if sam_feature_norm not in SAM_FEATURE_NORMS:
+            raise ValueError(f"unknown sam_feature_norm {sam_feature_norm!r}; choose one of {SAM_FEATURE_NORMS}")
         self.mode = mode
+        self.sam_norm = nn.LayerNorm(sam_channels) if sam_feature_norm == "layernorm" else nn.Identity()
         self.align = nn.Linear(sam_channels, clip_channels)  # channel alignment of F_s to F_c
         if mode == "weighted":
             self.weight = nn.Parameter(torch.tensor(float(initial_weight)))
@@ -75,7 +86,7 @@ class VisualFeatureFusion(nn.Module):
         grid = clip_features.shape[-2:]
         if sam_features.shape[-2:] != grid:
             sam_features = F.interpolate(sam_features, size=grid, mode="bilinear", align_corners=False)
-        aligned = self.align(sam_features.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        aligned = self.align(self.sam_norm(sam_features.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
         if self.mode == "weighted":
             return self.weight * clip_features + (1 - self.weight) * aligned  # eq. 5.1
         if self.mode == "concat":

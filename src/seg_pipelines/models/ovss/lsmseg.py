@@ -33,8 +33,8 @@ from .sam import SAMImageEncoder
 
 # Bumped when a change makes the same settings train a different model; result caches keyed by
 # settings include it so they never hand back numbers of the old code. 2: concat and attention
-# fusion start from F_c (issue 27).
-LSMSEG_REVISION = 2
+# fusion start from F_c (issue 27); 3: F_s is layer-normalised before its alignment (sam_feature_norm).
+LSMSEG_REVISION = 3
 
 
 class LSMSeg(CATSeg):
@@ -45,6 +45,7 @@ class LSMSeg(CATSeg):
         sam_encoder: frozen SAM image encoder, or None for "LSMSeg (w/o SAM)" (Table 5.6).
         fusion: ``weighted`` (eq. 5.1), ``concat`` or ``attention`` (Table 5.7).
         initial_fusion_weight: initial w (thesis 5.3.2: 0.5).
+        sam_feature_norm: ``layernorm`` before the alignment of F_s, or ``none`` (the text); :mod:`.fusion`.
         top_k: classes kept by the category filtering module (Table 5.5: 32).
         **kwargs: cost-embedding / refinement / decoder settings of :class:`CATSeg`.
     """
@@ -56,6 +57,7 @@ class LSMSeg(CATSeg):
         *,
         fusion: str = "weighted",
         initial_fusion_weight: float = 0.5,
+        sam_feature_norm: str = "layernorm",
         top_k: int | None = 32,
         num_layers: int = 2,
         hidden_dim: int = 128,
@@ -80,7 +82,11 @@ class LSMSeg(CATSeg):
         self.sam = sam_encoder
         self.fusion = (
             VisualFeatureFusion(
-                clip_encoder.embed_dim, sam_encoder.out_channels, mode=fusion, initial_weight=initial_fusion_weight
+                clip_encoder.embed_dim,
+                sam_encoder.out_channels,
+                mode=fusion,
+                initial_weight=initial_fusion_weight,
+                sam_feature_norm=sam_feature_norm,
             )
             if sam_encoder is not None
             else None
@@ -131,6 +137,7 @@ def lsmseg(
     top_k: int | None = 32,
     fusion: str = "weighted",
     initial_fusion_weight: float = 0.5,
+    sam_feature_norm: str = "layernorm",
     **options,
 ) -> LSMSeg:
     """LSMSeg on open_clip ``clip_model`` and SAM ``sam_variant``; the CLIP arguments in ``options`` build the
@@ -146,6 +153,7 @@ def lsmseg(
         sam,
         fusion=fusion,
         initial_fusion_weight=initial_fusion_weight,
+        sam_feature_norm=sam_feature_norm,
         top_k=top_k,
         num_prompts=num_prompts,
         image_size=image_size,
