@@ -30,7 +30,14 @@ class LSMSegVariant(VariantNode):
         params = LSMSegAblations.of(params).plain()  # the ablation runner edits settings by path: plain dicts
         node = lsmseg_ablations.LSMSegVariantNode(self.table, self.row, self.seed_slot)
         return node(
-            index, manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, params, tiny_sam_config, tiny_sam_checkpoint
+            index,
+            manifest,
+            tiny_clip_config,
+            tiny_clip_checkpoint,
+            prompt_set,
+            params,
+            tiny_sam_config,
+            tiny_sam_checkpoint,
         )
 
 
