@@ -58,6 +58,9 @@ def test_lsmseg_trains_on_coco_stuff_and_evaluates_on_benchmark_datasets(project
     torch.save(load_clip(TINY_CLIP_NAME).state_dict(), clip_path)  # a CLIP checkpoint file of "your own"
     bootstrap_project(project_copy)
     params = _runtime_params(real_layouts, clip_path)
+    # the tiny SAM is pretrained on the synthetic world only: on a real dataset LSMSeg runs without SAM here
+    # (a real vit_b / vit_l checkpoint's path: tests/models/test_ovss_models.py)
+    params["lsmseg"]["models"] = {"lsmseg": {"use_sam": False}}  # merged into conf/test's models
     with KedroSession.create(project_path=project_copy, env="test", runtime_params=params) as session:
         session.run(pipeline_names=["lsmseg"])  # data_preparation and clip_pretraining come with it
 
