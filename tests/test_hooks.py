@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 import yaml
+from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro_datasets.json import JSONDataset
 from mlflow.tracking import MlflowClient
@@ -184,3 +185,55 @@ def test_validated_parameter_blocks_are_logged_as_plain_data(tmp_path, monkeypat
     config = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/config/parameters.yml"))
     assert config["preparation"] == {"on_bad_sample": "skip", "overview_images": 8}
     assert run.data.params["preparation.overview_images"] == "8"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("caa.trainig.iterations", "caa has no key 'trainig'; did you mean 'caa.training'?"),
+        ("caa.training.iteratons", "caa.training has no key 'iteratons'; did you mean 'caa.training.iterations'?"),
+        ("predict.mdoe", "predict has no key 'mdoe'; did you mean 'predict.mode'"),
+        ("lsmseg_atribute_selection.top_k", "the parameters has no key 'lsmseg_atribute_selection'; did you mean"),
+    ],
+)
+def test_a_params_key_that_names_no_setting_is_refused_with_the_closest_names(key, expected):
+    from seg_pipelines.hooks import unknown_parameter
+    from tests.pipelines.test_parameters import _params
+
+    assert expected in unknown_parameter(key.split("."), _params())
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "caa.training.iterations",  # in the configuration
+        "caa.training.amp_dtype",  # not in the YAML, a field of the block's model
+        "caa.addon.cfg.some_new_option",  # below a free mapping (the add-on's keyword arguments)
+        "dataset.reader_kwargs.vocabulary",
+        "lsmseg.models.lsmseg.sam_variant",
+    ],
+)
+def test_a_params_key_of_the_configuration_or_its_model_is_accepted(key):
+    from seg_pipelines.hooks import unknown_parameter
+    from tests.pipelines.test_parameters import _params
+
+    assert unknown_parameter(key.split("."), _params()) is None
+
+
+def test_the_check_runs_before_any_node_and_names_every_typo(tmp_path):
+    from seg_pipelines.hooks import RuntimeParameterCheckHook, UnknownParameterError
+    from tests.fixtures import PROJECT_ROOT
+
+    hook = RuntimeParameterCheckHook()
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env="local",
+        config_patterns={"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
+    )
+    hook.after_context_created(SimpleNamespace(config_loader=loader))
+    runtime = {"caa": {"trainig": {"iterations": 2}}, "predict": {"mdoe": "slide"}}
+    with pytest.raises(UnknownParameterError) as error:
+        hook.before_pipeline_run({"runtime_params": runtime}, None, None)
+    assert str(error.value).count("\n") == 1 and "'caa.training'" in str(error.value)
+    hook.before_pipeline_run({"runtime_params": {"caa": {"training": {"iterations": 2}}}}, None, None)

@@ -19,14 +19,20 @@ says to MLflow goes through :mod:`seg_pipelines.engine.tracking` (the tracking U
 from __future__ import annotations
 
 import atexit
+import difflib
 import logging
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import click
+from kedro.config import OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
+from pydantic import BaseModel
 
 from seg_pipelines.engine import tracking
+from seg_pipelines.parameters import SCHEMAS
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +136,87 @@ class MlflowTrackingHook:
         tracking.end_run(status)
         self._run_active = False
         self._catalog = None
+
+
+class UnknownParameterError(click.UsageError, ValueError):
+    """A ``--params`` key that names no setting: click prints its one line and exits with status 2."""
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The parameter model a field holds (through Optional, unions, Annotated and lists), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _nested_model(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _schema_knows(model: type[BaseModel], path: list[str]) -> bool:
+    """Whether ``path`` names a field of ``model`` (nested models followed; a free mapping such as
+    ``addon.cfg`` or ``reader_kwargs`` takes any key below it)."""
+    for key in path:
+        if key not in model.model_fields:
+            return False
+        nested = _nested_model(model.model_fields[key].annotation)
+        if nested is None:
+            return True
+        model = nested
+    return True
+
+
+def unknown_parameter(path: list[str], known: Mapping[str, Any]) -> str | None:
+    """Why ``path`` (a ``--params`` key, split at dots) names no setting of ``known`` (the project's
+    parameters without the run's overrides) nor of the block's model, with the closest names; None
+    when it does."""
+    node: Any = known
+    for depth, key in enumerate(path):
+        if not isinstance(node, Mapping):
+            return None  # a value replaced by a mapping: the parameter models judge the value
+        if key in node:
+            node = node[key]
+            continue
+        if path[0] in SCHEMAS and _schema_knows(SCHEMAS[path[0]], path[1:]):
+            return None
+        where = ".".join(path[:depth]) or "the parameters"
+        close = difflib.get_close_matches(key, [str(k) for k in node], n=3)
+        hint = f"; did you mean {' or '.join(repr('.'.join([*path[:depth], c])) for c in close)}?" if close else ""
+        return f"--params {'.'.join(path)!r}: {where} has no key {key!r}{hint}"
+    return None
+
+
+class RuntimeParameterCheckHook:
+    """A ``--params`` key must name a setting that exists (in the configuration or its parameter
+    model): a typo (``caa.trainig.iterations=2``, ``predict.mdoe=slide``) stops the run before any node
+    with the closest names, instead of training the defaults."""
+
+    def __init__(self) -> None:
+        self._loader: OmegaConfigLoader | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._loader = getattr(context, "config_loader", None)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        runtime = run_params.get("runtime_params") or {}
+        if not runtime or not isinstance(self._loader, OmegaConfigLoader):
+            return
+        loader = self._loader
+        without_overrides = OmegaConfigLoader(
+            conf_source=loader.conf_source,
+            env=loader.env,
+            base_env=loader.base_env,
+            default_run_env=loader.default_run_env,
+            config_patterns=loader.config_patterns,
+            merge_strategy=loader.merge_strategy,
+        )
+        known = without_overrides["parameters"]
+        problems = [
+            problem
+            for key in tracking.flatten_dict(runtime)
+            if (problem := unknown_parameter(key.split("."), known)) is not None
+        ]
+        if problems:
+            raise UnknownParameterError("\n".join(problems))

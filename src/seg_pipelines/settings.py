@@ -6,7 +6,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from seg_pipelines.hooks import MlflowTrackingHook
+from seg_pipelines.hooks import MlflowTrackingHook, RuntimeParameterCheckHook
 from seg_pipelines.pipeline_registry import DEFAULT_PIPELINE
 from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 
@@ -15,9 +15,10 @@ from seg_pipelines.pipelines.prepared_data import PreparedDataCheckHook
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 # Parameters are checked by Kedro itself before the run (and its MLflow run) starts: each node annotates
-# its parameter blocks with their models (seg_pipelines.parameters). Nodes that read the prepared data
-# first check it belongs to the manifest's dataset.
-HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), PreparedDataCheckHook())
+# its parameter blocks with their models (seg_pipelines.parameters); a --params key that names no setting
+# is refused first (pluggy calls the hook registered last first). Nodes that read the prepared data first
+# check it belongs to the manifest's dataset.
+HOOKS = (MlflowTrackingHook(default_pipeline=DEFAULT_PIPELINE), PreparedDataCheckHook(), RuntimeParameterCheckHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
