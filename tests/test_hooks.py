@@ -237,3 +237,23 @@ def test_the_check_runs_before_any_node_and_names_every_typo(tmp_path):
         hook.before_pipeline_run({"runtime_params": runtime}, None, None)
     assert str(error.value).count("\n") == 1 and "'caa.training'" in str(error.value)
     hook.before_pipeline_run({"runtime_params": {"caa": {"training": {"iterations": 2}}}}, None, None)
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+def test_a_damaged_mlflow_store_is_named_with_what_to_do(tmp_path, monkeypatch, damage):
+    import os
+
+    from seg_pipelines.engine.tracking import TrackingStoreError, start_run
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    if damage == "random":
+        store.write_bytes(os.urandom(5000))
+    else:  # a real store cut short
+        start_run(f"sqlite:///{store}", "e", "run", {}, {})
+        mlflow.end_run()
+        store.write_bytes(store.read_bytes()[:3000])
+    with pytest.raises(
+        TrackingStoreError, match=r"mlflow\.db cannot be read .*damaged.*mv mlflow\.db mlflow\.db\.broken"
+    ):
+        start_run(f"sqlite:///{store}", "seg_pipelines", "run", {}, {})

@@ -176,19 +176,52 @@ class ECACConfig(Block):
     # eq. 4.12's class average (losses.ecac.KL_AVERAGES): 1/C in the text (conf/thesis); the classes present
     # in the batch here (the loss before issue 28; docs/fidelity.md: what the choice changes)
     kl_average: Literal["all_classes", "present_classes"] = "present_classes"
+    # the loss weights and schedule the add-on reads (models.ecac.ExtendedContextAwareClassifier's defaults)
+    memory_momentum: Annotated[float, BeforeValidator(_number), Field(ge=0, le=1)] = 0.1
+    teacher_ce_weight: NonNegativeRate = 1.0
+    kl_weight: NonNegativeRate = 1.0
+    intra_variance_weight: NonNegativeRate = 50.0
+    memory_loss_weight: NonNegativeRate = 1.0
+    memory_loss_start_iter: NonNegativeInt = 1000
+
+
+class CAAConfig(Block):
+    """CAA's arguments (``models.caa.ClassAwareAffinity``; its defaults), checked as deeply as the add-on
+    reads them: a weight given as text fails here, not inside the affinity loss after the baseline trained."""
+
+    channels: PositiveInt = 512
+    affinity_channels: PositiveInt = 256
+    reduction_kernel_size: Literal[1, 3] = 1
+    use_class_center: Annotated[bool, Field(strict=True)] = True
+    use_semantic_affinity: Annotated[bool, Field(strict=True)] = True
+    use_intra: Annotated[bool, Field(strict=True)] = True
+    use_inter: Annotated[bool, Field(strict=True)] = True
+    affinity_loss_weight: NonNegativeRate = 1.0
+    aux_loss_weight: NonNegativeRate = 0.4
+    normalize_context: Annotated[bool, Field(strict=True)] = True
+    association_scale: Rate = 1.0
+    dropout: Annotated[float, BeforeValidator(_number), Field(ge=0, le=1)] = 0.1
+    memory_efficient: Annotated[bool, Field(strict=True)] = True
+    chunk_size: PositiveInt = 256
+
+
+#: The add-ons whose ``cfg`` has a model (``addon.name`` → model).
+ADDON_CONFIGS: dict[str, type[Block]] = {"caa": CAAConfig, "ecac": ECACConfig}
 
 
 class Addon(Block):
-    """``addon``: name, eq. 4.14 class weights, the add-on's arguments (``cfg``; ECAC's checked)."""
+    """``addon``: name, eq. 4.14 class weights, the add-on's arguments (``cfg``, checked by the
+    add-on's model in :data:`ADDON_CONFIGS`)."""
 
     name: str | None = None
     cfg: dict[str, Any] = {}
 
     @field_validator("cfg")
     @classmethod
-    def _ecac_cfg(cls, value: dict[str, Any], info) -> dict[str, Any]:
-        if info.data.get("name") == "ecac":
-            ECACConfig.model_validate(value)
+    def _addon_cfg(cls, value: dict[str, Any], info) -> dict[str, Any]:
+        model = ADDON_CONFIGS.get(str(info.data.get("name")))
+        if model is not None:
+            model.model_validate(value)
         return value
 
 

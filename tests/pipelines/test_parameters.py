@@ -139,6 +139,12 @@ ISSUE_14_BAD = [
     # issue 28
     ("ecac.addon.cfg.kl_average", "pixels", "'all_classes' or 'present_classes'"),
     ("lsmseg.training.min_lr_ratio", 2.0, "less than or equal to 1"),
+    # issue 29 item 7: the add-ons' arguments, as deep as the code reads them
+    ("caa.addon.cfg.affinity_loss_weight", "heavy", "expected a number"),
+    ("caa_ablations.addon.cfg.reduction_kernel_size", 5, "1 or 3"),
+    ("caa.addon.cfg.use_intra", "no", "valid boolean"),
+    ("ecac.addon.cfg.kl_weight", -1.0, "greater than or equal to 0"),
+    ("ecac_ablations.addon.cfg.memory_momentum", 1.5, "less than or equal to 1"),
 ]
 
 

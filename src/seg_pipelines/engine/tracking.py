@@ -350,6 +350,24 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
 
 
+class TrackingStoreError(RuntimeError):
+    """MLflow's store cannot be read (a damaged sqlite file): names the store and what to do."""
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _is_sqlite_corruption(error: BaseException) -> bool:
+    """Whether ``error`` comes from a sqlite file that is not a database or is malformed."""
+    import sqlite3
+
+    root = _root_cause(error)
+    return isinstance(root, sqlite3.DatabaseError) and not isinstance(root, sqlite3.OperationalError)
+
+
 def start_run(
     tracking_uri: str, experiment: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any]
 ) -> None:
@@ -358,7 +376,17 @@ def start_run(
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    try:
+        existing = mlflow.get_experiment_by_name(experiment)
+    except Exception as error:
+        if not _is_sqlite_corruption(error):
+            raise
+        raise TrackingStoreError(
+            f"MLflow's store {tracking_uri} cannot be read ({_root_cause(error)}): the file is damaged. Move it "
+            "aside to start a new one (e.g. `mv mlflow.db mlflow.db.broken`; the runs it held are in it), or point "
+            "MLFLOW_TRACKING_URI (or conf mlflow.yml tracking_uri) at another store"
+        ) from error
+    if existing is None:
         mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     mlflow.set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, tags=dict(tags))
