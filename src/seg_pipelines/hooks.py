@@ -32,7 +32,7 @@ from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel
 
 from seg_pipelines.engine import tracking
-from seg_pipelines.parameters import SCHEMAS
+from seg_pipelines.parameters import SCHEMAS, plain_data
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class MlflowTrackingHook:
             self._config = dict(context.config_loader["mlflow"] or {})
         except Exception:  # no mlflow.yml in this environment: defaults apply
             self._config = {}
-        self._params = tracking.plain_data(context.params or {})  # validated blocks arrive as models
+        self._params = plain_data(context.params or {})  # validated blocks arrive as models
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:

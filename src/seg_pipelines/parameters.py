@@ -95,16 +95,16 @@ class Block(BaseModel):
     def plain(self) -> dict[str, Any]:
         """The mapping view as plain nested dicts and lists (JSON, settings hashes, code that edits
         settings by path such as the ablation runner): what ``dict(block)`` holds, all the way down."""
-        return {key: _plain(value) for key, value in self.items()}
+        return plain_data(self)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Block):
-        return value.plain()
+def plain_data(value: Any) -> Any:
+    """``value`` with every mapping (a parameter block included) a dict and every list or tuple a list,
+    all the way down: what JSON, settings hashes and MLflow's params and YAML artifacts take."""
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_data(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_data(item) for item in value]
     return value
 
 

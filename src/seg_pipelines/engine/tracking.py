@@ -32,17 +32,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a parameter value
 
 
-def plain_data(value: Any) -> Any:
-    """``value`` with every mapping a dict and every list or tuple a list, all the way down: Kedro
-    hands validated parameter blocks over as models that read as mappings (seg_pipelines.parameters),
-    and MLflow's params, tags and YAML artifacts want plain data."""
-    if isinstance(value, Mapping):
-        return {key: plain_data(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_data(item) for item in value]
-    return value
-
-
 def flatten_dict(values: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
     """Flatten nested mappings into ``{"a.b.c": value}``; lists stay values."""
     flat: dict[str, Any] = {}
