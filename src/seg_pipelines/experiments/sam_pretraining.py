@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import TrainingTask, load_checkpoint, load_model_weights, run_training
 from seg_pipelines.experiments.clip_pretraining import warmup_cosine_lr
+from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 from seg_pipelines.losses.sam import mask_iou, sam_mask_loss
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.sam import normalize_sam_images
@@ -97,11 +97,8 @@ class RegionMasks:
 def not_trained_reason(manifest: dict[str, Any]) -> str | None:
     """Why no tiny SAM is trained for ``manifest`` (a real dataset: the real path's SAM is a checkpoint,
     ``models.lsmseg.sam_checkpoint``), or ``None`` on the synthetic world."""
-    if manifest["family"] == "synthetic":
-        return None
-    return (
-        f"the tiny SAM is pretrained on the synthetic world only; the dataset is {manifest['family']!r}: "
-        "set models.lsmseg.sam_variant: vit_b | vit_l and sam_checkpoint: <path to sam_vit_*.pth>"
+    return synthetic_only_reason(
+        manifest, "tiny SAM", "set models.lsmseg.sam_variant: vit_b | vit_l and sam_checkpoint: <path to sam_vit_*.pth>"
     )
 
 
@@ -381,13 +378,9 @@ def pretrain_tiny_sam(manifest: dict[str, Any], params: dict[str, Any]) -> tuple
     set_torch_threads(params.get("num_threads"), default=2)
     config = _config(params)
     data = _synthetic_regions(manifest, params.get("train_split", "train"), config)
-    start = time.perf_counter()
-    sam, curve = pretrain_sam(data, config, checkpoint_dir=params.get("checkpoint_dir"))
-    seconds = time.perf_counter() - start
-    if curve:
-        curve[-1]["seconds"] = seconds
-        logger.info("SAM pretraining: %d steps in %.1f s, final loss %.3f", config.steps, seconds, curve[-1]["loss"])
-    return sam, curve
+    return timed_pretraining(
+        "SAM", config.steps, lambda: pretrain_sam(data, config, checkpoint_dir=params.get("checkpoint_dir"))
+    )
 
 
 def evaluate_tiny_sam(

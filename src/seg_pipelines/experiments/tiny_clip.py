@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -17,6 +16,7 @@ from seg_pipelines.datasets.synthetic.concepts import CONCEPTS
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import load_checkpoint
 from seg_pipelines.experiments import clip_pretraining as engine
+from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,8 @@ logger = logging.getLogger(__name__)
 def not_trained_reason(manifest: dict[str, Any]) -> str | None:
     """Why no tiny CLIP is trained for ``manifest`` (a real dataset: the real path's CLIP is a checkpoint of
     its own, ``lsmseg.clip.pretrained``), or ``None`` on the synthetic world."""
-    if manifest["family"] == "synthetic":
-        return None
-    return (
-        f"the tiny CLIP is pretrained on the synthetic world only; the dataset is {manifest['family']!r}: "
-        "use a CLIP checkpoint of your own (lsmseg.clip.pretrained, e.g. OpenAI ViT-B/16)"
+    return synthetic_only_reason(
+        manifest, "tiny CLIP", "use a CLIP checkpoint of your own (lsmseg.clip.pretrained, e.g. OpenAI ViT-B/16)"
     )
 
 
@@ -53,13 +50,11 @@ def pretrain_tiny_clip(manifest: dict[str, Any], params: dict[str, Any]) -> tupl
     config = _config(params)
     reader = _synthetic_reader(manifest)
     train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
-    start = time.perf_counter()
-    model, curve = engine.pretrain_clip(train_data, config, checkpoint_dir=params.get("checkpoint_dir"))
-    seconds = time.perf_counter() - start
-    if curve:
-        curve[-1]["seconds"] = seconds
-        logger.info("CLIP pretraining: %d steps in %.1f s, final loss %.3f", config.steps, seconds, curve[-1]["loss"])
-    return model, curve
+    return timed_pretraining(
+        "CLIP",
+        config.steps,
+        lambda: engine.pretrain_clip(train_data, config, checkpoint_dir=params.get("checkpoint_dir")),
+    )
 
 
 def evaluate_tiny_clip(
