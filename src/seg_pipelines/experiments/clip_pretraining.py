@@ -23,6 +23,7 @@ prompts for head / tail / unseen classes, and dense colour / shape / texture att
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -39,7 +40,14 @@ from seg_pipelines.datasets.base import SegmentationReader
 from seg_pipelines.datasets.synthetic.concepts import CONCEPTS, Concept
 from seg_pipelines.datasets.synthetic.render import P_ATTRIBUTE, P_NAME_STUFF, P_NAME_THING
 from seg_pipelines.engine.training import TrainingTask, load_model_weights, run_training
-from seg_pipelines.models.ovss.clip import TINY_CLIP_NAME, CLIPDenseEncoder, encode_text_trimmed, load_clip
+from seg_pipelines.models.ovss.clip import (
+    TINY_CLIP_NAME,
+    CLIPDenseEncoder,
+    encode_text_trimmed,
+    load_clip,
+    register_model_configs,
+)
+from seg_pipelines.prompts.prompt_set import clip_token_count, fit_words
 
 NAME_TEMPLATE = "a photo of a {}."
 ATTRIBUTE_PROBE_TEMPLATE = "a photo of a {} object."
@@ -69,11 +77,14 @@ class ClipPretrainingConfig:
     name_probability_stuff: float = P_NAME_STUFF
     attribute_probability: dict[str, float] = field(default_factory=lambda: dict(P_ATTRIBUTE))
     flip_probability: float = 0.0  # captions name positions ("on the left"): no flip by default
-    # Re-sampled captions in the form of LLM descriptions ("a photo of a lime. A lime is small and green.")
-    # with this probability (issue 13 item 6; same naming rules, attribute words as sentences), else the
-    # adjective-phrase form ("a photo of a small green lime."). 0: the phrase form only.
+    # Re-sampled captions that read the way descriptions read, with this probability (issue 26 item 2):
+    # per-concept sentences in one of DESCRIPTION_PHRASINGS ("The lime is small and green.", "A small,
+    # round, green lime lies on the grass.", "Limes are round.", "A lime is small. A lime is green."),
+    # after "a photo of …" with ``description_header_probability``; same naming rules and attribute
+    # words as the phrase form ("a photo of a small green lime."). 0: the phrase form only.
     description_caption_probability: float = 0.0
-    description_sentences: int = 2  # concepts described by a sentence (the text tower's 32 tokens)
+    description_header_probability: float = 0.5
+    description_sentences: int = 3  # concepts described by a sentence, largest first
     # Region–phrase contrastive term (RegionCLIP-style grounding, Zhong et al. 2022): with ``pool_type``
     # "avg" the image embedding is the mean of the dense patch embeddings, so the mean over one concept's
     # patches is that region's embedding; it is contrasted with the concept's caption phrase (same naming
@@ -160,6 +171,45 @@ def _with_article(concept: Concept, noun: str) -> str:
     return (("an " if noun[0] in "aeiou" else "a ") + noun) if concept.kind == "thing" else noun
 
 
+#: How a description-form caption says one concept's attribute words (issue 26 item 2): the forms a
+#: person or an LLM writes, none taken from an LLM's answers. ``lies_on`` names the stuff under a thing
+#: when that stuff is in the crop (one of the thing's hosts), else it reads as ``adjectives``.
+DESCRIPTION_PHRASINGS = ("is", "the_is", "usually", "adjectives", "lies_on", "plural", "per_attribute")
+
+
+def plural(noun: str) -> str:
+    """English plural of a (last) noun: "lime" → "limes", "bus" → "buses", "cherry" → "cherries"."""
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def describe_concept(
+    concept: Concept, adjectives: Sequence[str], noun: str, phrasing: str, host_noun: str | None = None
+) -> str:
+    """One concept's description sentence(s) in ``phrasing`` (:data:`DESCRIPTION_PHRASINGS`), e.g.
+    ``"The lime is small and green."``; stuff takes no article ("Grass is green.")."""
+    if phrasing not in DESCRIPTION_PHRASINGS:
+        raise ValueError(f"phrasing must be one of {DESCRIPTION_PHRASINGS}, got {phrasing!r}")
+    thing = concept.kind == "thing"
+    subject = _with_article(concept, noun)
+    if phrasing == "per_attribute":  # the thesis's composition: one sentence per attribute
+        return " ".join(f"{subject.capitalize()} is {word}." for word in adjectives)
+    if phrasing in ("adjectives", "lies_on"):
+        described = " ".join([", ".join(adjectives), noun]) if adjectives else noun
+        described = (("an " if described[0] in "aeiou" else "a ") + described) if thing else described
+        place = f" lies on the {host_noun}" if phrasing == "lies_on" and host_noun and thing else ""
+        return f"{described.capitalize()}{place}."
+    if phrasing == "plural" and thing:
+        return f"{plural(noun).capitalize()} are {_joined(adjectives)}."
+    if phrasing == "the_is":
+        return f"The {noun} is {_joined(adjectives)}."
+    usually = "usually " if phrasing == "usually" else ""
+    return f"{subject.capitalize()} is {usually}{_joined(adjectives)}."
+
+
 def compose_region_caption(
     concept_fractions: dict[int, float],
     rng: np.random.Generator,
@@ -174,17 +224,91 @@ def compose_region_caption(
     if not present:
         return None
     if config.description_caption_probability and rng.random() < config.description_caption_probability:
-        # the way LLM descriptions read (issue 13): "a photo of a lime and grass. A lime is small and green."
+        # the way descriptions read: "a photo of a lime and grass. The lime is small and green. Grass is green."
         words = [(concepts[cid], *_concept_words(concepts[cid], rng, config)) for cid in present]
-        body = _joined([_with_article(concept, noun) for concept, _, noun in words])
-        sentences = [
-            f"{_with_article(concept, noun).capitalize()} is {_joined(adjectives)}."
-            for concept, adjectives, noun in words[: config.description_sentences]
-            if adjectives
-        ]
-        return " ".join([f"a photo of {body}.", *sentences])
+        nouns = {concept.name: noun for concept, _, noun in words}
+        sentences = []
+        for concept, adjectives, noun in words[: config.description_sentences]:
+            if not adjectives:
+                continue
+            phrasing = DESCRIPTION_PHRASINGS[int(rng.integers(len(DESCRIPTION_PHRASINGS)))]
+            host = next((nouns[name] for name in concept.hosts if name in nouns), None)
+            sentences.append(describe_concept(concept, adjectives, noun, phrasing, host))
+        if not sentences or rng.random() < config.description_header_probability:
+            sentences.insert(0, f"a photo of {_joined([_with_article(c, noun) for c, _, noun in words])}.")
+        return " ".join(sentences)
     phrases = [_with_article(concepts[cid], concept_phrase(concepts[cid], rng, config)) for cid in present]
     return f"a photo of {_joined(phrases)}."
+
+
+@functools.lru_cache(maxsize=16)
+def text_context_length(model_name: str) -> int:
+    """The text context of ``model_name``'s open_clip config (77 for every open_clip text tower)."""
+    import open_clip
+
+    register_model_configs()
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ValueError(f"no open_clip model config named {model_name!r}")
+    return int(config.get("text_cfg", {}).get("context_length", 77))
+
+
+def fit_caption(caption: str, max_tokens: int) -> tuple[str, str]:
+    """``caption`` within ``max_tokens`` CLIP tokens and how: ``"whole"``, ``"phrases dropped"`` (whole
+    trailing sentences or phrases left out, so what is trained on is never cut mid-phrase) or ``"cut"``
+    (one phrase alone is over the context: cut at a word)."""
+    if clip_token_count(caption) <= max_tokens:
+        return caption, "whole"
+    text = caption.strip()
+    while clip_token_count(text) > max_tokens:
+        body = text.rstrip(" .")
+        boundary = max(body.rfind(". "), body.rfind(", "), body.rfind(" and "))
+        if boundary <= 0:
+            return fit_words(body, max_tokens), "cut"
+        text = body[:boundary].rstrip(" ,.") + "."
+    return text, "phrases dropped"
+
+
+def caption_token_report(captions: Sequence[str], context_length: int) -> dict[str, float]:
+    """How much of ``captions`` a text context of ``context_length`` (start and end tokens included)
+    loses when it truncates: captions over it, and the share of all caption tokens past it."""
+    counts = np.asarray([clip_token_count(caption) for caption in captions], dtype=np.int64)
+    budget = context_length - 2
+    lost = np.clip(counts - budget, 0, None)
+    return {
+        "context_length": float(context_length),
+        "captions": float(len(counts)),
+        "mean_tokens": float(counts.mean()) if len(counts) else 0.0,
+        "max_tokens": float(counts.max()) if len(counts) else 0.0,
+        "share_of_captions_over": float((lost > 0).mean()) if len(counts) else 0.0,
+        "share_of_tokens_lost": float(lost.sum() / max(int(counts.sum()), 1)),
+    }
+
+
+def training_caption_tokens(
+    data: CaptionedImages, config: ClipPretrainingConfig, samples: int = 1024, contexts: Sequence[int] = (32,)
+) -> dict[str, dict[str, float]]:
+    """The tokens lost by truncation on what pretraining sees (the split's captions and ``samples``
+    re-sampled ones), at the model's text context and each of ``contexts``, and how many of them
+    pretraining fits by leaving whole phrases out (:func:`fit_caption`)."""
+    rng = np.random.default_rng([config.seed, 7919])
+    indices = rng.choice(len(data), size=samples, replace=samples > len(data))
+    resampled = [
+        caption
+        for start in range(0, samples, 256)
+        for caption in sample_batch(data, indices[start : start + 256], rng, config, fit=False)[1]
+    ]
+    captions = [*data.captions, *resampled]
+    context = text_context_length(config.model_name)
+    report = {f"context_{n}": caption_token_report(captions, n) for n in sorted({*contexts, context})}
+    fitted = [fit_caption(caption, context - 2)[1] for caption in captions]
+    report["trained"] = {
+        "context_length": float(context),
+        "captions": float(len(captions)),
+        "phrases_dropped": float(fitted.count("phrases dropped")),
+        "cut_mid_phrase": float(fitted.count("cut")),
+    }
+    return report
 
 
 def sample_batch(
@@ -193,10 +317,13 @@ def sample_batch(
     rng: np.random.Generator,
     config: ClipPretrainingConfig,
     return_labels: bool = False,
+    fit: bool = True,
 ):
-    """Images in [0, 1] at ``config.image_size`` and their captions (original or re-sampled);
-    with ``return_labels`` also the concept labels of the (cropped) images at that size (nearest)."""
+    """Images in [0, 1] at ``config.image_size`` and their captions (original or re-sampled, with
+    ``fit`` made to fit the text context by :func:`fit_caption`); with ``return_labels`` also the
+    concept labels of the (cropped) images at that size (nearest)."""
     size = config.image_size
+    budget = text_context_length(config.model_name) - 2
     height, width = data.images.shape[-2:]
     images, captions, labels = [], [], []
     for index in indices:
@@ -226,7 +353,7 @@ def sample_batch(
         if config.flip_probability and rng.random() < config.flip_probability:
             image, label = image.flip(-1), label.flip(-1)
         images.append(image)
-        captions.append(caption)
+        captions.append(fit_caption(caption, budget)[0] if fit else caption)
         labels.append(label[:, 0].long())
     if return_labels:
         return torch.cat(images), captions, torch.cat(labels)

@@ -85,7 +85,14 @@ def evaluate_tiny_clip(
         probe["name_prompts"]["pixel_accuracy"],
         probe["attribute_prompts"]["pixel_accuracy"],
     )
-    return {"clip_retrieval": retrieval}, {"clip_zero_shot": probe}
+    # what pretraining reads: the share of caption tokens a truncating context would lose (issue 26)
+    train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
+    caption_tokens = engine.training_caption_tokens(train_data, config)
+    logger.info(
+        "caption tokens past the text context: %s",
+        {name: round(report.get("share_of_tokens_lost", 0.0), 4) for name, report in caption_tokens.items()},
+    )
+    return {"clip_retrieval": retrieval, "caption_tokens": caption_tokens}, {"clip_zero_shot": probe}
 
 
 def describe_tiny_clip(

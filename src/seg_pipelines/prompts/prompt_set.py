@@ -53,7 +53,8 @@ def clip_token_count(text: str) -> int:
     return len(tokenizer.encode(text))
 
 
-def _fit_words(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
+def fit_words(text: str, max_tokens: int, count_tokens: Callable[[str], int] = clip_token_count) -> str:
+    """``text`` cut at a word boundary to fit ``max_tokens``, ended with a full stop."""
     words = text.split()
     while words and count_tokens(" ".join(words) + ".") > max_tokens:
         words.pop()
@@ -115,7 +116,7 @@ def compose_prompt(
             kept.append(description)
         elif not kept:  # the first description alone is too long: cut it at a word
             overhead = count_tokens(render([""]))
-            kept.append(_fit_words(description, max_tokens - overhead, count_tokens))
+            kept.append(fit_words(description, max_tokens - overhead, count_tokens))
             cut = True
         else:
             break
