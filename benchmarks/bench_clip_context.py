@@ -110,7 +110,8 @@ def main() -> None:
     }
     lines = ["| context | seconds | peak RSS MiB | caption tokens past context |", "|---|---|---|---|"]
     lines += [
-        f"| {r['context_length']} | {r['seconds']} | {r['peak_rss_mib']} | {r['share_of_caption_tokens_past_context']} |"
+        f"| {r['context_length']} | {r['seconds']} | {r['peak_rss_mib']} | "
+        f"{r['share_of_caption_tokens_past_context']} |"
         for r in results.values()
     ]
     emit_report(report, "\n".join(lines), args.output)
