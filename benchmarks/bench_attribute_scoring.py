@@ -6,6 +6,8 @@ Prints JSON with
   combinations, sharing the image side) / (time of ONE prompt set's evaluation from scratch:
   read the benchmarks, CLIP image features, text, cost map, mIoU). A naive implementation pays
   ``prompt_sets`` single evaluations; the thesis's nine attributes must cost well under nine.
+* ``llm_samples``: seconds to score one prompt set with n prompts per class (an ``llm_samples``
+  ensemble) against n = 1, and the LLM answers it needs (n per question);
 * ``llm.<model>``: for each local LLM (Qwen2.5-Coder-1.5B and 0.5B through their chat template,
   Gemma 3 270M few-shot; those not installed are reported as errors): questions per second of a
   first run, and a rerun's cache hit rate and model calls (must be 1.0 and 0).
@@ -93,6 +95,32 @@ def bench_scoring(root: Path, models_dir: Path, descriptions_file: Path, max_ima
     }
 
 
+def bench_samples(root: Path, models_dir: Path, descriptions_file: Path, max_images, samples: list[int]) -> dict:
+    """Seconds to score one prompt set whose classes hold n prompts each (``llm_samples.use: ensemble``,
+    the mean of the L2-normalised text embeddings) against n = 1, same scorer, image side shared. The
+    prompts differ per sample (the sample index is written into them), as n LLM answers would."""
+    clip_config, weights, _ = load_clip_inputs(models_dir)
+    scorer = build(root, clip_config, weights, max_images)
+    names = scorer.class_names
+    descriptions, source = descriptions_for(names, descriptions_file)
+    budget = scorer.context_length - 2
+    base = build_prompt_set(descriptions, ["color", "shape"], names, max_tokens=budget)
+    scorer.evaluate(base)  # warm-up: the image side is cached from here on
+    seconds = {}
+    for n in samples:
+        prompts = {name: [f"{text} ({i})" if i else text for i in range(n)] for name, text in base.items()}
+        start = time.perf_counter()
+        scorer.evaluate(prompts if n > 1 else base)
+        seconds[n] = time.perf_counter() - start
+    one = seconds.get(1) or min(seconds.values())
+    return {
+        "descriptions": source,
+        "seconds_per_prompt_set": {str(n): round(t, 3) for n, t in seconds.items()},
+        "ratio_to_n1": {str(n): round(t / one, 3) for n, t in seconds.items()},
+        "llm_answers_ratio_to_n1": {str(n): n for n in seconds},  # n answers per question
+    }
+
+
 class Counting:
     def __init__(self, backend):
         self.backend, self.name, self.model = backend, backend.name, backend.model
@@ -158,6 +186,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--llms", default=",".join(LOCAL_LLMS), help="comma-separated local LLM labels")
     parser.add_argument("--skip-scoring", action="store_true", help="only the LLM numbers")
+    parser.add_argument(
+        "--samples", default="1,3,10", help="LLM samples per question to time as ensembles (llm_samples.n); '' skips"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -169,6 +200,11 @@ def main() -> None:
     result = {}
     if not args.skip_scoring:
         result["scoring"] = bench_scoring(root, Path(args.models), Path(args.descriptions), args.max_images, args.top_k)
+        if args.samples:
+            samples = [int(n) for n in args.samples.split(",")]
+            result["llm_samples"] = bench_samples(
+                root, Path(args.models), Path(args.descriptions), args.max_images, samples
+            )
     if args.llm_classes:
         classes = ["tomato", "sky", "zebra", "car", "lime", "grass", "boat", "sun"][: args.llm_classes]
         result["llm"] = {}

@@ -292,8 +292,17 @@ class BenchmarkDataset(Block):
     vocabulary: str | None = None
 
 
+class PromptComparison(Block):
+    """``lsmseg`` with ``prompts: prompt_set``: LSMSeg trained with the prompt set and with the templates
+    on these training seeds, the unseen mIoU compared paired (``rule``)."""
+
+    seeds: list[NonNegativeInt] = [0, 1, 2]
+    rule: Literal["t95", "2se"] = "t95"
+
+
 class LSMSeg(Block):
     num_threads: PositiveInt | None = None
+    prompt_comparison: PromptComparison = PromptComparison()
     train_vocabulary: str  # a synthetic-world vocabulary (seen) or "dataset": the prepared dataset's classes
     benchmarks: Annotated[list[str | BenchmarkDataset], Field(min_length=1)]
     prompts: Literal["world", "prompt_set", "templates"] = "world"

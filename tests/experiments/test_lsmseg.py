@@ -150,3 +150,60 @@ def test_benchmarks_with_the_same_images_labels_and_prompts_are_evaluated_once(m
     )
     assert alone["m"]["pc"] == pytest.approx(miou["m"]["pc"])
     assert miou["m"]["other"] != miou["m"]["fine"]
+
+
+def test_prompt_set_vs_templates_trains_each_source_on_each_seed_and_compares_unseen_miou_paired(monkeypatch):
+    from seg_pipelines.experiments import lsmseg as lsmseg_experiment
+
+    classes = ["sky", "lime", "car"]  # lime unseen
+    plan = {
+        "benchmarks": {"seen": {"class_names": ["sky", "car"], "ignore_index": 255, "prompts": []}, "fine": {}},
+        "unseen": ["lime"],
+    }
+    plan["benchmarks"]["fine"] = {"class_names": classes, "ignore_index": 255, "prompts": []}
+    trained = []
+
+    class Model:
+        def __init__(self, prompts, seed):
+            self.prompts, self.seed = prompts, seed
+
+        def eval(self):
+            return self
+
+    def train(index, manifest, run_plan, run_params, key):
+        assert key == "lsmseg" and run_params["checkpoint_dir"] is None and run_params["benchmarks"] == ["fine"]
+        seed = run_params["training"]["seed"]
+        trained.append((run_plan["benchmarks"]["fine"]["prompts"][1][0], seed))
+        return Model(run_plan["benchmarks"]["fine"]["prompts"], seed), []
+
+    def evaluate(models, index, manifest, run_plan, run_params):
+        model = models["lsmseg"]
+        described = "green" in model.prompts[1][0]  # the prompt set describes the unseen lime
+        lime = (0.30 if described else 0.10) + 0.01 * model.seed
+        return {}, {"lsmseg": {"fine": [0.5, lime, 0.4]}}, {}
+
+    monkeypatch.setattr(lsmseg_experiment, "train_ovss", train)
+    monkeypatch.setattr(lsmseg_experiment, "evaluate_models_on_benchmarks", evaluate)
+    prompt_set = {name: [f"a photo of a {name}. A {name} is green."] for name in classes}
+    params = {
+        "prompts": "prompt_set",
+        "templates": ["a photo of a {}."],
+        "seen_unseen_benchmark": "fine",
+        "training": {"seed": 9, "iterations": 2},
+        "checkpoint_dir": "data/06_models/lsmseg_training",
+        "prompt_comparison": {"seeds": [0, 1, 2], "rule": "2se"},
+    }
+    record, markdown = lsmseg_experiment.compare_prompt_sources(None, {}, plan, prompt_set, params)
+    assert trained == [("a photo of a lime. A lime is green.", s) for s in (0, 1, 2)] + [
+        ("a photo of a lime.", s) for s in (0, 1, 2)
+    ]
+    assert record["mIoU"]["prompt_set"]["unseen"] == pytest.approx([30.0, 31.0, 32.0])
+    assert record["mIoU"]["templates"]["unseen"] == pytest.approx([10.0, 11.0, 12.0])
+    assert record["mIoU"]["templates"]["seen"] == pytest.approx([45.0] * 3)
+    # differences +20 on every seed: se 0, beyond noise
+    assert record["verdict"] == "higher" and record["unseen_difference"].startswith("+20.00")
+    assert "| prompt_set | 45.0 ± 0.0 | 31.0 ± 1.0 |" in markdown
+    skipped, text = lsmseg_experiment.compare_prompt_sources(None, {}, plan, None, {**params, "prompts": "world"})
+    assert skipped == {"skipped": "prompts: world"} and "not run" in text
+    with pytest.raises(FileNotFoundError, match="prompt_set"):
+        lsmseg_experiment.compare_prompt_sources(None, {}, plan, None, params)

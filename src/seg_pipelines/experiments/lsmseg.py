@@ -40,6 +40,7 @@ from seg_pipelines.models.checkpoints import read_checkpoint
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
 from seg_pipelines.prompts.packaged_models import file_sha256
+from seg_pipelines.statistics import paired_comparison
 
 logger = logging.getLogger(__name__)
 
@@ -741,3 +742,93 @@ def describe_models(
     described["prompt_source"] = plan["prompt_source"]
     described["train_vocabulary"] = plan["train_vocabulary"]
     return copy.deepcopy(described)
+
+
+def _unseen_miou(per_class: Mapping[str, Sequence[float | None]], class_names: Sequence[str], unseen: set[str]):
+    """(seen, unseen) mIoU (%) of one model's per-class IoU on a vocabulary."""
+    iou = np.array([np.nan if v is None else v for v in per_class])
+    unseen_mask = np.array([name in unseen for name in class_names])
+    return float(np.nanmean(iou[~unseen_mask])), float(np.nanmean(iou[unseen_mask]))
+
+
+def compare_prompt_sources(
+    index: pd.DataFrame,
+    manifest: dict[str, Any],
+    plan: dict[str, Any],
+    prompt_set: Mapping[str, Any] | None,
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """With ``prompts: prompt_set``: LSMSeg trained and evaluated with the selected prompt set and with
+    the templates, on the same ``prompt_comparison.seeds`` (training seeds), → seen / unseen mIoU on
+    ``seen_unseen_benchmark`` per seed and source, the paired difference of the unseen mIoU with its
+    interval (``prompt_comparison.rule``), and its markdown. Other prompt sources: nothing to compare
+    (a record saying why)."""
+    options = dict(params.get("prompt_comparison") or {})
+    seeds = [int(seed) for seed in options.get("seeds", [0, 1, 2])]
+    source = str(params.get("prompts", "world"))
+    if source != "prompt_set" or not seeds:
+        reason = f"prompts: {source}" if source != "prompt_set" else "prompt_comparison.seeds is empty"
+        return {"skipped": reason}, f"Prompt set vs templates: not run ({reason}).\n"
+    set_torch_threads(params.get("num_threads"), default=2)
+    benchmark = str(params.get("seen_unseen_benchmark", "syn847"))
+    if benchmark not in plan["benchmarks"]:
+        raise ValueError(f"lsmseg.seen_unseen_benchmark {benchmark!r} is not one of lsmseg.benchmarks")
+    unseen = set(plan["unseen"])
+    templates = list(params.get("templates", ["a photo of a {}."]))
+    names = sorted({n for record in plan["benchmarks"].values() for n in record["class_names"]})
+    sources = {"prompt_set": resolve_prompt_set("prompt_set", prompt_set, names), "templates": None}
+    rule = str(options.get("rule", "t95"))
+    scores: dict[str, dict[str, list[float]]] = {name: {"seen": [], "unseen": []} for name in sources}
+    for name, prompts in sources.items():
+        source_plan = copy.deepcopy(plan)
+        for vocabulary, record in source_plan["benchmarks"].items():
+            record["prompts"] = training.class_prompts(
+                record["class_names"], templates, prompts, source=f"{name} ({vocabulary})"
+            )
+        for seed in seeds:
+            run_params = copy.deepcopy(dict(params))
+            run_params["training"] = {**dict(params["training"]), "seed": seed}
+            run_params["checkpoint_dir"] = None  # each (source, seed) trains afresh, never resumes another
+            run_params["benchmarks"] = [benchmark]
+            model, _ = train_ovss(index, manifest, source_plan, run_params, "lsmseg")
+            _, per_class, _ = evaluate_models_on_benchmarks(
+                {"lsmseg": model.eval()}, index, manifest, source_plan, run_params
+            )
+            seen, unseen_miou = _unseen_miou(
+                per_class["lsmseg"][benchmark], source_plan["benchmarks"][benchmark]["class_names"], unseen
+            )
+            scores[name]["seen"].append(100 * seen)
+            scores[name]["unseen"].append(100 * unseen_miou)
+            logger.info("LSMSeg with %s, seed %d: unseen mIoU %.2f on %s", name, seed, 100 * unseen_miou, benchmark)
+    comparison = paired_comparison(scores["prompt_set"]["unseen"], scores["templates"]["unseen"], rule)
+    verdict = comparison.direction
+    record = {
+        "benchmark": benchmark,
+        "seeds": seeds,
+        "rule": rule,
+        "mIoU": scores,
+        "unseen_difference": comparison.describe(),
+        "verdict": verdict,
+    }
+    lines = [
+        f"## LSMSeg with the selected prompt set vs the templates ({benchmark}, {len(seeds)} training seeds)",
+        "",
+        "| prompts | seen mIoU | unseen mIoU |",
+        "|---|---|---|",
+    ]
+    for name, values in scores.items():
+        cells = [
+            f"{np.mean(values[p]):.1f} ± {(np.std(values[p], ddof=1) if len(seeds) > 1 else 0.0):.1f}"
+            for p in ("seen", "unseen")
+        ]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    lines += [
+        "",
+        f"Unseen mIoU, prompt set − templates: {comparison.describe()}, paired over seeds: "
+        + {"higher": "the prompt set is better beyond noise", "lower": "the templates are better beyond noise"}.get(
+            verdict, "within noise (unresolved)"
+        )
+        + ".",
+        "",
+    ]
+    return record, "\n".join(lines)

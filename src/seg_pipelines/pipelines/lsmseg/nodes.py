@@ -99,3 +99,13 @@ def plot_qualitative(
     from seg_pipelines.experiments import lsmseg
 
     return lsmseg.plot_qualitative(baseline_state, lsmseg_state, index, manifest, plan, LSMSeg.of(params))
+
+
+def compare_prompt_sources(
+    index: pd.DataFrame, manifest: dict[str, Any], plan: dict[str, Any], prompt_set: Any, params: LSMSeg
+) -> tuple[dict[str, Any], str]:
+    """With ``prompts: prompt_set``: LSMSeg's unseen-class mIoU with the prompt set and with the
+    templates over ``prompt_comparison.seeds`` (paired), and its markdown."""
+    from seg_pipelines.experiments import lsmseg
+
+    return lsmseg.compare_prompt_sources(index, manifest, plan, prompt_set, LSMSeg.of(params))

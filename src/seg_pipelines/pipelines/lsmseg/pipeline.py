@@ -69,6 +69,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(nodes.plot_cost_maps, inputs=_EVAL_INPUTS, outputs="lsmseg_cost_map_figure", name="plot_cost_maps"),
             Node(
+                nodes.compare_prompt_sources,
+                inputs=["prepared_index", "dataset_manifest", "lsmseg_run_plan", "prompt_set", "params:lsmseg"],
+                outputs=["lsmseg_prompt_comparison", "lsmseg_prompt_comparison_markdown"],
+                name="compare_prompt_set_with_templates",
+            ),
+            Node(
                 nodes.plot_qualitative,
                 inputs=_EVAL_INPUTS,
                 outputs="lsmseg_qualitative_figure",
