@@ -98,3 +98,24 @@ def test_report_table_prints_effect_verdict_and_counts():
     assert "1 reproduced, 1 contradicted, 1 unresolved" in markdown and "| A vs Baseline |" in markdown
     assert metrics["table_9_9/findings/reproduced"] == 1.0
     assert chapter_counts(metrics, metrics) == {"reproduced": 2, "contradicted": 2, "unresolved": 2}
+
+
+def test_findings_not_reproduced_carry_their_explanation_and_the_counts_say_which_kind():
+    from seg_pipelines.engine.ablations import check_explanations, explanation_counts, verdicts_markdown
+
+    findings = table_findings(ROWS, None, "mIoU", THESIS)
+    verdicts = judge_findings(_results(), findings, "t95")
+    labels = [f.label for f in findings]
+    explanations = check_explanations({"C vs Baseline": "embedded world: no texture at 32 px (measured)"}, labels, "t")
+    text = verdicts_markdown(verdicts, 2, explanations)
+    assert "why not reproduced" in text
+    line = {row.split("|")[1].strip(): row for row in text.splitlines() if row.startswith("| ")}
+    assert "embedded world: no texture at 32 px (measured)" in line["C vs Baseline"]
+    assert "not explained" in line["B vs Baseline"]  # unresolved, and nobody said why
+    assert "not explained" not in line["A vs Baseline"]  # reproduced: nothing to explain
+    assert explanation_counts(verdicts, explanations) == {"embedded world": 1, "bug fixed": 0, "not explained": 1}
+    assert "why not reproduced" not in verdicts_markdown(verdicts, 2)  # chapters that give none: no column
+    with pytest.raises(ValueError, match="must start with one of"):
+        check_explanations({"C vs Baseline": "the world is small"}, labels, "t")
+    with pytest.raises(ValueError, match="does not have|the table does not have"):
+        check_explanations({"D vs Baseline": "bug fixed: x"}, labels, "t")

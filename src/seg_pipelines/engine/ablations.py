@@ -499,15 +499,56 @@ def counts_line(counts: Mapping[str, int], rule: str) -> str:
     )
 
 
-def verdicts_markdown(verdicts: pd.DataFrame, decimals: int = 2) -> str:
-    """The findings of a table as markdown: finding, thesis difference, ours (effect and interval), verdict."""
+#: What an explanation of a finding that is not reproduced says first: the embedded world lacks what the
+#: finding needs (shown by a measurement), or a bug was found and fixed (with its test).
+EXPLANATION_KINDS = ("embedded world", "bug fixed")
+NOT_EXPLAINED = "not explained"
+
+
+def check_explanations(explanations: Mapping[str, str] | None, findings: Sequence[str], where: str) -> dict[str, str]:
+    """``{finding label: text}``, each text starting with one of :data:`EXPLANATION_KINDS` and a colon,
+    each label a finding of the table (a typo would leave the finding unexplained in silence)."""
+    explanations = {str(k): str(v) for k, v in dict(explanations or {}).items()}
+    unknown = sorted(set(explanations) - set(findings))
+    if unknown:
+        raise ValueError(
+            f"{where}: explanations name findings {unknown} that the table does not have: {list(findings)}"
+        )
+    for label, text in explanations.items():
+        if not any(text.startswith(kind + ":") for kind in EXPLANATION_KINDS):
+            raise ValueError(
+                f"{where}: the explanation of {label!r} must start with one of "
+                f"{[kind + ':' for kind in EXPLANATION_KINDS]}, got {text[:40]!r}"
+            )
+    return explanations
+
+
+def explanation_counts(verdicts: pd.DataFrame, explanations: Mapping[str, str]) -> dict[str, int]:
+    """Over the thesis findings not reproduced: how many each kind of explanation covers, and how many none."""
+    judged = verdicts[(verdicts["thesis_says"].astype(str) != "") & (verdicts["verdict"] != "reproduced")]
+    counts = {kind: 0 for kind in (*EXPLANATION_KINDS, NOT_EXPLAINED)}
+    for label in judged["finding"] if len(judged) else []:
+        text = explanations.get(label, "")
+        counts[next((kind for kind in EXPLANATION_KINDS if text.startswith(kind + ":")), NOT_EXPLAINED)] += 1
+    return counts
+
+
+def verdicts_markdown(verdicts: pd.DataFrame, decimals: int = 2, explanations: Mapping[str, str] | None = None) -> str:
+    """The findings of a table as markdown: finding, thesis difference, ours (effect and interval), verdict;
+    with ``explanations`` a column saying, beside each finding not reproduced, why (:data:`EXPLANATION_KINDS`)
+    or that it is :data:`NOT_EXPLAINED`."""
     rows = []
     for line in verdicts.to_dict("records"):
         thesis = line["thesis_difference"]
         shown = f"{thesis:+.{decimals}f}" if isinstance(thesis, float) and math.isfinite(thesis) else "–"
         verdict = line["verdict"] if line["thesis_says"] else f"{line['verdict']} (no thesis direction)"
-        rows.append([line["finding"], line["metric"], shown, line["effect"], verdict])
-    frame = pd.DataFrame(rows, columns=["Finding", "metric", "thesis Δ", "ours Δ (interval)", "verdict"])
+        row = [line["finding"], line["metric"], shown, line["effect"], verdict]
+        if explanations is not None:
+            judged = line["thesis_says"] and line["verdict"] != "reproduced"
+            row.append(explanations.get(line["finding"], NOT_EXPLAINED) if judged else "")
+        rows.append(row)
+    columns = ["Finding", "metric", "thesis Δ", "ours Δ (interval)", "verdict"]
+    frame = pd.DataFrame(rows, columns=columns + (["why not reproduced"] if explanations is not None else []))
     return markdown_table(frame, index=False, cell=_cell)
 
 

@@ -48,8 +48,10 @@ from seg_pipelines.engine.ablations import (
     ablation_markdown,
     ablation_metrics,
     annotate_verdicts,
+    check_explanations,
     check_slots,
     counts_line,
+    explanation_counts,
     judge_findings,
     result_record,
     results_from_records,
@@ -490,7 +492,13 @@ class LSMSegSummaryNode:
             thesis=spec.thesis if params.get("show_thesis", True) else None,
         )
         rule = params.get("verdict_rule", "t95")
-        verdicts = judge_findings(results, table_findings_of(table), rule, decimals)
+        findings = table_findings_of(table)
+        verdicts = judge_findings(results, findings, rule, decimals)
+        explanations = check_explanations(
+            _table_params(params, table).get("explanations"),
+            [finding.label for finding in findings],
+            f"lsmseg_ablations.tables.{spec.key}",
+        )
         summary = annotate_verdicts(summary, verdicts)
         thesis_cells = [c for c in summary.columns if str(c).startswith("thesis ")]
         summary = summary[[c for c in summary.columns if c not in thesis_cells] + thesis_cells]  # as chapters 3-4
@@ -512,8 +520,16 @@ class LSMSegSummaryNode:
             f"{len(results)} runs ({sum(r.status != 'ok' for r in results)} failed) in {seconds:.0f} s of node time "
             "(runs with settings already run are reused by settings hash and take ~0 s).",
             counts_line(verdict_counts(verdicts), rule),
+            "Findings not reproduced, by explanation: "
+            + ", ".join(f"{count} {kind}" for kind, count in explanation_counts(verdicts, explanations).items())
+            + " (`explanations` in the table's parameters: the embedded world's lack, measured, or the bug fixed).",
         ]
-        markdown = ablation_markdown(summary, spec.title, notes) + "\n" + verdicts_markdown(verdicts, decimals) + "\n"
+        markdown = (
+            ablation_markdown(summary, spec.title, notes)
+            + "\n"
+            + verdicts_markdown(verdicts, decimals, explanations)
+            + "\n"
+        )
         metrics = {**ablation_metrics(results), **verdict_metrics(spec.key, verdicts), f"{spec.key}/seconds": seconds}
         return summary.reset_index(), markdown, ablation_long_table(results), metrics
 
