@@ -365,7 +365,7 @@ class ClipPretraining(Block):
 class SamTraining(Block):
     """``experiments.sam_pretraining.SamPretrainingConfig``'s fields (its defaults where left out)."""
 
-    variant: Literal["tiny"] = "tiny"
+    variant: Literal["tiny", "tiny_l"] = "tiny"
     image_size: PositiveInt = 96
     steps: PositiveInt
     batch_size: PositiveInt
@@ -390,7 +390,16 @@ class SamPretraining(Block):
     checkpoint_dir: str | None = None
     train_split: str = "train"
     eval_split: str = "val"
-    training: SamTraining
+    training: SamTraining  # the tiny SAM (SAM-B stand-in): variant tiny
+    training_l: SamTraining  # the larger one (SAM-L stand-in): variant tiny_l
+
+    @field_validator("training", "training_l")
+    @classmethod
+    def _trains_its_variant(cls, block: SamTraining, info: Any) -> SamTraining:
+        expected = {"training": "tiny", "training_l": "tiny_l"}[info.field_name]
+        if block.variant != expected:
+            raise ValueError(f"variant is {block.variant!r}; this block trains {expected!r}")
+        return block
 
 
 class Dataset(Block):
