@@ -151,9 +151,7 @@ def tiny_sam_variant(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def tiny_sam_weights_of(
-    params: Mapping[str, Any], key: str, sam_pretrained: Mapping[str, str] | None
-) -> str | None:
+def tiny_sam_weights_of(params: Mapping[str, Any], key: str, sam_pretrained: Mapping[str, str] | None) -> str | None:
     """The tiny SAM weights ``models.<key>`` loads (``None``: no tiny SAM branch, or none given)."""
     return (sam_pretrained or {}).get(tiny_sam_variant(params["models"][key]) or "")
 
@@ -378,7 +376,7 @@ def _tiny_sam_weights(params: Mapping[str, Any], tiny_sams: TinySams) -> dict[st
     for variant in used:
         config, checkpoint = tiny_sams.get(variant, (None, None))
         if checkpoint is None:
-            logger.warning("no tiny SAM %s checkpoint given: LSMSeg's %s SAM branch stays at random init", variant, variant)
+            logger.warning("no tiny SAM %s checkpoint given: LSMSeg's SAM branch stays at random init", variant)
             continue
         config = dict(config or {})
         if config.get("not_trained"):

@@ -2,8 +2,8 @@
 
 Inputs from upstream: ``tiny_clip_checkpoint`` / ``tiny_clip_config`` (clip_pretraining),
 ``tiny_sam_checkpoint`` / ``tiny_sam_config`` and ``tiny_sam_l_checkpoint`` / ``tiny_sam_l_config``
-(sam_pretraining; the SAM branch's weights for ``sam_variant: tiny`` / ``tiny_l``) and the optional ``prompt_set`` (lsmseg_attribute_selection; used when
-``lsmseg.prompts: prompt_set``)."""
+(sam_pretraining; the SAM branch's weights for ``sam_variant: tiny`` / ``tiny_l``) and the optional
+``prompt_set`` (lsmseg_attribute_selection; used when ``lsmseg.prompts: prompt_set``)."""
 
 from kedro.pipeline import Node, Pipeline
 

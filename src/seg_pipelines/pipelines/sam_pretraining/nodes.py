@@ -43,9 +43,7 @@ def describe_tiny_sam(params: SamPretraining, tiny_sam_checkpoint: str, manifest
     return sam_pretraining.describe_tiny_sam(SamPretraining.of(params), tiny_sam_checkpoint, manifest, "tiny")
 
 
-def describe_tiny_sam_l(
-    params: SamPretraining, tiny_sam_l_checkpoint: str, manifest: dict[str, Any]
-) -> dict[str, Any]:
+def describe_tiny_sam_l(params: SamPretraining, tiny_sam_l_checkpoint: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """The larger tiny SAM's config record (variant, input size, checkpoint, training settings)."""
     from seg_pipelines.experiments import sam_pretraining
 
