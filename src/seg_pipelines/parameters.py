@@ -385,6 +385,11 @@ class SamTraining(Block):
     checkpoint_interval: PositiveInt = 100
 
 
+#: The block of ``sam_pretraining`` that trains each embedded-default SAM: ``tiny`` (the SAM-B stand-in,
+#: ``tiny_sam_checkpoint``) and ``tiny_l`` (the SAM-L stand-in, ``tiny_sam_l_checkpoint``).
+SAM_TRAINING_BLOCKS: dict[str, str] = {"tiny": "training", "tiny_l": "training_l"}
+
+
 class SamPretraining(Block):
     num_threads: PositiveInt | None = None
     checkpoint_dir: str | None = None
@@ -395,8 +400,8 @@ class SamPretraining(Block):
 
     @field_validator("training", "training_l")
     @classmethod
-    def _trains_its_variant(cls, block: SamTraining, info: Any) -> SamTraining:
-        expected = {"training": "tiny", "training_l": "tiny_l"}[info.field_name]
+    def _trains_its_variant(cls, block: SamTraining, info) -> SamTraining:
+        expected = next(variant for variant, name in SAM_TRAINING_BLOCKS.items() if name == info.field_name)
         if block.variant != expected:
             raise ValueError(f"variant is {block.variant!r}; this block trains {expected!r}")
         return block

@@ -174,5 +174,5 @@ def test_each_block_trains_its_own_size():
     training = {"steps": 2, "batch_size": 2, "lr": 1e-3}
     params = SamPretraining.of({"training": training, "training_l": {**training, "variant": "tiny_l"}})
     assert sam_pretraining._config(params, "tiny_l").variant == "tiny_l"
-    with pytest.raises(ValueError, match="training_l.*this block trains 'tiny_l'"):
+    with pytest.raises(ValueError, match=r"(?s)training_l.*variant is 'tiny'; this block trains 'tiny_l'"):
         SamPretraining.of({"training": training, "training_l": training})  # variant left at tiny

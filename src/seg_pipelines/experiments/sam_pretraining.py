@@ -44,6 +44,7 @@ from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason
 from seg_pipelines.losses.sam import mask_iou, sam_mask_loss
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.sam import normalize_sam_images
+from seg_pipelines.parameters import SAM_TRAINING_BLOCKS
 
 logger = logging.getLogger(__name__)
 
@@ -373,17 +374,12 @@ def _point_prompt_check(
 
 # --------------------------------------------------------------------------- runs (nodes)
 
-#: The block of ``params:sam_pretraining`` that trains each embedded-default SAM: ``tiny`` (the SAM-B
-#: stand-in, ``tiny_sam_checkpoint``) and ``tiny_l`` (the SAM-L stand-in, ``tiny_sam_l_checkpoint``).
-TRAINING_BLOCKS: dict[str, str] = {"tiny": "training", "tiny_l": "training_l"}
-
 
 def _config(params: dict[str, Any], variant: str = "tiny") -> SamPretrainingConfig:
-    config = SamPretrainingConfig(**dict(params.get(TRAINING_BLOCKS[variant], {})))
+    block = SAM_TRAINING_BLOCKS[variant]
+    config = SamPretrainingConfig(**dict(params.get(block, {})))
     if config.variant != variant:
-        raise ValueError(
-            f"sam_pretraining.{TRAINING_BLOCKS[variant]}.variant is {config.variant!r}; that block trains {variant!r}"
-        )
+        raise ValueError(f"sam_pretraining.{block}.variant is {config.variant!r}; that block trains {variant!r}")
     return config
 
 
