@@ -119,11 +119,20 @@ def test_result_cache_key_changes_with_the_model_revision(monkeypatch):
     """Cached numbers of an older model (e.g. concat fusion before it started from F_c) are not reused."""
     runner = object.__new__(ablations.LSMSegAblationRunner)
     runner.manifest, runner._index_hash, runner.clip_weights, runner._clip_sha256 = {"family": "x"}, "i", "c", "s"
-    runner._sam_sha256 = None
+    runner._sam_sha256 = {}
     runner.prompts = ablations.PromptSource("templates", None, "templates")
-    setup = {"models": {"lsmseg": {"fusion": "concat"}}, "checkpoint_dir": "ignored"}
+    setup = {"models": {"lsmseg": {"fusion": "concat", "use_sam": False}}, "checkpoint_dir": "ignored"}
     assert ablations.LSMSEG_REVISION == 3
     current = runner._cache_key("lsmseg", setup)
     assert current == runner._cache_key("lsmseg", {**setup, "checkpoint_dir": "elsewhere"})
+    # a retrained tiny SAM invalidates the rows that load that size only
+    sam_l = {**setup, "models": {"lsmseg": {"architecture": "lsmseg", "sam_variant": "tiny_l"}}}
+    runner._sam_sha256 = {"tiny": "a", "tiny_l": "b"}
+    keys = (runner._cache_key("lsmseg", setup), runner._cache_key("lsmseg", sam_l))
+    runner._sam_sha256 = {"tiny": "a2", "tiny_l": "b"}
+    assert (runner._cache_key("lsmseg", setup), runner._cache_key("lsmseg", sam_l)) == keys
+    runner._sam_sha256 = {"tiny": "a", "tiny_l": "b2"}
+    assert runner._cache_key("lsmseg", sam_l) != keys[1]
+    runner._sam_sha256 = {}
     monkeypatch.setattr(ablations, "LSMSEG_REVISION", 4)
     assert runner._cache_key("lsmseg", setup) != current

@@ -60,7 +60,7 @@ def test_both_sizes_are_catalog_datasets_that_lsmseg_and_its_ablations_read():
     from tests.fixtures import PROJECT_ROOT
 
     handed_over = {"tiny_sam_checkpoint", "tiny_sam_config", "tiny_sam_l_checkpoint", "tiny_sam_l_config"}
-    assert handed_over <= sam_pretraining.create_pipeline().outputs()
+    assert handed_over <= sam_pretraining.create_pipeline().all_outputs()
     for pipeline in (lsmseg.create_pipeline(), lsmseg_ablations.create_pipeline(seed_slots=1)):
         assert handed_over <= pipeline.inputs()  # free inputs of the pipeline alone: the catalog's datasets
     found = {"sam_pretraining": sam_pretraining.create_pipeline()}
