@@ -396,7 +396,7 @@ class ClipPretraining(Block):
 class SamTraining(Block):
     """``experiments.sam_pretraining.SamPretrainingConfig``'s fields (its defaults where left out)."""
 
-    variant: Literal["tiny"] = "tiny"
+    variant: Literal["tiny", "tiny_l"] = "tiny"
     image_size: PositiveInt = 96
     steps: PositiveInt
     batch_size: PositiveInt
@@ -416,12 +416,26 @@ class SamTraining(Block):
     checkpoint_interval: PositiveInt = 100
 
 
+#: The block of ``sam_pretraining`` that trains each embedded-default SAM: ``tiny`` (the SAM-B stand-in,
+#: ``tiny_sam_checkpoint``) and ``tiny_l`` (the SAM-L stand-in, ``tiny_sam_l_checkpoint``).
+SAM_TRAINING_BLOCKS: dict[str, str] = {"tiny": "training", "tiny_l": "training_l"}
+
+
 class SamPretraining(Block):
     num_threads: PositiveInt | None = None
     checkpoint_dir: str | None = None
     train_split: str = "train"
     eval_split: str = "val"
-    training: SamTraining
+    training: SamTraining  # the tiny SAM (SAM-B stand-in): variant tiny
+    training_l: SamTraining  # the larger one (SAM-L stand-in): variant tiny_l
+
+    @field_validator("training", "training_l")
+    @classmethod
+    def _trains_its_variant(cls, block: SamTraining, info) -> SamTraining:
+        expected = next(variant for variant, name in SAM_TRAINING_BLOCKS.items() if name == info.field_name)
+        if block.variant != expected:
+            raise ValueError(f"variant is {block.variant!r}; this block trains {expected!r}")
+        return block
 
 
 class Dataset(Block):

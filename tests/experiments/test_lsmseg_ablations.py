@@ -10,6 +10,7 @@ import torch
 
 from seg_pipelines.experiments import lsmseg as lsmseg_experiment
 from seg_pipelines.experiments import lsmseg_ablations as ablations
+from seg_pipelines.models.factory import create_model
 from tests.fixtures import PROJECT_ROOT
 
 
@@ -29,7 +30,7 @@ def _variant(params: dict, table: str, row: str):
     return next(v for v in ablations.table_variants(params, table) if v.row == row)
 
 
-def test_variant_overrides_build_the_intended_models():
+def test_variant_overrides_build_the_intended_models(tmp_path):
     torch.set_num_threads(1)
     params = _params("base")
     setup = {**params["setup"], "clip": {**params["setup"]["clip"], "pretrained": None}}  # no checkpoint needed here
@@ -47,11 +48,28 @@ def test_variant_overrides_build_the_intended_models():
     assert any(name.endswith("original2") for name, p in model.clip.named_parameters() if not p.requires_grad)
     frozen = ablations.build_variant_model(setup, _variant(params, "5.10", "Freeze"), seed=0)
     assert not any(p.requires_grad for p in frozen.clip.parameters())
-    # Table 5.7: fusion modes; Table 5.6: SAM-L proxy = tiny SAM at 64 px, CAT-Seg baseline for CATSeg [†]
+    # Table 5.7: fusion modes; Table 5.6: SAM-B / SAM-L = the tiny / larger tiny_l SAM at the same input size,
+    # each with its own pretrained weights; CAT-Seg baseline for CATSeg [†]
     fusion = ablations.build_variant_model(setup, _variant(params, "5.7", "Concat"), seed=0)
     assert fusion.fusion.mode == "concat"
-    sam_l = ablations.build_variant_model(setup, _variant(params, "5.6", "LSMSeg(w/ SAM-L)"), seed=0)
-    assert sam_l.sam.image_size == 64 and sam_l.sam.variant == "tiny"
+    weights = {}
+    for variant, stem in (("tiny", "tiny_sam"), ("tiny_l", "tiny_sam_l")):
+        torch.manual_seed(1)
+        weights[variant] = str(tmp_path / f"{stem}.pt")
+        torch.save(create_model("sam", variant=variant).state_dict(), weights[variant])
+    sam_b = ablations.build_variant_model(setup, _variant(params, "5.6", "LSMSeg(w/ SAM-B)"), 0, None, weights)
+    sam_l = ablations.build_variant_model(setup, _variant(params, "5.6", "LSMSeg(w/ SAM-L)"), 0, None, weights)
+    assert (sam_b.sam.variant, sam_l.sam.variant) == ("tiny", "tiny_l") and sam_b.sam.image_size == sam_l.sam.image_size
+    assert sam_l.sam.out_channels == 3 * 96 and sam_b.sam.out_channels == 3 * 64
+    key = "blocks.3.attn.qkv.weight"
+    for model, variant in ((sam_b, "tiny"), (sam_l, "tiny_l")):  # each size loads its own checkpoint
+        saved = torch.load(weights[variant], weights_only=True)[f"image_encoder.{key}"]
+        torch.testing.assert_close(model.sam.encoder.state_dict()[key], saved, atol=0, rtol=0)
+    for table, row in (("5.10", "CLIP_qv"), ("5.11", "LSMSeg (ours) (COCO-Stuff)")):  # the thesis's SAM-L rows
+        assert (
+            ablations.resolve_variant(setup, _variant(params, table, row), 0)[1]["models"]["lsmseg"]["sam_variant"]
+            == "tiny_l"
+        )
     assert (
         type(ablations.build_variant_model(setup, _variant(params, "5.6", "CATSeg [†]"), seed=0)).__name__ == "CATSeg"
     )
@@ -101,11 +119,20 @@ def test_result_cache_key_changes_with_the_model_revision(monkeypatch):
     """Cached numbers of an older model (e.g. concat fusion before it started from F_c) are not reused."""
     runner = object.__new__(ablations.LSMSegAblationRunner)
     runner.manifest, runner._index_hash, runner.clip_weights, runner._clip_sha256 = {"family": "x"}, "i", "c", "s"
-    runner._sam_sha256 = None
+    runner._sam_sha256 = {}
     runner.prompts = ablations.PromptSource("templates", None, "templates")
-    setup = {"models": {"lsmseg": {"fusion": "concat"}}, "checkpoint_dir": "ignored"}
+    setup = {"models": {"lsmseg": {"fusion": "concat", "use_sam": False}}, "checkpoint_dir": "ignored"}
     assert ablations.LSMSEG_REVISION == 3
     current = runner._cache_key("lsmseg", setup)
     assert current == runner._cache_key("lsmseg", {**setup, "checkpoint_dir": "elsewhere"})
+    # a retrained tiny SAM invalidates the rows that load that size only
+    sam_l = {**setup, "models": {"lsmseg": {"architecture": "lsmseg", "sam_variant": "tiny_l"}}}
+    runner._sam_sha256 = {"tiny": "a", "tiny_l": "b"}
+    keys = (runner._cache_key("lsmseg", setup), runner._cache_key("lsmseg", sam_l))
+    runner._sam_sha256 = {"tiny": "a2", "tiny_l": "b"}
+    assert (runner._cache_key("lsmseg", setup), runner._cache_key("lsmseg", sam_l)) == keys
+    runner._sam_sha256 = {"tiny": "a", "tiny_l": "b2"}
+    assert runner._cache_key("lsmseg", sam_l) != keys[1]
+    runner._sam_sha256 = {}
     monkeypatch.setattr(ablations, "LSMSEG_REVISION", 4)
     assert runner._cache_key("lsmseg", setup) != current

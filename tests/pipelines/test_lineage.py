@@ -68,4 +68,5 @@ def test_lsmseg_reads_clip_and_sam_weights_and_prompt_set_from_the_catalog(viz_b
         assert {"tiny_clip_checkpoint", "tiny_clip_config", "prompt_set"} <= consumed, name
         produced = {by_id[e["target"]]["name"] for e in graph["edges"] if by_id[e["source"]]["type"] == "task"}
         assert "tiny_clip_checkpoint" in produced, f"{name}: clip_pretraining writes the weights it reads"
-        assert {"tiny_sam_checkpoint", "tiny_sam_config"} <= consumed and "tiny_sam_checkpoint" in produced, name
+        sams = {"tiny_sam_checkpoint", "tiny_sam_config", "tiny_sam_l_checkpoint", "tiny_sam_l_config"}
+        assert sams <= consumed and sams <= produced, f"{name}: sam_pretraining writes both sizes it reads"

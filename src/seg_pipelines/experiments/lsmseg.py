@@ -39,6 +39,7 @@ from seg_pipelines.experiments.figures import data_source
 from seg_pipelines.models.checkpoints import read_checkpoint
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
+from seg_pipelines.models.ovss.sam import TINY_SAM_VARIANTS
 from seg_pipelines.prompts.packaged_models import file_sha256
 from seg_pipelines.statistics import paired_comparison
 
@@ -120,26 +121,53 @@ def _benchmark_index(dataset: Mapping[str, Any]) -> pd.DataFrame:
     return _BENCHMARK_INDEX[key]
 
 
-def uses_tiny_sam(spec: Mapping[str, Any]) -> bool:
-    """Whether a ``models.<key>`` block builds LSMSeg's SAM branch as the embedded-default tiny SAM without a
-    checkpoint of its own (then the ``sam_pretraining`` pipeline's weights are loaded into it)."""
-    return (
+#: What ``sam_pretraining`` hands LSMSeg through the catalog: per embedded-default SAM variant (``tiny``:
+#: ``tiny_sam_config`` / ``tiny_sam_checkpoint``; ``tiny_l``: ``tiny_sam_l_config`` / ``tiny_sam_l_checkpoint``)
+#: its (config, checkpoint path); a variant left out, or a ``None`` checkpoint, means none was given.
+TinySams = Mapping[str, tuple[Mapping[str, Any] | None, str | None]]
+
+
+def tiny_sam_inputs(
+    tiny_sam_config: Mapping[str, Any] | None = None,
+    tiny_sam_checkpoint: str | None = None,
+    tiny_sam_l_config: Mapping[str, Any] | None = None,
+    tiny_sam_l_checkpoint: str | None = None,
+) -> dict[str, tuple[Mapping[str, Any] | None, str | None]]:
+    """The catalog's two sam_pretraining outputs as :data:`TinySams` (the nodes' inputs, in their order)."""
+    return {"tiny": (tiny_sam_config, tiny_sam_checkpoint), "tiny_l": (tiny_sam_l_config, tiny_sam_l_checkpoint)}
+
+
+def tiny_sam_variant(spec: Mapping[str, Any]) -> str | None:
+    """The embedded-default SAM (``tiny`` | ``tiny_l``) a ``models.<key>`` block builds LSMSeg's SAM branch as,
+    without a checkpoint of its own (then the ``sam_pretraining`` weights of that variant are loaded into
+    it); ``None`` for no SAM branch, a real SAM or a checkpoint of your own."""
+    variant = spec.get("sam_variant", "tiny")
+    if (
         spec.get("architecture") == "lsmseg"
         and bool(spec.get("use_sam", True))
-        and spec.get("sam_variant", "tiny") == "tiny"
+        and variant in TINY_SAM_VARIANTS
         and not spec.get("sam_checkpoint")
-    )
+    ):
+        return variant
+    return None
+
+
+def tiny_sam_weights_of(params: Mapping[str, Any], key: str, sam_pretrained: Mapping[str, str] | None) -> str | None:
+    """The tiny SAM weights ``models.<key>`` loads (``None``: no tiny SAM branch, or none given)."""
+    return (sam_pretrained or {}).get(tiny_sam_variant(params["models"][key]) or "")
 
 
 def _model_kwargs(
-    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: str | None = None
+    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, Any]]:
     """(registry name, builder kwargs) of ``baseline`` or ``lsmseg`` from the parameters; ``sam_pretrained``
-    (the tiny SAM's weights) becomes ``sam_checkpoint`` where :func:`uses_tiny_sam`, as a real SAM
-    checkpoint enters (``sam_variant: vit_b``, ``sam_checkpoint: sam_vit_b_01ec64.pth``)."""
+    (variant → the tiny SAMs' weights, the plan's ``sam_pretrained``) becomes ``sam_checkpoint`` for the
+    variant :func:`tiny_sam_variant` names, as a real SAM checkpoint enters (``sam_variant: vit_b``,
+    ``sam_checkpoint: sam_vit_b_01ec64.pth``)."""
     spec = dict(params["models"][key])
-    if sam_pretrained and uses_tiny_sam(spec):
-        spec["sam_checkpoint"] = str(sam_pretrained)
+    weights = tiny_sam_weights_of(params, key, sam_pretrained)
+    if weights:
+        spec["sam_checkpoint"] = str(weights)
     name = spec.pop("architecture")
     clip = params["clip"]
     kwargs = dict(
@@ -154,10 +182,10 @@ def _model_kwargs(
 
 
 def build_ovss_model(
-    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: str | None = None
+    params: dict[str, Any], key: str, clip_pretrained: str | None, sam_pretrained: Mapping[str, str] | None = None
 ) -> nn.Module:
     """The untrained ``baseline`` / ``lsmseg`` model of ``params`` (seeded by ``training.seed``; the frozen
-    SAM branch with ``sam_pretrained``'s weights where it is the tiny SAM)."""
+    SAM branch with ``sam_pretrained``'s weights of its variant where it is a tiny SAM)."""
     name, kwargs = _model_kwargs(params, key, clip_pretrained, sam_pretrained)
     torch.manual_seed(int(params["training"].get("seed", 0)))
     return create_model(name, **kwargs)
@@ -252,17 +280,16 @@ def validate_lsmseg_inputs(
     tiny_clip_checkpoint: str,
     prompt_set: dict[str, Any] | None,
     params: dict[str, Any],
-    tiny_sam_config: Mapping[str, Any] | None = None,
-    tiny_sam_checkpoint: str | None = None,
+    tiny_sams: TinySams | None = None,
 ) -> dict[str, Any]:
     """Check everything that can be wrong before training; return the run plan (vocabularies, prompts,
     the CLIP and tiny-SAM checkpoints to start from).
 
     ``tiny_clip_checkpoint``: path of the clip_pretraining weights (catalog), used unless
     ``clip.pretrained`` names a checkpoint of your own. ``prompt_set``: the catalog's prompt set (or
-    ``None``), used when ``prompts: prompt_set``. ``tiny_sam_config`` / ``tiny_sam_checkpoint``: the
-    sam_pretraining outputs (catalog), loaded into a SAM branch that :func:`uses_tiny_sam`; without them
-    that branch stays at random init (a warning).
+    ``None``), used when ``prompts: prompt_set``. ``tiny_sams``: the sam_pretraining outputs (catalog) per
+    variant (:func:`tiny_sam_inputs`), loaded into a SAM branch of that :func:`tiny_sam_variant`; without
+    them that branch stays at random init (a warning).
 
     Errors: a vocabulary with empty or duplicate names, a prompt set missing classes, k larger than the
     training vocabulary, a CLIP checkpoint for a different architecture than ``lsmseg.clip.model``.
@@ -338,30 +365,32 @@ def validate_lsmseg_inputs(
         state = read_checkpoint(tiny_clip_checkpoint, "tiny CLIP checkpoint")
         training.check_clip_checkpoint(state, load_clip(clip["model"], None), str(tiny_clip_checkpoint))
         plan["clip_pretrained"] = str(tiny_clip_checkpoint)
-    plan["sam_pretrained"] = _tiny_sam_weights(params, tiny_sam_config, tiny_sam_checkpoint)
+    plan["sam_pretrained"] = _tiny_sam_weights(params, tiny_sams or {})
     return plan
 
 
-def _tiny_sam_weights(
-    params: Mapping[str, Any], tiny_sam_config: Mapping[str, Any] | None, tiny_sam_checkpoint: str | None
-) -> str | None:
-    """The tiny SAM's weights for the plan (None when no model uses it or none was given), checked."""
-    if not any(uses_tiny_sam(params["models"][key]) for key in MODEL_KEYS):
-        return None
-    if tiny_sam_checkpoint is None:
-        logger.warning("no tiny SAM checkpoint given: LSMSeg's tiny SAM branch stays at random init")
-        return None
-    config = dict(tiny_sam_config or {})
-    if config.get("not_trained"):
-        raise ValueError(
-            f"models.lsmseg uses the tiny SAM (sam_variant: tiny, no sam_checkpoint) and none exists: "
-            f"{config['not_trained']}"
-        )
-    if config.get("variant", "tiny") != "tiny":
-        raise CheckpointError(f"{tiny_sam_checkpoint} was trained as SAM {config['variant']!r}, not 'tiny'")
-    if not Path(tiny_sam_checkpoint).is_file():
-        raise FileNotFoundError(f"tiny SAM checkpoint not found: {tiny_sam_checkpoint} (run sam_pretraining)")
-    return str(tiny_sam_checkpoint)
+def _tiny_sam_weights(params: Mapping[str, Any], tiny_sams: TinySams) -> dict[str, str]:
+    """The tiny SAMs' weights for the plan (variant → path), checked, for each variant a model uses; a
+    used variant without a checkpoint is left out (random init, a warning)."""
+    used = sorted({variant for key in MODEL_KEYS if (variant := tiny_sam_variant(params["models"][key]))})
+    weights = {}
+    for variant in used:
+        config, checkpoint = tiny_sams.get(variant, (None, None))
+        if checkpoint is None:
+            logger.warning("no tiny SAM %s checkpoint given: LSMSeg's SAM branch stays at random init", variant)
+            continue
+        config = dict(config or {})
+        if config.get("not_trained"):
+            raise ValueError(
+                f"models.lsmseg uses the tiny SAM (sam_variant: {variant}, no sam_checkpoint) and none exists: "
+                f"{config['not_trained']}"
+            )
+        if config.get("variant", variant) != variant:
+            raise CheckpointError(f"{checkpoint} was trained as SAM {config['variant']!r}, not {variant!r}")
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"tiny SAM {variant} checkpoint not found: {checkpoint} (run sam_pretraining)")
+        weights[variant] = str(checkpoint)
+    return weights
 
 
 def _check_report_benchmarks(params: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
@@ -423,7 +452,7 @@ def train_ovss(
         "augmentation": dict(params.get("augmentation", {})),
         "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
         "clip_checkpoint_sha256": checkpoint_sha256(plan["clip_pretrained"]),
-        "sam_checkpoint_sha256": checkpoint_sha256(plan.get("sam_pretrained")),
+        "sam_checkpoint_sha256": checkpoint_sha256(tiny_sam_weights_of(params, model_key, plan.get("sam_pretrained"))),
     }
     start = time.perf_counter()
     checkpoint_dir = Path(params["checkpoint_dir"]) / model_key if params.get("checkpoint_dir") else None

@@ -261,11 +261,11 @@ def build_variant_model(
     variant: AblationVariant,
     seed: int,
     clip_weights: str | None = None,
-    sam_weights: str | None = None,
+    sam_weights: Mapping[str, str] | None = None,
 ) -> torch.nn.Module:
     """The untrained model of ``variant`` exactly as :class:`LSMSegAblationRunner` trains it
     (``clip_weights``: the tiny CLIP's path, used unless ``setup.clip.pretrained`` is set; ``sam_weights``:
-    the tiny SAM's, loaded where the variant uses the tiny SAM)."""
+    the tiny SAMs' paths by variant, loaded where the variant uses that tiny SAM)."""
     key, resolved = resolve_variant(setup, variant, seed)
     return lsmseg_nodes.build_ovss_model(resolved, key, resolved["clip"].get("pretrained") or clip_weights, sam_weights)
 
@@ -288,13 +288,18 @@ class LSMSegAblationRunner:
         params: Mapping[str, Any],
         tiny_sam_config: Mapping[str, Any] | None = None,
         tiny_sam_checkpoint: str | None = None,
+        tiny_sam_l_config: Mapping[str, Any] | None = None,
+        tiny_sam_l_checkpoint: str | None = None,
     ) -> None:
         if "setup" not in params:
             raise KeyError("params lsmseg_ablations needs a 'setup' block (the params:lsmseg schema)")
         self.index, self.manifest, self.clip_config = index, dict(manifest), dict(tiny_clip_config)
         self.clip_weights = str(tiny_clip_checkpoint)
-        self.sam_config = dict(tiny_sam_config or {})
-        self.sam_weights = str(tiny_sam_checkpoint) if tiny_sam_checkpoint is not None else None
+        # the tiny SAMs by variant (lsmseg's one mechanism: its plan checks them, its builder loads them)
+        self.tiny_sams = lsmseg_nodes.tiny_sam_inputs(
+            tiny_sam_config, tiny_sam_checkpoint, tiny_sam_l_config, tiny_sam_l_checkpoint
+        )
+        self.sam_weights = {v: str(path) for v, (_, path) in self.tiny_sams.items() if path is not None}
         self.params, self.setup = params, dict(params["setup"])
         # finished runs by settings hash, shared by rows, tables, reruns and worker processes
         self.cache = ResultCache(params.get("cache_dir"), enabled=bool(params.get("cache", True)))
@@ -307,7 +312,7 @@ class LSMSegAblationRunner:
             self.setup.get("templates", ["a photo of a {}."]),
         )
         self._clip_sha256 = lsmseg_nodes.checkpoint_sha256(self.clip_weights)
-        self._sam_sha256 = lsmseg_nodes.checkpoint_sha256(self.sam_weights)
+        self._sam_sha256 = {v: lsmseg_nodes.checkpoint_sha256(path) for v, path in self.sam_weights.items()}
         self._index_hash = hashlib.sha1(
             pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
         ).hexdigest()
@@ -338,8 +343,7 @@ class LSMSegAblationRunner:
                 self.clip_weights,
                 self.prompts.prompt_set,
                 dict(setup),
-                self.sam_config,
-                self.sam_weights,
+                self.tiny_sams,
             )
         return copy.deepcopy(self._plans[key])
 
@@ -352,7 +356,8 @@ class LSMSegAblationRunner:
             "index": self._index_hash,
             "clip": self.clip_weights,
             "clip_sha256": self._clip_sha256,  # a CLIP retrained at the same path invalidates the results
-            "sam_sha256": self._sam_sha256,  # so does a retrained tiny SAM
+            # so does a retrained tiny SAM (the one this row loads)
+            "sam_sha256": self._sam_sha256.get(lsmseg_nodes.tiny_sam_variant(setup["models"][key]) or ""),
             "prompt_set": self.prompts.fingerprint,
         }
         return hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
@@ -444,6 +449,8 @@ class LSMSegVariantNode:
         params: dict[str, Any],
         tiny_sam_config: dict[str, Any] | None = None,
         tiny_sam_checkpoint: str | None = None,
+        tiny_sam_l_config: dict[str, Any] | None = None,
+        tiny_sam_l_checkpoint: str | None = None,
     ) -> dict[str, Any]:
         seeds = table_seeds(params, self.table)
         variants = table_variants(params, self.table)
@@ -459,6 +466,8 @@ class LSMSegVariantNode:
             params,
             tiny_sam_config,
             tiny_sam_checkpoint,
+            tiny_sam_l_config,
+            tiny_sam_l_checkpoint,
         )
         name = f"lsmseg_ablations/{TABLES[self.table].key}"
         result = run_one(

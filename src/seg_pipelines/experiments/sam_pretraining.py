@@ -1,8 +1,9 @@
 """Class-agnostic pretraining of the tiny SAM (embedded default of LSMSeg's SAM branch, thesis 5.2.4).
 
 No SAM weights can be downloaded here (DESIGN.md §2), so segment_anything's architecture at tiny sizes
-(``create_model("sam", variant="tiny")``: image encoder, prompt encoder, mask decoder) is trained the
-way SAM is (Kirillov et al. 2023), on the synthetic world's train split:
+(``create_model("sam", variant="tiny")`` and its larger sibling ``tiny_l``, the SAM-B and SAM-L stand-ins:
+image encoder, prompt encoder, mask decoder) is trained the way SAM is (Kirillov et al. 2023), on the
+synthetic world's train split:
 
 * **masks without classes**: each region is a connected component of one concept's pixels in the label
   map; the concept id only separates regions and is then dropped (SA-1B's masks carry no classes);
@@ -16,7 +17,8 @@ way SAM is (Kirillov et al. 2023), on the synthetic world's train split:
 Left out at this scale: SAM's interactive rounds (points sampled from the error region, previous mask
 as a prompt) and the data engine. The check (:func:`point_prompt_check`) segments every held-out region
 from one point (the interior point farthest from the region's boundary, the mask SAM ranks best of
-its three) and compares the mean IoU of the pretrained SAM with the same architecture at random init.
+its three) and compares the mean IoU of the pretrained SAM with the same architecture at random init, for
+each size, and the two pretrained sizes with each other.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason
 from seg_pipelines.losses.sam import mask_iou, sam_mask_loss
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.sam import normalize_sam_images
+from seg_pipelines.parameters import SAM_TRAINING_BLOCKS
 
 logger = logging.getLogger(__name__)
 
@@ -346,11 +349,18 @@ def paired_bootstrap_interval(
 def point_prompt_check(pretrained: nn.Module, data: RegionMasks, config: SamPretrainingConfig) -> dict[str, Any]:
     """Mean one-point mask IoU on ``data`` of the pretrained SAM against the same architecture at random
     init (seeded as the pretraining was), with the paired bootstrap 95 % interval of the difference."""
+    return _point_prompt_check(pretrained, data, config)[0]
+
+
+def _point_prompt_check(
+    pretrained: nn.Module, data: RegionMasks, config: SamPretrainingConfig
+) -> tuple[dict[str, Any], np.ndarray]:
+    """:func:`point_prompt_check`'s report and the pretrained SAM's IoU per region (for paired comparisons)."""
     random_init = build_tiny_sam(config)
     ours = point_prompt_ious(pretrained, data, config.image_size)
     baseline = point_prompt_ious(random_init, data, config.image_size)
     difference = ours["predicted"] - baseline["predicted"]
-    return {
+    report = {
         "images": len(data),
         "regions": len(difference),
         "prompt": "one point per region (its interior point farthest from the boundary); the mask SAM ranks "
@@ -359,58 +369,92 @@ def point_prompt_check(pretrained: nn.Module, data: RegionMasks, config: SamPret
         "random_init": {"miou": float(baseline["predicted"].mean()), "oracle_miou": float(baseline["oracle"].mean())},
         "difference": {"miou": float(difference.mean()), "ci95": list(paired_bootstrap_interval(difference))},
     }
+    return report, ours["predicted"]
 
 
 # --------------------------------------------------------------------------- runs (nodes)
 
 
-def _config(params: dict[str, Any]) -> SamPretrainingConfig:
-    return SamPretrainingConfig(**dict(params.get("training", {})))
+def _config(params: dict[str, Any], variant: str = "tiny") -> SamPretrainingConfig:
+    block = SAM_TRAINING_BLOCKS[variant]
+    config = SamPretrainingConfig(**dict(params.get(block, {})))
+    if config.variant != variant:
+        raise ValueError(f"sam_pretraining.{block}.variant is {config.variant!r}; that block trains {variant!r}")
+    return config
 
 
-def pretrain_tiny_sam(manifest: dict[str, Any], params: dict[str, Any]) -> tuple[Any, list[dict[str, float]]]:
-    """Train the tiny SAM on the train split's region masks (resumable from ``checkpoint_dir``); on a
-    real dataset nothing is trained (an empty state dict, a warning)."""
+def _checkpoint_dir(params: dict[str, Any], variant: str) -> Path | None:
+    """Each size's resume state in its own folder under ``checkpoint_dir``."""
+    return Path(params["checkpoint_dir"]) / variant if params.get("checkpoint_dir") else None
+
+
+def pretrain_tiny_sam(
+    manifest: dict[str, Any], params: dict[str, Any], variant: str = "tiny"
+) -> tuple[Any, list[dict[str, float]]]:
+    """Train the SAM ``variant`` (``tiny`` | ``tiny_l``) on the train split's region masks (resumable from
+    ``checkpoint_dir/<variant>``); on a real dataset nothing is trained (an empty state dict, a warning)."""
     reason = not_trained_reason(manifest)
     if reason:
-        logger.warning("sam_pretraining skipped: %s", reason)
+        logger.warning("sam_pretraining (%s) skipped: %s", variant, reason)
         return {}, []
     set_torch_threads(params.get("num_threads"), default=2)
-    config = _config(params)
+    config = _config(params, variant)
     data = _synthetic_regions(manifest, params.get("train_split", "train"), config)
+    checkpoint_dir = _checkpoint_dir(params, variant)
     return timed_pretraining(
-        "SAM", config.steps, lambda: pretrain_sam(data, config, checkpoint_dir=params.get("checkpoint_dir"))
+        f"SAM {variant}", config.steps, lambda: pretrain_sam(data, config, checkpoint_dir=checkpoint_dir)
     )
 
 
-def evaluate_tiny_sam(
-    tiny_sam_checkpoint: str | dict[str, torch.Tensor], manifest: dict[str, Any], params: dict[str, Any]
+def _load_sam(checkpoint: str | dict[str, torch.Tensor], config: SamPretrainingConfig) -> nn.Module:
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    return sam_from_state_dict({"variant": config.variant, "image_size": config.image_size}, state)
+
+
+def evaluate_tiny_sams(
+    checkpoints: dict[str, str | dict[str, torch.Tensor]], manifest: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
-    """The one-point mask IoU check on the held-out split (:func:`point_prompt_check`)."""
+    """The one-point mask IoU check (:func:`point_prompt_check`) on the held-out split for each size in
+    ``checkpoints`` (variant → weights), and, where both sizes see the same regions, the paired difference
+    ``tiny_l`` − ``tiny`` of the pretrained models."""
     reason = not_trained_reason(manifest)
     if reason:
         return {"not_trained": reason}
     set_torch_threads(params.get("num_threads"), default=2)
-    config = _config(params)
-    state = tiny_sam_checkpoint if isinstance(tiny_sam_checkpoint, dict) else load_checkpoint(tiny_sam_checkpoint)
-    sam = sam_from_state_dict({"variant": config.variant, "image_size": config.image_size}, state)
-    data = _synthetic_regions(manifest, params.get("eval_split", "val"), config)
-    check = {"split": params.get("eval_split", "val"), **point_prompt_check(sam, data, config)}
-    logger.info(
-        "SAM one-point mIoU on %s: pretrained %.3f vs random init %.3f (difference %.3f, 95%% CI %s)",
-        check["split"],
-        check["pretrained"]["miou"],
-        check["random_init"]["miou"],
-        check["difference"]["miou"],
-        check["difference"]["ci95"],
-    )
-    return check
+    split = params.get("eval_split", "val")
+    report: dict[str, Any] = {"split": split}
+    predicted: dict[str, np.ndarray] = {}
+    data_keys: dict[str, tuple[int, int]] = {}
+    for variant, checkpoint in checkpoints.items():
+        config = _config(params, variant)
+        data = _synthetic_regions(manifest, split, config)
+        check, predicted[variant] = _point_prompt_check(_load_sam(checkpoint, config), data, config)
+        data_keys[variant] = (config.image_size, config.min_region_pixels)
+        report[variant] = check
+        logger.info(
+            "SAM %s one-point mIoU on %s: pretrained %.3f vs random init %.3f (difference %.3f, 95%% CI %s)",
+            variant,
+            split,
+            check["pretrained"]["miou"],
+            check["random_init"]["miou"],
+            check["difference"]["miou"],
+            check["difference"]["ci95"],
+        )
+    if {"tiny", "tiny_l"} <= set(predicted) and data_keys["tiny"] == data_keys["tiny_l"]:
+        difference = predicted["tiny_l"] - predicted["tiny"]
+        report["tiny_l_minus_tiny"] = {
+            "miou": float(difference.mean()),
+            "ci95": list(paired_bootstrap_interval(difference)),
+        }
+    return report
 
 
-def describe_tiny_sam(params: dict[str, Any], tiny_sam_checkpoint: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The re-buildable description of ``tiny_sam_checkpoint``: variant, input size, where the weights are
-    and how they were trained (``not_trained`` on a real dataset)."""
-    config = _config(params)
+def describe_tiny_sam(
+    params: dict[str, Any], tiny_sam_checkpoint: str, manifest: dict[str, Any], variant: str = "tiny"
+) -> dict[str, Any]:
+    """The re-buildable description of the SAM ``variant``'s checkpoint: variant, input size, where the
+    weights are and how they were trained (``not_trained`` on a real dataset)."""
+    config = _config(params, variant)
     described = {
         "variant": config.variant,
         "image_size": config.image_size,

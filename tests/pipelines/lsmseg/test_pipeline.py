@@ -67,12 +67,18 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "synthetic-world"})
     from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
 
-    sam_config = json.loads((project_copy / "data/06_models/tiny_sam_config.json").read_text())
-    sam_weights = str(project_copy / "data/06_models/tiny_sam.pt")
+    models = project_copy / "data/06_models"
+    sams = nodes.tiny_sam_inputs(
+        json.loads((models / "tiny_sam_config.json").read_text()),
+        str(models / "tiny_sam.pt"),
+        json.loads((models / "tiny_sam_l_config.json").read_text()),
+        str(models / "tiny_sam_l.pt"),
+    )
     world = {**params, "prompts": "world"}
-    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, world, sam_config, sam_weights)
+    plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, world, sams)
     assert plan["clip_pretrained"] == weights  # clip.pretrained null: the catalog's tiny CLIP
-    assert plan["sam_pretrained"] == sam_weights  # sam_variant tiny, no sam_checkpoint: the catalog's tiny SAM
+    # sam_variant tiny, no sam_checkpoint: the catalog's tiny SAM (tiny_l is not used here)
+    assert plan["sam_pretrained"] == {"tiny": str(models / "tiny_sam.pt")}
     fine = plan["benchmarks"]["syn847"]
     assert fine["prompts"][fine["class_names"].index("lime")] == [CONCEPT_BY_NAME["lime"].describe() + "."]
     voc = plan["benchmarks"]["synvoc21b"]
@@ -94,7 +100,7 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     same, _ = nodes.train_ovss(index, manifest, plan, params, "lsmseg")  # the run's own settings: resumed
     assert all(torch.equal(value, saved[key]) for key, value in same.state_dict().items())
     templates = {**params, "prompts": "templates"}
-    other_plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, templates, sam_config, sam_weights)
+    other_plan = nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, templates, sams)
     retrained, curve = nodes.train_ovss(index, manifest, other_plan, templates, "lsmseg")
     assert len(curve) == len(json.loads((reporting / "lsmseg_curve.json").read_text()))
     assert not all(torch.equal(value, saved[key]) for key, value in retrained.state_dict().items())

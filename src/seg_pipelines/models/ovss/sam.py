@@ -6,14 +6,17 @@ attention blocks are resized to ``2 * grid - 1`` (windowed blocks keep their win
 so the stored sizes match what the blocks see. Features come from the last three global-attention
 blocks (thesis 5.2.4).
 
-The embedded default has no SAM weights to download: ``create_model("sam", variant="tiny")`` builds
-segment_anything's whole ``Sam`` (image encoder, prompt encoder, mask decoder) at tiny sizes, which
-the ``sam_pretraining`` pipeline trains class-agnostically; its state dict has SAM's checkpoint
-layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``), so it enters LSMSeg through
-the same ``checkpoint`` argument as ``sam_vit_b_01ec64.pth``.
+The embedded default has no SAM weights to download: ``create_model("sam", variant="tiny")`` (and
+the larger ``tiny_l``) builds segment_anything's whole ``Sam`` (image encoder, prompt encoder, mask
+decoder) at tiny sizes, which the ``sam_pretraining`` pipeline trains class-agnostically; its state dict
+has SAM's checkpoint layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``), so it enters
+LSMSeg through the same ``checkpoint`` argument as ``sam_vit_b_01ec64.pth``. ``tiny`` and ``tiny_l``
+stand in for ViT-B and ViT-L: ``tiny_l`` is twice as deep and 1.5x as wide (ViT-L: 2x and 1.33x of
+ViT-B), about 4x the encoder parameters (ViT-L: 3.6x), with the same prompt encoder and mask decoder.
 
     encoder = build_sam_image_encoder("vit_b", image_size=384, checkpoint="sam_vit_b_01ec64.pth")
     encoder = build_sam_image_encoder("tiny", image_size=96, checkpoint="data/06_models/tiny_sam.pt")
+    encoder = build_sam_image_encoder("tiny_l", image_size=96, checkpoint="data/06_models/tiny_sam_l.pt")
     features = encoder(images)   # list of 3 tensors (B, C_sam, H/16, W/16)
 """
 
@@ -60,7 +63,13 @@ SAM_ENCODER_CONFIGS: dict[str, SAMEncoderConfig] = {
     "vit_h": SAMEncoderConfig(1280, 32, 16, (7, 15, 23, 31)),
     # Embedded default: same family, tiny width, patch 8 so a 96 px input gives a 12x12 grid.
     "tiny": SAMEncoderConfig(64, 4, 2, (1, 2, 3), patch_size=8, window_size=4, pretrain_image_size=96),
+    # Its larger sibling (the SAM-L stand-in): 2x the depth, 1.5x the width, the same head width (32),
+    # four global blocks like vit_b / vit_l (features from the last three).
+    "tiny_l": SAMEncoderConfig(96, 8, 3, (1, 3, 5, 7), patch_size=8, window_size=4, pretrain_image_size=96),
 }
+
+#: The embedded-default SAMs (no checkpoint to download: ``sam_pretraining`` trains them).
+TINY_SAM_VARIANTS: tuple[str, ...] = ("tiny", "tiny_l")
 
 
 @dataclass(frozen=True)
@@ -75,11 +84,14 @@ class SAMDecoderConfig:
     mask_in_chans: int = 16
 
 
+_TINY_DECODER = SAMDecoderConfig(prompt_embed_dim=32, mlp_dim=128, num_heads=2, iou_head_hidden_dim=32, mask_in_chans=8)
+
 SAM_DECODER_CONFIGS: dict[str, SAMDecoderConfig] = {
     "vit_b": SAMDecoderConfig(),
     "vit_l": SAMDecoderConfig(),
     "vit_h": SAMDecoderConfig(),
-    "tiny": SAMDecoderConfig(prompt_embed_dim=32, mlp_dim=128, num_heads=2, iou_head_hidden_dim=32, mask_in_chans=8),
+    "tiny": _TINY_DECODER,
+    "tiny_l": _TINY_DECODER,  # one decoder design for both sizes, as B/L/H share theirs
 }
 
 
@@ -186,7 +198,7 @@ class SAMImageEncoder(nn.Module):
     """Frozen SAM ViT returning the outputs of its last three global-attention blocks.
 
     Args:
-        variant: ``vit_b``, ``vit_l``, ``vit_h`` or ``tiny``.
+        variant: ``vit_b``, ``vit_l``, ``vit_h``, ``tiny`` or ``tiny_l``.
         image_size: input size the encoder is built for (a multiple of the patch size).
         checkpoint: SAM checkpoint path (full SAM or encoder-only state dict), loaded weights_only.
         num_feature_blocks: how many of the last global-attention blocks to return (thesis: 3).

@@ -19,18 +19,15 @@ def validate_lsmseg_inputs(
     params: LSMSeg,
     tiny_sam_config: dict[str, Any] | None = None,
     tiny_sam_checkpoint: str | None = None,
+    tiny_sam_l_config: dict[str, Any] | None = None,
+    tiny_sam_l_checkpoint: str | None = None,
 ) -> dict[str, Any]:
-    """The run plan: vocabularies, prompts, CLIP and the tiny SAM checked before any training."""
+    """The run plan: vocabularies, prompts, CLIP and the tiny SAMs checked before any training."""
     from seg_pipelines.experiments import lsmseg
 
+    tiny_sams = lsmseg.tiny_sam_inputs(tiny_sam_config, tiny_sam_checkpoint, tiny_sam_l_config, tiny_sam_l_checkpoint)
     return lsmseg.validate_lsmseg_inputs(
-        manifest,
-        tiny_clip_config,
-        tiny_clip_checkpoint,
-        prompt_set,
-        LSMSeg.of(params),
-        tiny_sam_config,
-        tiny_sam_checkpoint,
+        manifest, tiny_clip_config, tiny_clip_checkpoint, prompt_set, LSMSeg.of(params), tiny_sams
     )
 
 

@@ -1,9 +1,9 @@
 """``lsmseg``: validate inputs → train CAT-Seg baseline and LSMSeg (same budget) → evaluate → tables, figures.
 
 Inputs from upstream: ``tiny_clip_checkpoint`` / ``tiny_clip_config`` (clip_pretraining),
-``tiny_sam_checkpoint`` / ``tiny_sam_config`` (sam_pretraining; the SAM branch's weights for
-``sam_variant: tiny``) and the optional ``prompt_set`` (lsmseg_attribute_selection; used when
-``lsmseg.prompts: prompt_set``)."""
+``tiny_sam_checkpoint`` / ``tiny_sam_config`` and ``tiny_sam_l_checkpoint`` / ``tiny_sam_l_config``
+(sam_pretraining; the SAM branch's weights for ``sam_variant: tiny`` / ``tiny_l``) and the optional
+``prompt_set`` (lsmseg_attribute_selection; used when ``lsmseg.prompts: prompt_set``)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -32,6 +32,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:lsmseg",
                     "tiny_sam_config",
                     "tiny_sam_checkpoint",
+                    "tiny_sam_l_config",
+                    "tiny_sam_l_checkpoint",
                 ],
                 outputs="lsmseg_run_plan",
                 name="validate_lsmseg_inputs",

@@ -24,6 +24,8 @@ class LSMSegVariant(VariantNode):
         params: LSMSegAblations,
         tiny_sam_config: dict[str, Any],
         tiny_sam_checkpoint: str,
+        tiny_sam_l_config: dict[str, Any],
+        tiny_sam_l_checkpoint: str,
     ) -> dict[str, Any]:
         from seg_pipelines.experiments import lsmseg_ablations
 
@@ -38,6 +40,8 @@ class LSMSegVariant(VariantNode):
             params,
             tiny_sam_config,
             tiny_sam_checkpoint,
+            tiny_sam_l_config,
+            tiny_sam_l_checkpoint,
         )
 
 

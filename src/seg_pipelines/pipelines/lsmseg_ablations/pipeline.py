@@ -28,6 +28,8 @@ def create_pipeline(seed_slots: int | None = None, **kwargs) -> Pipeline:
             "params:lsmseg_ablations",
             "tiny_sam_config",
             "tiny_sam_checkpoint",
+            "tiny_sam_l_config",
+            "tiny_sam_l_checkpoint",
         ],
         summary_inputs=["dataset_manifest", "prompt_set", "params:lsmseg_ablations"],
         report=chapter_report,
