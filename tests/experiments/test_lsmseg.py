@@ -207,3 +207,7 @@ def test_prompt_set_vs_templates_trains_each_source_on_each_seed_and_compares_un
     assert skipped == {"skipped": "prompts: world"} and "not run" in text
     with pytest.raises(FileNotFoundError, match="prompt_set"):
         lsmseg_experiment.compare_prompt_sources(None, {}, plan, None, params)
+    fallback = {name: f"a photo of a {name}." for name in classes}  # what a fallback to the template writes
+    trained.clear()
+    skipped, _ = lsmseg_experiment.compare_prompt_sources(None, {}, plan, fallback, params)
+    assert "is the templates" in skipped["skipped"] and trained == []

@@ -806,6 +806,13 @@ def compare_prompt_sources(
     templates = list(params.get("templates", ["a photo of a {}."]))
     names = sorted({n for record in plan["benchmarks"].values() for n in record["class_names"]})
     sources = {"prompt_set": resolve_prompt_set("prompt_set", prompt_set, names), "templates": None}
+    as_templates = {name: [template.format(name) for template in templates] for name in names}
+    if all(sources["prompt_set"][name] == as_templates[name] for name in names):
+        reason = (
+            "the prompt set is the templates (lsmseg_attribute_selection fell back to them: no combination beat "
+            "the template beyond noise; fallback_to_template: false writes the selected combination instead)"
+        )
+        return {"skipped": reason}, f"Prompt set vs templates: not run ({reason}).\n"
     rule = str(options.get("rule", "t95"))
     scores: dict[str, dict[str, list[float]]] = {name: {"seen": [], "unseen": []} for name in sources}
     for name, prompts in sources.items():
