@@ -74,8 +74,8 @@ def test_greedy_steps_adopt_a_longer_combination_only_beyond_noise():
     }
     chosen, steps = greedy_steps_beyond_noise(list(replicates), replicates, "2se")
     assert chosen == "color + shape"
-    assert steps["color + shape"].endswith("vs. color: adopted")
-    assert steps["color + shape + size"].endswith("vs. color + shape: not adopted")
+    assert steps["color + shape"].endswith("vs. color: selected instead")
+    assert steps["color + shape + size"].endswith("vs. color + shape: color + shape stays selected")
     # the stricter t95 interval keeps the single attribute
     chosen_t95, _ = greedy_steps_beyond_noise(list(replicates), replicates, "t95")
     assert chosen_t95 == "color"

@@ -59,3 +59,24 @@ def test_attribute_figure_plots_the_difference_to_the_template_with_its_paired_i
     assert shape_low == pytest.approx(annotated.at["shape", "Δ low"]) and shape_high == pytest.approx(
         annotated.at["shape", "Δ high"]
     )
+
+
+def test_tables_say_which_columns_are_the_same_and_print_the_difference_once():
+    import pandas as pd
+
+    from seg_pipelines.experiments.attribute_selection import _markdown, identical_columns
+
+    table = pd.DataFrame(
+        {
+            "attribute": ["template", "color"],
+            "syn847": [24.5, 23.7],
+            "synpc459": [24.5, 23.7],
+            "syn150": [19.0, 20.0],
+            "avg.": [22.7, 22.5],
+            "vs. baseline": [0.0, -0.2],
+            "vs. template": ["", "-0.20 [-0.5, 0.1] (2se, n=3)"],
+        }
+    ).set_index("attribute")
+    assert identical_columns(table) == [["syn847", "synpc459"]]
+    text = _markdown(table.reset_index(), "T")
+    assert "vs. baseline" not in text and "vs. template" in text

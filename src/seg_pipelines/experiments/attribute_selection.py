@@ -36,7 +36,7 @@ from seg_pipelines.prompts import (
     rank_attributes,
 )
 from seg_pipelines.prompts.prompt_set import PROMPT_COMPOSITIONS, ComposedPrompt, compose_prompt_set
-from seg_pipelines.prompts.selection import BASELINE_ROW, COMBINATION_SEPARATOR
+from seg_pipelines.prompts.selection import BASELINE_ROW, COMBINATION_SEPARATOR, GAIN_COLUMN
 from seg_pipelines.statistics import paired_comparison
 from seg_pipelines.thesis_tables import AVERAGE, BENCHMARKS, TABLE_5_3
 
@@ -493,7 +493,8 @@ def greedy_steps_beyond_noise(
     steps = {chosen: ""}
     for name in combinations[1:]:
         direction, text = judge(_averages(replicates[name]), _averages(replicates[chosen]), rule)
-        steps[name] = f"{text} vs. {chosen}: {'adopted' if direction == 'higher' else 'not adopted'}"
+        kept = "selected instead" if direction == "higher" else f"{chosen} stays selected"
+        steps[name] = f"{text} vs. {chosen}: {kept}"
         if direction == "higher":
             chosen = name
     return chosen, steps
@@ -762,11 +763,32 @@ def sample_agreement(
 # --------------------------------------------------------------------------- reports
 
 
+def identical_columns(table: pd.DataFrame) -> list[list[str]]:
+    """Groups of benchmark columns whose values are equal in every row (e.g. two vocabularies scored on the
+    same images and labels with the same class names)."""
+    skip = {AVERAGE_COLUMN, GAIN_COLUMN, *INTERVAL_COLUMNS, "seen avg.", "unseen avg."}
+    columns = [
+        c
+        for c in table.columns
+        if c not in skip and not str(c).endswith(STD_SUFFIX) and pd.api.types.is_numeric_dtype(table[c])
+    ]
+    groups: list[list[str]] = []
+    for column in columns:
+        for group in groups:
+            if table[group[0]].round(6).equals(table[column].round(6)):
+                group.append(column)
+                break
+        else:
+            groups.append([column])
+    return [group for group in groups if len(group) > 1]
+
+
 def _markdown(table: pd.DataFrame, title: str, decimals: int = 1) -> str:
     """``## title`` and the table, float columns with ``decimals`` places (engine.tables.markdown_table)."""
     from seg_pipelines.engine.tables import markdown_table
 
-    frame = table.drop(columns=[c for c in INTERVAL_COLUMNS if c in table.columns])
+    # ``vs. baseline`` is ``vs. template`` without its interval: the markdown prints the latter only
+    frame = table.drop(columns=[c for c in (*INTERVAL_COLUMNS, GAIN_COLUMN) if c in table.columns])
     for column in list(frame.columns):
         if column.endswith(STD_SUFFIX) and column[: -len(STD_SUFFIX)] in frame.columns:
             mean = column[: -len(STD_SUFFIX)]
@@ -922,11 +944,29 @@ def report_attribute_selection(
     table_5_4 = _markdown(combination_table, "Table 5.4 layout: greedy attribute combinations (mIoU %)")
     table_5_9 = _markdown(comparison_table, "Table 5.9 layout: LLMs, best combination each (mIoU %)")
     candidates = ", ".join(candidate_attributes.get("suggested") or []) or "(no usable answer)"
+    scored = list(descriptions["attributes"])
+    used = bool(candidate_attributes.get("suggested")) and scored == list(candidate_attributes.get("suggested"))
     table_5_3 += (
-        f"\nLLM `{summary['primary_llm']}` suggested: {candidates}. "
-        f"Scored attributes: {', '.join(descriptions['attributes'])}. Mode: {summary['scoring_mode']}. "
+        f"\nStep 1 (Figure 5.3), which visual attributes matter for segmentation: LLM `{summary['primary_llm']}` "
+        f"answered {candidates} ("
+        + (
+            "its list is scored"
+            if used
+            else "not used: the thesis's attributes are scored; `use_llm_attributes: true` scores the LLM's list"
+        )
+        + f"). Scored attributes: {', '.join(scored)}. Mode: {summary['scoring_mode']}. "
         f"Prompt composition: {summary.get('prompt_composition', 'description')}.\n"
     )
+    same = identical_columns(attribute_table)
+    if same:
+        note = (
+            "\n"
+            + "; ".join(" and ".join(f"`{c}`" for c in group) for group in same)
+            + " are equal in every row: the same images, labels and class names on this dataset (the synthetic "
+            "world's A-847 and PC-459 stand-ins both name every concept), so they count once in effect.\n"
+        )
+        table_5_3 += note
+        table_5_4 += note
     noise = summary.get("noise") or {}
     noise_note = (
         f"\nCells: mean ± std over {noise.get('replicates', 1)} replicates ({noise.get('kind', '')}); "
@@ -941,7 +981,10 @@ def report_attribute_selection(
             "not measured on the images that chose it (winner's curse). The prompt set follows that verdict.\n"
         )
     table_5_3 += noise_note + thesis_ranking_note()
-    table_5_4 += noise_note
+    table_5_4 += noise_note + (
+        "Rows follow the thesis's greedy order (each adds the next-ranked attribute to the row above); "
+        "`vs. previous step` says whether that longer combination replaces the current selection beyond noise.\n"
+    )
     table_5_9 += noise_note + (
         "`world agreement`: % of descriptions naming the attribute word the synthetic world renders "
         "(mean over attributes).\n"

@@ -327,7 +327,7 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     best_row = table_5_4.set_index("combination").loc[" + ".join(summary["best_combination"])]
     # greedy steps beyond noise: a longer combination is adopted only when the paired rule says so
     steps = list(table_5_4["vs. previous step"])
-    adopted = [i for i, text in enumerate(steps) if text.endswith(": adopted")]
+    adopted = [i for i, text in enumerate(steps) if text.endswith(": selected instead")]
     assert summary["best_combination"] == ranked[: (adopted[-1] + 1 if adopted else 1)]
     assert list(table_5_9.columns)[:2] == ["llm", *BENCHMARKS][:2]
     assert {"avg.", "avg. std", "combination", "vs. template", "verdict", "vs. scripted"} <= set(table_5_9.columns)
