@@ -35,12 +35,14 @@ def load_manifest(project: Path) -> dict:
     return manifest
 
 
-def emit_report(report: dict, markdown: str, output: str | None) -> None:
-    """Print the JSON report and its markdown table; also write the JSON to ``output`` if given."""
-    print(json.dumps(report, indent=1))
-    print(markdown)
+def emit_report(report: dict, markdown: str | None, output: str | None) -> None:
+    """Print the JSON report (and its markdown table, if any); also write the JSON to ``output`` if given."""
+    text = json.dumps(report, indent=1)
+    print(text)
+    if markdown:
+        print(markdown)
     if output:
-        Path(output).write_text(json.dumps(report, indent=1))
+        Path(output).write_text(text)
 
 
 def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:

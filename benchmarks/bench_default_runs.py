@@ -51,7 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _project import matmul_peak_gflops  # noqa: E402
+from _project import emit_report, matmul_peak_gflops  # noqa: E402
 
 
 def _old_loss(model, batch, iteration):
@@ -266,10 +266,7 @@ def main() -> None:
         parallel = None if args.no_parallel else _children(run, "new", iterations, copies=2, threads=1)
         report[run] = _summarise(records["old"], records["new"], parallel)
     report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
+    emit_report(report, None, args.output)
 
 
 if __name__ == "__main__":

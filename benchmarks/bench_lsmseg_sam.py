@@ -40,7 +40,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _project import add_project_arguments, load_parameters  # noqa: E402
+from _project import add_project_arguments, emit_report, load_parameters  # noqa: E402
 
 VARIANTS = ("no_sam", "tiny", "tiny_l")
 PHASES = ("train", "eval")
@@ -187,10 +187,7 @@ def main() -> None:
             rows[variant]["peak_memory_ratio"] = round(rows[variant]["peak_mib"] / rows["no_sam"]["peak_mib"], 3)
         report["phases"][phase] = rows
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
+    emit_report(report, None, args.output)
 
 
 if __name__ == "__main__":
