@@ -276,6 +276,30 @@ def test_out_of_range_value_is_rejected(spec: Spec, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="outside the class range") as error:
         reader.load_label(sample)
     assert str(sample.label_path) in str(error.value)
+    assert f"[{spec.out_of_range_raw}]" in str(error.value)  # the value found in the file, not its decoding
+
+
+RAW_VALUES_NAMED = [
+    # (spec id, a raw value that maps to no class): the error names the raw value, not its decoding
+    ("coco_stuff_10k-mat", 12),  # an unused COCO id (decodes to -1)
+    ("coco_stuff_164k-stuffthingmaps", 11),  # unused 0-indexed COCO id
+    ("pascal_context_59", 60),  # decodes to 59, one past the last class
+    ("voc_20", 21),  # decodes to 20
+    ("ade20k_150", 200),
+]
+
+
+@pytest.mark.parametrize(("spec_id", "raw_value"), RAW_VALUES_NAMED)
+def test_out_of_range_error_names_the_raw_value_in_the_file(spec_id: str, raw_value: int, tmp_path: Path) -> None:
+    spec = SPECS[SPEC_IDS.index(spec_id)]
+    reader = _reader(spec, spec.write(tmp_path))
+    sample = reader.list_samples(next(iter(spec.split_sizes)))[0]
+    label = layouts.band_label((24, 32), spec.raw_values)
+    label[3:5, 3:5] = raw_value
+    _rewrite_label(sample.label_path, label)
+    with pytest.raises(DatasetError, match=rf"raw values \[{raw_value}\]") as error:
+        reader.load_label(sample)
+    assert str(sample.label_path) in str(error.value)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)

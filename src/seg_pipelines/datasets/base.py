@@ -96,14 +96,23 @@ def read_label_array(path: str | Path) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, path: Path | str) -> None:
-    """Raise DatasetError if ``label`` holds values outside ``[0, num_classes)`` other than ``ignore_index``."""
+def check_label_values(
+    label: np.ndarray, num_classes: int, ignore_index: int, path: Path | str, raw: np.ndarray | None = None
+) -> None:
+    """Raise DatasetError if ``label`` holds values outside ``[0, num_classes)`` other than ``ignore_index``.
+
+    ``raw`` is the label as stored in the file, before decoding: the error names the values found
+    in the file (e.g. PC-59's raw 60, not its decoded 59), with the decoded ones beside them."""
     bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
     if bad.any():
         values = np.unique(label[bad])[:10].tolist()
+        found = f"values {values}"
+        if raw is not None and np.shape(raw) == label.shape:
+            raw_values = np.unique(np.asarray(raw)[bad])[:10].tolist()
+            if raw_values != values:
+                found = f"raw values {raw_values} (decoded to {values})"
         raise DatasetError(
-            f"label {path} has values {values} outside the class range 0..{num_classes - 1} "
-            f"(ignore value {ignore_index})"
+            f"label {path} has {found} outside the class range 0..{num_classes - 1} (ignore value {ignore_index})"
         )
 
 
@@ -146,8 +155,9 @@ class SegmentationReader(abc.ABC):
         """Decoded, range-checked ``int64`` label map of ``sample``."""
         if sample.label_path is None:
             raise DatasetError(f"sample {sample.sample_id} ({sample.image_path}) has no label file")
-        label = self.decode_label(read_label_array(sample.label_path))
-        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        raw = read_label_array(sample.label_path)
+        label = self.decode_label(raw)
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path, raw=raw)
         return label
 
     def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:

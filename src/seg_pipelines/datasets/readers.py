@@ -947,8 +947,9 @@ class CocoStuff10kReader(_CocoStuffNames, SegmentationReader):
     def load_label(self, sample: Sample) -> np.ndarray:
         if sample.label_path is None or sample.label_path.suffix != ".mat":
             return super().load_label(sample)
-        label = self.decode_label(read_coco_stuff_mat(sample.label_path))
-        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        raw = read_coco_stuff_mat(sample.label_path)
+        label = self.decode_label(raw)
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path, raw=raw)
         return label
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
