@@ -12,7 +12,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from seg_pipelines.datasets.base import READERS, DatasetError, read_label_array
+from seg_pipelines.datasets.base import READERS, BadSamplesError, DatasetError, read_label_array
+from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.readers import (
     ADE20K_150_CLASSES,
     COCO_STUFF_171_CLASSES,
@@ -254,6 +255,47 @@ def test_image_without_label_is_named(spec: Spec, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="has no label file") as error:
         reader.list_samples(split)
     assert str(victim) in str(error.value)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_image_without_label_is_skipped_and_counted_when_skipping(spec: Spec, tmp_path: Path) -> None:
+    reader = _reader(spec, spec.write(tmp_path))
+    split = max(spec.split_sizes, key=spec.split_sizes.get)  # one sample is left out
+    victim = reader.list_samples(split)[0]
+    victim.label_path.unlink()
+    index, report = build_index(reader, [split], on_bad_sample="skip", show_progress=False)
+    assert report["skipped_count"] == 1 and report["skipped"][0]["sample_id"] == victim.sample_id
+    assert str(victim.label_path) in report["skipped"][0]["error"] and "no label file" in report["skipped"][0]["error"]
+    assert victim.sample_id not in set(index["sample_id"]) and len(index) == spec.split_sizes[split] - 1
+
+
+def _twin(spec: Spec, root: Path, reader, split: str) -> list[str]:
+    """Make two files map to one sample id: ``x.JPG`` beside ``x.jpg`` where the reader lists an
+    image folder, the id listed twice where it reads a split list. Returns what the error must name."""
+    sample = reader.list_samples(split)[0]
+    if spec.list_file is None:
+        twin = sample.image_path.with_suffix(".JPG")
+        shutil.copy(sample.image_path, twin)
+        return [str(sample.image_path), str(twin)]
+    list_file = spec.list_file(root, split)
+    list_file.write_text(list_file.read_text().rstrip("\n") + f"\n{sample.sample_id}\n")
+    return [str(sample.image_path), repr(sample.sample_id)]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_two_files_for_one_sample_id_are_an_error_or_a_counted_skip(spec: Spec, tmp_path: Path) -> None:
+    root = spec.write(tmp_path)
+    reader = _reader(spec, root)
+    split = max(spec.split_sizes, key=spec.split_sizes.get)  # one sample is left out
+    named = _twin(spec, root, reader, split)
+    with pytest.raises(BadSamplesError) as error:
+        reader.list_samples(split)
+    assert all(what in str(error.value) for what in named)
+    with pytest.raises(DatasetError, match="maps to 2 files"):
+        build_index(reader, [split], show_progress=False)
+    index, report = build_index(reader, [split], on_bad_sample="skip", show_progress=False)
+    assert report["skipped_count"] == 1 and "maps to 2 files" in report["skipped"][0]["error"]
+    assert index["sample_id"].is_unique and len(index) == spec.split_sizes[split] - 1
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)

@@ -24,6 +24,20 @@ class DatasetError(ValueError):
     """A dataset on disk is missing, incomplete or inconsistent; the message names the file."""
 
 
+class BadSamplesError(DatasetError):
+    """Listing a split found samples that cannot be used: an image without its label file, or
+    two files that map to one sample id (``x.jpg`` beside ``x.JPG``). The message names the files
+    of the first problem; ``problems`` holds every ``(sample_id, message)`` and ``samples`` the
+    usable samples, so that ``on_bad_sample: skip`` goes on without the bad ones."""
+
+    def __init__(self, split: str, problems: list[tuple[str, str]], samples: list[Sample]) -> None:
+        self.split = split
+        self.problems = sorted(problems)
+        self.samples = samples
+        more = f" (and {len(problems) - 1} more bad samples in split {split!r})" if len(problems) > 1 else ""
+        super().__init__(self.problems[0][1] + more)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One image with its label file, as listed by a reader."""
@@ -176,10 +190,36 @@ class SegmentationReader(abc.ABC):
             raise DatasetError(f"{self.family}: unknown split {split!r}; known splits: {list(self.splits)}")
 
     @staticmethod
-    def _require_nonempty(samples: list[Sample], split: str, where: Path) -> list[Sample]:
-        if not samples:
+    def _require_nonempty(
+        samples: list[Sample], split: str, where: Path, problems: list[tuple[str, str]] | None = None
+    ) -> list[Sample]:
+        """``samples`` sorted by id. Raise :class:`BadSamplesError` when listing found bad samples
+        (``problems``, plus every sample id that more than one sample maps to: both are left out
+        of the usable samples), or :class:`DatasetError` when there are no samples at all."""
+        problems = list(problems or [])
+        by_id: dict[str, list[Sample]] = {}
+        for sample in samples:
+            by_id.setdefault(sample.sample_id, []).append(sample)
+        usable = []
+        for sample_id, group in by_id.items():
+            if len(group) == 1:
+                usable.append(group[0])
+                continue
+            images = ", ".join(sorted(str(s.image_path) for s in group))
+            labels = sorted({str(s.label_path) for s in group})
+            problems.append(
+                (
+                    sample_id,
+                    f"sample id {sample_id!r} of split {split!r} maps to {len(group)} files: {images} "
+                    f"(label {', '.join(labels)}); keep one of them",
+                )
+            )
+        usable.sort(key=lambda s: s.sample_id)
+        if problems:
+            raise BadSamplesError(split, problems, usable)
+        if not usable:
             raise DatasetError(f"split {split!r} is empty: no samples found under {where}")
-        return sorted(samples, key=lambda s: s.sample_id)
+        return usable
 
 
 READERS: dict[str, type[SegmentationReader]] = {}
