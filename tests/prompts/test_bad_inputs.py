@@ -63,6 +63,7 @@ def test_empty_vocabulary_or_attribute_list_is_an_error(classes, attributes, wor
 # ---------------------------------------------------------------------------------------------
 
 VOCABULARY = ["grass", "zebra", "lime", "wall", "brick wall", "sign", "stop sign", "water", "sky", "orange", "tree"]
+VOCABULARY += ["pine tree", "wood", "table", "wall-other", "wall-wood", "mouse", "computer mouse", "berry"]
 
 ANSWERS = [
     # (answer, asked class, the description kept, or the error that rejects it)
@@ -76,6 +77,13 @@ ANSWERS = [
     ("A stop sign is red and octagonal.", "sign", WrongClassAnswerError),
     ("An orange is round and orange.", "lime", WrongClassAnswerError),
     ("A frog is small, green and slimy.", "lime", WrongClassAnswerError),  # a worked example's class
+    ("A zebra.", "grass", WrongClassAnswerError),  # no verb: the short clause is the subject
+    ("A pine tree is tall.", "tree", WrongClassAnswerError),
+    ("A tree is tall and green.", "pine tree", "A pine tree: a tree is tall and green."),
+    ("A mouse is small and grey.", "computer mouse", "A computer mouse: a mouse is small and grey."),
+    ("A wooden wall is brown.", "wall-wood", "A wall-wood: a wooden wall is brown."),  # "wall" of wall-other
+    ("Wood is the usual material.", "table", "A table: wood is the usual material."),  # a material
+    ("Berries are small and round.", "berry", "Berries are small and round."),  # a plural names the class
     ("A wall made of bricks is red.", "brick wall", "A brick wall: a wall made of bricks is red."),
     ("A sign is red and octagonal.", "stop sign", "A stop sign: a sign is red and octagonal."),
     ("Signs are rectangular.", "sign", "Signs are rectangular."),
@@ -90,6 +98,8 @@ ANSWERS = [
     ("La lima es pequeña, redonda y verde.", "lime", NotEnglishAnswerError),
     ("De limoen is klein en groen.", "lime", NotEnglishAnswerError),
     ("Лайм маленький и зелёный.", "lime", NotEnglishAnswerError),
+    ("Verde.", "lime", NotEnglishAnswerError),
+    ("Jeruk nipis berwarna hijau dan bulat.", "lime", NotEnglishAnswerError),
     ("ライムは緑色です。", "lime", NotEnglishAnswerError),
     ("Trái chanh nhỏ, tròn và có màu xanh lá cây.", "lime", NotEnglishAnswerError),
     ("A wall is " + "very " * 2000 + "tall.", "wall", FragmentAnswerError),

@@ -404,13 +404,10 @@ def _named_classes(words: list[str], class_name: str, vocabulary: Iterable[str])
 
 
 def _is_part_of_name(other: str, class_name: str) -> bool:
-    """Whether every alias word sequence of ``other`` sits inside a name of ``class_name``
-    ("wall" in "brick wall", "sign" in "stop sign"): a more general name for the asked class."""
+    """Whether a name of ``other`` sits inside a name of ``class_name`` ("wall" in "brick wall",
+    "wall-other" in "wall-wood" as "wall"): a more general name for the asked class."""
     own = class_aliases(class_name)
-    for alias in class_aliases(other):
-        if not any(_alias_spans(list(words), alias) for words in own):
-            return False
-    return True
+    return any(_alias_spans(list(words), alias) for alias in class_aliases(other) for words in own)
 
 
 #: Words that follow the subject of a sentence: its verb, or an adverb before the verb.
@@ -429,18 +426,24 @@ _NO_SUBJECT = frozenset(
     because""".split()
 )
 _DETERMINERS = frozenset("a an the this that these those every each most many some all".split())
-#: Class names that are also colour names: bare ("Orange is its colour.") they name the colour.
-_COLOUR_WORDS = frozenset(
+#: Class names that are also colour or material names: bare ("Orange is its colour.", "Wood, or
+#: metal.") they name the colour or the material, not the class.
+_COLOUR_AND_MATERIAL_WORDS = frozenset(
     """orange lime lemon olive gold silver rose coral salmon cream ivory tan navy chocolate
     lavender violet peach plum cherry mint amber turquoise teal maroon charcoal sand sky snow brick
-    wine rust copper bronze slate stone""".split()
+    wine rust copper bronze slate stone wood metal plastic paper glass cardboard cloth fabric
+    textile straw leather rubber concrete marble steel iron ceramic clay wool cotton silk wax foam
+    porcelain""".split()
 )
+#: Longest clause without a verb that counts as naming its subject ("A zebra.", "Zebras.").
+_VERBLESS_SUBJECT_WORDS = 3
 _COMPOUND_MODIFIER = re.compile(r"\b[\w]+-(?:like|shaped|colou?red|sized|style|patterned|textured)\b", re.IGNORECASE)
 
 
 def _subjects(text: str) -> list[list[str]]:
     """The subject words of each sentence of ``text`` that has one: the words before its verb,
-    within its first clause (up to a comma, colon or bracket) and before any preposition."""
+    within its first clause (up to a comma, colon or bracket) and before any preposition; a
+    first clause of a few words without a verb ("A zebra.") is a subject too."""
     subjects = []
     for sentence in _SENTENCE_END.split(text):
         head = re.split(r"[,;:()\u2013\u2014]", _COMPOUND_MODIFIER.sub(" ", sentence), maxsplit=1)[0]
@@ -453,19 +456,22 @@ def _subjects(text: str) -> list[list[str]]:
             if word in _NO_SUBJECT:
                 break
             words.append(word)
+        else:  # no verb: a short clause ("A zebra.") is all subject
+            if words and len(words) <= _VERBLESS_SUBJECT_WORDS:
+                subjects.append(words)
     return subjects
 
 
 def _subject_classes(subject: list[str], class_name: str, vocabulary: Iterable[str]) -> list[str]:
     """The classes ``subject`` (a sentence's subject words) is about: a class named at its end
     ("a zebra", "the stripes of zebras") or in the possessive ("a zebra's stripes"); a colour
-    name without a determiner ("orange", "lime green") is the colour, not the class."""
+    or material name without a determiner ("orange", "lime green", "wood") is not the class."""
     found = []
     for name, spans in _named_classes(subject, class_name, vocabulary).items():
         for start, end in spans:
             head = end == len(subject) or subject[end] == "s"  # "zebra's" -> "zebra", "s"
             bare = start == 0 or subject[start - 1] not in _DETERMINERS
-            colour = end - start == 1 and subject[start] in _COLOUR_WORDS
+            colour = end - start == 1 and subject[start] in _COLOUR_AND_MATERIAL_WORDS
             if head and not (bare and colour):
                 found.append(name)
                 break
@@ -512,7 +518,10 @@ FOREIGN_WORDS = frozenset(
     il elle ils souvent généralement très petit petite ronde vert verte couleur du des au aux
     el los las una es y muy suele generalmente tiene del por para que pequeño pequeña redondo
     redonda lo gli di della delle sono molto spesso uno che è ed piccolo piccola um uma é são
-    muito não em pequena normalmente het een zijn meestal niet vaak groen rond en de la""".split()
+    muito não em pequena normalmente het een zijn meestal niet vaak groen rond en de la verde rojo
+    roja azul amarillo blanco negro grande vert rouge bleu jaune blanc noir blau gelb weiß
+    schwarz rosso giallo bianco nero yang dengan adalah biasanya dan ini itu berwarna ve bir ile
+    genellikle jest zazwyczaj och är ofta og er""".split()
 )
 #: The least share of a text's letters in Latin script, and the most share of them outside ASCII.
 MIN_LATIN_SHARE = 0.9
