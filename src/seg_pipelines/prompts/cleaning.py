@@ -13,6 +13,7 @@ every cached one.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -384,14 +385,27 @@ def _alias_spans(words: list[str], alias: tuple[str, ...]) -> list[tuple[int, in
     return spans
 
 
+@functools.lru_cache(maxsize=16)
+def _alias_index(names: tuple[str, ...]) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """Every alias of ``names`` by each form of its last word: a text is matched word by word."""
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for name in names:
+        for alias in class_aliases(name):
+            for form in _word_forms(alias[-1]):
+                index.setdefault(form, []).append((alias, name))
+    return index
+
+
 def _named_classes(words: list[str], class_name: str, vocabulary: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
     """Which classes ``words`` names, and where. Where two names overlap the longer one wins
     ("brick wall" over "wall", "stop sign" over "sign"); on a tie, ``class_name`` wins."""
     candidates: list[tuple[int, int, int, str]] = []  # (-length, asked first, start, class)
-    for name in dict.fromkeys([class_name, *vocabulary]):
-        for alias in class_aliases(name):
-            for start, end in _alias_spans(words, alias):
-                candidates.append((start - end, 0 if name == class_name else 1, start, name))
+    for asked, index in ((0, _alias_index((class_name,))), (1, _alias_index(tuple(vocabulary)))):
+        for end, word in enumerate(words, start=1):
+            for alias, name in index.get(word, ()):
+                start = end - len(alias)
+                if start >= 0 and tuple(words[start : end - 1]) == alias[:-1]:
+                    candidates.append((start - end, asked if name != class_name else 0, start, name))
     taken = [False] * len(words)
     named: dict[str, list[tuple[int, int]]] = {}
     for negative_length, _, start, name in sorted(candidates):
