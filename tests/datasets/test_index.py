@@ -64,7 +64,7 @@ def test_bad_sample_raises_naming_the_file(ade_root, kind):
     assert where in str(error.value) and problem in str(error.value)
 
 
-@pytest.mark.parametrize("kind", ["size_mismatch", "out_of_range", "corrupt_image"])
+@pytest.mark.parametrize("kind", ["missing_label", "size_mismatch", "out_of_range", "corrupt_image"])
 def test_bad_sample_is_skipped_counted_and_logged(ade_root, kind, caplog):
     where, _ = _break(kind, ade_root)
     reader = create_reader("ade20k_150", ade_root)
@@ -94,3 +94,33 @@ def test_a_split_with_only_bad_samples_is_an_error_even_when_skipping(tmp_path):
         build_index(create_reader("ade20k_150", root), ["train"], on_bad_sample="skip", show_progress=False)
     with pytest.raises(ValueError, match="on_bad_sample"):
         build_index(create_reader("ade20k_150", root), ["train"], on_bad_sample="ignore", show_progress=False)
+
+
+@pytest.mark.parametrize("suffix", [".JPG", ".Jpg"])
+def test_case_only_extension_twins_are_an_error_naming_both_files_or_a_counted_skip(ade_root, suffix, caplog):
+    image, _ = _paths(ade_root, split="validation", number=1)
+    twin = image.with_suffix(suffix)
+    twin.write_bytes(image.read_bytes())
+    reader = create_reader("ade20k_150", ade_root)
+    with pytest.raises(DatasetError) as error:
+        build_index(reader, ["train", "val"], show_progress=False)
+    assert str(image) in str(error.value) and str(twin) in str(error.value)
+    with caplog.at_level(logging.WARNING):
+        index, report = build_index(reader, ["train", "val"], on_bad_sample="skip", show_progress=False)
+    assert report["skipped_count"] == 1 and report["skipped"][0]["sample_id"] == "ADE_val_00000001"
+    assert str(twin) in report["skipped"][0]["error"] and report["samples_per_split"] == {"train": 4, "val": 1}
+    assert index["sample_id"].is_unique and "ADE_val_00000001" not in set(index["sample_id"])
+    assert "skipped 1 bad samples" in caplog.text
+
+
+def test_images_without_labels_and_twins_are_all_listed_when_skipping(ade_root):
+    for number in (1, 3):
+        _paths(ade_root, number=number)[1].unlink()
+    image, _ = _paths(ade_root, number=2)
+    image.with_suffix(".JPG").write_bytes(image.read_bytes())
+    index, report = build_index(
+        create_reader("ade20k_150", ade_root), ["train", "val"], on_bad_sample="skip", show_progress=False
+    )
+    assert [row["sample_id"] for row in report["skipped"]] == [f"ADE_train_{n:08d}" for n in (1, 2, 3)]
+    assert report["skipped_count"] == 3 and list(index["sample_id"]).count("ADE_train_00000004") == 1
+    assert report["samples_per_split"] == {"train": 1, "val": 2}

@@ -12,7 +12,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from seg_pipelines.datasets.base import READERS, DatasetError, read_label_array
+from seg_pipelines.datasets.base import READERS, BadSamplesError, DatasetError, read_label_array
+from seg_pipelines.datasets.index import build_index
 from seg_pipelines.datasets.readers import (
     ADE20K_150_CLASSES,
     COCO_STUFF_171_CLASSES,
@@ -257,6 +258,47 @@ def test_image_without_label_is_named(spec: Spec, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_image_without_label_is_skipped_and_counted_when_skipping(spec: Spec, tmp_path: Path) -> None:
+    reader = _reader(spec, spec.write(tmp_path))
+    split = max(spec.split_sizes, key=spec.split_sizes.get)  # one sample is left out
+    victim = reader.list_samples(split)[0]
+    victim.label_path.unlink()
+    index, report = build_index(reader, [split], on_bad_sample="skip", show_progress=False)
+    assert report["skipped_count"] == 1 and report["skipped"][0]["sample_id"] == victim.sample_id
+    assert str(victim.label_path) in report["skipped"][0]["error"] and "no label file" in report["skipped"][0]["error"]
+    assert victim.sample_id not in set(index["sample_id"]) and len(index) == spec.split_sizes[split] - 1
+
+
+def _twin(spec: Spec, root: Path, reader, split: str) -> list[str]:
+    """Make two files map to one sample id: ``x.JPG`` beside ``x.jpg`` where the reader lists an
+    image folder, the id listed twice where it reads a split list. Returns what the error must name."""
+    sample = reader.list_samples(split)[0]
+    if spec.list_file is None:
+        twin = sample.image_path.with_suffix(".JPG")
+        shutil.copy(sample.image_path, twin)
+        return [str(sample.image_path), str(twin)]
+    list_file = spec.list_file(root, split)
+    list_file.write_text(list_file.read_text().rstrip("\n") + f"\n{sample.sample_id}\n")
+    return [str(sample.image_path), repr(sample.sample_id)]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_two_files_for_one_sample_id_are_an_error_or_a_counted_skip(spec: Spec, tmp_path: Path) -> None:
+    root = spec.write(tmp_path)
+    reader = _reader(spec, root)
+    split = max(spec.split_sizes, key=spec.split_sizes.get)  # one sample is left out
+    named = _twin(spec, root, reader, split)
+    with pytest.raises(BadSamplesError) as error:
+        reader.list_samples(split)
+    assert all(what in str(error.value) for what in named)
+    with pytest.raises(DatasetError, match="maps to 2 files"):
+        build_index(reader, [split], show_progress=False)
+    index, report = build_index(reader, [split], on_bad_sample="skip", show_progress=False)
+    assert report["skipped_count"] == 1 and "maps to 2 files" in report["skipped"][0]["error"]
+    assert index["sample_id"].is_unique and len(index) == spec.split_sizes[split] - 1
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_size_mismatch_is_rejected_by_load_pair(spec: Spec, tmp_path: Path) -> None:
     reader = _reader(spec, spec.write(tmp_path))
     sample = reader.list_samples(next(iter(spec.split_sizes)))[0]
@@ -274,6 +316,30 @@ def test_out_of_range_value_is_rejected(spec: Spec, tmp_path: Path) -> None:
     label[0, 0] = spec.out_of_range_raw
     _rewrite_label(sample.label_path, label)
     with pytest.raises(DatasetError, match="outside the class range") as error:
+        reader.load_label(sample)
+    assert str(sample.label_path) in str(error.value)
+    assert f"[{spec.out_of_range_raw}]" in str(error.value)  # the value found in the file, not its decoding
+
+
+RAW_VALUES_NAMED = [
+    # (spec id, a raw value that maps to no class): the error names the raw value, not its decoding
+    ("coco_stuff_10k-mat", 12),  # an unused COCO id (decodes to -1)
+    ("coco_stuff_164k-stuffthingmaps", 11),  # unused 0-indexed COCO id
+    ("pascal_context_59", 60),  # decodes to 59, one past the last class
+    ("voc_20", 21),  # decodes to 20
+    ("ade20k_150", 200),
+]
+
+
+@pytest.mark.parametrize(("spec_id", "raw_value"), RAW_VALUES_NAMED)
+def test_out_of_range_error_names_the_raw_value_in_the_file(spec_id: str, raw_value: int, tmp_path: Path) -> None:
+    spec = SPECS[SPEC_IDS.index(spec_id)]
+    reader = _reader(spec, spec.write(tmp_path))
+    sample = reader.list_samples(next(iter(spec.split_sizes)))[0]
+    label = layouts.band_label((24, 32), spec.raw_values)
+    label[3:5, 3:5] = raw_value
+    _rewrite_label(sample.label_path, label)
+    with pytest.raises(DatasetError, match=rf"raw values \[{raw_value}\]") as error:
         reader.load_label(sample)
     assert str(sample.label_path) in str(error.value)
 

@@ -4,6 +4,7 @@ fixtures, MMSegmentation-style state dicts, and the errors a user meets with bad
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,43 @@ def test_predict_closed_set_folder_writes_labels_that_match_the_model(world, tra
     label = np.asarray(outputs[f"{stems[0]}_label"])
     np.testing.assert_array_equal(label, expected)
     assert outputs[f"{stems[0]}_overlay"].size == (image.shape[1], image.shape[0])
+
+
+def test_predict_writes_one_pair_per_image_when_images_share_a_stem(world, trained_checkpoint, tmp_path):
+    folder = tmp_path / "shared_stem"
+    folder.mkdir()
+    sample = create_reader("synthetic", world).list_samples("val")[0]
+    rgb = Image.open(sample.image_path).convert("RGB")
+    files = ["photo.jpg", "photo.png", "photo.webp", "other.png"]
+    for index, name in enumerate(files):  # different pictures, so a mixed-up output would show
+        Image.fromarray(np.roll(np.asarray(rgb), 8 * index, axis=1)).save(folder / name)
+    model = inference.load_inference_model({"checkpoint": str(trained_checkpoint)})
+    outputs, summary = inference.predict_images(model, {"input": str(folder), "show_progress": False})
+    names = ["other", "photo_jpg", "photo_png", "photo_webp"]
+    assert sorted(outputs) == sorted([f"{n}_label" for n in names] + [f"{n}_overlay" for n in names])
+    assert summary["images"] == 4 == len(outputs) // 2
+    assert summary["outputs"] == {n: str(folder / f) for n, f in zip(names, ["other.png", *files[:3]])}
+    for name, file in summary["outputs"].items():  # each pair is the prediction of its own file
+        image = Image.open(file).convert("RGB")
+        single, _ = inference.predict_images(model, {"input": file, "show_progress": False})
+        assert outputs[f"{name}_overlay"].size == image.size
+        np.testing.assert_array_equal(
+            np.asarray(outputs[f"{name}_label"]), np.asarray(single[f"{Path(file).stem}_label"])
+        )
+
+
+@pytest.mark.parametrize(
+    ("files", "names"),
+    [
+        (["a.jpg", "b.png"], ["a", "b"]),
+        (["photo.jpg", "photo.png", "photo.webp"], ["photo_jpg", "photo_png", "photo_webp"]),
+        (["x.jpg", "x.JPG", "X.png"], ["x_jpg", "x_jpg_2", "X_png"]),
+        (["p.jpg", "p.png", "p_jpg.bmp"], ["p_jpg_2", "p_png", "p_jpg"]),
+    ],
+)
+def test_output_names_are_unique_per_input(files, names):
+    result = inference.output_names([Path("in") / f for f in files])
+    assert result == names and len({n.casefold() for n in result}) == len(files)
 
 
 @pytest.mark.parametrize("mode", ["whole", "slide", "multi_scale"])

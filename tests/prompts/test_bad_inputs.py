@@ -1,4 +1,5 @@
-"""Untrusted text the prompt stage reads: cache files edited by hand or cut short, empty inputs."""
+"""Untrusted text the prompt stage reads: cache files edited by hand or cut short, empty inputs, and
+LLM answers about another class, in another language, or cut to a fragment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from pathlib import Path
 import pytest
 
 from seg_pipelines.prompts.cache import CacheKey, ResponseCache
+from seg_pipelines.prompts.cleaning import (
+    FragmentAnswerError,
+    MalformedAnswerError,
+    NotEnglishAnswerError,
+    WrongClassAnswerError,
+    check_description,
+    clean_description,
+)
 from seg_pipelines.prompts.generation import generate_descriptions
 
 BAD_LINES = {
@@ -47,3 +56,84 @@ class NeverAsked:
 def test_empty_vocabulary_or_attribute_list_is_an_error(classes, attributes, word, tmp_path: Path):
     with pytest.raises(ValueError, match=f"no {word}"):
         generate_descriptions(NeverAsked(), ResponseCache(tmp_path / "c.jsonl"), classes, attributes, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# LLM answers (issue 29 item 1): each with its outcome, a description or the error that asks again
+# ---------------------------------------------------------------------------------------------
+
+VOCABULARY = ["grass", "zebra", "lime", "wall", "brick wall", "sign", "stop sign", "water", "sky", "orange", "tree"]
+VOCABULARY += ["pine tree", "wood", "table", "wall-other", "wall-wood", "mouse", "computer mouse", "berry"]
+
+ANSWERS = [
+    # (answer, asked class, the description kept, or the error that rejects it)
+    ("A zebra is black and white striped.", "lime", WrongClassAnswerError),
+    ("A zebra is black and white striped.", "grass", WrongClassAnswerError),
+    ("Zebras have black and white stripes.", "grass", WrongClassAnswerError),
+    ("A zebra's coat is striped.", "grass", WrongClassAnswerError),
+    ("Trees are tall and green.", "grass", WrongClassAnswerError),
+    ("A brick wall is red.", "wall", WrongClassAnswerError),  # "wall" only inside another class's name
+    ("Brick walls are red.", "wall", WrongClassAnswerError),
+    ("A stop sign is red and octagonal.", "sign", WrongClassAnswerError),
+    ("An orange is round and orange.", "lime", WrongClassAnswerError),
+    ("A frog is small, green and slimy.", "lime", WrongClassAnswerError),  # a worked example's class
+    ("A zebra.", "grass", WrongClassAnswerError),  # no verb: the short clause is the subject
+    ("A pine tree is tall.", "tree", WrongClassAnswerError),
+    ("A tree is tall and green.", "pine tree", "A pine tree: a tree is tall and green."),
+    ("A mouse is small and grey.", "computer mouse", "A computer mouse: a mouse is small and grey."),
+    ("A wooden wall is brown.", "wall-wood", "A wall-wood: a wooden wall is brown."),  # "wall" of wall-other
+    ("Wood is the usual material.", "table", "A table: wood is the usual material."),  # a material
+    ("Berries are small and round.", "berry", "Berries are small and round."),  # a plural names the class
+    ("A wall made of bricks is red.", "brick wall", "A brick wall: a wall made of bricks is red."),
+    ("A sign is red and octagonal.", "stop sign", "A stop sign: a sign is red and octagonal."),
+    ("Signs are rectangular.", "sign", "Signs are rectangular."),
+    ("Walls are usually white.", "wall", "Walls are usually white."),
+    ("A zebra is striped, unlike a lime.", "lime", "A zebra is striped, unlike a lime."),  # names the asked class
+    ("It floats on water.", "lime", "A lime floats on water."),  # another class, not the subject
+    ("Bright orange.", "lime", "A lime: bright orange."),  # a colour, not the class
+    ("Orange is its usual colour.", "lime", "A lime: orange is its usual colour."),
+    ("它通常是绿色的，圆形的。", "wall", NotEnglishAnswerError),
+    ("Eine Limette ist klein, rund und grün.", "water", NotEnglishAnswerError),
+    ("Une limette est petite et verte.", "lime", NotEnglishAnswerError),
+    ("La lima es pequeña, redonda y verde.", "lime", NotEnglishAnswerError),
+    ("De limoen is klein en groen.", "lime", NotEnglishAnswerError),
+    ("Лайм маленький и зелёный.", "lime", NotEnglishAnswerError),
+    ("Verde.", "lime", NotEnglishAnswerError),
+    ("Jeruk nipis berwarna hijau dan bulat.", "lime", NotEnglishAnswerError),
+    ("ライムは緑色です。", "lime", NotEnglishAnswerError),
+    ("Trái chanh nhỏ, tròn và có màu xanh lá cây.", "lime", NotEnglishAnswerError),
+    ("A wall is " + "very " * 2000 + "tall.", "wall", FragmentAnswerError),
+    ("A wall is " + " ".join(f"word{i}" for i in range(2000)) + ".", "wall", FragmentAnswerError),
+    ("A wall is very.", "wall", FragmentAnswerError),
+    ("A lime is made of.", "lime", FragmentAnswerError),
+    ("A lime is small. It has a very", "lime", "A lime is small."),  # the unfinished sentence is dropped
+    ("A lime is " + ", ".join(f"shade {i}" for i in range(100)) + ".", "lime", None),  # cut at a comma: kept
+]
+
+
+@pytest.mark.parametrize(("raw", "class_name", "outcome"), ANSWERS, ids=[f"{c}:{r[:30]}" for r, c, _ in ANSWERS])
+def test_llm_answer_outcomes(raw: str, class_name: str, outcome):
+    if isinstance(outcome, type):
+        with pytest.raises(outcome) as error:
+            clean_description(raw, class_name, vocabulary=VOCABULARY + ["frog"])
+        assert isinstance(error.value, MalformedAnswerError)  # so the retry asks again
+        return
+    description = clean_description(raw, class_name, vocabulary=VOCABULARY + ["frog"])
+    assert outcome is None or description == outcome
+    assert len(description) <= 300 and check_description(description, class_name, vocabulary=VOCABULARY) == description
+
+
+CACHED = [
+    # what older versions cached, as the issue reports them: each fails the same check
+    ("A grass: a zebra is black and white striped.", "grass", WrongClassAnswerError),
+    ("A wall: 它通常是绿色的，圆形的。.", "wall", NotEnglishAnswerError),
+    ("A water: eine Limette ist klein…", "water", NotEnglishAnswerError),
+    ("A wall is very.", "wall", FragmentAnswerError),
+    ("A lime is " + "green, " * 60 + "green.", "lime", FragmentAnswerError),  # over max_chars
+]
+
+
+@pytest.mark.parametrize(("cached", "class_name", "error"), CACHED, ids=[c[:30] for c, _, _ in CACHED])
+def test_cached_descriptions_fail_the_same_check(cached: str, class_name: str, error):
+    with pytest.raises(error):
+        check_description(cached, class_name, vocabulary=VOCABULARY, max_chars=300)

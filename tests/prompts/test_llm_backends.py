@@ -523,3 +523,155 @@ def test_candidate_attribute_answer_echoing_the_system_prompt_is_retried(server)
     server.script.extend([("ok", ATTRIBUTE_SYSTEM_PROMPT), ("ok", "1. Color\n2. Shape")])
     result = generate_candidate_attributes(_backend(server), ResponseCache(None), retry=_retry(sleep))
     assert result["suggested"] == ["color", "shape"] and len(server.requests) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 29 item 1: answers that describe another class, are not English, or are fragments are
+# rejected before they are cached, asked again, and re-asked when found in the cache
+# ---------------------------------------------------------------------------------------------
+
+VOCABULARY = ["grass", "zebra", "lime", "wall", "brick wall", "sign", "stop sign", "water", "sky", "orange"]
+LONG_FRAGMENT = "A wall is " + "very " * 2000 + "tall."  # cut at max_chars it would be "A wall is very."
+
+BAD_ANSWERS = [
+    # (asked class, attribute, answer from the server)
+    ("grass", "pattern", "A zebra is black and white striped."),
+    ("lime", "color", "Zebras are black and white."),
+    ("grass", "color", "The stripes of a zebra are black and white."),
+    ("wall", "material", "A brick wall is made of red bricks."),  # the asked name inside another
+    ("sign", "shape", "Stop signs are red octagons."),
+    ("sky", "color", "Water is usually blue and clear."),
+    ("wall", "color", "它通常是绿色的，圆形的。"),
+    ("water", "size", "Eine Limette ist klein, rund und grün."),
+    ("lime", "color", "Une limette est petite et verte."),
+    ("lime", "shape", "Una lima es pequeña y redonda."),
+    ("wall", "size", "Стена обычно большая и высокая."),
+    ("wall", "size", LONG_FRAGMENT),
+    ("wall", "texture", "A wall is " + " ".join(f"rough{i}" for i in range(3000)) + "."),
+    ("wall", "size", "A wall is very."),
+    ("lime", "material", "A lime is made of."),
+]
+
+
+def _good(class_name: str, attribute: str) -> str:
+    return f"A {class_name} has a typical {attribute}, as expected."
+
+
+@pytest.mark.parametrize(
+    ("class_name", "attribute", "bad"), BAD_ANSWERS, ids=[f"{c}-{b[:24]}" for c, _, b in BAD_ANSWERS]
+)
+def test_wrong_class_foreign_and_fragment_answers_are_asked_again_and_never_cached(
+    server, tmp_path, class_name, attribute, bad
+):
+    sleep = RecordingSleep()
+    served: list[str] = []
+
+    def answer(body: dict) -> tuple:  # the asked class gets the bad answer twice, then a good one
+        asked, _ = _question_parts(body)
+        served.append(asked)
+        return ("ok", bad) if asked == class_name and served.count(asked) <= 2 else _default_answer(body)
+
+    server.responder = answer
+    path = tmp_path / "c.jsonl"
+    result = generate_descriptions(
+        _backend(server), ResponseCache(path), VOCABULARY, [attribute], retry=_retry(sleep), progress=False
+    )
+    assert result[class_name][attribute] == _good(class_name, attribute)
+    asked = [q for q in server.questions() if f'"{class_name}"' in q]
+    assert len(asked) == 3 and len(sleep.delays) == 2  # two rejected answers, then the good one
+    responses = [record["response"] for record in ResponseCache(path)]
+    assert len(responses) == len(VOCABULARY) and all("zebra is" not in r and "very." not in r for r in responses)
+    assert all(len(r) <= 300 for r in responses)
+
+
+def test_correct_answers_of_related_classes_are_kept(server):
+    # a more general name of the asked class, its plural, a colour named like a class, another
+    # class that is not the subject: all describe the asked class
+    answers = {
+        "brick wall": "A wall made of bricks is red and rough.",
+        "stop sign": "The sign is red and octagonal.",
+        "sign": "Signs are usually rectangular.",
+        "wall": "Walls are usually white or grey.",
+        "orange": "It is round, like a ball.",
+        "lime": "Bright green, like fresh grass.",
+        "grass": "Orange is rare; it is mostly green.",
+        "water": "It is clear and reflects the sky.",
+    }
+    server.responder = lambda body: ("ok", answers[_question_parts(body)[0]])
+    result = generate_descriptions(_backend(server), ResponseCache(None), list(answers), ["color"], progress=False)
+    assert len(server.requests) == len(answers)  # each accepted at the first answer
+    assert result["brick wall"]["color"] == "A brick wall: a wall made of bricks is red and rough."
+    assert result["sign"]["color"] == "Signs are usually rectangular."
+    assert result["lime"]["color"] == "A lime: bright green, like fresh grass."
+
+
+def test_server_that_always_answers_another_class_fails_naming_class_and_attribute(server, tmp_path):
+    sleep = RecordingSleep()
+    server.responder = lambda body: ("ok", "A zebra is black and white striped.")
+    path = tmp_path / "c.jsonl"
+    with pytest.raises(DescriptionGenerationError) as info:
+        generate_descriptions(
+            _backend(server),
+            ResponseCache(path),
+            ["grass", "zebra"],
+            ["pattern"],
+            retry=_retry(sleep, 3),
+            progress=False,
+        )
+    assert info.value.class_name == "grass" and info.value.attribute == "pattern"
+    assert "'grass'" in str(info.value) and "'pattern'" in str(info.value) and "'zebra'" in str(info.value)
+    assert [r["key"]["class_name"] for r in ResponseCache(path)] in ([], ["zebra"])  # nothing cached for grass
+
+
+INVALID_CACHED = {
+    # what an older version cached for (class, attribute): re-asked on load
+    ("grass", "pattern"): "A grass: a zebra is black and white striped.",
+    ("wall", "color"): "A wall: 它通常是绿色的，圆形的。.",
+    ("water", "size"): "A water: eine Limette ist klein…",
+    ("wall", "size"): "A wall is very.",
+    ("lime", "color"): "A lime is " + "green, " * 100 + "green.",  # over the length limit
+}
+
+
+def _cache_with(path, entries: dict, llm) -> None:
+    """A cache file holding ``entries`` as ``llm``'s answers (same keys and settings)."""
+    from seg_pipelines.prompts.cache import CacheKey
+    from seg_pipelines.prompts.generation import TEMPLATE_VERSION, answer_settings, description_question
+
+    cache = ResponseCache(path)
+    for (class_name, attribute), response in entries.items():
+        question = description_question(class_name, attribute)
+        version = f"{TEMPLATE_VERSION}+examples"
+        key = CacheKey(llm.name, llm.model, version, "description", class_name, attribute, question)
+        cache.put(key, response, settings=answer_settings(llm))
+
+
+def test_invalid_answers_in_the_cache_are_asked_again_on_load(server, tmp_path, caplog):
+    path = tmp_path / "c.jsonl"
+    valid = {("lime", "size"): "A lime is small.", ("sky", "color"): "A sky is usually blue."}
+    _cache_with(path, {**INVALID_CACHED, **valid}, _backend(server))
+    classes = ["grass", "wall", "water", "lime", "sky", "zebra"]
+    attributes = ["pattern", "color", "size"]
+    with caplog.at_level(logging.WARNING):
+        result = generate_descriptions(_backend(server), ResponseCache(path), classes, attributes, progress=False)
+    asked = {_question_parts({"messages": [{"content": q}]}) for q in server.questions()}
+    assert set(INVALID_CACHED) <= asked and not set(valid) & asked  # re-asked, valid ones replayed
+    for class_name, attribute in INVALID_CACHED:
+        assert result[class_name][attribute] == _good(class_name, attribute)
+    assert result["lime"]["size"] == "A lime is small." and result["sky"]["color"] == "A sky is usually blue."
+    assert "5 cached descriptions fail validation" in caplog.text
+    # the replacement answers are what a reload now finds, and a rerun asks nothing
+    before = len(server.requests)
+    generate_descriptions(_backend(server), ResponseCache(path), classes, attributes, progress=False)
+    assert len(server.requests) == before
+
+
+def test_replay_of_a_cache_holding_invalid_answers_names_them(tmp_path):
+    path = tmp_path / "c.jsonl"
+    llm = create_llm({"backend": "replay", "model": "m"}, credentials={})
+    valid = "A zebra has black and white stripes."
+    _cache_with(path, {("grass", "pattern"): INVALID_CACHED[("grass", "pattern")], ("zebra", "pattern"): valid}, llm)
+    with pytest.raises(
+        CacheMissError, match=r"1 of 2 descriptions are not in the cache \(1 of them cached but invalid"
+    ):
+        generate_descriptions(llm, ResponseCache(path), ["grass", "zebra"], ["pattern"], progress=False)

@@ -24,6 +24,20 @@ class DatasetError(ValueError):
     """A dataset on disk is missing, incomplete or inconsistent; the message names the file."""
 
 
+class BadSamplesError(DatasetError):
+    """Listing a split found samples that cannot be used: an image without its label file, or
+    two files that map to one sample id (``x.jpg`` beside ``x.JPG``). The message names the files
+    of the first problem; ``problems`` holds every ``(sample_id, message)`` and ``samples`` the
+    usable samples, so that ``on_bad_sample: skip`` goes on without the bad ones."""
+
+    def __init__(self, split: str, problems: list[tuple[str, str]], samples: list[Sample]) -> None:
+        self.split = split
+        self.problems = sorted(problems)
+        self.samples = samples
+        more = f" (and {len(problems) - 1} more bad samples in split {split!r})" if len(problems) > 1 else ""
+        super().__init__(self.problems[0][1] + more)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One image with its label file, as listed by a reader."""
@@ -96,14 +110,23 @@ def read_label_array(path: str | Path) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, path: Path | str) -> None:
-    """Raise DatasetError if ``label`` holds values outside ``[0, num_classes)`` other than ``ignore_index``."""
+def check_label_values(
+    label: np.ndarray, num_classes: int, ignore_index: int, path: Path | str, raw: np.ndarray | None = None
+) -> None:
+    """Raise DatasetError if ``label`` holds values outside ``[0, num_classes)`` other than ``ignore_index``.
+
+    ``raw`` is the label as stored in the file, before decoding: the error names the values found
+    in the file (e.g. PC-59's raw 60, not its decoded 59), with the decoded ones beside them."""
     bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
     if bad.any():
         values = np.unique(label[bad])[:10].tolist()
+        found = f"values {values}"
+        if raw is not None and np.shape(raw) == label.shape:
+            raw_values = np.unique(np.asarray(raw)[bad])[:10].tolist()
+            if raw_values != values:
+                found = f"raw values {raw_values} (decoded to {values})"
         raise DatasetError(
-            f"label {path} has values {values} outside the class range 0..{num_classes - 1} "
-            f"(ignore value {ignore_index})"
+            f"label {path} has {found} outside the class range 0..{num_classes - 1} (ignore value {ignore_index})"
         )
 
 
@@ -146,8 +169,9 @@ class SegmentationReader(abc.ABC):
         """Decoded, range-checked ``int64`` label map of ``sample``."""
         if sample.label_path is None:
             raise DatasetError(f"sample {sample.sample_id} ({sample.image_path}) has no label file")
-        label = self.decode_label(read_label_array(sample.label_path))
-        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        raw = read_label_array(sample.label_path)
+        label = self.decode_label(raw)
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path, raw=raw)
         return label
 
     def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
@@ -166,10 +190,36 @@ class SegmentationReader(abc.ABC):
             raise DatasetError(f"{self.family}: unknown split {split!r}; known splits: {list(self.splits)}")
 
     @staticmethod
-    def _require_nonempty(samples: list[Sample], split: str, where: Path) -> list[Sample]:
-        if not samples:
+    def _require_nonempty(
+        samples: list[Sample], split: str, where: Path, problems: list[tuple[str, str]] | None = None
+    ) -> list[Sample]:
+        """``samples`` sorted by id. Raise :class:`BadSamplesError` when listing found bad samples
+        (``problems``, plus every sample id that more than one sample maps to: both are left out
+        of the usable samples), or :class:`DatasetError` when there are no samples at all."""
+        problems = list(problems or [])
+        by_id: dict[str, list[Sample]] = {}
+        for sample in samples:
+            by_id.setdefault(sample.sample_id, []).append(sample)
+        usable = []
+        for sample_id, group in by_id.items():
+            if len(group) == 1:
+                usable.append(group[0])
+                continue
+            images = ", ".join(sorted(str(s.image_path) for s in group))
+            labels = sorted({str(s.label_path) for s in group})
+            problems.append(
+                (
+                    sample_id,
+                    f"sample id {sample_id!r} of split {split!r} maps to {len(group)} files: {images} "
+                    f"(label {', '.join(labels)}); keep one of them",
+                )
+            )
+        usable.sort(key=lambda s: s.sample_id)
+        if problems:
+            raise BadSamplesError(split, problems, usable)
+        if not usable:
             raise DatasetError(f"split {split!r} is empty: no samples found under {where}")
-        return sorted(samples, key=lambda s: s.sample_id)
+        return usable
 
 
 READERS: dict[str, type[SegmentationReader]] = {}

@@ -1,7 +1,8 @@
 """The prepared index: one validated row per sample (DESIGN.md §5).
 
 Every sample is fully decoded once: image and label must exist, decode, agree in size and hold
-only valid class ids. A bad sample raises :class:`DatasetError` naming the file, or — with
+only valid class ids, and no two files may map to one sample id. A bad sample (an image without
+its label included) raises :class:`DatasetError` naming the file, or — with
 ``on_bad_sample="skip"`` — is counted, logged and listed in the preparation report.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from seg_pipelines.datasets.base import DatasetError, SegmentationReader
+from seg_pipelines.datasets.base import BadSamplesError, DatasetError, SegmentationReader
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,15 @@ def build_index(
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for split in splits:
-        samples = reader.list_samples(split)
+        try:
+            samples = reader.list_samples(split)
+        except BadSamplesError as error:  # an image without its label, two files for one sample id
+            if on_bad_sample == "raise":
+                raise
+            samples = error.samples
+            skipped += [
+                {"sample_id": sample_id, "split": split, "error": message} for sample_id, message in error.problems
+            ]
         for sample in tqdm(samples, desc=f"index {reader.family}/{split}", disable=not show_progress):
             try:
                 rows.append(index_sample(reader, sample))

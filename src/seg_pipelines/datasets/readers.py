@@ -598,6 +598,13 @@ def read_split_ids(list_file: Path, split: str) -> list[str]:
     return ids
 
 
+def _missing_label(problems: list[tuple[str, str]] | None, sample_id: str, message: str) -> None:
+    """Raise ``message`` at once (``problems is None``), or note it for the split's listing."""
+    if problems is None:
+        raise DatasetError(message)
+    problems.append((sample_id, message))
+
+
 def pair_by_image_dir(
     image_dir: Path,
     label_dir: Path,
@@ -605,9 +612,11 @@ def pair_by_image_dir(
     image_suffix: str,
     label_suffix: str,
     what: str,
+    problems: list[tuple[str, str]] | None = None,
 ) -> list[Sample]:
-    """One sample per ``*image_suffix`` file in ``image_dir``; each must have
-    ``label_dir/<stem><label_suffix>``."""
+    """One sample per ``*image_suffix`` file in ``image_dir`` (any case); each must have
+    ``label_dir/<stem><label_suffix>``. An image without it raises DatasetError, or with a
+    ``problems`` list is noted there (``(sample_id, message)``) and left out."""
     require_dir(image_dir, f"{what} image folder for split {split!r}")
     require_dir(label_dir, f"{what} label folder for split {split!r}")
     samples = []
@@ -616,7 +625,8 @@ def pair_by_image_dir(
             continue
         label_path = label_dir / f"{image_path.stem}{label_suffix}"
         if not label_path.is_file():
-            raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+            _missing_label(problems, image_path.stem, f"image {image_path} has no label file: expected {label_path}")
+            continue
         samples.append(Sample(image_path.stem, split, image_path, label_path))
     return samples
 
@@ -629,8 +639,11 @@ def pair_by_ids(
     image_suffix: str,
     label_suffix: str,
     what: str,
+    problems: list[tuple[str, str]] | None = None,
 ) -> list[Sample]:
-    """One sample per id; both ``image_dir/<id><image_suffix>`` and the label must exist."""
+    """One sample per id; both ``image_dir/<id><image_suffix>`` and the label must exist. A
+    missing image raises DatasetError; a missing label too, or with a ``problems`` list is noted
+    there (``(sample_id, message)``) and left out."""
     require_dir(image_dir, f"{what} image folder")
     require_dir(label_dir, f"{what} label folder")
     samples = []
@@ -640,7 +653,8 @@ def pair_by_ids(
         if not image_path.is_file():
             raise DatasetError(f"split {split!r} lists {sample_id!r} but its image {image_path} is missing")
         if not label_path.is_file():
-            raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+            _missing_label(problems, sample_id, f"image {image_path} has no label file: expected {label_path}")
+            continue
         samples.append(Sample(sample_id, split, image_path, label_path))
     return samples
 
@@ -742,10 +756,17 @@ class _ADE20KReader(SegmentationReader):
         self._check_split(split)
         folder = _ADE_SPLIT_FOLDERS[split]
         image_dir = self.data_root / self.image_folder / folder
+        problems: list[tuple[str, str]] = []
         samples = pair_by_image_dir(
-            image_dir, self.data_root / self.annotation_folder / folder, split, ".jpg", self.label_suffix, self.family
+            image_dir,
+            self.data_root / self.annotation_folder / folder,
+            split,
+            ".jpg",
+            self.label_suffix,
+            self.family,
+            problems=problems,
         )
-        return self._require_nonempty(samples, split, image_dir)
+        return self._require_nonempty(samples, split, image_dir, problems)
 
 
 @register_reader
@@ -881,10 +902,17 @@ class CocoStuff164kReader(_CocoStuffNames, SegmentationReader):
         folder = f"{split}2017"
         image_dir = self.data_root / "images" / folder
         suffix = "_labelTrainIds.png" if self.label_format == "train_ids" else ".png"
+        problems: list[tuple[str, str]] = []
         samples = pair_by_image_dir(
-            image_dir, self.data_root / "annotations" / folder, split, ".jpg", suffix, self.family
+            image_dir,
+            self.data_root / "annotations" / folder,
+            split,
+            ".jpg",
+            suffix,
+            self.family,
+            problems=problems,
         )
-        return self._require_nonempty(samples, split, image_dir)
+        return self._require_nonempty(samples, split, image_dir, problems)
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         if self.label_format == "train_ids":
@@ -930,25 +958,40 @@ class CocoStuff10kReader(_CocoStuffNames, SegmentationReader):
     def list_samples(self, split: str) -> list[Sample]:
         self._check_split(split)
         list_name = "train" if split == "train" else "test"
+        problems: list[tuple[str, str]] = []
         if self.layout == "mmseg":
             folder = f"{list_name}2014"
             image_dir = self.data_root / "images" / folder
             samples = pair_by_image_dir(
-                image_dir, self.data_root / "annotations" / folder, split, ".jpg", "_labelTrainIds.png", self.family
+                image_dir,
+                self.data_root / "annotations" / folder,
+                split,
+                ".jpg",
+                "_labelTrainIds.png",
+                self.family,
+                problems=problems,
             )
-            return self._require_nonempty(samples, split, image_dir)
+            return self._require_nonempty(samples, split, image_dir, problems)
         list_file = self.data_root / "imageLists" / f"{list_name}.txt"
         ids = read_split_ids(list_file, split)
         samples = pair_by_ids(
-            ids, self.data_root / "images", self.data_root / "annotations", split, ".jpg", ".mat", self.family
+            ids,
+            self.data_root / "images",
+            self.data_root / "annotations",
+            split,
+            ".jpg",
+            ".mat",
+            self.family,
+            problems=problems,
         )
-        return self._require_nonempty(samples, split, list_file)
+        return self._require_nonempty(samples, split, list_file, problems)
 
     def load_label(self, sample: Sample) -> np.ndarray:
         if sample.label_path is None or sample.label_path.suffix != ".mat":
             return super().load_label(sample)
-        label = self.decode_label(read_coco_stuff_mat(sample.label_path))
-        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path)
+        raw = read_coco_stuff_mat(sample.label_path)
+        label = self.decode_label(raw)
+        check_label_values(label, self.num_classes, self.ignore_index, sample.label_path, raw=raw)
         return label
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
@@ -1015,6 +1058,7 @@ class PascalContext59Reader(SegmentationReader):
         self._check_split(split)
         list_file = self.data_root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         ids = read_split_ids(list_file, split)
+        problems: list[tuple[str, str]] = []
         samples = pair_by_ids(
             ids,
             self.data_root / "JPEGImages",
@@ -1023,8 +1067,9 @@ class PascalContext59Reader(SegmentationReader):
             ".jpg",
             ".png",
             self.family,
+            problems=problems,
         )
-        return self._require_nonempty(samples, split, list_file)
+        return self._require_nonempty(samples, split, list_file, problems)
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         return reduce_zero_label(raw, self.ignore_index)
@@ -1084,6 +1129,7 @@ class PascalContext459Reader(SegmentationReader):
         else:  # JPEGImages holds every VOC2010 image, so the prepared labels define the split
             ids = sorted({path.stem for path in label_dir.iterdir() if path.suffix.lower() in {".tif", ".png"}})
         samples = []
+        problems: list[tuple[str, str]] = []
         for sample_id in ids:
             image_path = image_dir / f"{sample_id}.jpg"
             label_path = label_dir / f"{sample_id}.tif"
@@ -1092,9 +1138,10 @@ class PascalContext459Reader(SegmentationReader):
             if not image_path.is_file():
                 raise DatasetError(f"label {label_path} has no image: expected {image_path}")
             if not label_path.is_file():
-                raise DatasetError(f"image {image_path} has no label file: expected {label_path}")
+                problems.append((sample_id, f"image {image_path} has no label file: expected {label_path}"))
+                continue
             samples.append(Sample(sample_id, split, image_path, label_path))
-        return self._require_nonempty(samples, split, label_dir)
+        return self._require_nonempty(samples, split, label_dir, problems)
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         decoded = np.asarray(raw, dtype=np.int64).copy()
@@ -1125,10 +1172,18 @@ class _VOC2012Reader(SegmentationReader):
         self._check_split(split)
         list_file = self.data_root / "ImageSets" / "Segmentation" / f"{split}.txt"
         ids = read_split_ids(list_file, split)
+        problems: list[tuple[str, str]] = []
         samples = pair_by_ids(
-            ids, self.data_root / "JPEGImages", self.data_root / self.label_folder, split, ".jpg", ".png", self.family
+            ids,
+            self.data_root / "JPEGImages",
+            self.data_root / self.label_folder,
+            split,
+            ".jpg",
+            ".png",
+            self.family,
+            problems=problems,
         )
-        return self._require_nonempty(samples, split, list_file)
+        return self._require_nonempty(samples, split, list_file, problems)
 
 
 @register_reader

@@ -333,6 +333,30 @@ def list_input_images(path: str | Path | None) -> list[Path]:
     return images
 
 
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """One output name per input image, unique even where images share a stem: the stem alone
+    when no other input has it (``photo``), else the stem and the extension (``photo_jpg``,
+    ``photo_png``), numbered when that still collides (``photo_jpg_2`` for ``photo.JPG``). Names
+    are compared case-insensitively, so they stay distinct as files on any file system."""
+    stems: dict[str, int] = {}
+    for path in paths:
+        stems[path.stem.casefold()] = stems.get(path.stem.casefold(), 0) + 1
+    taken = {path.stem.casefold() for path in paths if stems[path.stem.casefold()] == 1}
+    names = []
+    for path in paths:
+        if stems[path.stem.casefold()] == 1:
+            names.append(path.stem)
+            continue
+        base = f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        name, number = base, 1
+        while name.casefold() in taken:
+            number += 1
+            name = f"{base}_{number}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
 def label_image(label: np.ndarray, num_classes: int) -> Image.Image:
     """Class ids as a PNG: 8-bit with the VOC palette up to 256 classes, 16-bit above (A-847)."""
     if num_classes <= 256:
@@ -353,14 +377,16 @@ def _resize_short_side(image: torch.Tensor, short_side: int | None) -> torch.Ten
 
 @torch.no_grad()
 def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[dict[str, Image.Image], dict[str, Any]]:
-    """Segment ``params['input']`` (an image or a folder): ``{"<stem>_label": PNG, "<stem>_overlay":
-    PNG}`` for a partitioned dataset, and a summary (classes, images, class pixel shares)."""
+    """Segment ``params['input']`` (an image or a folder): ``{"<name>_label": PNG, "<name>_overlay":
+    PNG}`` for a partitioned dataset (``<name>``: :func:`output_names`, the stem unless images share
+    it), and a summary (classes, images, which output came from which file, class pixel shares)."""
     paths = list_input_images(params.get("input"))
     class_names = check_vocabulary(model, resolve_vocabulary(params), "the vocabulary")
     predictor = build_predictor(model, class_names, params)
     outputs: dict[str, Image.Image] = {}
     counts = np.zeros(len(class_names), dtype=np.int64)
-    for path in tqdm(paths, desc="predict", disable=not params.get("show_progress", True)):
+    names = output_names(paths)
+    for path, name in zip(tqdm(paths, desc="predict", disable=not params.get("show_progress", True)), names):
         try:
             rgb = read_image_rgb(path)
         except Exception as error:
@@ -373,14 +399,15 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
         label = scores.argmax(dim=1)[0].numpy()
         counts += np.bincount(label.reshape(-1), minlength=len(class_names))[: len(class_names)]
         overlay = label_overlay(rgb, label, ignore_index=-1, alpha=float(params.get("alpha", 0.5)))
-        outputs[f"{path.stem}_label"] = label_image(label, len(class_names))
-        outputs[f"{path.stem}_overlay"] = Image.fromarray(np.asarray(overlay, dtype=np.uint8))
+        outputs[f"{name}_label"] = label_image(label, len(class_names))
+        outputs[f"{name}_overlay"] = Image.fromarray(np.asarray(overlay, dtype=np.uint8))
     share = counts / max(int(counts.sum()), 1)
     top = np.argsort(-share)[:10]
     summary = {
         "checkpoint": model.source,
         "kind": model.kind,
         "images": len(paths),
+        "outputs": {name: str(path) for name, path in zip(names, paths)},
         "num_classes": len(class_names),
         "mode": params.get("mode", "whole"),
         "top_classes": {class_names[i]: round(float(share[i]), 4) for i in top if share[i] > 0},

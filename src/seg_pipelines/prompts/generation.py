@@ -25,6 +25,7 @@ from .cleaning import (
     THESIS_ATTRIBUTES,
     EchoedPromptError,
     MalformedAnswerError,
+    check_description,
     clean_description,
     dedupe_attributes,
     find_echo,
@@ -340,10 +341,13 @@ def generate_descriptions(
 
     Cached answers are reused; the rest are asked (``concurrency`` requests in flight, default
     the backend's own), cleaned by :func:`~seg_pipelines.prompts.cleaning.clean_description` and
-    cached one by one as they arrive. An answer that repeats the system prompt, the question or a
-    worked example anywhere (:func:`~seg_pipelines.prompts.cleaning.find_echo`) is rejected and
-    asked again like any malformed answer; a cached one (from an older version) is asked again
-    too. When one question exhausts its retry budget, questions not
+    cached one by one as they arrive. Every answer, fresh or cached, passes one validation
+    (:func:`~seg_pipelines.prompts.cleaning.check_description`): it must not repeat the system
+    prompt, the question or a worked example (:func:`~seg_pipelines.prompts.cleaning.find_echo`);
+    must describe the asked class, not another class asked about or of a worked example; must be
+    English; and complete sentences within ``max_chars``. A fresh answer that fails is asked again
+    like any malformed answer (and never cached); a cached one that fails (from an older version)
+    is asked again too. When one question exhausts its retry budget, questions not
     yet started are cancelled, those in flight finish (and are cached), and a
     :class:`DescriptionGenerationError` names the class and attribute.
     """
@@ -376,20 +380,41 @@ def generate_descriptions(
         shots = messages_for(question)[1:-1]
         return {"question": question.text, **sent_texts(system_prompt, shots, question.safe_name)}
 
+    # Every class asked about, and every class of a worked example: an answer whose subject is one
+    # of them and that never names the asked class describes the wrong class.
+    example_classes = [name for shots in ATTRIBUTE_EXAMPLES.values() for name, _ in shots]
+    vocabulary = list(dict.fromkeys([q.safe_name for q in questions] + example_classes))
+
+    def check(question: _Question, description: str) -> str:
+        """The one validation of a description, fresh or cached (:func:`check_description`)."""
+        return check_description(
+            description, question.safe_name, vocabulary=vocabulary, sent=sent_for(question), max_chars=max_chars
+        )
+
     results: dict[str, dict[str, str]] = {c: {} for c in class_names}
     todo: list[_Question] = []
-    echoes_cached = 0
+    rejected_cached: dict[str, int] = {}
     for question in questions:
         answer = cache.get(question.key, settings=settings)
-        if answer is not None and find_echo(answer, sent_for(question), class_name=question.safe_name) is not None:
-            echoes_cached += 1  # cached by an older version that let echoes through: ask again
-            answer = None
+        if answer is not None:
+            try:
+                check(question, answer)
+            except MalformedAnswerError as error:  # cached by a version that let it through: ask again
+                rejected_cached[type(error).__name__] = rejected_cached.get(type(error).__name__, 0) + 1
+                logger.info(
+                    "cached description of %s / %s fails validation: %s", question.class_name, question.attribute, error
+                )
+                answer = None
         if answer is None:
             todo.append(question)
         else:
             results[question.class_name][question.attribute] = answer
-    if echoes_cached:
-        logger.warning("%d cached descriptions repeat the prompt sent to the LLM; asking them again", echoes_cached)
+    if rejected_cached:
+        logger.warning(
+            "%d cached descriptions fail validation (%s); asking them again",
+            sum(rejected_cached.values()),
+            ", ".join(f"{count} {kind}" for kind, count in sorted(rejected_cached.items())),
+        )
     logger.info(
         "Descriptions: %d questions, %d cached, %d to ask %s/%s",
         len(questions),
@@ -399,8 +424,9 @@ def generate_descriptions(
         llm.model,
     )
     if todo and getattr(llm, "replay_only", False):
+        invalid = f" ({sum(rejected_cached.values())} of them cached but invalid)" if rejected_cached else ""
         raise CacheMissError(
-            f"{len(todo)} of {len(questions)} descriptions are not in the cache; first missing: {todo[0].key}"
+            f"{len(todo)} of {len(questions)} descriptions are not in the cache{invalid}; first missing: {todo[0].key}"
         )
 
     lock = threading.Lock()
@@ -411,6 +437,8 @@ def generate_descriptions(
         sent = sent_for(question)
 
         def clean(answer: str) -> str:
+            # clean_description ends with check_description on the same vocabulary, sent texts and
+            # limit as check() gives a cached answer: one validation for fresh and cached answers
             return clean_description(
                 answer,
                 question.safe_name,
@@ -418,6 +446,7 @@ def generate_descriptions(
                 max_sentences=max_sentences,
                 max_chars=max_chars,
                 sent=sent,
+                vocabulary=vocabulary,
             )
 
         what = f"class {question.class_name!r} / attribute {question.attribute!r}"
