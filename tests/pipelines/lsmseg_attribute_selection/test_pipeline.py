@@ -285,7 +285,7 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     scorer = nodes.build_attribute_scorer(manifest, clip_weights, CLIP_CONFIG, params)
     table_5_3, scores = nodes.score_attributes(scorer, descriptions, params)
     stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
-    noise_columns = [*stds, "vs. template", "verdict"]
+    noise_columns = [*stds, "vs. template", "verdict", "Δ template", "Δ low", "Δ high"]
     assert list(table_5_3.columns) == [
         "attribute",
         *BENCHMARKS,
@@ -353,8 +353,12 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
     table_md, combination_md, comparison_md, bar, line, samples, metrics = reports
     assert table_md.count("\n| ") == 1 + 1 + len(ATTRIBUTES)  # header + template + attributes
     assert (
-        "| attribute | syn847 | synpc459 | syn150 | synpc59 | synvoc20 | synvoc21b | avg. | vs. baseline "
+        "| attribute | syn847 | synpc459 | syn150 | synpc59 | synvoc20 | synvoc21b | avg. "
         "| vs. template | verdict |" in table_md
+    )
+    assert "vs. baseline" not in table_md and "Δ low" not in table_md  # in the CSV only
+    assert (
+        "`syn847` and `synpc459` are equal in every row" in table_md
     )
     assert re.search(r"\| color \| \d+\.\d ± \d+\.\d \|", table_md)  # cells print mean ± std
     assert "rule 2se" in table_md and "3 replicates (3 disjoint image folds)" in table_md
@@ -400,7 +404,7 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     table_5_3 = pd.read_csv(project_copy / "data/08_reporting/table_5_3_attribute_scores.csv")
     table_5_4 = pd.read_csv(project_copy / "data/08_reporting/table_5_4_attribute_combinations.csv")
     stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
-    noise_columns = [*stds, "vs. template", "verdict"]
+    noise_columns = [*stds, "vs. template", "verdict", "Δ template", "Δ low", "Δ high"]
     assert list(table_5_3.columns) == [
         "attribute",
         *BENCHMARKS,
