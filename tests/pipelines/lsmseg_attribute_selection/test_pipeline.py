@@ -357,9 +357,7 @@ def test_nodes_give_thesis_table_layouts_prompt_set_and_full_cache_hits(world, c
         "| vs. template | verdict |" in table_md
     )
     assert "vs. baseline" not in table_md and "Δ low" not in table_md  # in the CSV only
-    assert (
-        "`syn847` and `synpc459` are equal in every row" in table_md
-    )
+    assert "`syn847` and `synpc459` are equal in every row" in table_md
     assert re.search(r"\| color \| \d+\.\d ± \d+\.\d \|", table_md)  # cells print mean ± std
     assert "rule 2se" in table_md and "3 replicates (3 disjoint image folds)" in table_md
     assert "shape 47.42, size 47.40, texture 47.40" in table_md  # the thesis's Table 5.3 does not single out size
