@@ -828,7 +828,7 @@ def plot_attribute_scores(attribute_table: pd.DataFrame):
     level_axis.set_xticks(list(positions), attributes.index, rotation=30, ha="right")
     level_axis.set_ylim(0.0, 1.15 * max(attributes[AVERAGE_COLUMN].max(), baseline) + 0.5)
     level_axis.set(ylabel="avg. mIoU (%)", title="Attribute scores (Table 5.3 layout)")
-    level_axis.legend(loc="lower right")
+    level_axis.legend(loc="upper right")
     figure.tight_layout()
     return figure
 
