@@ -35,7 +35,6 @@ def run_child(project: Path, env: str, model_name: str, steps: int | None, probe
     import torch
 
     from seg_pipelines.datasets.factory import create_reader
-    from seg_pipelines.datasets.synthetic.concepts import CONCEPTS
     from seg_pipelines.experiments import clip_pretraining as engine
 
     torch.set_num_threads(threads)
@@ -64,12 +63,7 @@ def run_child(project: Path, env: str, model_name: str, steps: int | None, probe
     if probe:
         model.eval()
         val = engine.load_captioned_split(reader, params.get("eval_split", "val"))
-        images = engine.encode_images(model, model_name, val.images, config.image_size)
-        texts = engine.encode_texts(model, model_name, val.captions)
-        retrieval = engine.retrieval_recall_at_1(images, texts, val.captions)
-        zero_shot = engine.zero_shot_probe(
-            model, model_name, val, CONCEPTS, engine.concept_groups(reader.world), image_size=config.image_size
-        )
+        retrieval, zero_shot = engine.held_out_probes(model, config, val, reader.world)
         measured["retrieval_image_to_text_r1"] = round(retrieval["image_to_text_recall_at_1"], 4)
         for prompts in ("name_prompts", "attribute_prompts"):
             for key, value in zero_shot[prompts].items():

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -707,3 +707,16 @@ def clip_from_state_dict(clip_config: dict[str, Any], state_dict: dict[str, torc
     model = load_clip(clip_config["model_name"], None, image_size=clip_config["image_size"])
     load_model_weights(model, state_dict, "tiny_clip_checkpoint")
     return model.eval()
+
+
+def held_out_probes(
+    model: nn.Module, config: ClipPretrainingConfig, data: CaptionedImages, world: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """(retrieval recall@1, dense zero-shot probe) of a pretrained tiny CLIP on a held-out split of ``world``."""
+    image_features = encode_images(model, config.model_name, data.images, config.image_size)
+    text_features = encode_texts(model, config.model_name, data.captions)
+    retrieval = retrieval_recall_at_1(image_features, text_features, data.captions)
+    probe = zero_shot_probe(
+        model, config.model_name, data, CONCEPTS, concept_groups(world), image_size=config.image_size
+    )
+    return retrieval, probe

@@ -570,6 +570,15 @@ def _split_digest(dataset: SegmentationDataset, batch_size: int, limit: int | No
     return digest.hexdigest()
 
 
+def seen_unseen_miou(
+    per_class: Sequence[float | None], class_names: Sequence[str], unseen: set[str]
+) -> tuple[float, float]:
+    """(seen, unseen) mIoU (fractions, nan-mean) of one model's per-class IoU on a vocabulary."""
+    iou = np.array([np.nan if v is None else v for v in per_class])
+    unseen_mask = np.array([name in unseen for name in class_names])
+    return float(np.nanmean(iou[~unseen_mask])), float(np.nanmean(iou[unseen_mask]))
+
+
 def evaluate_ovss(
     baseline_state: dict[str, torch.Tensor],
     lsmseg_state: dict[str, torch.Tensor],
@@ -591,12 +600,10 @@ def evaluate_ovss(
     # "chance": the mIoU of a uniform random predictor under the same protocol (evaluation.chance_iou)
     for key in [*models, "chance"]:  # seen / unseen mIoU on the fine vocabulary (every concept has its own class)
         if fine in per_class[key]:
-            names = plan["benchmarks"][fine]["class_names"]
-            iou = np.array([np.nan if v is None else v for v in per_class[key][fine]])
-            seen_mask = np.array([n not in unseen for n in names])
+            seen, unseen_miou = seen_unseen_miou(per_class[key][fine], plan["benchmarks"][fine]["class_names"], unseen)
             metrics.setdefault(key, {})
-            metrics[key][f"{fine}_seen_mIoU"] = float(np.nanmean(iou[seen_mask]))
-            metrics[key][f"{fine}_unseen_mIoU"] = float(np.nanmean(iou[~seen_mask]))
+            metrics[key][f"{fine}_seen_mIoU"] = seen
+            metrics[key][f"{fine}_unseen_mIoU"] = unseen_miou
     for name, values in per_class["chance"].items():
         metrics["chance"][name] = {"mIoU": float(np.nanmean([np.nan if v is None else v for v in values]))}
     table = evaluation.six_column_table({MODEL_LABELS[k]: v for k, v in miou.items()})
@@ -773,13 +780,6 @@ def describe_models(
     return copy.deepcopy(described)
 
 
-def _unseen_miou(per_class: Mapping[str, Sequence[float | None]], class_names: Sequence[str], unseen: set[str]):
-    """(seen, unseen) mIoU (%) of one model's per-class IoU on a vocabulary."""
-    iou = np.array([np.nan if v is None else v for v in per_class])
-    unseen_mask = np.array([name in unseen for name in class_names])
-    return float(np.nanmean(iou[~unseen_mask])), float(np.nanmean(iou[unseen_mask]))
-
-
 def compare_prompt_sources(
     index: pd.DataFrame,
     manifest: dict[str, Any],
@@ -830,7 +830,7 @@ def compare_prompt_sources(
             _, per_class, _ = evaluate_models_on_benchmarks(
                 {"lsmseg": model.eval()}, index, manifest, source_plan, run_params
             )
-            seen, unseen_miou = _unseen_miou(
+            seen, unseen_miou = seen_unseen_miou(
                 per_class["lsmseg"][benchmark], source_plan["benchmarks"][benchmark]["class_names"], unseen
             )
             scores[name]["seen"].append(100 * seen)

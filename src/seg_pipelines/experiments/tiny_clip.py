@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from seg_pipelines.datasets.factory import create_reader
-from seg_pipelines.datasets.synthetic.concepts import CONCEPTS
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import load_checkpoint
 from seg_pipelines.experiments import clip_pretraining as engine
@@ -73,12 +72,7 @@ def evaluate_tiny_clip(
     model = engine.clip_from_state_dict({"model_name": config.model_name, "image_size": config.image_size}, state_dict)
     reader = _synthetic_reader(manifest)
     data = engine.load_captioned_split(reader, params.get("eval_split", "val"))
-    image_features = engine.encode_images(model, config.model_name, data.images, config.image_size)
-    text_features = engine.encode_texts(model, config.model_name, data.captions)
-    retrieval = engine.retrieval_recall_at_1(image_features, text_features, data.captions)
-    probe = engine.zero_shot_probe(
-        model, config.model_name, data, CONCEPTS, engine.concept_groups(reader.world), image_size=config.image_size
-    )
+    retrieval, probe = engine.held_out_probes(model, config, data, reader.world)
     logger.info(
         "CLIP retrieval %s; zero-shot pixel acc name %.3f vs attribute %.3f",
         retrieval,
