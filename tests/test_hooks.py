@@ -239,6 +239,36 @@ def test_the_check_runs_before_any_node_and_names_every_typo(tmp_path):
     hook.before_pipeline_run({"runtime_params": {"caa": {"training": {"iterations": 2}}}}, None, None)
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"caa": {"model": ["fcn"]}}, "'caa.model': got a list (['fcn']) where the configuration has a mapping"),
+        ({"caa": {"training": "fast"}}, "'caa.training': got a single value ('fast') where the configuration has a"),
+        ({"caa": {"training": {"iterations": {"x": 1}}}}, "'caa.training.iterations' is a single value (800)"),
+        ({"caa": {"model": {"head": {"name": "fcn"}}}}, "'caa.model.head' is a single value ('fcn')"),
+    ],
+)
+def test_a_params_value_of_the_wrong_container_kind_is_refused_naming_the_key(override, expected):
+    """Issue 29, item 6: ``--params=caa.model=[fcn]`` stopped with OmegaConf's "Cannot merge
+    incompatible container types"; the hook names the key before Kedro merges anything."""
+    from seg_pipelines.hooks import RuntimeParameterCheckHook, UnknownParameterError
+    from tests.fixtures import PROJECT_ROOT
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env="local",
+        config_patterns={"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
+        runtime_params=override,
+    )
+    if override == {"caa": {"model": ["fcn"]}}:  # what Kedro gave before
+        with pytest.raises(TypeError, match="Cannot merge incompatible container types"):
+            loader["parameters"]
+    with pytest.raises(UnknownParameterError) as error:
+        RuntimeParameterCheckHook().after_context_created(SimpleNamespace(config_loader=loader))
+    assert expected in str(error.value)
+
+
 @pytest.mark.parametrize("damage", ["random", "truncated"])
 def test_a_damaged_mlflow_store_is_named_with_what_to_do(tmp_path, monkeypatch, damage):
     import os

@@ -186,6 +186,41 @@ def unknown_parameter(path: list[str], known: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a single value"
+
+
+def incompatible_override(path: list[str], value: Any, known: Mapping[str, Any]) -> str | None:
+    """Why ``--params <path>=<value>`` cannot be merged into ``known`` (a list where the configuration
+    has a mapping, a key below a single value, ...), naming the key; None when it can."""
+    node: Any = known
+    for depth, key in enumerate(path):
+        if not isinstance(node, Mapping):
+            parent = ".".join(path[:depth])
+            return (
+                f"--params {'.'.join(path)!r}: {parent!r} is {_kind(node)} ({node!r}), so it has no key {key!r}; "
+                f"set {parent!r} itself"
+            )
+        if key not in node:
+            return None  # a new key: the unknown-key check and the parameter models judge it
+        node = node[key]
+    name = ".".join(path)
+    if isinstance(node, Mapping) and not isinstance(value, Mapping):
+        keys = ", ".join(map(str, list(node)[:4])) + (", ..." if len(node) > 4 else "")
+        first = next(iter(node), "<key>")
+        return (
+            f"--params {name!r}: got {_kind(value)} ({value!r}) where the configuration has a mapping "
+            f"(keys {keys}); set its keys one at a time, e.g. --params={name}.{first}=..."
+        )
+    if isinstance(node, (list, tuple)) and isinstance(value, Mapping):
+        return f"--params {name!r}: got a mapping ({value!r}) where the configuration has a list ({list(node)!r})"
+    return None
+
+
 class RuntimeParameterCheckHook:
     """A ``--params`` key must name a setting that exists (in the configuration or its parameter
     model): a typo (``caa.trainig.iterations=2``, ``predict.mdoe=slide``) stops the run before any node
@@ -197,12 +232,21 @@ class RuntimeParameterCheckHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         self._loader = getattr(context, "config_loader", None)
+        # Kedro merges --params into the configuration when anything first reads ``context.params``;
+        # a list given for a mapping would stop it with OmegaConf's "Cannot merge incompatible
+        # container types", which names no key. Pluggy calls this hook first (registered last).
+        runtime = getattr(self._loader, "runtime_params", None) or {}
+        if runtime and isinstance(self._loader, OmegaConfigLoader):
+            known = self._parameters_without_overrides()
+            problems = [
+                problem
+                for key, value in tracking.flatten_dict(runtime).items()
+                if (problem := incompatible_override(key.split("."), value, known)) is not None
+            ]
+            if problems:
+                raise UnknownParameterError("\n".join(problems))
 
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        runtime = run_params.get("runtime_params") or {}
-        if not runtime or not isinstance(self._loader, OmegaConfigLoader):
-            return
+    def _parameters_without_overrides(self) -> Mapping[str, Any]:
         loader = self._loader
         without_overrides = OmegaConfigLoader(
             conf_source=loader.conf_source,
@@ -212,7 +256,14 @@ class RuntimeParameterCheckHook:
             config_patterns=loader.config_patterns,
             merge_strategy=loader.merge_strategy,
         )
-        known = without_overrides["parameters"]
+        return without_overrides["parameters"]
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        runtime = run_params.get("runtime_params") or {}
+        if not runtime or not isinstance(self._loader, OmegaConfigLoader):
+            return
+        known = self._parameters_without_overrides()
         problems = [
             problem
             for key in tracking.flatten_dict(runtime)

@@ -124,3 +124,32 @@ def test_images_without_labels_and_twins_are_all_listed_when_skipping(ade_root):
     assert [row["sample_id"] for row in report["skipped"]] == [f"ADE_train_{n:08d}" for n in (1, 2, 3)]
     assert report["skipped_count"] == 3 and list(index["sample_id"]).count("ADE_train_00000004") == 1
     assert report["samples_per_split"] == {"train": 1, "val": 2}
+
+
+def test_data_digest_follows_the_content_not_the_location(ade_root, tmp_path):
+    """Reuse keys (issue 29, item 2): a copied dataset keeps its digest; changed pixels, a changed
+    label or another split give another one; an index without the content column digests the files."""
+    import shutil
+
+    from seg_pipelines.datasets.index import data_digest
+
+    def indexed(root):
+        return build_index(create_reader("ade20k_150", root), ["train", "val"], show_progress=False)[0]
+
+    index = indexed(ade_root)
+    digest = data_digest(index, ["train"])
+    assert len(digest) == 32 and digest == data_digest(index.iloc[::-1], ["train"])  # row order is irrelevant
+    assert data_digest(index.drop(columns="content_sha256"), ["train"]) == digest  # an older index
+    assert data_digest(index, ["val"]) != digest and data_digest(index) not in (digest, data_digest(index, ["val"]))
+
+    copy = shutil.copytree(ade_root, tmp_path / "moved")
+    assert data_digest(indexed(copy), ["train"]) == digest
+
+    image_path, label_path = _paths(copy, "training", 2)
+    pixels = np.asarray(Image.open(image_path)).copy()
+    pixels[0, 0] = 255 - pixels[0, 0]  # one pixel of one image: same labels, same pixel counts
+    Image.fromarray(pixels).save(image_path)
+    changed = indexed(copy)
+    assert changed["pixel_counts"].tolist() == index["pixel_counts"].tolist()
+    assert data_digest(changed, ["train"]) != digest
+    assert data_digest(changed, ["val"]) == data_digest(index, ["val"])

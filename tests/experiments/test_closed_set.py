@@ -159,3 +159,35 @@ def test_inference_options_reject_unknown_modes():
     }
     with pytest.raises(ValueError, match="unknown inference mode 'sliding'"):
         closed_set.inference_options({"mode": "sliding"})
+
+
+def test_a_finished_training_is_reused_only_for_the_same_data(tmp_path):
+    """Issue 29, item 2: the run folder is keyed on the train split's content, so a re-rendered or
+    edited dataset trains afresh instead of reusing the stale model, and a copied one is reused."""
+    import shutil
+
+    from PIL import Image
+
+    from seg_pipelines.experiments.data_preparation import build_prepared_index, prepare_raw_dataset
+    from tests.fixtures.layouts import write_ade20k_150
+
+    def train(root, checkpoints):
+        manifest = prepare_raw_dataset({"family": "ade20k_150", "root": str(root), "splits": ["train", "val"]}, {})
+        index, _ = build_prepared_index(manifest, "raise")
+        config = closed_set.closed_set_model_config(
+            TINY_MODEL, num_classes=manifest["num_classes"], ignore_index=manifest["ignore_index"]
+        )
+        training = {"iterations": 2, "batch_size": 2, "log_interval": 1, "checkpoint_interval": 2}
+        augmentation = {"crop_size": [16, 16], "scale_range": [1.0, 1.0]}
+        closed_set.train_segmentor(config, manifest, index, training, augmentation, checkpoints, show_progress=False)
+        return sorted(path.name for path in checkpoints.iterdir())
+
+    root = write_ade20k_150(tmp_path / "ade", n_train=4, n_val=2, size=(24, 32), class_names=["sky", "grass", "lime"])
+    checkpoints = tmp_path / "checkpoints"
+    first = train(root, checkpoints)
+    assert len(first) == 1
+    assert train(shutil.copytree(root, tmp_path / "copy"), checkpoints) == first  # same content, other place
+    image = root / "ADEChallengeData2016" / "images" / "training" / "ADE_train_00000003.jpg"
+    Image.fromarray(255 - np.asarray(Image.open(image))).save(image)
+    second = train(root, checkpoints)
+    assert len(second) == 2 and set(first) < set(second)

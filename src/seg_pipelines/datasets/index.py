@@ -8,7 +8,11 @@ its label included) raises :class:`DatasetError` naming the file, or — with
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -29,7 +33,47 @@ INDEX_COLUMNS = [
     "classes_present",
     "pixel_counts",
     "ignored_pixels",
+    "content_sha256",
 ]
+
+# what a training or evaluation reads of a sample, besides its files' content: not the absolute
+# paths, so a moved or copied project keeps its reuse keys
+_DIGEST_COLUMNS = ["sample_id", "split", "height", "width", "pixel_counts", "ignored_pixels", "content_sha256"]
+
+
+def file_content_digest(*paths: str | Path | None) -> str:
+    """sha256 of the bytes of ``paths`` (an image and its label), in order; ``None`` counts as empty."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(b"\x00file\x00")
+        if path is not None:
+            with open(path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def data_digest(index: pd.DataFrame, splits: Iterable[str] | None = None) -> str:
+    """A digest of what training or evaluation reads from ``index`` (the rows of ``splits``, default
+    all): sample ids, sizes, class pixel counts and the files' content digests. Reuse keys (a finished
+    training, a cached ablation result) include it, so a changed dataset is never served a stale model.
+
+    An index written before the ``content_sha256`` column existed is digested from the files themselves."""
+    rows = index if splits is None else index[index["split"].isin(list(splits))]
+    rows = rows.sort_values(["split", "sample_id"], kind="stable")
+    if "content_sha256" not in rows.columns:
+        rows = rows.assign(
+            content_sha256=[
+                file_content_digest(image, label or None)
+                for image, label in zip(rows["image_path"], rows["label_path"], strict=True)
+            ]
+        )
+    records = [
+        [str(row.sample_id), str(row.split), int(row.height), int(row.width)]
+        + [[int(count) for count in row.pixel_counts], int(row.ignored_pixels), str(row.content_sha256)]
+        for row in rows[_DIGEST_COLUMNS].itertuples(index=False)
+    ]
+    return hashlib.sha256(json.dumps(records).encode()).hexdigest()[:32]
 
 
 def index_sample(reader: SegmentationReader, sample) -> dict[str, Any]:
@@ -47,6 +91,7 @@ def index_sample(reader: SegmentationReader, sample) -> dict[str, Any]:
         "classes_present": np.flatnonzero(counts).astype(np.int32).tolist(),
         "pixel_counts": counts.astype(np.int64).tolist(),
         "ignored_pixels": int((~valid).sum()),
+        "content_sha256": file_content_digest(sample.image_path, sample.label_path),
     }
 
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from seg_pipelines.datasets.base import Sample
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.index import data_digest
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
 from seg_pipelines.engine.evaluation import chance_iou, evaluate, run_inference, scores_from_confusion
 from seg_pipelines.engine.tables import markdown_table
@@ -192,14 +193,17 @@ def train_segmentor(
     """Train on the ``train`` split with :func:`seg_pipelines.engine.training.train`.
 
     Working checkpoints (with optimizer state) go to ``checkpoint_root/<method>-<fingerprint>/last.pt``;
-    the fingerprint covers model, training, augmentation and dataset settings, so an interrupted run
-    resumes and a finished one is reused, while changed settings start afresh.
+    the fingerprint covers model, training, augmentation and dataset settings and the train split's
+    content (:func:`~seg_pipelines.datasets.index.data_digest`), so an interrupted run resumes and a
+    finished one is reused, while changed settings or data start afresh.
     Returns the final checkpoint ``{"model", "model_config", "train_config", "class_names",
     "iteration"}`` (no optimizer) and the training curve (one row per log step).
     ``class_weights`` re-weight the segmentor's main CE (eq. 4.13 without ECAC, Table 4.2 row 2).
     """
     config = TrainConfig(**dict(training))
-    dataset_key = {k: manifest.get(k) for k in ("family", "root", "reader_kwargs", "num_classes")}
+    # the data itself, not only where it lies: a re-rendered world or replaced files train afresh
+    dataset_key = {k: manifest.get(k) for k in ("family", "reader_kwargs", "num_classes")}
+    dataset_key["data"] = data_digest(index, ["train"])
     run_name = method_display_name(model_config).replace("+", "_").lower()
     parts = [model_config, asdict(config), dict(augmentation), dataset_key]
     loss_fn = default_loss

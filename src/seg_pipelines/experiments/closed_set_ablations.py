@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seg_pipelines.datasets.index import data_digest
 from seg_pipelines.engine.ablations import (
     AblationTable,
     AblationVariant,
@@ -127,8 +128,8 @@ def closed_set_variant_runner(
     split = evaluation.get("split", "val")
     context = {
         "dataset": {k: manifest.get(k) for k in ("family", "reader_kwargs", "num_classes")},
-        "root": str(Path(manifest["root"]).resolve()),
-        "evaluated": eval_index.loc[eval_index["split"] == split, "sample_id"].astype(str).tolist(),
+        "trained": data_digest(index, ["train"]),  # the data's content, not its location
+        "evaluated": data_digest(eval_index, [split]),
         "evaluation": evaluation,
         "training": dict(settings["training"]),
         "augmentation": dict(settings["augmentation"]),

@@ -26,7 +26,7 @@ from torch import nn
 
 from seg_pipelines.datasets.base import DatasetError
 from seg_pipelines.datasets.factory import create_reader
-from seg_pipelines.datasets.index import build_index
+from seg_pipelines.datasets.index import build_index, data_digest
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
 from seg_pipelines.datasets.overview import label_colormap
 from seg_pipelines.datasets.synthetic.concepts import world_prompt_set
@@ -450,7 +450,8 @@ def train_ovss(
         "train_vocabulary": train_name,
         "prompts_sha256": hashlib.sha256(json.dumps(train_prompts).encode()).hexdigest(),
         "augmentation": dict(params.get("augmentation", {})),
-        "dataset": {key: manifest.get(key) for key in ("family", "root", "reader_kwargs")},
+        "dataset": {key: manifest.get(key) for key in ("family", "reader_kwargs")},
+        "data": data_digest(index, ["train"]),
         "clip_checkpoint_sha256": checkpoint_sha256(plan["clip_pretrained"]),
         "sam_checkpoint_sha256": checkpoint_sha256(tiny_sam_weights_of(params, model_key, plan.get("sam_pretrained"))),
     }

@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.index import data_digest
 from seg_pipelines.engine.ablations import (
     AblationVariant,
     ChapterReport,
@@ -313,9 +314,7 @@ class LSMSegAblationRunner:
         )
         self._clip_sha256 = lsmseg_nodes.checkpoint_sha256(self.clip_weights)
         self._sam_sha256 = {v: lsmseg_nodes.checkpoint_sha256(path) for v, path in self.sam_weights.items()}
-        self._index_hash = hashlib.sha1(
-            pd.util.hash_pandas_object(index.astype(str), index=True).values.tobytes()
-        ).hexdigest()
+        self._index_hash = data_digest(index)  # the data's content (a re-rendered world runs afresh)
         self.cache_hits = 0
         self._plans: dict[str, dict[str, Any]] = {}
 
