@@ -474,6 +474,7 @@ class Inference(Block):
 class Predict(Inference):
     input: str | None = None
     short_side: PositiveInt | None = None
+    max_megapixels: PositiveNumber | None = 4.0  # the largest inference pass (None: no limit)
     alpha: Probability = 0.5
 
 

@@ -318,3 +318,62 @@ def test_evaluate_on_real_layout_fixtures(tmp_path):
     assert len(per_class) == 847 and metrics["evaluate"]["classes_counted"] == 3  # 0, 1, 846 have pixels
     with pytest.raises(inference.InferenceInputError, match="vocabulary mismatch: 150 classes given"):
         inference.run_evaluate({**params, "vocabulary": "ade20k_150"})
+
+
+def test_a_corrupt_file_is_listed_and_the_other_images_are_still_segmented(world, trained_checkpoint, tmp_path):
+    """Issue 29, item 11: one unreadable file no longer aborts predict; it is named with its reason."""
+    folder = _images_folder(world, tmp_path)
+    good = sorted(p.stem for p in folder.iterdir())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    model = inference.load_inference_model({"checkpoint": str(trained_checkpoint)})
+    outputs, summary = inference.predict_images(model, {"input": str(folder), "show_progress": False})
+    assert sorted(outputs) == sorted([f"{s}_label" for s in good] + [f"{s}_overlay" for s in good])
+    assert summary["images"] == len(good) + 2 and summary["images_segmented"] == len(good)
+    assert set(summary["failed"]) == {str(folder / "broken.jpg"), str(folder / "empty.png")}
+    assert all(reason.startswith("cannot read image") for reason in summary["failed"].values())
+    assert summary["status"] == f"completed with 2 of {len(good) + 2} images failed"
+    assert str(folder / "broken.jpg") not in summary["outputs"].values()
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "broken.jpg").write_bytes(b"junk")
+    with pytest.raises(inference.InferenceInputError, match=r"no image of .*only_bad could be read: .*broken\.jpg"):
+        inference.predict_images(model, {"input": str(only_bad), "show_progress": False})
+
+
+def test_banded_upsampled_argmax_equals_full_interpolation():
+    """The banded label upsampling (bounded memory) gives F.interpolate's argmax."""
+    import torch.nn.functional as F
+
+    from seg_pipelines.engine.evaluation import upsampled_argmax
+
+    generator = torch.Generator().manual_seed(0)
+    for shape, size in [((1, 7, 9, 13), (41, 57)), ((1, 3, 16, 16), (16, 16)), ((1, 5, 20, 10), (7, 33))]:
+        scores = torch.randn(*shape, generator=generator)
+        expected = F.interpolate(scores, size=size, mode="bilinear", align_corners=False).argmax(1)[0]
+        for band_values in (1, 7 * 57 * 3, 1 << 24):  # one row per band, a few rows, everything at once
+            assert torch.equal(upsampled_argmax(scores, size, max_band_values=band_values), expected)
+
+
+def test_large_photos_are_segmented_within_the_pixel_limit(world, trained_checkpoint, tmp_path):
+    """Issue 29, item 10: the largest inference pass holds at most predict.max_megapixels; the label
+    keeps the photo's full size, and the summary says which images were shrunk."""
+    photo = tmp_path / "big.png"
+    rgb = np.asarray(Image.open(create_reader("synthetic", world).list_samples("val")[0].image_path).convert("RGB"))
+    Image.fromarray(np.tile(rgb, (6, 8, 1))).save(photo)  # 288 x 384
+    model = inference.load_inference_model({"checkpoint": str(trained_checkpoint)})
+    seen: list[tuple[int, int]] = []
+    forward = model.module.forward
+
+    def recording(images, *args, **kwargs):
+        seen.append(tuple(images.shape[-2:]))
+        return forward(images, *args, **kwargs)
+
+    model.module.forward = recording
+    params = {"input": str(photo), "show_progress": False, "mode": "multi_scale", "scales": [1.0, 2.0], "flip": False}
+    outputs, summary = inference.predict_images(model, {**params, "max_megapixels": 0.05})
+    assert max(h * w for h, w in seen) <= 0.05e6 and np.asarray(outputs["big_label"]).shape == (288, 384)
+    assert "big.png" in next(iter(summary["downscaled"])) and "segmented at" in summary["downscaled"][str(photo)]
+    seen.clear()
+    _, summary = inference.predict_images(model, {**params, "max_megapixels": None})
+    assert max(h * w for h, w in seen) == 576 * 768 and summary["downscaled"] == {}

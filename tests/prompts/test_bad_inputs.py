@@ -137,3 +137,52 @@ CACHED = [
 def test_cached_descriptions_fail_the_same_check(cached: str, class_name: str, error):
     with pytest.raises(error):
         check_description(cached, class_name, vocabulary=VOCABULARY, max_chars=300)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two runs sharing one cache (issue 29 item 13): each question is asked once, not once per run
+# ---------------------------------------------------------------------------------------------
+
+COLOURS = {"sky": "blue", "grass": "green", "lime": "green", "water": "blue", "sand": "yellow", "snow": "white"}
+
+
+class SlowCountingLLM:
+    """Answers "A <class> is <colour>." after a pause; appends each question it answers to a log file."""
+
+    name, model, concurrency = "counting", "m", 1
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def complete(self, messages, **gen) -> str:
+        import time
+
+        question = messages[-1]["content"] if isinstance(messages, list) else str(messages)
+        subject = next(name for name in COLOURS if f"\"{name}\"" in question)
+        with self.log.open("a", encoding="utf-8") as handle:
+            handle.write(question + "\n")
+        time.sleep(0.05)
+        return f"A {subject} is {COLOURS[subject]}."
+
+
+def _describe(cache_path: str, log: str, order: int) -> dict:
+    classes = list(COLOURS) if order == 0 else list(reversed(COLOURS))
+    cache = ResponseCache(cache_path)
+    result = generate_descriptions(SlowCountingLLM(Path(log)), cache, classes, ["color"], progress=False)
+    return {"result": result, "stats": cache.stats()}
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["same order", "opposite order"])
+def test_two_runs_sharing_the_cache_ask_each_question_once(tmp_path: Path, order: int):
+    import multiprocessing
+
+    cache_path, log = tmp_path / "llm_responses.jsonl", tmp_path / "asked.log"
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        first, second = pool.starmap(_describe, [(str(cache_path), str(log), 0), (str(cache_path), str(log), order)])
+    asked = log.read_text().splitlines()
+    assert len(asked) == len(set(asked)) == len(COLOURS)  # before: 12, every question twice
+    assert first["result"] == second["result"] and first["result"]["lime"]["color"] == "A lime is green."
+    assert first["stats"]["shared_hits"] + second["stats"]["shared_hits"] == len(COLOURS)
+    assert first["stats"]["misses"] + second["stats"]["misses"] == len(COLOURS)
+    assert len(ResponseCache(cache_path)) == len(COLOURS)

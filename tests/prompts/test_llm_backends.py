@@ -277,7 +277,7 @@ def test_rerun_is_all_cache_hits_and_asks_nothing(server, tmp_path):
     second = generate_descriptions(_backend(server), cache, classes, attributes, progress=False)
     assert second == first
     assert len(server.requests) == 6  # zero new calls
-    assert cache.stats() == {"hits": 6, "misses": 0, "entries": 6}
+    assert cache.stats() == {"hits": 6, "misses": 0, "shared_hits": 0, "entries": 6}
 
 
 class InterruptAfter:
@@ -308,7 +308,7 @@ def test_interrupted_run_resumes_asking_only_missing(server, tmp_path):
     result = generate_descriptions(_backend(server), cache, classes, attributes, progress=False)
     asked_second = server.questions()[3:]
     assert len(asked_second) == 3 and not set(asked_second) & set(asked_first)
-    assert cache.stats() == {"hits": 3, "misses": 3, "entries": 6}
+    assert cache.stats() == {"hits": 3, "misses": 3, "shared_hits": 0, "entries": 6}
     assert all(len(result[c]) == 2 for c in classes)
 
 

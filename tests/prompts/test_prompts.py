@@ -237,7 +237,7 @@ def test_cache_file_is_versioned_append_only_jsonl(tmp_path):
     assert reloaded.get(_key()) == "A lime is bright green."
     assert reloaded.get(_key(model="gpt-4o")) is None  # the model is part of the key
     assert reloaded.get(_key(template_version="v2")) is None
-    assert reloaded.stats() == {"hits": 1, "misses": 2, "entries": 2}
+    assert reloaded.stats() == {"hits": 1, "misses": 2, "shared_hits": 0, "entries": 2}
 
 
 def test_cache_skips_truncated_line_and_other_schema(tmp_path, caplog):

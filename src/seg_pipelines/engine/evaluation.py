@@ -170,6 +170,29 @@ def predict_multi_scale(
     return total / views
 
 
+def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int], max_band_values: int = 1 << 24) -> torch.Tensor:
+    """``argmax`` over classes of ``scores`` (1, C, h, w) bilinearly resized to ``size`` (H, W), equal to
+    ``F.interpolate(scores, size, mode="bilinear", align_corners=False).argmax(1)[0]`` but computed in
+    bands of output rows, so memory stays at about ``max_band_values`` floats instead of C·H·W (a
+    150-class map of a 12-megapixel photo is 7 GB in float32)."""
+    height, width = int(size[0]), int(size[1])
+    if tuple(scores.shape[-2:]) == (height, width):
+        return scores.argmax(dim=1)[0]
+    channels = scores.shape[1]
+    band = max(1, min(height, max_band_values // max(channels * width, 1)))
+    # grid_sample with align_corners=False and border padding samples exactly where bilinear
+    # interpolation with align_corners=False does: source = (y + 0.5) · h / H − 0.5, clamped
+    xs = (torch.arange(width, dtype=scores.dtype, device=scores.device) + 0.5) * (2.0 / width) - 1.0
+    label = torch.empty((height, width), dtype=torch.long, device=scores.device)
+    for top in range(0, height, band):
+        rows = torch.arange(top, min(top + band, height), dtype=scores.dtype, device=scores.device)
+        ys = (rows + 0.5) * (2.0 / height) - 1.0
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).unsqueeze(0)
+        resized = F.grid_sample(scores, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        label[top : top + len(rows)] = resized.argmax(dim=1)[0]
+    return label
+
+
 def run_inference(predict: Predict, images: torch.Tensor, mode: str = "whole", **options) -> torch.Tensor:
     """Dispatch to ``whole`` | ``slide`` | ``multi_scale``; returns per-class scores at input size."""
     if mode == "whole":

@@ -44,7 +44,7 @@ from seg_pipelines.datasets.base import Sample, read_image_rgb
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import IMAGENET_MEAN, IMAGENET_STD
 from seg_pipelines.datasets.overview import label_colormap, label_overlay
-from seg_pipelines.engine.evaluation import Predict, evaluate, run_inference, scores_from_confusion
+from seg_pipelines.engine.evaluation import Predict, evaluate, run_inference, scores_from_confusion, upsampled_argmax
 from seg_pipelines.engine.ovss_evaluation import benchmark_spec, predict_catseg_slide, validate_class_names
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.models.checkpoints import (
@@ -59,6 +59,9 @@ from seg_pipelines.models.checkpoints import (
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# predict's largest inference pass, in millions of pixels (``predict.max_megapixels``): larger photos
+# are segmented at a smaller size and their labels upsampled, so memory stays bounded
+DEFAULT_MAX_MEGAPIXELS = 4.0
 OVSS_ARCHITECTURES = ("catseg", "lsmseg")
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 
@@ -375,6 +378,23 @@ def _resize_short_side(image: torch.Tensor, short_side: int | None) -> torch.Ten
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False)
 
 
+def limit_pixels(
+    image: torch.Tensor, max_megapixels: float | None, largest_scale: float = 1.0
+) -> tuple[torch.Tensor, float]:
+    """``image`` (1, 3, H, W) shrunk so that its largest inference pass (``largest_scale``: multi-scale's
+    top scale) holds at most ``max_megapixels`` million pixels; returns it and the factor applied
+    (1.0: unchanged). Bounds predict's memory on photos of any size (None: no limit)."""
+    if not max_megapixels:
+        return image, 1.0
+    height, width = image.shape[-2:]
+    pixels = height * width * float(largest_scale) ** 2
+    if pixels <= max_megapixels * 1e6:
+        return image, 1.0
+    factor = (max_megapixels * 1e6 / pixels) ** 0.5
+    size = [max(1, int(height * factor)), max(1, int(width * factor))]
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True), factor
+
+
 @torch.no_grad()
 def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[dict[str, Image.Image], dict[str, Any]]:
     """Segment ``params['input']`` (an image or a folder): ``{"<name>_label": PNG, "<name>_overlay":
@@ -386,32 +406,56 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
     outputs: dict[str, Image.Image] = {}
     counts = np.zeros(len(class_names), dtype=np.int64)
     names = output_names(paths)
+    failed: dict[str, str] = {}
+    downscaled: dict[str, str] = {}
+    mode = params.get("mode", "whole")
+    largest_scale = max(params.get("scales") or [1.0]) if mode == "multi_scale" else 1.0
+    max_megapixels = params.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)
     for path, name in zip(tqdm(paths, desc="predict", disable=not params.get("show_progress", True)), names):
         try:
             rgb = read_image_rgb(path)
-        except Exception as error:
-            raise InferenceInputError(f"cannot read image {path}: {error}") from error
+        except Exception as error:  # one unreadable file: the others are still segmented
+            failed[str(path)] = f"cannot read image: {error}"
+            logger.warning("predict: skipping %s: cannot read image: %s", path, error)
+            continue
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().unsqueeze(0) / 255.0
         resized = _resize_short_side(image, params.get("short_side"))
+        resized, factor = limit_pixels(resized, max_megapixels, largest_scale)
+        if factor < 1.0:
+            note = (
+                f"{rgb.shape[1]}x{rgb.shape[0]} segmented at {resized.shape[-1]}x{resized.shape[-2]} "
+                f"(predict.max_megapixels={max_megapixels}{', times scale ' + str(largest_scale) if largest_scale != 1 else ''}); "
+                "labels are upsampled to the full size"
+            )
+            downscaled[str(path)] = note
+            logger.warning("predict: %s: %s", path, note)
         scores = predictor(resized)
-        if scores.shape[-2:] != image.shape[-2:]:
-            scores = F.interpolate(scores, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        label = scores.argmax(dim=1)[0].numpy()
+        label = upsampled_argmax(scores, tuple(image.shape[-2:])).numpy()
         counts += np.bincount(label.reshape(-1), minlength=len(class_names))[: len(class_names)]
         overlay = label_overlay(rgb, label, ignore_index=-1, alpha=float(params.get("alpha", 0.5)))
         outputs[f"{name}_label"] = label_image(label, len(class_names))
         outputs[f"{name}_overlay"] = Image.fromarray(np.asarray(overlay, dtype=np.uint8))
     share = counts / max(int(counts.sum()), 1)
     top = np.argsort(-share)[:10]
+    if len(failed) == len(paths):
+        raise InferenceInputError(
+            f"no image of {params.get('input')} could be read: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+        )
     summary = {
         "checkpoint": model.source,
         "kind": model.kind,
+        "status": "completed" if not failed else f"completed with {len(failed)} of {len(paths)} images failed",
         "images": len(paths),
-        "outputs": {name: str(path) for name, path in zip(names, paths)},
+        "images_segmented": len(paths) - len(failed),
+        "failed": failed,
+        "downscaled": downscaled,
+        "outputs": {name: str(path) for name, path in zip(names, paths) if str(path) not in failed},
         "num_classes": len(class_names),
-        "mode": params.get("mode", "whole"),
+        "mode": mode,
         "top_classes": {class_names[i]: round(float(share[i]), 4) for i in top if share[i] > 0},
     }
+    if failed:
+        logger.warning("predict: %s; the failed files are listed in prediction_summary.json", summary["status"])
     return outputs, summary
 
 

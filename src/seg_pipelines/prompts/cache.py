@@ -15,6 +15,12 @@ A record is written and flushed (and fsync'ed) the moment its answer arrives, so
 run loses at most the answer in flight; a rerun asks only what is missing. A truncated last line
 (killed mid-write) and records of another schema version are skipped with a warning. When the
 same key appears twice the last record wins.
+
+Several runs may share one cache file (two ``kedro run`` at once, a sweep): before asking, a run
+*claims* the question (:meth:`ResponseCache.claim`: an exclusive byte-range lock on ``<file>.lock``
+at the question's slot, plus a thread lock) and re-reads what other runs appended meanwhile; a run
+that finds the answer there uses it instead of asking again. Without ``fcntl`` (Windows) claims
+are per process only.
 """
 
 from __future__ import annotations
@@ -26,9 +32,15 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+try:  # POSIX record locks: claims between processes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -73,39 +85,58 @@ class ResponseCache:
         self.skipped_lines = 0
         self._records: dict[tuple[str, str | None], dict[str, Any]] = {}  # (id, settings) -> record
         self._latest: dict[str, dict[str, Any]] = {}  # id -> the last record stored under any settings
+        self.shared_hits = 0  # answers another run wrote while this one was going to ask
         self._lock = threading.Lock()
+        self._claims: dict[str, threading.Lock] = {}
+        self._offset = 0  # bytes of the file read so far
+        self._lines_read = 0
         if self.path is not None and self.path.exists():
             self._load()
 
     def _load(self) -> None:
-        assert self.path is not None
-        with self.path.open("r", encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    self.skipped_lines += 1
-                    logger.warning("%s:%d: unreadable cache line skipped", self.path, line_number)
-                    continue
-                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    self.skipped_lines += 1
-                    what = "a record without an 'id'" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
-                    logger.warning("%s:%d: cache line skipped: %s, not a cached response", self.path, line_number, what)
-                    continue
-                if record.get("schema") != CACHE_SCHEMA_VERSION:
-                    self.skipped_lines += 1
-                    logger.warning(
-                        "%s:%d: cache record of schema %r skipped (this version reads %d)",
-                        self.path,
-                        line_number,
-                        record.get("schema"),
-                        CACHE_SCHEMA_VERSION,
-                    )
-                    continue
-                self._store(record)
+        self._read_new_lines(to_end=True)
         logger.info("Loaded %d cached LLM responses from %s", len(self._records), self.path)
+
+    def _read_new_lines(self, to_end: bool = False) -> None:
+        """Read the lines appended since the last read (by this or another process): the complete
+        ones, and with ``to_end`` a last line without its newline too (a run killed mid-write)."""
+        assert self.path is not None
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read()
+        end = len(data) if to_end else data.rfind(b"\n") + 1  # else a line being written is read next time
+        self._offset += end
+        for raw in data[:end].splitlines():
+            self._lines_read += 1
+            self._parse_line(raw.decode("utf-8", errors="replace"), self._lines_read)
+
+    def _parse_line(self, line: str, line_number: int) -> None:
+        if not line.strip():
+            return
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            self.skipped_lines += 1
+            logger.warning("%s:%d: unreadable cache line skipped", self.path, line_number)
+            return
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            self.skipped_lines += 1
+            what = "a record without an 'id'" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+            logger.warning("%s:%d: cache line skipped: %s, not a cached response", self.path, line_number, what)
+            return
+        if record.get("schema") != CACHE_SCHEMA_VERSION:
+            self.skipped_lines += 1
+            logger.warning(
+                "%s:%d: cache record of schema %r skipped (this version reads %d)",
+                self.path,
+                line_number,
+                record.get("schema"),
+                CACHE_SCHEMA_VERSION,
+            )
+            return
+        self._store(record)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -156,6 +187,38 @@ class ResponseCache:
                         os.fsync(handle.fileno())
             self._store(record)
 
+    @contextmanager
+    def claim(self, key: CacheKey) -> Iterator[None]:
+        """Hold ``key`` while asking it: other threads and processes that claim it wait, then find
+        the answer (:meth:`get_shared`) instead of asking again."""
+        with self._lock:
+            thread_lock = self._claims.setdefault(key.id, threading.Lock())
+        with thread_lock:
+            if self.path is None or fcntl is None:
+                yield
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            slot = int(key.id[:12], 16)  # one byte per question in a sparse lock file
+            with open(self.path.with_name(self.path.name + ".lock"), "a+b") as lock_file:
+                fcntl.lockf(lock_file, fcntl.LOCK_EX, 1, slot)
+                try:
+                    yield
+                finally:
+                    fcntl.lockf(lock_file, fcntl.LOCK_UN, 1, slot)
+
+    def get_shared(self, key: CacheKey, *, settings: str | None = None) -> str | None:
+        """After a miss, inside :meth:`claim`: the answer another run appended meanwhile, if any
+        (then the miss is recounted as a hit), else ``None``."""
+        if self.path is None:
+            return None
+        with self._lock:
+            self._read_new_lines()
+            record = self._latest.get(key.id) if settings is None else self._records.get((key.id, settings))
+            if record is None:
+                return None
+            self.misses, self.hits, self.shared_hits = self.misses - 1, self.hits + 1, self.shared_hits + 1
+            return record["response"]
+
     def _ends_mid_line(self) -> bool:
         assert self.path is not None
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -166,4 +229,9 @@ class ResponseCache:
 
     def stats(self) -> dict[str, int]:
         """Hit/miss counters of this session and the number of stored responses."""
-        return {"hits": self.hits, "misses": self.misses, "entries": len(self._records)}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "shared_hits": self.shared_hits,
+            "entries": len(self._records),
+        }

@@ -248,6 +248,9 @@ def generate_candidate_attributes(
     settings = answer_settings(llm, gen)
     cached = cache.get(key, settings=settings)
     suggested: list[str] = []
+    if cached is None and not getattr(llm, "replay_only", False):
+        with cache.claim(key):  # answered meanwhile by another run sharing the cache?
+            cached = cache.get_shared(key, settings=settings)
     if cached is not None:
         suggested = parse_attribute_list(cached)
     elif getattr(llm, "replay_only", False):
@@ -450,13 +453,21 @@ def generate_descriptions(
             )
 
         what = f"class {question.class_name!r} / attribute {question.attribute!r}"
-        try:
-            description, raw = ask_with_retry(llm, messages, clean, retry, what, gen)
-        except TransientLLMError as error:
-            raise DescriptionGenerationError(
-                question.class_name, question.attribute, retry.max_attempts, error
-            ) from error
-        cache.put(question.key, description, raw=raw, settings=settings)
+        with cache.claim(question.key):  # another run sharing the cache may be asking it right now
+            description = cache.get_shared(question.key, settings=settings)
+            if description is not None:
+                try:
+                    check(question, description)
+                except MalformedAnswerError:
+                    description = None
+            if description is None:
+                try:
+                    description, raw = ask_with_retry(llm, messages, clean, retry, what, gen)
+                except TransientLLMError as error:
+                    raise DescriptionGenerationError(
+                        question.class_name, question.attribute, retry.max_attempts, error
+                    ) from error
+                cache.put(question.key, description, raw=raw, settings=settings)
         with lock:
             results[question.class_name][question.attribute] = description
             bar.update(1)
