@@ -158,7 +158,7 @@ class SlowCountingLLM:
         import time
 
         question = messages[-1]["content"] if isinstance(messages, list) else str(messages)
-        subject = next(name for name in COLOURS if f"\"{name}\"" in question)
+        subject = next(name for name in COLOURS if f'"{name}"' in question)
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(question + "\n")
         time.sleep(0.05)

@@ -422,10 +422,10 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
         resized = _resize_short_side(image, params.get("short_side"))
         resized, factor = limit_pixels(resized, max_megapixels, largest_scale)
         if factor < 1.0:
+            scale = f" at top scale {largest_scale}" if largest_scale != 1 else ""
             note = (
                 f"{rgb.shape[1]}x{rgb.shape[0]} segmented at {resized.shape[-1]}x{resized.shape[-2]} "
-                f"(predict.max_megapixels={max_megapixels}{', times scale ' + str(largest_scale) if largest_scale != 1 else ''}); "
-                "labels are upsampled to the full size"
+                f"(predict.max_megapixels={max_megapixels}{scale}); labels are upsampled to the full size"
             )
             downscaled[str(path)] = note
             logger.warning("predict: %s: %s", path, note)
