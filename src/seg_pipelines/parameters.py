@@ -15,10 +15,11 @@ settings these models do not know. Torch-free: registration imports this module.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
@@ -123,9 +124,17 @@ class Training(Block):
 
 
 class ClosedSetTraining(Training):
-    """SGD + poly (engine.training.TrainConfig's fields; MMSegmentation's recipe as the defaults)."""
+    """SGD + poly (engine.training.TrainConfig's fields; MMSegmentation's recipe as the defaults). Closed:
+    a key TrainConfig does not know is refused here, naming it, not by a TypeError inside the node."""
+
+    model_config = ConfigDict(extra="forbid")
 
     weight_decay: NonNegativeRate = 5e-4
+    momentum: Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)] = 0.9
+    poly_power: Rate = 0.9
+    grad_clip_norm: Rate | None = None
+    num_workers: NonNegativeInt = 0
+    extra: dict[str, Any] = {}
     min_lr: NonNegativeRate = 1e-4
     checkpoint_interval: PositiveInt = 100
     checkpoint_seconds: PositiveNumber | None = None
@@ -155,8 +164,12 @@ class Evaluation(Block):
     limit: PositiveInt | None = None
 
 
+#: experiments.closed_set.CLOSED_SET_MODELS's heads (a test keeps the two equal)
+CLOSED_SET_HEADS = ("fcn", "pspnet", "deeplabv3", "deeplabv3plus", "upernet", "ccnet", "isnet")
+
+
 class ClosedSetModel(Block):
-    head: str
+    head: Literal[CLOSED_SET_HEADS]
     backbone: str
     channels: PositiveInt | None = None
     aux_channels: PositiveInt | None = None
@@ -164,8 +177,35 @@ class ClosedSetModel(Block):
     aux_loss_weight: NonNegativeRate = 0.4
 
 
+#: ExtendedContextAwareClassifier's other arguments a ``cfg`` may set (typed by the model itself; a test
+#: keeps this list and the constructor's signature equal)
+ECAC_OTHER_ARGUMENTS = (
+    "projector_hidden_channels",
+    "memory_update",
+    "use_calibration",
+    "use_reweighting",
+    "detach_teacher",
+    "cosine_temperature",
+    "student_center_softmax",
+    "teacher_absent_centers",
+    "label_resize",
+    "pixel_losses_at",
+)
+
+
 class ECACConfig(Block):
-    """The ECAC switches of issues 14 and 28 (models/ecac.py documents each)."""
+    """The ECAC switches of issues 14 and 28 (models/ecac.py documents each). A key that is neither a
+    field here nor one of :data:`ECAC_OTHER_ARGUMENTS` is a typo, refused with the closest names."""
+
+    @model_validator(mode="after")
+    def _known_arguments(self) -> ECACConfig:
+        known = [*type(self).model_fields, *ECAC_OTHER_ARGUMENTS]
+        for key in self.model_extra or {}:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=2)
+                hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"ECAC has no argument {key!r}{hint}")
+        return self
 
     coarse_loss_weight: NonNegativeRate = 0.4
     intra_variance_on: Literal["logits", "probabilities"] = "probabilities"
@@ -187,7 +227,10 @@ class ECACConfig(Block):
 
 class CAAConfig(Block):
     """CAA's arguments (``models.caa.ClassAwareAffinity``; its defaults), checked as deeply as the add-on
-    reads them: a weight given as text fails here, not inside the affinity loss after the baseline trained."""
+    reads them: a weight given as text fails here, not inside the affinity loss after the baseline trained.
+    Closed: an unknown key (a typo) is refused here."""
+
+    model_config = ConfigDict(extra="forbid")
 
     channels: PositiveInt = 512
     affinity_channels: PositiveInt = 256
@@ -270,9 +313,20 @@ class OVSSTraining(Training):
     loss_on_kept_classes: Annotated[bool, Field(strict=True)] = True
 
 
+#: models.ovss.sam.SAM_ENCODER_CONFIGS's variants (a test keeps the two equal)
+SAM_VARIANTS = ("vit_b", "vit_l", "vit_h", "tiny", "tiny_l")
+
+
 class OVSSModel(Block):
     architecture: Literal["catseg", "lsmseg"]
     top_k: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _known_sam_variant(self) -> OVSSModel:
+        variant = (self.model_extra or {}).get("sam_variant")
+        if variant is not None and variant not in SAM_VARIANTS:
+            raise ValueError(f"sam_variant must be one of {list(SAM_VARIANTS)}, got {variant!r}")
+        return self
 
 
 class Clip(Block):
@@ -539,9 +593,11 @@ def check_parameters(params: Mapping[str, Any], blocks: list[str] | None = None)
             SCHEMAS[block].model_validate(params[block])
         except ValidationError as error:
             for issue in error.errors():
-                location = tuple(p for p in issue["loc"] if not str(p).startswith("function-") and "[" not in str(p))
+                # without pydantic's validator / union-member tags ("function-after[...]", "constrained-int")
+                location = tuple(p for p in issue["loc"] if not (isinstance(p, str) and ("-" in p or "[" in p)))
                 key = ".".join(str(p) for p in (block, *location))
-                value = _value_at(params[block], location)
-                problems.append(f"{key} = {value!r}: {issue['msg']}")
+                value = repr(_value_at(params[block], location))
+                value = value if len(value) <= 100 else value[:96] + " ..."  # a whole block: its message names the key
+                problems.append(f"{key} = {value}: {issue['msg']}")
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))

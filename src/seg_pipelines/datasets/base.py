@@ -107,6 +107,13 @@ def read_label_array(path: str | Path) -> np.ndarray:
         raise DatasetError(f"corrupt or unreadable label {path}: {error}") from error
     if array.ndim == 3:
         raise DatasetError(f"label {path} has {array.shape[2]} channels; expected a single-channel id map")
+    if array.dtype.kind == "f":  # a float map: truncating 1.5 to 1 would be a silent wrong class
+        fractional = array[~np.isfinite(array) | (array != np.round(array))]
+        if fractional.size:
+            raise DatasetError(
+                f"label {path} holds {array.dtype} values that are no class ids (e.g. {fractional[0]!r}); "
+                "expected integer class ids"
+            )
     return array.astype(np.int64)
 
 
