@@ -316,17 +316,132 @@ def parameter_blocks(pipeline: Any) -> list[str] | None:
     return list(dict.fromkeys(blocks))
 
 
-def run_name(pipeline_name: str, tags: Mapping[str, str]) -> str:
-    """A run name that tells runs apart in MLflow's list: the pipeline, then what differs between
-    its runs (method when it is not the pipeline's own, head, seed), e.g. ``caa · fcn · seed 1``."""
-    parts = [pipeline_name]
-    method, head, seed = (tags.get(k, NOT_APPLICABLE) for k in ("method", "head", "seed"))
-    if method != NOT_APPLICABLE and method not in pipeline_name:
+# Blocks that say which data a run read: logged with every pipeline that reads them.
+DATA_BLOCKS = ("dataset", "synthetic_world", "preparation", "class_statistics")
+# Environments whose runs are the default's (a plain `kedro run`): their run names carry no env.
+DEFAULT_ENVS = ("local", "base")
+LONG_PARAM_TEXT = 250  # a longer value (a long list) is logged as its size and a fingerprint
+
+
+def own_blocks(pipeline_name: str, default_pipeline: str | None = None) -> tuple[str, ...]:
+    """The parameter blocks that belong to ``pipeline_name`` itself ("a+b": both; ``__default__``:
+    ``default_pipeline``'s): ``closed_set`` → caa, ecac; ``data_preparation`` → the data blocks; any
+    other → the block named after it."""
+    blocks: list[str] = []
+    for name in str(pipeline_name).split("+"):
+        if name == "__default__" and default_pipeline:
+            name = default_pipeline
+        if name == "data_preparation":
+            blocks += DATA_BLOCKS
+        else:
+            blocks += PIPELINE_BLOCKS.get(name, (name,))
+    return tuple(dict.fromkeys(blocks))
+
+
+def _short_param(value: Any) -> Any:
+    """``value``, or for one whose text is longer than :data:`LONG_PARAM_TEXT` (a long list of
+    variants or classes) ``list of 40 items, 3f2a9c1e``: the size and a fingerprint still tell runs
+    apart; the value itself is in the run's ``config/parameters.yml``."""
+    text = str(value)
+    if len(text) <= LONG_PARAM_TEXT:
+        return value
+    import hashlib
+
+    kind = type(value).__name__
+    size = f"{kind} of {len(value)} items" if isinstance(value, (list, tuple, dict)) else f"{len(text)} characters"
+    return f"{size}, {hashlib.sha1(text.encode()).hexdigest()[:8]} (in config/parameters.yml)"
+
+
+def run_params(
+    pipeline_name: str,
+    params: Mapping[str, Any],
+    pipeline: Any,
+    default_pipeline: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters logged with a ``kedro run``: what tells its runs apart, not all of them (every
+    parameter is in the run's ``config/parameters.yml`` artifact).
+
+    The pipeline's own blocks (:func:`own_blocks`) and the data blocks it reads (:data:`DATA_BLOCKS`),
+    flattened, long values shortened (:func:`_short_param`), plus the ``--params`` overrides as
+    ``runtime.*``; another pipeline's block that it composes (``clip_pretraining`` in ``lsmseg``) is left
+    to that pipeline's runs. A pipeline whose node reads all ``parameters`` (``report``) logs its own
+    block only; without a pipeline, every block."""
+    read = parameter_blocks(pipeline)
+    if pipeline is None:
+        chosen = list(params)
+    else:
+        own = own_blocks(pipeline_name, default_pipeline)
+        candidates = list(params) if read is None else read
+        chosen = [b for b in candidates if b in own or (read is not None and b in DATA_BLOCKS)]
+    values = {
+        key: _short_param(value) for key, value in flatten_dict({b: params[b] for b in chosen if b in params}).items()
+    }
+    values.update(flatten_dict(runtime_params or {}, "runtime"))
+    return values
+
+
+def _checkpoint_label(path: Any) -> str | None:
+    """``caa/method`` for ``data/06_models/caa/method.pt``; ``lsmseg`` for ``data/06_models/lsmseg.pt``
+    (a Kedro layer folder such as ``06_models`` says nothing)."""
+    if not path:
+        return None
+    checkpoint = Path(str(path))
+    parent = checkpoint.parent.name
+    return checkpoint.stem if not parent or re.match(r"^\d\d_", parent) else f"{parent}/{checkpoint.stem}"
+
+
+def _inference_parts(pipeline_name: str, params: Mapping[str, Any]) -> list[str]:
+    """What tells a ``predict`` / ``evaluate`` run apart: the checkpoint (and model key), and the input
+    folder or the evaluated dataset (and vocabulary)."""
+    block = params.get(pipeline_name)
+    if not isinstance(block, Mapping):
+        return []
+    parts = []
+    checkpoint = _checkpoint_label(block.get("checkpoint"))
+    if checkpoint:
+        parts.append(checkpoint + (f" [{block['model_key']}]" if block.get("model_key") else ""))
+    if pipeline_name == "predict" and block.get("input"):
+        parts.append(Path(str(block["input"])).name or str(block["input"]))
+    dataset = block.get("dataset")
+    if pipeline_name == "evaluate" and isinstance(dataset, Mapping):
+        parts.append(
+            "/".join(str(v) for v in (dataset.get("family"), dataset.get("vocabulary"), dataset.get("split")) if v)
+        )
+    return parts
+
+
+def run_name(
+    pipeline_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any] | None = None,
+    env: str | None = None,
+    default_pipeline: str | None = None,
+) -> str:
+    """A run name that tells runs apart in MLflow's list without opening them: the pipeline
+    (``__default__`` by the pipeline it runs, ``lsmseg_attribute_selection (default)``), then what differs
+    between its runs (method when it is not the pipeline's own, head, dataset, seed; for ``predict`` /
+    ``evaluate`` the checkpoint and the input or dataset) and the environment when it is not the
+    default's, e.g. ``caa · fcn · synthetic · seed 0 · env test``."""
+    names = [
+        f"{default_pipeline} (default)" if name == "__default__" and default_pipeline else name
+        for name in str(pipeline_name).split("+")
+    ]
+    parts = ["+".join(names)]
+    method, head, dataset, seed = (tags.get(k, NOT_APPLICABLE) for k in ("method", "head", "dataset", "seed"))
+    if method != NOT_APPLICABLE and method not in parts[0]:
         parts.append(method)
     if head != NOT_APPLICABLE:
         parts.append(head)
+    for name in names:
+        if name in ("predict", "evaluate"):
+            parts += _inference_parts(name, params or {})
+    if dataset != NOT_APPLICABLE and not any(name in ("predict", "evaluate") for name in names):
+        parts.append(dataset)
     if seed != NOT_APPLICABLE:
         parts.append(f"seed {seed}")
+    if env and env not in DEFAULT_ENVS:
+        parts.append(f"env {env}")
     return " · ".join(parts)
 
 
