@@ -81,6 +81,8 @@ class MlflowTrackingHook:
             run_name, self._params, pipeline, self._default_pipeline, run_params.get("runtime_params")
         )
         uri = tracking.resolve_tracking_uri(self._project_path, self._config.get("tracking_uri"))
+        for moved in tracking.relocate_moved_store(uri, self._project_path):  # a moved or copied project
+            logger.warning("MLflow: this project's store was moved or copied; artifact locations rewritten: %s", moved)
         experiment = self._config.get("experiment_name", "seg_pipelines")
         name = tracking.run_name(run_name, tags, self._params, tags["kedro.env"], self._default_pipeline)
         tracking.start_run(uri, experiment, name, tags, params)

@@ -454,6 +454,70 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
 
 
+def _local_path(location: str) -> tuple[str, str] | None:
+    """(scheme prefix, local path) of a local artifact location (``file:///a/mlruns`` or ``/a/mlruns/0``)."""
+    if location.startswith("file://"):
+        return "file://", location[len("file://") :]
+    if location.startswith("/"):
+        return "", location
+    return None
+
+
+def _moved_mlruns(location: str, here: Path) -> str | None:
+    """The folder prefix to replace when ``location`` is ``<elsewhere>/mlruns`` or
+    ``<elsewhere>/mlruns/<id>`` (where the store's artifacts lived before its project moved), else None."""
+    found = _local_path(location)
+    if found is None:
+        return None
+    scheme, path = found
+    parts = Path(path).parts
+    if "mlruns" not in parts[-2:]:
+        return None
+    old = Path(*parts[: len(parts) - parts[::-1].index("mlruns")])
+    return None if old == here else scheme + old.as_posix()
+
+
+def relocate_moved_store(tracking_uri: str, project_path: Path) -> list[str]:
+    """When the project's own sqlite store (``<project>/mlflow.db``) was moved or copied with its
+    project, point its artifact locations at this project's ``mlruns/`` again; one line per rewritten
+    folder (empty when nothing moved).
+
+    MLflow records absolute artifact locations (``file:///old/place/mlruns/…``); after a move it lists
+    no artifacts and writes new ones into the old folder (a copy: into the original project's). MLflow
+    has no API to change an experiment's artifact location, so its tables are updated in place
+    (``experiments.artifact_location``, ``runs.artifact_uri``, ``logged_models.artifact_location``), only
+    for a store that is the project's own file and locations of the form ``<elsewhere>/mlruns[/<id>]``."""
+    import sqlite3
+
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return []
+    db = Path(tracking_uri[len(prefix) :]).resolve()
+    if db != (Path(project_path) / db.name).resolve() or not db.is_file():
+        return []
+    here = db.parent / "mlruns"
+    changed: list[str] = []
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return []
+        for (location,) in connection.execute("SELECT DISTINCT artifact_location FROM experiments").fetchall():
+            old = _moved_mlruns(str(location or ""), here)
+            if old is None:
+                continue
+            new = ("file://" if old.startswith("file://") else "") + here.as_posix()
+            columns = [("experiments", "artifact_location"), ("runs", "artifact_uri")]
+            columns += [("logged_models", "artifact_location")] if "logged_models" in tables else []
+            for table, column in columns:
+                if table in tables:
+                    connection.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE {column} = ? OR {column} LIKE ?",
+                        (new, len(old) + 1, old, old + "/%"),
+                    )
+            changed.append(f"{old} -> {new}")
+    return changed
+
+
 class TrackingStoreError(RuntimeError):
     """MLflow's store cannot be read (a damaged sqlite file): names the store and what to do."""
 
@@ -564,3 +628,22 @@ def end_run(status: str) -> None:
     os.environ.pop(PARENT_RUN_ID_ENV, None)
     os.environ.pop(PARENT_TRACKING_URI_ENV, None)
     mlflow.end_run(status=status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m seg_pipelines.engine.tracking relocate [project]``: after moving or copying a project,
+    point its ``mlflow.db`` at its own ``mlruns/`` (what every ``kedro run`` also does first)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "relocate":
+        print("usage: python -m seg_pipelines.engine.tracking relocate [project folder, default: .]")
+        return 2
+    project = Path(args[1] if len(args) > 1 else ".").resolve()
+    changed = relocate_moved_store(f"sqlite:///{project / 'mlflow.db'}", project)  # the project's own store
+    print("\n".join(f"rewritten: {line}" for line in changed) or f"{project / 'mlflow.db'}: nothing to rewrite")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,7 @@ from seg_pipelines.engine.ablations import (
     results_from_records,
     run_one,
 )
+from seg_pipelines.engine.training import project_relative
 from seg_pipelines.experiments import closed_set
 
 
@@ -127,12 +128,12 @@ def closed_set_variant_runner(
     split = evaluation.get("split", "val")
     context = {
         "dataset": {k: manifest.get(k) for k in ("family", "reader_kwargs", "num_classes")},
-        "root": str(Path(manifest["root"]).resolve()),
+        "root": project_relative(manifest["root"]),  # relative: a moved project keeps its cache
         "evaluated": eval_index.loc[eval_index["split"] == split, "sample_id"].astype(str).tolist(),
         "evaluation": evaluation,
         "training": dict(settings["training"]),
         "augmentation": dict(settings["augmentation"]),
-        "checkpoint_root": str(Path(settings["checkpoint_root"]).resolve()),
+        "checkpoint_root": project_relative(settings["checkpoint_root"]),
     }
     results = ResultCache(Path(settings["checkpoint_root"]) / "results", enabled=cache)
 
