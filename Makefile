@@ -56,6 +56,7 @@ viz: setup
 	$(BIN)/kedro viz run --autoreload
 
 mlflow: setup
+	$(BIN)/python -m seg_pipelines.engine.tracking relocate .   # a moved or copied project: its own mlruns/
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean-data:

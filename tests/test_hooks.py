@@ -73,7 +73,10 @@ def test_successful_run_logs_params_metrics_and_artifacts(tracking):
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("hook_test")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "data_preparation · seed 3" and run.data.tags["kedro.pipeline"] == "data_preparation"
+    assert (
+        run.info.run_name == "data_preparation · synthetic · seed 3 · env test"
+        and run.data.tags["kedro.pipeline"] == "data_preparation"
+    )
     assert run.info.status == "FINISHED"
     assert run.data.params["dataset.family"] == "synthetic"
     assert run.data.params["seed"] == "3"

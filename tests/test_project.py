@@ -27,16 +27,16 @@ def test_data_preparation_runs_end_to_end_and_is_tracked(project_copy: Path, tmp
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["data_preparation"])
 
-    index = pd.read_parquet(project_copy / "data/03_primary/prepared_index.parquet")
-    manifest = json.loads((project_copy / "data/01_raw/dataset_manifest.json").read_text())
+    index = pd.read_parquet(project_copy / "data/test/03_primary/prepared_index.parquet")
+    manifest = json.loads((project_copy / "data/test/01_raw/dataset_manifest.json").read_text())
     assert (index["split"] == "train").sum() == 48 and (index["split"] == "val").sum() == 16
     assert (index["height"] == 64).all() and (index["width"] == 64).all()
     total = index["pixel_counts"].map(sum) + index["ignored_pixels"]
     assert (total == 64 * 64).all(), "pixel counts + ignored pixels must cover every pixel"
-    stats = pd.read_csv(project_copy / "data/04_feature/class_statistics.csv")
+    stats = pd.read_csv(project_copy / "data/test/04_feature/class_statistics.csv")
     assert len(stats) == manifest["num_classes"] >= 40
     assert abs(stats["weight"].sum() - 1) < 1e-9
-    assert (project_copy / "data/08_reporting/dataset_overview.png").stat().st_size > 10_000
+    assert (project_copy / "data/test/08_reporting/dataset_overview.png").stat().st_size > 10_000
 
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
@@ -75,7 +75,7 @@ def test_cli_accepts_pipeline_and_pipelines_without_telemetry(project_copy: Path
         output = result.stdout + result.stderr
         assert "Pipeline execution completed successfully" in output
         assert "telemetry" not in output.lower(), "no consent prompt or telemetry notice"
-    assert (project_copy / "data/03_primary/prepared_index.parquet").is_file()
+    assert (project_copy / "data/test/03_primary/prepared_index.parquet").is_file()
 
 
 def test_an_unknown_pipeline_name_gets_a_one_line_answer_with_the_closest_names():

@@ -76,13 +76,16 @@ class MlflowTrackingHook:
             tags.update(tracking.run_tags(run_name, self._params, self._default_pipeline))
         except Exception as error:  # tagging must never stop a run
             logger.warning("MLflow: could not derive run tags: %s", error)
-        blocks = tracking.parameter_blocks(pipeline)  # only what this run reads (all: config artifact)
-        read = self._params if blocks is None else {k: v for k, v in self._params.items() if k in blocks}
-        params = tracking.flatten_dict(read)
-        params.update(tracking.flatten_dict(run_params.get("runtime_params") or {}, "runtime"))
+        # what tells runs apart: the pipeline's own blocks and the data blocks (every parameter: the config artifact)
+        params = tracking.run_params(
+            run_name, self._params, pipeline, self._default_pipeline, run_params.get("runtime_params")
+        )
         uri = tracking.resolve_tracking_uri(self._project_path, self._config.get("tracking_uri"))
+        for moved in tracking.relocate_moved_store(uri, self._project_path):  # a moved or copied project
+            logger.warning("MLflow: this project's store was moved or copied; artifact locations rewritten: %s", moved)
         experiment = self._config.get("experiment_name", "seg_pipelines")
-        tracking.start_run(uri, experiment, tracking.run_name(run_name, tags), tags, params)
+        name = tracking.run_name(run_name, tags, self._params, tags["kedro.env"], self._default_pipeline)
+        tracking.start_run(uri, experiment, name, tags, params)
         tracking.log_config(self._params)
         self._run_active = True
         self._catalog = catalog
@@ -248,7 +251,7 @@ class RuntimeParameterCheckHook:
 
     def _parameters_without_overrides(self) -> Mapping[str, Any]:
         loader = self._loader
-        without_overrides = OmegaConfigLoader(
+        without_overrides = type(loader)(  # the project loader: its data_root rule applies
             conf_source=loader.conf_source,
             env=loader.env,
             base_env=loader.base_env,
@@ -271,3 +274,58 @@ class RuntimeParameterCheckHook:
         ]
         if problems:
             raise UnknownParameterError("\n".join(problems))
+
+
+class RunProvenanceHook:
+    """Kedro hook that records what each finished ``kedro run`` was made with: the environment, its data
+    root, the dataset it read and its parameter blocks (:mod:`seg_pipelines.engine.provenance`), one
+    record per pipeline under ``<reporting_dir>/provenance/``. The report states each section's dataset,
+    budget and seeds from it ("as run"), not from today's configuration."""
+
+    DATASET_NAMES = frozenset({"dataset_manifest", "prepared_index", "preparation_report"})
+
+    def __init__(self, default_pipeline: str | None = None) -> None:
+        self._default_pipeline = default_pipeline  # what ``__default__`` runs: its record's name
+        self._project_path: Path = Path.cwd()
+        self._env = "local"
+        self._data_root = "data"
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        loader = getattr(context, "config_loader", None)
+        self._project_path = Path(context.project_path)
+        self._env = str(getattr(context, "env", None) or getattr(loader, "default_run_env", None) or "local")
+        try:
+            self._data_root = str((loader["globals"] or {}).get("data_root", "data"))
+        except Exception:  # no globals: the default root
+            self._data_root = "data"
+        self._params = plain_data(context.params or {})
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], run_result, pipeline, catalog) -> None:
+        from seg_pipelines.engine import provenance
+
+        names = [
+            self._default_pipeline if name == "__default__" and self._default_pipeline else name
+            for name in (run_params.get("pipeline_names") or ["__default__"])
+        ]
+        blocks = tracking.parameter_blocks(pipeline)
+        parameters = self._params if blocks is None else {k: v for k, v in self._params.items() if k in blocks}
+        dataset = None
+        if self.DATASET_NAMES & set(pipeline.datasets()):
+            try:
+                dataset = provenance.dataset_summary(catalog.load("preparation_report"))
+            except Exception as error:  # a record without its dataset beats no record
+                logger.warning("run record: could not read the preparation report: %s", error)
+        report = self._params.get("report") if isinstance(self._params.get("report"), Mapping) else {}
+        reporting_dir = self._project_path / str(report.get("reporting_dir") or f"{self._data_root}/08_reporting")
+        env = str(run_params.get("env") or self._env)
+        for name in dict.fromkeys(names):
+            record = provenance.run_record(
+                name, env, self._data_root, parameters, dataset, str(run_params.get("run_id") or "") or None
+            )
+            try:
+                provenance.write_run_record(reporting_dir, record)
+            except OSError as error:  # recording must never fail a finished run
+                logger.warning("run record of %s not written: %s", name, error)

@@ -33,8 +33,8 @@ def _png(path: Path) -> None:
     plt.close(fig)
 
 
-def _fake_outputs(root: Path) -> Path:
-    out = root / "data" / "08_reporting"
+def _fake_outputs(root: Path, data_root: str = "data") -> Path:
+    out = root / data_root / "08_reporting"
     (out / "caa_ablations").mkdir(parents=True)
     (out / "caa_ablations" / "table_3_2.md").write_text(TABLE_MD)
     (out / "caa_ablations" / "table_3_2.csv").write_text("row,mIoU\nBaseline,20.1\nCC+SA,25.3\n")
@@ -210,11 +210,11 @@ def test_shipped_section_list_renders_on_an_empty_project(tmp_path):
 
 
 def test_report_pipeline_runs_alone_and_logs_artifacts(project_copy: Path):
-    _fake_outputs(project_copy)
+    _fake_outputs(project_copy, "data/test")  # --env test reads and writes under its own data root
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["report"])
-    out = project_copy / "data/08_reporting"
+    out = project_copy / "data/test/08_reporting"
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "| CC+SA | 25.3 ± 0.2 |" in markdown and "<table>" in html
     assert '<img src="stray_figure.png"' in html and "run `kedro run --pipelines=caa`" in markdown

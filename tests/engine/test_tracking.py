@@ -150,3 +150,65 @@ def test_run_names_tell_runs_apart():
         == "closed_set · caa+ecac · fcn · seed 0"
     )
     assert run_name("report", {"method": "report", "head": NOT_APPLICABLE, "seed": NOT_APPLICABLE}) == "report"
+
+
+def test_run_names_say_env_dataset_and_checkpoint():
+    from seg_pipelines.engine.tracking import run_name
+
+    tags = {"method": "caa", "head": "fcn", "dataset": "synthetic", "seed": "0"}
+    assert run_name("caa", tags, env="local") == "caa · fcn · synthetic · seed 0"
+    assert run_name("caa", tags, env="test") == "caa · fcn · synthetic · seed 0 · env test"  # no longer the same
+    default = {"method": "lsmseg_attribute_selection", "dataset": "synthetic", "seed": "0"}
+    assert (
+        run_name("__default__", default, env="local", default_pipeline="lsmseg_attribute_selection")
+        == "lsmseg_attribute_selection (default) · synthetic · seed 0"
+    )
+    params = {
+        "predict": {"checkpoint": "data/06_models/caa/method.pt", "input": "photos/"},
+        "evaluate": {
+            "checkpoint": "data/06_models/lsmseg.pt",
+            "model_key": "lsmseg",
+            "dataset": {"family": "synthetic", "vocabulary": "syn150", "split": "val"},
+        },
+    }
+    bare = {"method": "predict", "head": NOT_APPLICABLE, "dataset": "synthetic", "seed": NOT_APPLICABLE}
+    assert run_name("predict", bare, params, env="local") == "predict · caa/method · photos"
+    other = {**params, "predict": {"checkpoint": "data/06_models/ecac/method.pt", "input": "street.jpg"}}
+    assert run_name("predict", bare, other, env="local") == "predict · ecac/method · street.jpg"
+    assert (
+        run_name("evaluate", {**bare, "method": "evaluate"}, params, env="test")
+        == "evaluate · lsmseg [lsmseg] · synthetic/syn150/val · env test"
+    )
+
+
+def test_logged_params_are_the_pipelines_own_blocks_not_every_parameter():
+    """The demo's run list offered hundreds of columns: `report` logged all 580 parameters, `lsmseg`
+    its upstream pretraining blocks. Now: own blocks + the data blocks + --params overrides."""
+    from kedro.framework.project import configure_project, pipelines
+
+    from seg_pipelines.engine.tracking import param_values, parameter_blocks, run_params
+    from seg_pipelines.parameters import plain_data
+    from seg_pipelines.settings import CONFIG_LOADER_ARGS, DataRootConfigLoader
+
+    configure_project("seg_pipelines")
+    params = plain_data(DataRootConfigLoader(str(PROJECT_ROOT / "conf"), env=None, **CONFIG_LOADER_ARGS)["parameters"])
+
+    def logged(name: str) -> dict[str, str]:
+        return param_values(run_params(name, params, pipelines[name], "lsmseg_attribute_selection", {"x": 1}))
+
+    def before(name: str) -> dict[str, str]:  # what was logged until now: every block the pipeline reads
+        blocks = parameter_blocks(pipelines[name])
+        return param_values(params if blocks is None else {k: v for k, v in params.items() if k in blocks})
+
+    assert len(before("report")) > 500 and set(logged("report")) == {
+        key for key in logged("report") if key.startswith(("report.", "runtime."))
+    }
+    assert len(logged("report")) < 10
+    lsmseg = logged("lsmseg")
+    assert not any(key.startswith(("clip_pretraining.", "sam_pretraining.")) for key in lsmseg)
+    assert {"dataset.family", "lsmseg.training.iterations", "runtime.x"} <= set(lsmseg)
+    assert len(lsmseg) < len(before("lsmseg")) * 0.6
+    demo_before = set(before("__default__")) | set(before("report"))  # `make demo`: kedro run + the report
+    demo_after = set(logged("__default__")) | set(logged("report"))
+    assert len(demo_after) < 80 < 500 < len(demo_before)
+    assert max(len(value) for name in pipelines for value in logged(name).values()) <= 300  # no huge lists

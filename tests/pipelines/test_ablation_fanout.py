@@ -102,16 +102,16 @@ def test_one_table_with_parallel_runner_and_reuse_by_settings_hash(project_copy:
     outputs = [f"caa_ablations_table_3_2_{o}" for o in ("summary", "runs", "md", "metrics")]
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["caa_ablations"], runner=ParallelRunner(max_workers=2), to_outputs=outputs)
-    out = project_copy / "data/08_reporting/caa_ablations"
+    out = project_copy / "data/test/08_reporting/caa_ablations"
     table = pd.read_csv(out / "table_3_2.csv", keep_default_na=False, dtype=str)
     assert table["Variant"].tolist() == ["Baseline", "CC", "SA", "CC+SA"]
     assert table["verdict"].tolist() == ["", "unresolved", "unresolved", "unresolved"]  # 1 smoke seed
     runs = pd.read_csv(out / "table_3_2_runs.csv")
     assert (runs["status"] == "ok").all() and set(runs["seed"]) == {0}
-    records = project_copy / "data/07_model_output/caa_ablations/table_3_2"
+    records = project_copy / "data/test/07_model_output/caa_ablations/table_3_2"
     statuses = {p.stem: json.loads(p.read_text())["status"] for p in records.glob("*.json")}
     assert statuses["CC_SA_seed0"] == "ok" and statuses["CC_SA_seed1"] == "skipped"  # test env: 1 seed
-    cached = sorted((project_copy / "data/06_models/caa_ablations_runs/results").glob("*.json"))
+    cached = sorted((project_copy / "data/test/06_models/caa_ablations_runs/results").glob("*.json"))
     assert len(cached) == 4  # one evaluation per (row, seed) setting
     # a second run (sequential) reuses every finished setting: same numbers, no new cache entry
     before = runs.set_index(["row", "metric"])["value"]

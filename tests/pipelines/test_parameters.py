@@ -124,7 +124,7 @@ def test_a_run_with_bad_parameters_stops_before_its_first_node(project_copy: Pat
     with KedroSession.create(project_path=project_copy, env="test", runtime_params=runtime) as session:
         with pytest.raises(ParameterValidationError, match=r"(?s)caa\.training.*iterations.*valid integer"):
             session.run(pipeline_names=["caa"])
-    assert not (project_copy / "data" / "01_raw").exists()  # no node ran: the world was not rendered
+    assert not (project_copy / "data" / "test" / "01_raw").exists()  # no node ran: the world was not rendered
     client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])  # this test's store (project_copy)
     experiment = client.get_experiment_by_name("seg_pipelines")
     assert experiment is None or not client.search_runs([experiment.experiment_id])  # no run left open

@@ -9,7 +9,11 @@ the reporting folder). This module only reads what exists on disk when it runs, 
 Per section the report states the dataset, budget, seeds and hardware, each read from a
 *reference*, the first that resolves of a list:
 
-* ``"params:caa.training.iterations"`` — the Kedro parameters as configured now (marked "configured now");
+* ``"params:caa.training.iterations"`` — the parameters the section's pipeline ran with, from its run
+  record (:mod:`seg_pipelines.engine.provenance`, marked "as run"), else the Kedro parameters as
+  configured now (marked "configured now");
+* ``"run:dataset.samples_per_split.train"`` — a value of the section pipeline's run record (the env, data
+  root and dataset it was made with);
 * ``"json:data/08_reporting/lsmseg_curve.json:-1.iteration"`` — a value in a JSON file the pipelines
   wrote (path from the project root, then a dotted key; integers index lists, negative from the end);
 * ``"text:…"`` — a literal;
@@ -49,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_pipelines import thesis_tables
-from seg_pipelines.engine import tables
+from seg_pipelines.engine import provenance, tables
 from seg_pipelines.statistics import finding_verdict, paired_comparison
 
 MISSING = object()
@@ -96,7 +100,7 @@ def lookup(values: Any, dotted: str) -> Any:
 @dataclass(frozen=True)
 class Resolved:
     value: Any
-    source: str  # "configured now: `caa.training.iterations`" / "`caa_curve.json`" / ""
+    source: str  # "configured now: `caa.training.iterations`" / "as run" / "`caa_curve.json`" / ""
 
 
 def _read_json(path: Path, cache: dict[Path, Any]) -> Any:
@@ -109,15 +113,20 @@ def _read_json(path: Path, cache: dict[Path, Any]) -> Any:
 
 
 def resolve_reference(
-    reference: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]
+    reference: Any,
+    params: Mapping[str, Any],
+    project_dir: Path,
+    cache: dict[Path, Any],
+    record: Mapping[str, Any] | None = None,
 ) -> Resolved | None:
-    """The value of one reference (see module docstring), or None when it does not resolve."""
+    """The value of one reference (see module docstring), or None when it does not resolve; ``record``
+    is the run record of the section's pipeline (``run:`` references, and ``params:`` as run)."""
     if isinstance(reference, (int, float)) and not isinstance(reference, bool):
         return Resolved(reference, "")
     if not isinstance(reference, str) or ":" not in reference:
         raise ReportConfigError(
-            f"bad reference {reference!r}: expected 'params:<key>', 'json:<file>:<key>', 'thesis:<key>' "
-            "or 'text:<value>'"
+            f"bad reference {reference!r}: expected 'params:<key>', 'run:<key>', 'json:<file>:<key>', "
+            "'thesis:<key>' or 'text:<value>'"
         )
     kind, _, rest = reference.partition(":")
     if kind == "text":
@@ -129,7 +138,13 @@ def resolve_reference(
                 f"bad reference {reference!r}: no such thesis number (seg_pipelines.thesis_tables.references)"
             )
         return Resolved(value, "")
+    if kind == "run":
+        value = MISSING if record is None else lookup(record, rest)
+        return None if value is MISSING or value is None else Resolved(value, "as run")
     if kind == "params":
+        recorded = MISSING if record is None else lookup(record.get("parameters") or {}, rest)
+        if recorded is not MISSING and recorded is not None:
+            return Resolved(recorded, "as run")
         value = lookup(params, rest)
         return None if value is MISSING or value is None else Resolved(value, f"configured now: `{rest}`")
     if kind == "json":
@@ -141,11 +156,15 @@ def resolve_reference(
 
 
 def resolve_first(
-    references: Any, params: Mapping[str, Any], project_dir: Path, cache: dict[Path, Any]
+    references: Any,
+    params: Mapping[str, Any],
+    project_dir: Path,
+    cache: dict[Path, Any],
+    record: Mapping[str, Any] | None = None,
 ) -> Resolved | None:
     refs = references if isinstance(references, list) else [references]
     for reference in refs:
-        found = resolve_reference(reference, params, project_dir, cache)
+        found = resolve_reference(reference, params, project_dir, cache, record)
         if found is not None:
             return found
     return None
@@ -397,8 +416,30 @@ class ReportBuilder:
 
     # blocks ----------------------------------------------------------------------------------
 
+    def _made_with(self, pipeline: str, record: Mapping[str, Any] | None) -> list[str]:
+        """The section's provenance lines: the env, data root and time of the run that made its
+        outputs, and a warning when the prepared data has changed since."""
+        if record is None:
+            return []
+        lines = [
+            f"- **Made with:** `kedro run --pipelines={pipeline} --env {record.get('env', '?')}` "
+            f"(data root `{record.get('data_root', '?')}`), finished {record.get('finished', '?')}; "
+            f'values marked "as run" are from its record '
+            f"`{provenance.record_path(Path(), pipeline).as_posix()}`"
+        ]
+        current = provenance.dataset_summary(_read_json(self.reporting_dir / "preparation_report.json", self.cache))
+        changes = provenance.dataset_changes(record.get("dataset"), current)
+        if changes:
+            lines.append(
+                f"- **The prepared data has changed since this run** ({'; '.join(changes)}): the tables below "
+                f"describe the data as run; rerun `kedro run --pipelines={pipeline}` for the current data."
+            )
+        return lines
+
     def _context(self, section: Mapping[str, Any]) -> str:
-        lines = []
+        pipeline = section.get("pipeline")
+        record = provenance.read_run_record(self.reporting_dir, pipeline) if pipeline else None
+        lines = self._made_with(pipeline, record) if pipeline else []
         context = dict(section.get("context") or {})
         for key, label in CONTEXT_LABELS.items():
             if key == "hardware" and key not in context:
@@ -412,7 +453,7 @@ class ReportBuilder:
                 continue
             parts = []
             for entry in _context_parts(spec):
-                found = resolve_first(entry["ref"], self.params, self.project_dir, self.cache)
+                found = resolve_first(entry["ref"], self.params, self.project_dir, self.cache, record)
                 if found is None:
                     continue
                 text = entry.get("label", "{}").format(_format_value(found.value))

@@ -316,17 +316,132 @@ def parameter_blocks(pipeline: Any) -> list[str] | None:
     return list(dict.fromkeys(blocks))
 
 
-def run_name(pipeline_name: str, tags: Mapping[str, str]) -> str:
-    """A run name that tells runs apart in MLflow's list: the pipeline, then what differs between
-    its runs (method when it is not the pipeline's own, head, seed), e.g. ``caa · fcn · seed 1``."""
-    parts = [pipeline_name]
-    method, head, seed = (tags.get(k, NOT_APPLICABLE) for k in ("method", "head", "seed"))
-    if method != NOT_APPLICABLE and method not in pipeline_name:
+# Blocks that say which data a run read: logged with every pipeline that reads them.
+DATA_BLOCKS = ("dataset", "synthetic_world", "preparation", "class_statistics")
+# Environments whose runs are the default's (a plain `kedro run`): their run names carry no env.
+DEFAULT_ENVS = ("local", "base")
+LONG_PARAM_TEXT = 250  # a longer value (a long list) is logged as its size and a fingerprint
+
+
+def own_blocks(pipeline_name: str, default_pipeline: str | None = None) -> tuple[str, ...]:
+    """The parameter blocks that belong to ``pipeline_name`` itself ("a+b": both; ``__default__``:
+    ``default_pipeline``'s): ``closed_set`` → caa, ecac; ``data_preparation`` → the data blocks; any
+    other → the block named after it."""
+    blocks: list[str] = []
+    for name in str(pipeline_name).split("+"):
+        if name == "__default__" and default_pipeline:
+            name = default_pipeline
+        if name == "data_preparation":
+            blocks += DATA_BLOCKS
+        else:
+            blocks += PIPELINE_BLOCKS.get(name, (name,))
+    return tuple(dict.fromkeys(blocks))
+
+
+def _short_param(value: Any) -> Any:
+    """``value``, or for one whose text is longer than :data:`LONG_PARAM_TEXT` (a long list of
+    variants or classes) ``list of 40 items, 3f2a9c1e``: the size and a fingerprint still tell runs
+    apart; the value itself is in the run's ``config/parameters.yml``."""
+    text = str(value)
+    if len(text) <= LONG_PARAM_TEXT:
+        return value
+    import hashlib
+
+    kind = type(value).__name__
+    size = f"{kind} of {len(value)} items" if isinstance(value, (list, tuple, dict)) else f"{len(text)} characters"
+    return f"{size}, {hashlib.sha1(text.encode()).hexdigest()[:8]} (in config/parameters.yml)"
+
+
+def run_params(
+    pipeline_name: str,
+    params: Mapping[str, Any],
+    pipeline: Any,
+    default_pipeline: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters logged with a ``kedro run``: what tells its runs apart, not all of them (every
+    parameter is in the run's ``config/parameters.yml`` artifact).
+
+    The pipeline's own blocks (:func:`own_blocks`) and the data blocks it reads (:data:`DATA_BLOCKS`),
+    flattened, long values shortened (:func:`_short_param`), plus the ``--params`` overrides as
+    ``runtime.*``; another pipeline's block that it composes (``clip_pretraining`` in ``lsmseg``) is left
+    to that pipeline's runs. A pipeline whose node reads all ``parameters`` (``report``) logs its own
+    block only; without a pipeline, every block."""
+    read = parameter_blocks(pipeline)
+    if pipeline is None:
+        chosen = list(params)
+    else:
+        own = own_blocks(pipeline_name, default_pipeline)
+        candidates = list(params) if read is None else read
+        chosen = [b for b in candidates if b in own or (read is not None and b in DATA_BLOCKS)]
+    values = {
+        key: _short_param(value) for key, value in flatten_dict({b: params[b] for b in chosen if b in params}).items()
+    }
+    values.update(flatten_dict(runtime_params or {}, "runtime"))
+    return values
+
+
+def _checkpoint_label(path: Any) -> str | None:
+    """``caa/method`` for ``data/06_models/caa/method.pt``; ``lsmseg`` for ``data/06_models/lsmseg.pt``
+    (a Kedro layer folder such as ``06_models`` says nothing)."""
+    if not path:
+        return None
+    checkpoint = Path(str(path))
+    parent = checkpoint.parent.name
+    return checkpoint.stem if not parent or re.match(r"^\d\d_", parent) else f"{parent}/{checkpoint.stem}"
+
+
+def _inference_parts(pipeline_name: str, params: Mapping[str, Any]) -> list[str]:
+    """What tells a ``predict`` / ``evaluate`` run apart: the checkpoint (and model key), and the input
+    folder or the evaluated dataset (and vocabulary)."""
+    block = params.get(pipeline_name)
+    if not isinstance(block, Mapping):
+        return []
+    parts = []
+    checkpoint = _checkpoint_label(block.get("checkpoint"))
+    if checkpoint:
+        parts.append(checkpoint + (f" [{block['model_key']}]" if block.get("model_key") else ""))
+    if pipeline_name == "predict" and block.get("input"):
+        parts.append(Path(str(block["input"])).name or str(block["input"]))
+    dataset = block.get("dataset")
+    if pipeline_name == "evaluate" and isinstance(dataset, Mapping):
+        parts.append(
+            "/".join(str(v) for v in (dataset.get("family"), dataset.get("vocabulary"), dataset.get("split")) if v)
+        )
+    return parts
+
+
+def run_name(
+    pipeline_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any] | None = None,
+    env: str | None = None,
+    default_pipeline: str | None = None,
+) -> str:
+    """A run name that tells runs apart in MLflow's list without opening them: the pipeline
+    (``__default__`` by the pipeline it runs, ``lsmseg_attribute_selection (default)``), then what differs
+    between its runs (method when it is not the pipeline's own, head, dataset, seed; for ``predict`` /
+    ``evaluate`` the checkpoint and the input or dataset) and the environment when it is not the
+    default's, e.g. ``caa · fcn · synthetic · seed 0 · env test``."""
+    names = [
+        f"{default_pipeline} (default)" if name == "__default__" and default_pipeline else name
+        for name in str(pipeline_name).split("+")
+    ]
+    parts = ["+".join(names)]
+    method, head, dataset, seed = (tags.get(k, NOT_APPLICABLE) for k in ("method", "head", "dataset", "seed"))
+    if method != NOT_APPLICABLE and method not in parts[0]:
         parts.append(method)
     if head != NOT_APPLICABLE:
         parts.append(head)
+    for name in names:
+        if name in ("predict", "evaluate"):
+            parts += _inference_parts(name, params or {})
+    if dataset != NOT_APPLICABLE and not any(name in ("predict", "evaluate") for name in names):
+        parts.append(dataset)
     if seed != NOT_APPLICABLE:
         parts.append(f"seed {seed}")
+    if env and env not in DEFAULT_ENVS:
+        parts.append(f"env {env}")
     return " · ".join(parts)
 
 
@@ -337,6 +452,70 @@ def artifact_location(tracking_uri: str) -> str | None:
     if not tracking_uri.startswith(prefix):
         return None
     return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
+
+
+def _local_path(location: str) -> tuple[str, str] | None:
+    """(scheme prefix, local path) of a local artifact location (``file:///a/mlruns`` or ``/a/mlruns/0``)."""
+    if location.startswith("file://"):
+        return "file://", location[len("file://") :]
+    if location.startswith("/"):
+        return "", location
+    return None
+
+
+def _moved_mlruns(location: str, here: Path) -> str | None:
+    """The folder prefix to replace when ``location`` is ``<elsewhere>/mlruns`` or
+    ``<elsewhere>/mlruns/<id>`` (where the store's artifacts lived before its project moved), else None."""
+    found = _local_path(location)
+    if found is None:
+        return None
+    scheme, path = found
+    parts = Path(path).parts
+    if "mlruns" not in parts[-2:]:
+        return None
+    old = Path(*parts[: len(parts) - parts[::-1].index("mlruns")])
+    return None if old == here else scheme + old.as_posix()
+
+
+def relocate_moved_store(tracking_uri: str, project_path: Path) -> list[str]:
+    """When the project's own sqlite store (``<project>/mlflow.db``) was moved or copied with its
+    project, point its artifact locations at this project's ``mlruns/`` again; one line per rewritten
+    folder (empty when nothing moved).
+
+    MLflow records absolute artifact locations (``file:///old/place/mlruns/…``); after a move it lists
+    no artifacts and writes new ones into the old folder (a copy: into the original project's). MLflow
+    has no API to change an experiment's artifact location, so its tables are updated in place
+    (``experiments.artifact_location``, ``runs.artifact_uri``, ``logged_models.artifact_location``), only
+    for a store that is the project's own file and locations of the form ``<elsewhere>/mlruns[/<id>]``."""
+    import sqlite3
+
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return []
+    db = Path(tracking_uri[len(prefix) :]).resolve()
+    if db != (Path(project_path) / db.name).resolve() or not db.is_file():
+        return []
+    here = db.parent / "mlruns"
+    changed: list[str] = []
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return []
+        for (location,) in connection.execute("SELECT DISTINCT artifact_location FROM experiments").fetchall():
+            old = _moved_mlruns(str(location or ""), here)
+            if old is None:
+                continue
+            new = ("file://" if old.startswith("file://") else "") + here.as_posix()
+            columns = [("experiments", "artifact_location"), ("runs", "artifact_uri")]
+            columns += [("logged_models", "artifact_location")] if "logged_models" in tables else []
+            for table, column in columns:
+                if table in tables:
+                    connection.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE {column} = ? OR {column} LIKE ?",
+                        (new, len(old) + 1, old, old + "/%"),
+                    )
+            changed.append(f"{old} -> {new}")
+    return changed
 
 
 class TrackingStoreError(RuntimeError):
@@ -449,3 +628,22 @@ def end_run(status: str) -> None:
     os.environ.pop(PARENT_RUN_ID_ENV, None)
     os.environ.pop(PARENT_TRACKING_URI_ENV, None)
     mlflow.end_run(status=status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m seg_pipelines.engine.tracking relocate [project]``: after moving or copying a project,
+    point its ``mlflow.db`` at its own ``mlruns/`` (what every ``kedro run`` also does first)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "relocate":
+        print("usage: python -m seg_pipelines.engine.tracking relocate [project folder, default: .]")
+        return 2
+    project = Path(args[1] if len(args) > 1 else ".").resolve()
+    changed = relocate_moved_store(f"sqlite:///{project / 'mlflow.db'}", project)  # the project's own store
+    print("\n".join(f"rewritten: {line}" for line in changed) or f"{project / 'mlflow.db'}: nothing to rewrite")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -118,6 +118,18 @@ def low_resolution_outputs(model: nn.Module) -> dict[str, bool]:
     return {"upsample": False} if getattr(model, "upsamples_in_loss", False) else {}
 
 
+def project_relative(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """``path`` relative to ``root`` (default: the working directory, the project root under ``kedro run``)
+    when it lies inside it, else as given. What the project writes into its own files (model configs,
+    run plans, cache keys), so a moved or copied project points at its own files, not the original's."""
+    base = Path(root if root is not None else Path.cwd()).resolve()
+    candidate = Path(path)
+    try:
+        return (candidate if candidate.is_absolute() else base / candidate).resolve().relative_to(base).as_posix()
+    except ValueError:  # outside the project (a user's dataset or weights elsewhere): as given
+        return str(path)
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomic write: a crash mid-save never leaves a truncated checkpoint under ``path``.
 

@@ -24,6 +24,7 @@ from seg_pipelines.engine.ablations import (
     results_from_records,
     run_one,
 )
+from seg_pipelines.engine.training import project_relative
 from seg_pipelines.experiments import closed_set
 
 
@@ -133,7 +134,7 @@ def closed_set_variant_runner(
         "evaluation": evaluation,
         "training": dict(settings["training"]),
         "augmentation": dict(settings["augmentation"]),
-        "checkpoint_root": str(Path(settings["checkpoint_root"]).resolve()),
+        "checkpoint_root": project_relative(settings["checkpoint_root"]),
     }
     results = ResultCache(Path(settings["checkpoint_root"]) / "results", enabled=cache)
 

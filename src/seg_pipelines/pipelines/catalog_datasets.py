@@ -18,7 +18,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import ParquetDataset
 
-from seg_pipelines.engine.training import load_checkpoint, save_checkpoint
+from seg_pipelines.engine.training import load_checkpoint, project_relative, save_checkpoint
 
 
 class TorchCheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
@@ -47,8 +47,9 @@ class TorchCheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
 class ModelFileDataset(AbstractDataset[Any, str]):
     """Weights in one file: ``save`` takes a module (its ``state_dict()``) or a state dict and writes it
-    atomically; ``load`` returns the file's path (as configured, e.g. ``data/06_models/tiny_clip.pt``)
-    after checking it exists, with ``produced_by`` in the error when it does not."""
+    atomically; ``load`` returns the file's path relative to the project (``data/06_models/tiny_clip.pt``;
+    Kedro hands datasets absolute paths), so the configs that record it survive a moved or copied
+    project, after checking it exists, with ``produced_by`` in the error when it does not."""
 
     def __init__(self, filepath: str, produced_by: str | None = None, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = str(filepath)
@@ -59,7 +60,7 @@ class ModelFileDataset(AbstractDataset[Any, str]):
         if not Path(self._filepath).is_file():
             hint = f" (run the {self._produced_by} pipeline first)" if self._produced_by else ""
             raise DatasetError(f"model file not found: {self._filepath}{hint}")
-        return self._filepath
+        return project_relative(self._filepath)
 
     def save(self, data: Any) -> None:
         state = data.state_dict() if hasattr(data, "state_dict") else data

@@ -99,7 +99,7 @@ def test_caa_ablations_smoke_run_produces_the_thesis_tables(project_copy: Path):
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["caa_ablations"])  # data_preparation runs as its upstream
 
-    out = project_copy / "data/08_reporting/caa_ablations"
+    out = project_copy / "data/test/08_reporting/caa_ablations"
     for key, (columns, rows) in EXPECTED.items():
         table = pd.read_csv(out / f"{key}.csv", keep_default_na=False, dtype=str)
         assert list(table.columns) == columns, key
@@ -135,7 +135,7 @@ def test_caa_ablations_smoke_run_produces_the_thesis_tables(project_copy: Path):
     verdicts = pd.read_csv(out / "table_3_7.csv", dtype=str, keep_default_na=False)
     assert all((v == "unresolved") == (i % 2 == 1) for i, v in enumerate(verdicts["verdict"]))
     assert all(d.endswith("(n=1, no interval)") == (i % 2 == 1) for i, d in enumerate(verdicts["Δ vs baseline"]))
-    report = (project_copy / "data/08_reporting/caa_ablations.md").read_text(encoding="utf-8")
+    report = (project_copy / "data/test/08_reporting/caa_ablations.md").read_text(encoding="utf-8")
     assert all(f"## Table 3.{n}:" in report for n in (2, 3, 4, 7)) and "smoke" in report
     assert "0 reproduced, 0 contradicted, 15 unresolved" in report  # 3 + 3 + 3 + 6 findings, chapter total
 

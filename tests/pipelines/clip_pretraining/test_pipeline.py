@@ -21,20 +21,22 @@ def test_clip_pretraining_pipeline_runs_end_to_end(project_copy: Path):
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["data_preparation", "clip_pretraining"])
-    checkpoint = project_copy / "data/06_models/tiny_clip.pt"
+    checkpoint = project_copy / "data/test/06_models/tiny_clip.pt"
     state = torch.load(checkpoint, weights_only=True)
-    config = json.loads((project_copy / "data/06_models/tiny_clip_config.json").read_text())
+    config = json.loads((project_copy / "data/test/06_models/tiny_clip_config.json").read_text())
     assert config["model_name"] == "TinyCLIP-ViT-8-96" and config["image_size"] == 64
     clip = load_clip(config["model_name"], checkpoint, image_size=config["image_size"])
     torch.testing.assert_close(clip.visual.proj, state["visual.proj"])
     clip_default_size = load_clip(config["model_name"], checkpoint)  # position embedding resized on load
     assert clip_default_size.visual.positional_embedding.shape[0] == 1 + 12 * 12
-    probe = json.loads((project_copy / "data/08_reporting/clip_zero_shot_probe.json").read_text())["clip_zero_shot"]
+    probe = json.loads((project_copy / "data/test/08_reporting/clip_zero_shot_probe.json").read_text())[
+        "clip_zero_shot"
+    ]
     for prompts in ("name_prompts", "attribute_prompts"):
         assert 0.0 <= probe[prompts]["pixel_accuracy"] <= 1.0
         assert {"pixel_accuracy_head", "pixel_accuracy_tail", "pixel_accuracy_unseen"} <= set(probe[prompts])
     assert probe["chance_pixel_accuracy"] == pytest.approx(1 / len(CONCEPTS))
-    assert (project_copy / "data/08_reporting/clip_training_curve.png").stat().st_size > 5_000
+    assert (project_copy / "data/test/08_reporting/clip_training_curve.png").stat().st_size > 5_000
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
     metrics = {key for run in runs for key in run.data.metrics}

@@ -23,10 +23,10 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["caa", "ecac"])
 
-    manifest = json.loads((project_copy / "data/01_raw/dataset_manifest.json").read_text())
-    statistics = pd.read_csv(project_copy / "data/04_feature/class_statistics.csv")
+    manifest = json.loads((project_copy / "data/test/01_raw/dataset_manifest.json").read_text())
+    statistics = pd.read_csv(project_copy / "data/test/04_feature/class_statistics.csv")
     num_classes = manifest["num_classes"]
-    reporting = project_copy / "data/08_reporting"
+    reporting = project_copy / "data/test/08_reporting"
     for method, display in (("caa", "FCN+CAA"), ("ecac", "FCN+ECAC")):
         metrics = json.loads((reporting / f"{method}_closed_set_metrics.json").read_text())[method]
         assert set(metrics) == {"baseline", "method", "delta", "chance"}
@@ -45,17 +45,17 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
         for figure in ("training_curves", "qualitative"):
             assert (reporting / f"{method}_{figure}.png").stat().st_size > 10_000
         checkpoint = closed_set.load_segmentor(
-            project_copy / f"data/06_models/{method}/method.pt", num_classes=num_classes
+            project_copy / f"data/test/06_models/{method}/method.pt", num_classes=num_classes
         )
         assert checkpoint.addon is not None and checkpoint.num_classes == num_classes
-        curve = pd.read_parquet(project_copy / f"data/07_model_output/{method}/method_training_curve.parquet")
+        curve = pd.read_parquet(project_copy / f"data/test/07_model_output/{method}/method_training_curve.parquet")
         assert list(curve["iteration"]) == [2, 4, 6]
 
-    ecac_config = json.loads((project_copy / "data/06_models/ecac/method_model_config.json").read_text())
+    ecac_config = json.loads((project_copy / "data/test/06_models/ecac/method_model_config.json").read_text())
     np.testing.assert_allclose(ecac_config["addon_cfg"]["class_weights"], statistics.sort_values("class_id")["weight"])
-    caa_curve = pd.read_parquet(project_copy / "data/07_model_output/caa/method_training_curve.parquet")
+    caa_curve = pd.read_parquet(project_copy / "data/test/07_model_output/caa/method_training_curve.parquet")
     assert {"loss_ce", "loss_aux", "loss_addon_aux", "loss_affinity"} <= set(caa_curve.columns)
-    ecac_curve = pd.read_parquet(project_copy / "data/07_model_output/ecac/method_training_curve.parquet")
+    ecac_curve = pd.read_parquet(project_copy / "data/test/07_model_output/ecac/method_training_curve.parquet")
     assert {"loss_ce_main", "loss_kl", "loss_intra_variance", "loss_memory"} <= set(ecac_curve.columns)
     assert "loss_ce" not in ecac_curve.columns  # ECAC's re-weighted CE replaces the plain one
     assert (ecac_curve.loc[ecac_curve["iteration"] <= 2, "loss_memory"] == 0).all()  # delayed L_M
@@ -71,8 +71,8 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
         == loader["parameters"]["ecac"]["training"]
         == loader["parameters"]["_closed_set"]["training"]
     )
-    config = json.loads((project_copy / "data/06_models/caa/method_model_config.json").read_text())
-    index = pd.read_parquet(project_copy / "data/03_primary/prepared_index.parquet")
+    config = json.loads((project_copy / "data/test/06_models/caa/method_model_config.json").read_text())
+    index = pd.read_parquet(project_copy / "data/test/03_primary/prepared_index.parquet")
     again, curve = closed_set.train_segmentor(
         config,
         manifest,
@@ -82,13 +82,13 @@ def test_caa_and_ecac_pipelines_run_end_to_end_and_are_tracked(project_copy: Pat
         settings["checkpoint_root"],
         show_progress=False,
     )
-    saved = torch.load(project_copy / "data/06_models/caa/method.pt", weights_only=True)["model"]
+    saved = torch.load(project_copy / "data/test/06_models/caa/method.pt", weights_only=True)["model"]
     assert all(torch.equal(again["model"][k], saved[k]) for k in saved) and list(curve["iteration"]) == [2, 4, 6]
 
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])
     (run,) = [r for r in runs if r.data.tags.get("kedro.pipeline") == "caa+ecac"]
-    assert run.info.run_name == "caa+ecac · fcn · seed 0"
+    assert run.info.run_name == "caa+ecac · fcn · synthetic · seed 0 · env test"
     assert run.info.status == "FINISHED"
     caa_metrics = json.loads((reporting / "caa_closed_set_metrics.json").read_text())["caa"]
     assert run.data.metrics["caa.method.mIoU"] == pytest.approx(caa_metrics["method"]["mIoU"])

@@ -127,7 +127,7 @@ def test_ecac_ablations_smoke_run_produces_the_thesis_tables(project_copy: Path)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["ecac_ablations"])  # data_preparation runs as its upstream
 
-    out = project_copy / "data/08_reporting/ecac_ablations"
+    out = project_copy / "data/test/08_reporting/ecac_ablations"
     for key, (columns, rows) in EXPECTED.items():
         table = pd.read_csv(out / f"{key}.csv", keep_default_na=False, dtype=str)
         assert list(table.columns) == columns, key
@@ -150,7 +150,7 @@ def test_ecac_ablations_smoke_run_produces_the_thesis_tables(project_copy: Path)
     assert all((v == "unresolved") == (i % 2 == 1) for i, v in enumerate(verdicts))  # one smoke seed
 
     # Table 4.8: one sub-table per representative group, the group's classes as columns
-    statistics = pd.read_csv(project_copy / "data/04_feature/class_statistics.csv").sort_values("rank")
+    statistics = pd.read_csv(project_copy / "data/test/04_feature/class_statistics.csv").sort_values("rank")
     text = (out / "table_4_8.md").read_text(encoding="utf-8")
     tidy = pd.read_csv(out / "table_4_8.csv", keep_default_na=False, dtype=str)
     for group, title in (("head", "Major"), ("mid", "Moderate"), ("tail", "Minor")):
@@ -170,7 +170,7 @@ def test_ecac_ablations_smoke_run_produces_the_thesis_tables(project_copy: Path)
     silhouettes = json.loads((out / "figure_4_7_metrics.json").read_text())
     assert set(silhouettes) == {"figure_4_7/baseline_silhouette", "figure_4_7/ecac_silhouette"}
     assert all(-1 <= v <= 1 for v in silhouettes.values())
-    report = (project_copy / "data/08_reporting/ecac_ablations.md").read_text(encoding="utf-8")
+    report = (project_copy / "data/test/08_reporting/ecac_ablations.md").read_text(encoding="utf-8")
     assert all(f"## Table 4.{n}:" in report for n in (2, 3, 4, 5, 7, 8)) and "figure_4_7.png" in report
     # 5 + 7 + 3 + 3 + 4 + 3 findings; one smoke seed resolves none (4.3's thesis column has all 8 rows)
     assert "chapter findings (t95 interval of the paired difference over seeds): 0 reproduced, 0 contradicted" in report

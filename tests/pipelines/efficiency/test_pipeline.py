@@ -19,7 +19,7 @@ def test_efficiency_pipeline_runs_end_to_end_and_is_tracked(project_copy: Path):
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["efficiency"])  # needs no upstream outputs
 
-    out = project_copy / "data/08_reporting/efficiency"
+    out = project_copy / "data/test/08_reporting/efficiency"
     for name in ("table_3_5", "table_3_6", "table_4_6", "table_5_8"):
         table = pd.read_csv(out / f"{name}.csv")
         assert len(table) == len(efficiency.thesis_rows(name))

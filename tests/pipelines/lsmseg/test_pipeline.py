@@ -22,7 +22,7 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["data_preparation", "clip_pretraining", "sam_pretraining", "lsmseg"])
-    reporting = project_copy / "data/08_reporting"
+    reporting = project_copy / "data/test/08_reporting"
     table = pd.read_csv(reporting / "lsmseg_table_5_1.csv")
     assert list(table["Method"]) == ["CAT-Seg (baseline)", "LSMSeg"]
     assert [c.split(" ")[0] for c in table.columns[1:]] == ["A-847", "PC-459", "A-150", "PC-59", "VOC", "VOCb"]
@@ -38,9 +38,9 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     assert len(curve) == 3 and all(row["loss"] > 0 for row in curve)
     for figure in ("lsmseg_cost_maps.png", "lsmseg_predictions.png"):
         assert (reporting / figure).stat().st_size > 5_000
-    state = torch.load(project_copy / "data/06_models/lsmseg.pt", weights_only=True)
+    state = torch.load(project_copy / "data/test/06_models/lsmseg.pt", weights_only=True)
     assert any(key.startswith("fusion.") for key in state) and any(key.startswith("sam.") for key in state)
-    tiny_sam = torch.load(project_copy / "data/06_models/tiny_sam.pt", weights_only=True)
+    tiny_sam = torch.load(project_copy / "data/test/06_models/tiny_sam.pt", weights_only=True)
     key = "blocks.1.attn.qkv.weight"  # the frozen SAM branch holds the sam_pretraining weights
     torch.testing.assert_close(state[f"sam.encoder.{key}"], tiny_sam[f"image_encoder.{key}"], atol=0, rtol=0)
     client = MlflowClient()
@@ -48,15 +48,15 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
     assert any("ovss.lsmseg.synvoc21b.mIoU" in run.data.metrics for run in runs)
 
     # bad input fails in the first node, before any training
-    manifest = json.loads((project_copy / "data/01_raw/dataset_manifest.json").read_text())
-    clip_config = json.loads((project_copy / "data/06_models/tiny_clip_config.json").read_text())
+    manifest = json.loads((project_copy / "data/test/01_raw/dataset_manifest.json").read_text())
+    clip_config = json.loads((project_copy / "data/test/06_models/tiny_clip_config.json").read_text())
     from kedro.config import OmegaConfigLoader
 
     params = OmegaConfigLoader(str(project_copy / "conf"), base_env="base", default_run_env="test")["parameters"][
         "lsmseg"
     ]
     params = json.loads(json.dumps(params))
-    weights = str(project_copy / "data/06_models/tiny_clip.pt")
+    weights = str(project_copy / "data/test/06_models/tiny_clip.pt")
     with pytest.raises(ValueError, match="no prompt for classes"):
         nodes.validate_lsmseg_inputs(
             manifest, clip_config, weights, {"sky": "blue sky"}, {**params, "prompts": "prompt_set"}
@@ -67,7 +67,7 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         nodes.validate_lsmseg_inputs(manifest, clip_config, weights, None, {**params, "prompts": "synthetic-world"})
     from seg_pipelines.datasets.synthetic.concepts import CONCEPT_BY_NAME
 
-    models = project_copy / "data/06_models"
+    models = project_copy / "data/test/06_models"
     sams = nodes.tiny_sam_inputs(
         json.loads((models / "tiny_sam_config.json").read_text()),
         str(models / "tiny_sam.pt"),
@@ -95,8 +95,8 @@ def test_lsmseg_pipeline_runs_end_to_end(project_copy: Path):
         nodes.validate_lsmseg_inputs(manifest, {**clip_config, "model_name": "ViT-B-16"}, weights, None, params)
 
     # a finished training state is reused only for the same inputs: other prompts train afresh
-    index = pd.read_parquet(project_copy / "data/03_primary/prepared_index.parquet")
-    saved = torch.load(project_copy / "data/06_models/lsmseg.pt", weights_only=True)
+    index = pd.read_parquet(project_copy / "data/test/03_primary/prepared_index.parquet")
+    saved = torch.load(project_copy / "data/test/06_models/lsmseg.pt", weights_only=True)
     same, _ = nodes.train_ovss(index, manifest, plan, params, "lsmseg")  # the run's own settings: resumed
     assert all(torch.equal(value, saved[key]) for key, value in same.state_dict().items())
     templates = {**params, "prompts": "templates"}

@@ -64,11 +64,11 @@ def test_lsmseg_trains_on_coco_stuff_and_evaluates_on_benchmark_datasets(project
     with KedroSession.create(project_path=project_copy, env="test", runtime_params=params) as session:
         session.run(pipeline_names=["lsmseg"])  # data_preparation and clip_pretraining come with it
 
-    clip_config = json.loads((project_copy / "data/06_models/tiny_clip_config.json").read_text())
+    clip_config = json.loads((project_copy / "data/test/06_models/tiny_clip_config.json").read_text())
     assert "coco_stuff_164k" in clip_config["not_trained"]  # skipped on a real dataset, saying why
-    described = json.loads((project_copy / "data/06_models/lsmseg_model_config.json").read_text())
+    described = json.loads((project_copy / "data/test/06_models/lsmseg_model_config.json").read_text())
     assert described["train_vocabulary"] == "dataset"
-    reporting = project_copy / "data/08_reporting"
+    reporting = project_copy / "data/test/08_reporting"
     table = pd.read_csv(reporting / "lsmseg_table_5_1.csv")
     assert list(table.columns) == ["Method", "A-847", "VOC"]  # the six-column layout, real names, evaluated only
     values = table.iloc[:, 1:].to_numpy(dtype=float)

@@ -43,7 +43,7 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
         session.run(
             pipeline_names=["lsmseg_ablations"]
         )  # data_preparation, clip_pretraining, sam_pretraining come with it
-    folder = project_copy / "data/08_reporting/lsmseg_ablations"
+    folder = project_copy / "data/test/08_reporting/lsmseg_ablations"
     for key, (header, rows, columns) in EXPECTED.items():
         table = pd.read_csv(folder / f"{key}.csv", keep_default_na=False, dtype={header: str})
         judged = ["Δ vs baseline", "verdict"]
@@ -75,7 +75,7 @@ def test_lsmseg_ablations_pipeline_runs_end_to_end(project_copy: Path):
         assert {f"{key}/findings/{v}" for v in ("reproduced", "contradicted", "unresolved")} <= set(metrics)
         assert "findings (t95 interval of the paired difference over seeds):" in markdown
     # the chapter's report: every table, opening with the verdict counts summed over the tables
-    chapter = (project_copy / "data/08_reporting/lsmseg_ablations.md").read_text(encoding="utf-8")
+    chapter = (project_copy / "data/test/08_reporting/lsmseg_ablations.md").read_text(encoding="utf-8")
     assert chapter.startswith("# Chapter 5 ablations (LSMSeg)")
     assert all(f"## Table {key[6:].replace('_', '.')}:" in chapter for key in EXPECTED)
     table_metrics = {key: json.loads((folder / f"{key}.metrics.json").read_text()) for key in EXPECTED}

@@ -394,13 +394,13 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     from kedro.framework.startup import bootstrap_project
     from mlflow.tracking import MlflowClient
 
-    fill_cache(project_copy / "data/02_intermediate/llm_responses.jsonl", all_class_names())
+    fill_cache(project_copy / "data/test/02_intermediate/llm_responses.jsonl", all_class_names())
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["data_preparation", "clip_pretraining", "lsmseg_attribute_selection"])
 
-    table_5_3 = pd.read_csv(project_copy / "data/08_reporting/table_5_3_attribute_scores.csv")
-    table_5_4 = pd.read_csv(project_copy / "data/08_reporting/table_5_4_attribute_combinations.csv")
+    table_5_3 = pd.read_csv(project_copy / "data/test/08_reporting/table_5_3_attribute_scores.csv")
+    table_5_4 = pd.read_csv(project_copy / "data/test/08_reporting/table_5_4_attribute_combinations.csv")
     stds = [f"{b} std" for b in [*BENCHMARKS, "avg."]]
     noise_columns = [*stds, "vs. template", "verdict", "Δ template", "Δ low", "Δ high"]
     assert list(table_5_3.columns) == [
@@ -414,7 +414,7 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
     assert set(table_5_3["verdict"].fillna("")) <= {"", "beats template", "below template", "within noise"}
     assert len(table_5_3) == 6
     assert len(table_5_4) == 3
-    prompt_set = json.loads((project_copy / "data/07_model_output/prompt_set.json").read_text())
+    prompt_set = json.loads((project_copy / "data/test/07_model_output/prompt_set.json").read_text())
     assert set(prompt_set) == set(all_class_names())
     for name in (
         "attribute_scores.png",
@@ -423,7 +423,7 @@ def test_kedro_session_runs_attribute_selection_end_to_end(project_copy: Path):
         "table_5_4_attribute_combinations.md",
         "table_5_9_llm_comparison.csv",
     ):
-        assert (project_copy / "data/08_reporting" / name).stat().st_size > 100, name
+        assert (project_copy / "data/test/08_reporting" / name).stat().st_size > 100, name
 
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("seg_pipelines").experiment_id])

@@ -27,13 +27,13 @@ def _run(project: Path, pipeline: str, params: dict) -> None:
 
 
 def test_predict_and_evaluate_pipelines_on_the_embedded_world(project_copy: Path):
-    world = project_copy / "data/01_raw/synthetic_test"
+    world = project_copy / "data/test/01_raw/synthetic_test"
     ensure_synthetic_world(world, seed=0, image_size=48, n_train=2, n_val=3)
     reader = create_reader("synthetic", world)
     config = {"name": "fcn", "num_classes": reader.num_classes, "backbone": "resnet_tiny", "channels": 16}
     torch.manual_seed(0)
     model = build_segmentor(config)
-    checkpoint = project_copy / "data/06_models/fcn.pt"
+    checkpoint = project_copy / "data/test/06_models/fcn.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "model_config": config, "class_names": reader.class_names}, checkpoint)
     images = project_copy / "photos"
@@ -47,17 +47,17 @@ def test_predict_and_evaluate_pipelines_on_the_embedded_world(project_copy: Path
         {
             "predict": {
                 "input": "photos",
-                "checkpoint": "data/06_models/fcn.pt",
+                "checkpoint": "data/test/06_models/fcn.pt",
                 "show_progress": False,
-                "output_dir": "data/07_model_output/mine",
+                "output_dir": "data/test/07_model_output/mine",
             }
         },
     )
-    written = sorted(p.name for p in (project_copy / "data/07_model_output/mine").iterdir())
+    written = sorted(p.name for p in (project_copy / "data/test/07_model_output/mine").iterdir())
     assert len(written) == 2 * 3 and all(name.endswith(("_label.png", "_overlay.png")) for name in written)
-    label = np.asarray(Image.open(project_copy / "data/07_model_output/mine" / written[0]))
+    label = np.asarray(Image.open(project_copy / "data/test/07_model_output/mine" / written[0]))
     assert label.max() < reader.num_classes
-    summary = json.loads((project_copy / "data/08_reporting/prediction_summary.json").read_text())
+    summary = json.loads((project_copy / "data/test/08_reporting/prediction_summary.json").read_text())
     assert summary["images"] == 3 and summary["kind"] == "closed_set"
 
     # the README's command line: `kedro run --pipelines=evaluate --params="..."`, parsed as Kedro's CLI does
@@ -66,8 +66,8 @@ def test_predict_and_evaluate_pipelines_on_the_embedded_world(project_copy: Path
         f"evaluate.dataset.root={world},evaluate.show_progress=false"
     )
     _run(project_copy, "evaluate", _split_params(None, None, command_line))
-    metrics = json.loads((project_copy / "data/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
-    per_class = pd.read_csv(project_copy / "data/08_reporting/evaluation_per_class_iou.csv")
+    metrics = json.loads((project_copy / "data/test/08_reporting/evaluation_metrics.json").read_text())["evaluate"]
+    per_class = pd.read_csv(project_copy / "data/test/08_reporting/evaluation_per_class_iou.csv")
     assert len(per_class) == reader.num_classes
     assert metrics["mIoU"] == pytest.approx(per_class["iou"].mean(skipna=True))
     client = MlflowClient()

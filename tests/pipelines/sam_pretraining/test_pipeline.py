@@ -17,7 +17,7 @@ def test_sam_pretraining_pipeline_runs_end_to_end(project_copy: Path):
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["sam_pretraining"])  # data_preparation comes with it
-    models, reporting = project_copy / "data/06_models", project_copy / "data/08_reporting"
+    models, reporting = project_copy / "data/test/06_models", project_copy / "data/test/08_reporting"
     check = json.loads((reporting / "sam_point_prompt_check.json").read_text())
     assert check["split"] == "val"
     states = {}
@@ -30,7 +30,7 @@ def test_sam_pretraining_pipeline_runs_end_to_end(project_copy: Path):
         curve = json.loads((reporting / f"{curve_name}_pretraining_curve.json").read_text())
         assert [row["step"] for row in curve] == [2, 4] and all(row["loss"] > 0 for row in curve)
         assert curve[-1]["seconds"] > 0  # the wall time of the size's training
-        assert (project_copy / "data/06_models/sam_pretraining" / variant / "last.pt").is_file()  # its own resume
+        assert (project_copy / "data/test/06_models/sam_pretraining" / variant / "last.pt").is_file()  # its own resume
         assert check[variant]["images"] == 16 and check[variant]["regions"] > check[variant]["images"]
         for model in ("pretrained", "random_init"):
             assert 0 <= check[variant][model]["miou"] <= check[variant][model]["oracle_miou"] <= 1
@@ -71,4 +71,4 @@ def test_both_sizes_are_catalog_datasets_that_lsmseg_and_its_ablations_read():
     checkpoints = [catalog["tiny_sam_checkpoint"], catalog["tiny_sam_l_checkpoint"]]
     assert all(entry["type"].endswith("ModelFileDataset") for entry in checkpoints)  # saved, loaded as a path
     paths = [entry["filepath"] for entry in checkpoints]
-    assert paths == ["data/06_models/tiny_sam.pt", "data/06_models/tiny_sam_l.pt"]
+    assert paths == ["${globals:data_root}/06_models/tiny_sam.pt", "${globals:data_root}/06_models/tiny_sam_l.pt"]
