@@ -377,3 +377,7 @@ def test_large_photos_are_segmented_within_the_pixel_limit(world, trained_checkp
     seen.clear()
     _, summary = inference.predict_images(model, {**params, "max_megapixels": None})
     assert max(h * w for h, w in seen) == 576 * 768 and summary["downscaled"] == {}
+    seen.clear()  # multi_scale without scales: the default ones (top 1.75) count
+    defaults = {k: v for k, v in params.items() if k != "scales"}
+    inference.predict_images(model, {**defaults, "max_megapixels": 0.05})
+    assert 0.04e6 < max(h * w for h, w in seen) <= 0.05e6

@@ -225,6 +225,12 @@ def check_slots(name: str, variants: int, row_slots: int, seeds: int, seed_slots
         )
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` as JSON gives it back (numpy scalars as numbers, tuples as lists, keys as text): what a
+    :class:`ResultCache` returns, so a fresh result and a reused one have one form."""
+    return json.loads(json.dumps(value, default=lambda item: item.item() if hasattr(item, "item") else str(item)))
+
+
 class ResultCache:
     """Finished runs by the hash of their resolved settings: one JSON file per key under ``directory``
     (written atomically), so a repeated row (the same setting in two tables), a rerun or another

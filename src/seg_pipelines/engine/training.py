@@ -161,6 +161,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return read_checkpoint(path, "checkpoint")
 
 
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's names, dtypes, shapes and values (not of a file's bytes, which differ
+    between two saves of the same weights): what an evaluation of those weights is reused by."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def load_model_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Strict load with an error that lists missing/unexpected keys and shape mismatches."""
     own = model.state_dict()

@@ -540,12 +540,17 @@ def pretrain_clip(
     return model, curve
 
 
-def _config_key(config: ClipPretrainingConfig, data: CaptionedImages) -> str:
-    """What a resume must match: the settings and the training data (a re-rendered world trains afresh)."""
+def captioned_data_digest(data: CaptionedImages) -> str:
+    """sha256 of the images, labels and captions of ``data``: what training and evaluation read."""
     digest = hashlib.sha256(data.images.numpy().tobytes())
     digest.update(data.labels.numpy().tobytes())
     digest.update("\n".join(data.captions).encode())
-    return repr(sorted(asdict(config).items())) + " data " + digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _config_key(config: ClipPretrainingConfig, data: CaptionedImages) -> str:
+    """What a resume must match: the settings and the training data (a re-rendered world trains afresh)."""
+    return repr(sorted(asdict(config).items())) + " data " + captioned_data_digest(data)
 
 
 def _tokenizer(model: nn.Module, model_name: str):

@@ -409,7 +409,7 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
     failed: dict[str, str] = {}
     downscaled: dict[str, str] = {}
     mode = params.get("mode", "whole")
-    largest_scale = max(params.get("scales") or [1.0]) if mode == "multi_scale" else 1.0
+    largest_scale = max(inference_mode_options(params).get("scales", (1.0,)))  # the predictor's own scales
     max_megapixels = params.get("max_megapixels", DEFAULT_MAX_MEGAPIXELS)
     for path, name in zip(tqdm(paths, desc="predict", disable=not params.get("show_progress", True)), names):
         try:

@@ -37,8 +37,15 @@ from torch import nn
 
 from seg_pipelines.datasets.base import SegmentationReader
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.engine.ablations import ResultCache, json_ready
 from seg_pipelines.engine.runtime import set_torch_threads
-from seg_pipelines.engine.training import TrainingTask, load_checkpoint, load_model_weights, run_training
+from seg_pipelines.engine.training import (
+    TrainingTask,
+    load_checkpoint,
+    load_model_weights,
+    run_training,
+    state_dict_digest,
+)
 from seg_pipelines.experiments.clip_pretraining import warmup_cosine_lr
 from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 from seg_pipelines.losses.sam import mask_iou, sam_mask_loss
@@ -422,13 +429,28 @@ def evaluate_tiny_sams(
         return {"not_trained": reason}
     set_torch_threads(params.get("num_threads"), default=2)
     split = params.get("eval_split", "val")
+    # a rerun with the same weights, settings and data reuses the report
+    cache_dir = Path(params["checkpoint_dir"]) / "evaluations" if params.get("checkpoint_dir") else None
+    cache = ResultCache(cache_dir)
+    inputs, prepared = [], {}
+    for variant, checkpoint in checkpoints.items():
+        config = _config(params, variant)
+        weights = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        data = _synthetic_regions(manifest, split, config)
+        digest = hashlib.sha256(data.images.numpy().tobytes())
+        digest.update(data.regions.numpy().tobytes())
+        inputs.append([variant, state_dict_digest(weights), asdict(config), digest.hexdigest()])
+        prepared[variant] = (config, weights, data)
+    key = ResultCache.key("tiny_sam_evaluation", split, inputs)
+    cached = cache.get(key)
+    if cached is not None:
+        logger.info("tiny SAM evaluation: same weights, settings and data as before; reusing its report")
+        return cached
     report: dict[str, Any] = {"split": split}
     predicted: dict[str, np.ndarray] = {}
     data_keys: dict[str, tuple[int, int]] = {}
-    for variant, checkpoint in checkpoints.items():
-        config = _config(params, variant)
-        data = _synthetic_regions(manifest, split, config)
-        check, predicted[variant] = _point_prompt_check(_load_sam(checkpoint, config), data, config)
+    for variant, (config, weights, data) in prepared.items():
+        check, predicted[variant] = _point_prompt_check(_load_sam(weights, config), data, config)
         data_keys[variant] = (config.image_size, config.min_region_pixels)
         report[variant] = check
         logger.info(
@@ -446,6 +468,8 @@ def evaluate_tiny_sams(
             "miou": float(difference.mean()),
             "ci95": list(paired_bootstrap_interval(difference)),
         }
+    report = json_ready(report)
+    cache.put(key, report)
     return report
 
 

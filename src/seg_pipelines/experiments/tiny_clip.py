@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -12,8 +13,9 @@ import torch
 from torch import nn
 
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.engine.ablations import ResultCache, json_ready
 from seg_pipelines.engine.runtime import set_torch_threads
-from seg_pipelines.engine.training import load_checkpoint
+from seg_pipelines.engine.training import load_checkpoint, state_dict_digest
 from seg_pipelines.experiments import clip_pretraining as engine
 from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 
@@ -69,9 +71,23 @@ def evaluate_tiny_clip(
     state_dict = (
         tiny_clip_checkpoint if isinstance(tiny_clip_checkpoint, dict) else load_checkpoint(tiny_clip_checkpoint)
     )
-    model = engine.clip_from_state_dict({"model_name": config.model_name, "image_size": config.image_size}, state_dict)
     reader = _synthetic_reader(manifest)
     data = engine.load_captioned_split(reader, params.get("eval_split", "val"))
+    train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
+    # a rerun with the same weights, settings and data reuses the numbers (the probes take about a minute)
+    cache = ResultCache(Path(params["checkpoint_dir"]) / "evaluations" if params.get("checkpoint_dir") else None)
+    key = ResultCache.key(
+        "tiny_clip_evaluation",
+        state_dict_digest(state_dict),
+        asdict(config),
+        engine.captioned_data_digest(data),
+        engine.captioned_data_digest(train_data),
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        logger.info("tiny CLIP evaluation: same weights, settings and data as before; reusing its numbers")
+        return cached["metrics"], cached["probe"]
+    model = engine.clip_from_state_dict({"model_name": config.model_name, "image_size": config.image_size}, state_dict)
     retrieval, probe = engine.held_out_probes(model, config, data, reader.world)
     logger.info(
         "CLIP retrieval %s; zero-shot pixel acc name %.3f vs attribute %.3f",
@@ -80,13 +96,16 @@ def evaluate_tiny_clip(
         probe["attribute_prompts"]["pixel_accuracy"],
     )
     # what pretraining reads: the share of caption tokens a truncating context would lose (issue 26)
-    train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
     caption_tokens = engine.training_caption_tokens(train_data, config)
     logger.info(
         "caption tokens past the text context: %s",
         {name: round(report.get("share_of_tokens_lost", 0.0), 4) for name, report in caption_tokens.items()},
     )
-    return {"clip_retrieval": retrieval, "caption_tokens": caption_tokens}, {"clip_zero_shot": probe}
+    payload = json_ready(
+        {"metrics": {"clip_retrieval": retrieval, "caption_tokens": caption_tokens}, "probe": {"clip_zero_shot": probe}}
+    )
+    cache.put(key, payload)  # fresh and reused numbers have one form (JSON's)
+    return payload["metrics"], payload["probe"]
 
 
 def describe_tiny_clip(

@@ -10,13 +10,17 @@ import torch
 from seg_pipelines.models.ovss.sam import SAMImageEncoder
 
 
-def test_sam_pretraining_pipeline_runs_end_to_end(project_copy: Path):
+def test_sam_pretraining_pipeline_runs_end_to_end(project_copy: Path, monkeypatch):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
+
+    from seg_pipelines.experiments import sam_pretraining
+    from seg_pipelines.parameters import plain_data
 
     bootstrap_project(project_copy)
     with KedroSession.create(project_path=project_copy, env="test") as session:
         session.run(pipeline_names=["sam_pretraining"])  # data_preparation comes with it
+        params = plain_data(session.load_context().params["sam_pretraining"])
     models, reporting = project_copy / "data/test/06_models", project_copy / "data/test/08_reporting"
     check = json.loads((reporting / "sam_point_prompt_check.json").read_text())
     assert check["split"] == "val"
@@ -50,6 +54,15 @@ def test_sam_pretraining_pipeline_runs_end_to_end(project_copy: Path):
         )
     assert states["tiny_l"]["image_encoder.blocks.0.mlp.lin1.weight"].shape == (384, 96)  # 4 x 96 wide
     assert states["tiny"]["image_encoder.blocks.0.mlp.lin1.weight"].shape == (256, 64)
+    # issue 30, item 12: a rerun with the same weights, settings and data reuses the check
+    manifest = json.loads((project_copy / "data/test/01_raw/dataset_manifest.json").read_text())
+    checked = []
+    real_check = sam_pretraining._point_prompt_check
+    monkeypatch.setattr(sam_pretraining, "_point_prompt_check", lambda *a: checked.append(1) or real_check(*a))
+    paths = {"tiny": str(models / "tiny_sam.pt"), "tiny_l": str(models / "tiny_sam_l.pt")}
+    assert sam_pretraining.evaluate_tiny_sams(paths, manifest, params) == check and checked == []
+    changed = {**paths, "tiny": {k: v * 1.01 if v.is_floating_point() else v for k, v in states["tiny"].items()}}
+    assert sam_pretraining.evaluate_tiny_sams(changed, manifest, params) != check and checked == [1, 1]
 
 
 def test_both_sizes_are_catalog_datasets_that_lsmseg_and_its_ablations_read():
