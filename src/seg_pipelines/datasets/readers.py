@@ -1435,6 +1435,13 @@ class FolderReader(SegmentationReader):
         else:
             self.splits = tuple(sorted(p.name for p in self.image_dir.iterdir() if p.is_dir()))
 
+    def _sample_id(self, image_path: Path) -> str:
+        """An image's path without its extension, relative to the image folder (else to root)."""
+        for folder in (self.image_dir, self.root):
+            if image_path.is_relative_to(folder):
+                return image_path.relative_to(folder).with_suffix("").as_posix()
+        return image_path.with_suffix("").as_posix()
+
     def _under_root(self, path: str | Path) -> Path:
         path = Path(path)
         return path if path.is_absolute() else self.root / path
@@ -1544,7 +1551,7 @@ class FolderReader(SegmentationReader):
             where = f"{list_file}:{line_number}"
             if len(fields) == 2:  # image and mask, relative to root
                 image_path, mask_path = self._under_root(fields[0]), self._under_root(fields[1])
-                stem = Path(fields[0]).with_suffix("").as_posix()
+                stem = self._sample_id(image_path)
                 if not image_path.is_file():
                     problems.append((stem, f"{where} lists image {image_path}, which does not exist"))
                 elif not mask_path.is_file():
