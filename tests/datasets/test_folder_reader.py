@@ -112,7 +112,9 @@ def test_image_without_mask_and_mask_without_image_name_the_files_or_are_counted
         f"image {root}/images/train/street/img3.jpg has no mask: expected {root}/masks/train/street/img3.png"
     )
     assert messages["orphan"].startswith(f"mask {root}/masks/train/orphan.png has no image: expected")
-    with pytest.raises(BadSamplesError, match=r"orphan.png has no image: .*\(and 1 more bad samples in split 'train'\)"):
+    with pytest.raises(
+        BadSamplesError, match=r"orphan.png has no image: .*\(and 1 more bad samples in split 'train'\)"
+    ):
         build_index(reader, ["train"], show_progress=False)
     index, report = build_index(reader, ["train", "val"], on_bad_sample="skip", show_progress=False)
     assert report["skipped_count"] == 2 and report["samples_per_split"] == {"train": 3, "val": 2}
