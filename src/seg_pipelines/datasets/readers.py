@@ -1421,7 +1421,8 @@ class FolderReader(SegmentationReader):
                 f"({len(self._names)} classes): set ignore_index >= {len(self._names)} (e.g. 65535 for 16-bit masks)"
             )
         self.palette_file: Path | None = None
-        self._palette_keys = self._palette_ids = self._ignore_keys = np.zeros(0, dtype=np.int64)
+        self._palette_keys = self._ignore_keys = np.zeros(0, dtype=np.uint32)
+        self._palette_ids = np.zeros(0, dtype=np.int64)
         if mask_format == "rgb":
             if palette is None:
                 raise DatasetError(f"folder dataset {self.root}: mask_format 'rgb' needs a palette file (palette=)")
@@ -1474,7 +1475,7 @@ class FolderReader(SegmentationReader):
                     f"{line - offset}) but the class list {self.classes_file} names class {line - offset} "
                     f"{class_name!r}: list the classes in the same order"
                 )
-        keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in entries], dtype=np.int64)
+        keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in entries], dtype=np.uint32)
         order = np.argsort(keys)
         self._palette_keys, self._palette_ids = keys[order], order.astype(np.int64)
         ignore = []
@@ -1488,7 +1489,7 @@ class FolderReader(SegmentationReader):
                     f"folder dataset: ignore colour {colour_text(colour)} is also a class colour in {self.palette_file}"
                 )
             ignore.append(key)
-        self._ignore_keys = np.array(sorted(ignore), dtype=np.int64)
+        self._ignore_keys = np.array(sorted(ignore), dtype=np.uint32)
 
     # ---------------------------------------------------------------- listing
 
@@ -1585,22 +1586,29 @@ class FolderReader(SegmentationReader):
         if self.mask_format == "ids":
             return self._read_id_mask(path), None
         rgb = read_image_rgb(path)  # palette PNGs give their colours here
-        keys = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        ignored = np.isin(keys, self._ignore_keys) if len(self._ignore_keys) else np.zeros(keys.shape, bool)
-        position = np.clip(np.searchsorted(self._palette_keys, keys), 0, len(self._palette_keys) - 1)
+        keys = rgb[..., 0].astype(np.uint32) << 16
+        keys |= rgb[..., 1].astype(np.uint32) << 8
+        keys |= rgb[..., 2]
+        position = np.searchsorted(self._palette_keys, keys)
+        np.minimum(position, len(self._palette_keys) - 1, out=position)
         known = self._palette_keys[position] == keys
+        raw = self._palette_ids[position]
+        if known.all():
+            return raw, None
+        ignored = np.isin(keys, self._ignore_keys)
         unknown = ~known & ~ignored
         if unknown.any():
             colours, counts = np.unique(keys[unknown], return_counts=True)
-            first = colours[0]
+            first = int(colours[0])
             at = _first_pixel(keys == first)
-            colour = (int(first) >> 16, (int(first) >> 8) & 255, int(first) & 255)
+            colour = (first >> 16, (first >> 8) & 255, first & 255)
             more = f"; {len(colours) - 1} more unknown colours" if len(colours) > 1 else ""
             raise DatasetError(
                 f"mask {path} has colour {colour_text(colour)} ({int(counts[0])} pixels, first at {at}) that is not "
                 f"in the palette {self.palette_file}{more}"
             )
-        return np.where(known, self._palette_ids[position], 0), ignored
+        raw[ignored] = 0  # any id: load_label sets these pixels to ignore_index
+        return raw, ignored
 
     def _read_id_mask(self, path: Path) -> np.ndarray:
         if not path.is_file():
