@@ -518,6 +518,8 @@ def _check_folder_dataset(block: Any, splits: list[str]) -> Any:
     """Raise (naming every key) if ``block`` is a ``folder`` dataset that cannot be read."""
     if block.family == "folder":
         problems = folder_dataset_problems(block.root, block.reader_kwargs, splits)
+        if getattr(block, "vocabulary", None):
+            problems.append(f"vocabulary = {block.vocabulary!r}: a folder dataset's vocabulary is its class list")
         if problems:
             raise ValueError("folder dataset: " + "; ".join(problems))
     return block

@@ -262,6 +262,9 @@ def test_parameters_name_a_typo_a_missing_file_and_a_missing_split_before_any_no
         check_parameters(_dataset_block(tmp_path / "nowhere"))
     evaluate = {"evaluate": {"dataset": {"family": "folder", "root": str(root), "split": "val", "reader_kwargs": {}}}}
     check_parameters(evaluate)  # defaults: classes.txt, images/, masks/, ids
+    evaluate["evaluate"]["dataset"]["vocabulary"] = "syn150"
+    with pytest.raises(ParameterError, match=r"vocabulary = 'syn150': a folder dataset's vocabulary is its class list"):
+        check_parameters(evaluate)
 
 
 def test_reader_arguments_and_validated_keys_agree():

@@ -162,3 +162,20 @@ def test_the_class_list_is_the_open_vocabulary_vocabulary_for_evaluate_and_predi
         expected = reference(image[None].float() / 255, text)["logits"].argmax(1)[0].numpy()
     label = np.asarray(Image.open(project_copy / "data/07_model_output/predictions/img0_label.png"))
     np.testing.assert_array_equal(label, expected)
+
+
+def test_a_typo_or_a_missing_file_in_the_settings_stops_the_run_before_any_node(project_copy: Path):
+    from kedro.validation.exceptions import ParameterValidationError
+
+    settings, _ = readme_recipe()
+    layouts.write_folder_dataset(project_copy / settings["dataset"]["root"], "ids").pop("labels")
+    settings["dataset"]["reader_kwargs"]["clases"] = settings["dataset"]["reader_kwargs"].pop("classes")
+    use_settings(project_copy, settings)
+    with pytest.raises(ParameterValidationError, match=r"(?s)'dataset'.*reader_kwargs\.clases: unknown key"):
+        run_command(project_copy, "kedro run --pipelines=data_preparation")
+    settings["dataset"]["reader_kwargs"]["classes"] = "labels.txt"
+    del settings["dataset"]["reader_kwargs"]["clases"]
+    use_settings(project_copy, settings)
+    with pytest.raises(ParameterValidationError, match=r"reader_kwargs\.classes = 'labels.txt': no such file"):
+        run_command(project_copy, "kedro run --pipelines=data_preparation")
+    assert not (project_copy / "data/01_raw/dataset_manifest.json").exists()  # no node ran
