@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {
         name: {
             "list_s": round(times["list_s"], 4),
-            "index_s": round(times["index_s"], 3),
+            "index_s": round(times["index_s"], 4),
             "images_per_s": round(args.n / times["index_s"], 1),
             "listed_images_per_s": round(args.n / times["list_s"], 1),
         }
