@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -345,6 +346,10 @@ class BenchmarkDataset(Block):
     reader_kwargs: dict[str, Any] = {}
     vocabulary: str | None = None
 
+    @model_validator(mode="after")
+    def _folder(self) -> BenchmarkDataset:
+        return _check_folder_dataset(self, [self.split])
+
 
 class PromptComparison(Block):
     """``lsmseg`` with ``prompts: prompt_set``: LSMSeg trained with the prompt set and with the templates
@@ -492,11 +497,97 @@ class SamPretraining(Block):
         return block
 
 
+class FolderDatasetSettings(BaseModel):
+    """``reader_kwargs`` of the ``folder`` family (``datasets.readers.FolderReader``'s arguments; README
+    "Your own data"). Paths are relative to the dataset ``root`` unless absolute. Unknown keys are errors:
+    a typo must not fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: str = "classes.txt"
+    images: str = "images"
+    masks: str = "masks"
+    mask_format: Literal["ids", "rgb"] = "ids"
+    palette: str | None = None
+    ignore_colors: list[str] = []
+    ignore_index: Annotated[int, Field(strict=True, ge=0, le=65535)] = 255
+    reduce_zero_label: Annotated[bool, Field(strict=True)] = False
+    split_files: dict[str, str] | None = None
+
+
+def folder_dataset_problems(root: str, reader_kwargs: Mapping[str, Any], splits: list[str]) -> list[str]:
+    """What stops a ``folder`` dataset before any file is read, one line per problem naming the key:
+    an unknown or mistyped ``reader_kwargs`` key, a missing root / folder / class list / palette / split
+    file, a split with neither a subfolder nor a split file. Paths resolve from the working directory
+    (the project root under ``kedro run``)."""
+    try:
+        settings = FolderDatasetSettings.model_validate(dict(reader_kwargs or {}))
+    except ValidationError as error:
+        known = ", ".join(FolderDatasetSettings.model_fields)
+        return [
+            f"reader_kwargs.{'.'.join(str(p) for p in issue['loc'])}: "
+            + ("unknown key (known: " + known + ")" if issue["type"] == "extra_forbidden" else issue["msg"])
+            for issue in error.errors()
+        ]
+    base = Path(root)
+    if not base.is_dir():
+        return [f"root = {root!r}: no such folder ({base.resolve()})"]
+
+    def under_root(path: str) -> Path:
+        return Path(path) if Path(path).is_absolute() else base / path
+
+    problems = []
+    files = {
+        "classes": settings.classes,
+        "palette": settings.palette,
+        **{f"split_files.{split}": path for split, path in (settings.split_files or {}).items()},
+    }
+    for key, path in files.items():
+        if path is not None and not under_root(path).is_file():
+            problems.append(f"reader_kwargs.{key} = {path!r}: no such file ({under_root(path)})")
+    for key in ("images", "masks"):
+        folder = getattr(settings, key)
+        if not under_root(folder).is_dir():
+            problems.append(f"reader_kwargs.{key} = {folder!r}: no such folder ({under_root(folder)})")
+    if settings.mask_format == "rgb" and settings.palette is None:
+        problems.append("reader_kwargs.palette: mask_format 'rgb' needs a palette file (one colour per class line)")
+    if settings.mask_format == "ids" and settings.ignore_colors:
+        problems.append("reader_kwargs.ignore_colors: applies to mask_format 'rgb' only")
+    images = under_root(settings.images)
+    for split in splits:
+        if settings.split_files is not None:
+            if split not in settings.split_files:
+                problems.append(
+                    f"splits: {split!r} has no file in reader_kwargs.split_files {sorted(settings.split_files)}"
+                )
+        elif images.is_dir() and not (images / split).is_dir():
+            problems.append(
+                f"splits: {split!r} has no folder {images / split} (splits are subfolders of the image and mask "
+                "folders, or set reader_kwargs.split_files)"
+            )
+    return problems
+
+
+def _check_folder_dataset(block: Any, splits: list[str]) -> Any:
+    """Raise (naming every key) if ``block`` is a ``folder`` dataset that cannot be read."""
+    if block.family == "folder":
+        problems = folder_dataset_problems(block.root, block.reader_kwargs, splits)
+        if getattr(block, "vocabulary", None):
+            problems.append(f"vocabulary = {block.vocabulary!r}: a folder dataset's vocabulary is its class list")
+        if problems:
+            raise ValueError("folder dataset: " + "; ".join(problems))
+    return block
+
+
 class Dataset(Block):
     family: str
     root: str
     splits: Annotated[list[str], Field(min_length=1)]
     reader_kwargs: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _folder(self) -> Dataset:
+        return _check_folder_dataset(self, self.splits)
 
 
 class Preparation(Block):
@@ -538,6 +629,10 @@ class EvaluationDataset(Block):
     split: str = "val"
     reader_kwargs: dict[str, Any] = {}
     vocabulary: str | None = None
+
+    @model_validator(mode="after")
+    def _folder(self) -> EvaluationDataset:
+        return _check_folder_dataset(self, [self.split])
 
 
 class Evaluate(Inference):

@@ -61,12 +61,13 @@ def build_transform(config: AugmentationConfig, ignore_index: int, train: bool) 
     return v2.Compose(steps)
 
 
-# Decoded (image, label) pairs of this process, by (family, root, reader settings, sample id): a
+# Decoded (image, label) pairs of this process, by (family, root, reader settings, split, sample id)
+# (a folder dataset may use one file name in two splits: train/0001.jpg and val/0001.jpg): a
 # small dataset (the synthetic world: ~1,600 images of 96 px, ~60 MB decoded) is decoded once and
 # every later epoch, run and dataset object of the process reads it from memory. Bounded: past
 # DECODED_CACHE_BYTES nothing more is kept (larger datasets decode per access, as before).
 DECODED_CACHE_BYTES = 1 << 30
-_DECODED: dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+_DECODED: dict[tuple[str, str, str, str, str], tuple[np.ndarray, np.ndarray]] = {}
 _decoded_bytes = 0
 
 
@@ -133,7 +134,7 @@ class SegmentationDataset(Dataset):
 
     def _decoded(self, row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         global _decoded_bytes
-        key = (*self._cache_prefix, str(row["sample_id"]))
+        key = (*self._cache_prefix, str(row["split"]), str(row["sample_id"]))
         if self.cache_decoded and key in _DECODED:
             return _DECODED[key]
         sample = Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"])

@@ -1,4 +1,5 @@
-"""Readers for the real benchmark datasets in their standard prepared on-disk layouts.
+"""Readers for the real benchmark datasets in their standard prepared on-disk layouts, and for a
+user's own dataset (``folder``).
 
 Every reader returns labels in *train-id space* with the dataset's own ignore value (DESIGN.md §6):
 
@@ -14,6 +15,8 @@ pascal_context_59   VOCdevkit/VOC2010/{JPEGImages,SegmentationClassContext} (MMS
 pascal_context_459  VOCdevkit/VOC2010/annotations_detectron2/pc459_val/*.tif (CAT-Seg)        459    459
 voc_20              VOCdevkit/VOC2012/{JPEGImages,SegmentationClass} palette PNGs             20     255
 voc_21b             same files, background kept as a class                                    21     255
+folder              your own: {images,masks}/<split>/**, classes.txt (+ palette.txt for RGB   C*     set
+                    masks) or split list files; see :class:`FolderReader`
 ==================  =======================================================================  =====  ======
 
 (* the class count is whatever the dataset's names file lists.)  ``root`` may point at the
@@ -23,17 +26,21 @@ dataset folder itself or at its parent (e.g. at ``ADEChallengeData2016`` or the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from PIL import Image
 
 from seg_pipelines.datasets.base import (
     DatasetError,
     Sample,
     SegmentationReader,
     check_label_values,
+    read_image_rgb,
+    read_label_array,
     register_reader,
     require_dir,
 )
@@ -1245,11 +1252,420 @@ class VOC21bReader(_VOC2012Reader):
         return decoded
 
 
+# --------------------------------------------------------------------------------------------
+# A user's own dataset: a folder of images and a folder of masks
+# --------------------------------------------------------------------------------------------
+
+#: Image files the ``folder`` family lists (any case: ``.JPG`` too).
+FOLDER_IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Mask files the ``folder`` family pairs with them (any case).
+FOLDER_MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".bmp")
+#: ``mask_format`` values: single-channel class ids, or RGB colours decoded with a palette file.
+FOLDER_MASK_FORMATS: tuple[str, ...] = ("ids", "rgb")
+
+
+def parse_colour(text: str) -> tuple[int, int, int] | None:
+    """``"#rrggbb"``, ``"R G B"`` or ``"R,G,B"`` as an ``(r, g, b)`` triple; ``None`` if ``text`` is none."""
+    text = text.strip()
+    if re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
+    parts = [part for part in re.split(r"[\s,]+", text) if part]
+    if len(parts) == 3 and all(part.isdigit() for part in parts):
+        values = tuple(int(part) for part in parts)
+        if all(value <= 255 for value in values):
+            return values  # type: ignore[return-value]
+    return None
+
+
+def colour_text(colour: tuple[int, int, int]) -> str:
+    """``(12, 34, 56)`` → ``"(12, 34, 56) #0c2238"``: both spellings a user may search a palette for."""
+    red, green, blue = (int(value) for value in colour)
+    return f"({red}, {green}, {blue}) #{red:02x}{green:02x}{blue:02x}"
+
+
+def read_palette(path: Path) -> list[tuple[tuple[int, int, int], str | None]]:
+    """``(colour, name or None)`` per line of a palette file, in order (line i = raw class id i).
+
+    A line is ``#rrggbb [name]`` or ``R G B [name]`` (``R,G,B`` too); blank lines and lines starting
+    with ``"# "`` or ``"//"`` are skipped. A colour given twice is an error naming both lines."""
+    if not path.is_file():
+        raise DatasetError(f"palette file not found: {path}")
+    entries: list[tuple[tuple[int, int, int], str | None]] = []
+    first_line: dict[tuple[int, int, int], int] = {}
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped == "#" or stripped.startswith(("# ", "//")):
+            continue
+        match = re.match(r"^(#[0-9a-fA-F]{6}|\d+\s*[, ]\s*\d+\s*[, ]\s*\d+)(?:\s+(.*))?$", stripped)
+        colour = parse_colour(match.group(1)) if match else None
+        if colour is None:
+            raise DatasetError(
+                f"{path}:{line_number}: expected a colour '#rrggbb [name]' or 'R G B [name]' (0-255), got {line!r}"
+            )
+        if colour in first_line:
+            raise DatasetError(
+                f"{path}:{line_number}: colour {colour_text(colour)} is already class line {first_line[colour]}; "
+                "every class needs its own colour"
+            )
+        first_line[colour] = line_number
+        name = match.group(2).strip() if match.group(2) else None
+        entries.append((colour, name or None))
+    if not entries:
+        raise DatasetError(f"palette file {path} lists no colours")
+    return entries
+
+
+def read_class_list(path: str | Path) -> list[str]:
+    """Class names of a class-list file (one per line, blank lines skipped; the first synonym of a
+    ``"name, synonym"`` line), in id order; empty or duplicate names are an error naming them."""
+    path = Path(path)
+    names = [synonyms[0] for synonyms in read_names_file(path)]
+    seen: dict[str, int] = {}
+    for class_id, name in enumerate(names):
+        key = name.casefold()
+        if key in seen:
+            raise DatasetError(f"class list {path}: {name!r} is both class {seen[key]} and class {class_id}")
+        seen[key] = class_id
+    return names
+
+
+def _first_pixel(mask: np.ndarray) -> str:
+    """``"x=5, y=10"``: the first (row-major) pixel where ``mask`` is true."""
+    row, column = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    return f"x={int(column)}, y={int(row)}"
+
+
+def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Files under ``folder`` (any depth) whose suffix is one of ``suffixes`` (any case), by their
+    path relative to ``folder`` without the suffix (``"street/0001"``), sorted."""
+    found: dict[str, list[Path]] = {}
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories.sort()
+        base = Path(directory)
+        relative = base.relative_to(folder).as_posix()
+        for name in sorted(files):
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() not in suffixes or name.startswith("."):
+                continue
+            key = stem if relative == "." else f"{relative}/{stem}"
+            found.setdefault(key, []).append(base / name)
+    return found
+
+
+@register_reader
+class FolderReader(SegmentationReader):
+    """A user's own dataset: ``root/<images>`` and ``root/<masks>`` paired by their path without
+    extension, a class list, and masks as class ids or as RGB colours with a palette.
+
+    Layout (every path relative to ``root`` unless absolute; the image and mask folders must lie
+    under ``root``)::
+
+        root/classes.txt              one class name per line, in id order
+        root/images/train/**/x.jpg    any depth; .jpg .jpeg .png .bmp .tif .tiff .webp, any case
+        root/masks/train/**/x.png     the same relative path, .png (.tif .bmp); 8- or 16-bit,
+                                      or palette PNGs whose indices are the ids
+        root/images/val/... root/masks/val/...
+
+    Splits are the subfolders of ``images`` (``images/train``, ``images/val``), or, with
+    ``split_files={split: file}``, list files whose lines are either an image path relative to
+    ``images`` with or without its extension (``street/0001``; the mask is ``masks/street/0001.png``)
+    or two paths relative to ``root``, image then mask.
+
+    ``mask_format="ids"``: pixel values are class ids (``ignore_index`` = ignore). With
+    ``reduce_zero_label`` raw 0 is "other" (→ ignore) and raw k is class k-1, as MMSegmentation
+    does for ADE20K. ``mask_format="rgb"``: each pixel's colour is looked up in the ``palette``
+    file (see :func:`read_palette`): its line number (from 0) is the raw id, decoded as above, so
+    the palette has one colour per class (one more, the first, for "other" with
+    ``reduce_zero_label``); ``ignore_colors`` are read as ignore. A palette line may carry the class
+    name, which must then be the class list's.
+
+    Errors name the file and the problem: an image without its mask or a mask without its image
+    (listed; ``on_bad_sample: skip`` counts and leaves them out), a colour not in the palette (the
+    colour, its pixel count and first pixel), an id beyond the class list (the id, its pixel count
+    and first pixel), a palette that does not match the class list (counts or names).
+    """
+
+    family = "folder"
+    ignore_index = 255
+    splits: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        root: str | Path,
+        classes: str | Path = "classes.txt",
+        images: str | Path = "images",
+        masks: str | Path = "masks",
+        mask_format: str = "ids",
+        palette: str | Path | None = None,
+        ignore_colors: list[str] | tuple[str, ...] = (),
+        ignore_index: int = 255,
+        reduce_zero_label: bool = False,
+        split_files: dict[str, str | Path] | None = None,
+    ) -> None:
+        super().__init__(root)
+        if mask_format not in FOLDER_MASK_FORMATS:
+            raise DatasetError(f"folder dataset {self.root}: mask_format must be one of {FOLDER_MASK_FORMATS}")
+        self.mask_format = mask_format
+        self.reduce_zero_label = bool(reduce_zero_label)
+        self.ignore_index = int(ignore_index)
+        self.classes_file = self._under_root(classes)
+        self.image_dir = require_dir(self._under_root(images), "folder dataset image folder")
+        self.mask_dir = require_dir(self._under_root(masks), "folder dataset mask folder")
+        for what, folder in (("images", self.image_dir), ("masks", self.mask_dir)):
+            if not folder.resolve().is_relative_to(self.root.resolve()):
+                raise DatasetError(f"folder dataset: the {what} folder {folder} is not under root {self.root}")
+        self._names = read_class_list(self.classes_file)
+        if self.ignore_index < len(self._names):
+            raise DatasetError(
+                f"folder dataset: ignore_index {self.ignore_index} is a class id of {self.classes_file} "
+                f"({len(self._names)} classes): set ignore_index >= {len(self._names)} (e.g. 65535 for 16-bit masks)"
+            )
+        self.palette_file: Path | None = None
+        self._palette_keys = self._ignore_keys = np.zeros(0, dtype=np.uint32)
+        self._palette_ids = np.zeros(0, dtype=np.int64)
+        if mask_format == "rgb":
+            if palette is None:
+                raise DatasetError(f"folder dataset {self.root}: mask_format 'rgb' needs a palette file (palette=)")
+            self.palette_file = self._under_root(palette)
+            self._load_palette(read_palette(self.palette_file), ignore_colors)
+        elif ignore_colors:
+            raise DatasetError("folder dataset: ignore_colors applies to mask_format 'rgb' only")
+        self.split_files = {str(split): self._under_root(path) for split, path in (split_files or {}).items()}
+        if self.split_files:
+            self.splits = tuple(self.split_files)
+        else:
+            self.splits = tuple(sorted(p.name for p in self.image_dir.iterdir() if p.is_dir()))
+
+    def _sample_id(self, image_path: Path) -> str:
+        """An image's path without its extension, relative to the image folder (else to root)."""
+        for folder in (self.image_dir, self.root):
+            if image_path.is_relative_to(folder):
+                return image_path.relative_to(folder).with_suffix("").as_posix()
+        return image_path.with_suffix("").as_posix()
+
+    def _under_root(self, path: str | Path) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._names)
+
+    # ---------------------------------------------------------------- palette
+
+    def _load_palette(
+        self, entries: list[tuple[tuple[int, int, int], str | None]], ignore_colors: list[str] | tuple[str, ...]
+    ) -> None:
+        """Check the palette against the class list and build the colour → raw id lookup."""
+        offset = 1 if self.reduce_zero_label else 0
+        expected = len(self._names) + offset
+        if len(entries) != expected:
+            other = " (with reduce_zero_label its first colour is 'other', then one per class)" if offset else ""
+            raise DatasetError(
+                f"palette {self.palette_file} has {len(entries)} colours but the class list {self.classes_file} "
+                f"has {len(self._names)} classes: the palette needs {expected}{other}"
+            )
+        for line, (colour, name) in enumerate(entries):
+            if name is None or line < offset:
+                continue
+            class_name = self._names[line - offset]
+            if name.casefold() != class_name.casefold() and first_synonym(name).casefold() != class_name.casefold():
+                raise DatasetError(
+                    f"palette {self.palette_file} names colour {colour_text(colour)} {name!r} (class id "
+                    f"{line - offset}) but the class list {self.classes_file} names class {line - offset} "
+                    f"{class_name!r}: list the classes in the same order"
+                )
+        keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in entries], dtype=np.uint32)
+        order = np.argsort(keys)
+        self._palette_keys, self._palette_ids = keys[order], order.astype(np.int64)
+        ignore = []
+        for text in ignore_colors:
+            colour = parse_colour(str(text))
+            if colour is None:
+                raise DatasetError(f"folder dataset: ignore_colors entry {text!r} is no '#rrggbb' or 'R G B' colour")
+            key = (colour[0] << 16) | (colour[1] << 8) | colour[2]
+            if key in keys:
+                raise DatasetError(
+                    f"folder dataset: ignore colour {colour_text(colour)} is also a class colour in {self.palette_file}"
+                )
+            ignore.append(key)
+        self._ignore_keys = np.array(sorted(ignore), dtype=np.uint32)
+
+    # ---------------------------------------------------------------- listing
+
+    def list_samples(self, split: str) -> list[Sample]:
+        if split not in self.splits:
+            if self.split_files:
+                raise DatasetError(
+                    f"folder dataset: split {split!r} has no split file; split_files: {self.split_files}"
+                )
+            raise DatasetError(
+                f"folder dataset: split {split!r} has no folder {self.image_dir / split} (subfolders found: "
+                f"{list(self.splits)}); put each split in its own subfolder of the image and mask folders, or "
+                "list them with split_files"
+            )
+        problems: list[tuple[str, str]] = []
+        if self.split_files:
+            samples = self._samples_from_list(split, self.split_files[split], problems)
+            return self._require_nonempty(samples, split, self.split_files[split], problems)
+        image_dir = self.image_dir / split
+        mask_dir = require_dir(self.mask_dir / split, f"folder dataset mask folder for split {split!r}")
+        images = _files_by_stem(image_dir, FOLDER_IMAGE_SUFFIXES)
+        masks = _files_by_stem(mask_dir, FOLDER_MASK_SUFFIXES)
+        samples = []
+        for stem, image_paths in images.items():
+            mask_path = self._one_mask(stem, masks.get(stem, []), image_paths[0], mask_dir, problems)
+            if mask_path is not None:
+                samples += [Sample(stem, split, image_path, mask_path) for image_path in image_paths]
+        for stem in sorted(set(masks) - set(images)):
+            problems.append(
+                (
+                    stem,
+                    f"mask {masks[stem][0]} has no image: expected {image_dir / stem} with an image extension",
+                )
+            )
+        return self._require_nonempty(samples, split, image_dir, problems)
+
+    def _one_mask(
+        self, stem: str, candidates: list[Path], image_path: Path, mask_dir: Path, problems: list[tuple[str, str]]
+    ) -> Path | None:
+        """The one mask of ``stem``, or ``None`` with the problem noted (none, or several)."""
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            problems.append((stem, f"image {image_path} has no mask: expected {mask_dir / stem}.png"))
+        else:
+            problems.append(
+                (stem, f"image {image_path} has {len(candidates)} masks: {', '.join(map(str, candidates))}; keep one")
+            )
+        return None
+
+    def _samples_from_list(self, split: str, list_file: Path, problems: list[tuple[str, str]]) -> list[Sample]:
+        if not list_file.is_file():
+            raise DatasetError(f"split list for {split!r} not found: {list_file}")
+        images = masks = None  # the trees are walked once, when a line names a sample without its extension
+        samples = []
+        for line_number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{list_file}:{line_number}"
+            if len(fields) == 2:  # image and mask, relative to root
+                image_path, mask_path = self._under_root(fields[0]), self._under_root(fields[1])
+                stem = self._sample_id(image_path)
+                if not image_path.is_file():
+                    problems.append((stem, f"{where} lists image {image_path}, which does not exist"))
+                elif not mask_path.is_file():
+                    problems.append((stem, f"{where}: image {image_path} has no mask: {mask_path} does not exist"))
+                else:
+                    samples.append(Sample(stem, split, image_path, mask_path))
+                continue
+            if len(fields) > 2:
+                raise DatasetError(f"{where}: expected 'image' or 'image mask', got {line!r}")
+            entry = fields[0]
+            stem = entry[: -len(Path(entry).suffix)] if Path(entry).suffix.lower() in FOLDER_IMAGE_SUFFIXES else entry
+            if images is None:
+                images = _files_by_stem(self.image_dir, FOLDER_IMAGE_SUFFIXES)
+                masks = _files_by_stem(self.mask_dir, FOLDER_MASK_SUFFIXES)
+            image_paths = images.get(stem, [])
+            if stem != entry:  # the line gives the extension: that file
+                image_paths = [path for path in image_paths if path.name == Path(entry).name]
+            if not image_paths:
+                problems.append((stem, f"{where} lists {entry!r} but no image {self.image_dir / entry} exists"))
+                continue
+            mask_path = self._one_mask(stem, masks.get(stem, []), image_paths[0], self.mask_dir, problems)
+            if mask_path is not None:
+                samples += [Sample(stem, split, image_path, mask_path) for image_path in image_paths]
+        return samples
+
+    # ---------------------------------------------------------------- masks
+
+    def read_mask(self, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw class ids of a mask file (``int64 H×W``; for RGB masks the palette line of each colour)
+        and, for RGB masks, where an ``ignore_colors`` colour is (else ``None``)."""
+        if self.mask_format == "ids":
+            return self._read_id_mask(path), None
+        rgb = read_image_rgb(path)  # palette PNGs give their colours here
+        keys = rgb[..., 0].astype(np.uint32) << 16
+        keys |= rgb[..., 1].astype(np.uint32) << 8
+        keys |= rgb[..., 2]
+        position = np.searchsorted(self._palette_keys, keys)
+        np.minimum(position, len(self._palette_keys) - 1, out=position)
+        known = self._palette_keys[position] == keys
+        raw = self._palette_ids[position]
+        if known.all():
+            return raw, None
+        ignored = np.isin(keys, self._ignore_keys)
+        unknown = ~known & ~ignored
+        if unknown.any():
+            colours, counts = np.unique(keys[unknown], return_counts=True)
+            first = int(colours[0])
+            at = _first_pixel(keys == first)
+            colour = (first >> 16, (first >> 8) & 255, first & 255)
+            more = f"; {len(colours) - 1} more unknown colours" if len(colours) > 1 else ""
+            raise DatasetError(
+                f"mask {path} has colour {colour_text(colour)} ({int(counts[0])} pixels, first at {at}) that is not "
+                f"in the palette {self.palette_file}{more}"
+            )
+        raw[ignored] = 0  # any id: load_label sets these pixels to ignore_index
+        return raw, ignored
+
+    def _read_id_mask(self, path: Path) -> np.ndarray:
+        if not path.is_file():
+            raise DatasetError(f"label file missing: {path}")
+        if path.suffix.lower() in {".tif", ".tiff"}:
+            return read_label_array(path)
+        try:
+            with Image.open(path) as image:
+                image.load()
+                mode = image.mode
+                array = np.asarray(image)
+        except Exception as error:  # PIL raises many types for broken files
+            raise DatasetError(f"corrupt or unreadable mask {path}: {error}") from error
+        if array.ndim == 3:
+            channels = array[..., :3] if mode in ("RGB", "RGBA") else array[..., :1]
+            if not (channels == channels[..., :1]).all():
+                raise DatasetError(
+                    f"mask {path} is a {mode} colour image; with mask_format 'ids' a mask holds one class id per "
+                    "pixel (a single-channel or palette PNG): for colour masks set mask_format: rgb and a palette file"
+                )
+            array = channels[..., 0]
+        return array.astype(np.int64)
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        if self.reduce_zero_label:
+            return reduce_zero_label(raw, self.ignore_index)
+        return np.asarray(raw, dtype=np.int64)
+
+    def load_label(self, sample: Sample) -> np.ndarray:
+        """Decoded mask of ``sample``; an id beyond the class list names the id, its pixels and where."""
+        if sample.label_path is None:
+            raise DatasetError(f"sample {sample.sample_id} ({sample.image_path}) has no mask")
+        raw, ignored = self.read_mask(sample.label_path)
+        label = self.decode_label(raw)
+        if ignored is not None:
+            label[ignored] = self.ignore_index
+        bad = (label != self.ignore_index) & ((label < 0) | (label >= self.num_classes))
+        if bad.any():
+            values, counts = np.unique(raw[bad], return_counts=True)
+            first = int(values[0])
+            at = _first_pixel(bad & (raw == first))
+            shifted = ", reduce_zero_label: raw k is class k-1" if self.reduce_zero_label else ""
+            more = f"; other ids beyond it: {values[1:10].tolist()}" if len(values) > 1 else ""
+            raise DatasetError(
+                f"mask {sample.label_path} has class id {first} ({int(counts[0])} pixels, first at {at}) beyond the "
+                f"class list {self.classes_file} ({self.num_classes} classes: ids 0..{self.num_classes - 1}, ignore "
+                f"{self.ignore_index}{shifted}){more}"
+            )
+        return label
+
+
 __all__ = [
     "ADE20K150Reader",
     "ADE20K847Reader",
     "CocoStuff10kReader",
     "CocoStuff164kReader",
+    "FolderReader",
     "PascalContext459Reader",
     "PascalContext59Reader",
     "VOC20Reader",

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from seg_pipelines.datasets import readers
-from seg_pipelines.datasets.base import Sample, read_image_rgb
+from seg_pipelines.datasets.base import DatasetError, Sample, read_image_rgb
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import IMAGENET_MEAN, IMAGENET_STD
 from seg_pipelines.datasets.overview import label_colormap, label_overlay
@@ -64,6 +64,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_MEGAPIXELS = 4.0
 OVSS_ARCHITECTURES = ("catseg", "lsmseg")
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
+#: ``vocabulary`` values read as a class-list file (:func:`seg_pipelines.datasets.readers.read_class_list`).
+CLASS_LIST_SUFFIXES = (".txt", ".json")
 
 #: Vocabularies known by name without a dataset on disk (the class lists the readers use).
 BUILTIN_VOCABULARIES: dict[str, tuple[str, ...]] = {
@@ -208,8 +210,9 @@ def load_inference_model(params: Mapping[str, Any]) -> InferenceModel:
 
 
 def resolve_vocabulary(params: Mapping[str, Any]) -> list[str] | None:
-    """The class names of ``classes`` (a list) or ``vocabulary`` (a :data:`BUILTIN_VOCABULARIES` name,
-    or a synthetic-world vocabulary of the world at ``vocabulary_root``); ``None`` when neither is set."""
+    """The class names of ``classes`` (a list) or ``vocabulary`` (a :data:`BUILTIN_VOCABULARIES` name, a
+    class-list file such as a ``folder`` dataset's ``classes.txt`` (one name per line), or a
+    synthetic-world vocabulary of the world at ``vocabulary_root``); ``None`` when neither is set."""
     classes, name = params.get("classes"), params.get("vocabulary")
     if classes and name:
         raise InferenceInputError("set either classes or vocabulary, not both")
@@ -223,6 +226,13 @@ def resolve_vocabulary(params: Mapping[str, Any]) -> list[str] | None:
         return None
     if name in BUILTIN_VOCABULARIES:
         return list(BUILTIN_VOCABULARIES[name])
+    if Path(name).suffix.lower() in CLASS_LIST_SUFFIXES:  # a class-list file: a folder dataset's classes.txt
+        try:
+            names = readers.read_class_list(name)
+        except DatasetError as error:
+            raise InferenceInputError(f"vocabulary {name!r}: {error}") from error
+        validate_class_names(names, f"vocabulary {name}")
+        return names
     root = params.get("vocabulary_root")
     known = sorted(BUILTIN_VOCABULARIES)
     if root and Path(root).is_dir():
@@ -234,7 +244,9 @@ def resolve_vocabulary(params: Mapping[str, Any]) -> list[str] | None:
         if name in vocabularies:
             return list(vocabularies[name].class_names)
         known += sorted(vocabularies)
-    raise InferenceInputError(f"unknown vocabulary {name!r}; known: {known} (or give classes: [...])")
+    raise InferenceInputError(
+        f"unknown vocabulary {name!r}; known: {known} (or a class-list file, classes.txt, or classes: [...])"
+    )
 
 
 def text_embeddings(model: InferenceModel, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
