@@ -317,3 +317,20 @@ def test_attribute_prompt_section_prints_thesis_tables_5_3_and_5_4_beside_ours(t
     assert "| size − template, avg. (Table 5.3) | +0.60 | +0.30 | yes |" in section
     assert "| shape − template, avg. (Table 5.3) | +0.60 | not produced yet | – |" in section
     assert "Table 5.4; ours: the selection half) | +1.00 | +0.30 | yes |" in section
+
+
+def test_evaluate_outputs_have_their_own_section_with_the_chance_row(tmp_path):
+    """Issue 30 item 9: `evaluate`'s table and metrics are filed under their section, not "Other outputs"."""
+    out = tmp_path / "data" / "08_reporting"
+    out.mkdir(parents=True)
+    (out / "evaluation_table.md").write_text(
+        "### fcn.pt on synthetic val (60 classes, closed_set, whole): mIoU 12.00\n\n"
+        "| model | mIoU |\n|---|---|\n| fcn.pt | 12.00 |\n| chance (uniform random) | 0.81 |\n"
+    )
+    (out / "evaluation_metrics.json").write_text(json.dumps({"evaluate": {"mIoU": 12.0, "chance_mIoU": 0.81}}))
+    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
+    assert "## Other outputs" not in markdown
+    section = markdown.split("### Checkpoint evaluation (`evaluate`)")[1].split("\n## ")[0]
+    assert "| chance (uniform random) | 0.81 |" in section and "| evaluate.chance_mIoU | 0.81 |" in section
+    assert {s.path for s in status if s.produced} == {"evaluation_table.md", "evaluation_metrics.json"}

@@ -166,6 +166,14 @@ def test_evaluate_closed_set_matches_a_direct_confusion_matrix(world, trained_ch
     assert metrics["evaluate"]["mIoU"] == pytest.approx(100 * expected.miou)
     np.testing.assert_allclose(per_class["iou"], 100 * expected.iou)
     assert len(per_class) == reader.num_classes and "mIoU" in markdown
+    # the chance row (issue 30 item 9): a uniform random predictor under the same protocol
+    pixels = confusion.matrix.numpy().sum(axis=1).astype(float)
+    k = reader.num_classes
+    expected_chance = np.where(pixels > 0, pixels / (pixels.sum() + pixels * (k - 1)), 0.0)  # closed set: absent = 0
+    assert metrics["evaluate"]["chance_mIoU"] == pytest.approx(100 * expected_chance.mean())
+    assert 0 < metrics["evaluate"]["chance_mIoU"] < 100 / k
+    assert f"| chance (uniform random) | {metrics['evaluate']['chance_mIoU']:.2f} |" in markdown
+    assert "| chance_iou |" in markdown.splitlines()[-(reader.num_classes + 2)]  # the per-class table's header
 
 
 def test_mmseg_checkpoint_loads_with_renamed_keys_and_meta_classes(tmp_path):

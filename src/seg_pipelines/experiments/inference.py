@@ -44,7 +44,14 @@ from seg_pipelines.datasets.base import Sample, read_image_rgb
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import IMAGENET_MEAN, IMAGENET_STD
 from seg_pipelines.datasets.overview import label_colormap, label_colours, label_overlay
-from seg_pipelines.engine.evaluation import Predict, evaluate, run_inference, scores_from_confusion
+from seg_pipelines.engine.evaluation import (
+    Predict,
+    chance_iou,
+    chance_miou,
+    evaluate,
+    run_inference,
+    scores_from_confusion,
+)
 from seg_pipelines.engine.ovss_evaluation import benchmark_spec, predict_catseg_slide, validate_class_names
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.models.checkpoints import (
@@ -535,12 +542,15 @@ def evaluate_checkpoint(model: InferenceModel, params: Mapping[str, Any]) -> tup
             "accuracy": 100 * scores.accuracy,
             "ground_truth_pixels": matrix.sum(axis=1),
             "predicted_pixels": matrix.sum(axis=0),
+            # a uniform random predictor's expected IoU (engine.evaluation.chance_iou); NaN: no ground truth
+            "chance_iou": 100 * chance_iou(scores.ground_truth_pixels),
         }
     )
     metrics = {
         "mIoU": 100 * scores.miou,
         "mAcc": 100 * scores.macc,
         "aAcc": 100 * scores.aacc,
+        "chance_mIoU": 100 * chance_miou(scores.ground_truth_pixels, protocol),
         "images": float(min(len(samples), limit or len(samples))),
         "classes_counted": float(np.isfinite(scores.iou).sum()),
     }
@@ -548,7 +558,19 @@ def evaluate_checkpoint(model: InferenceModel, params: Mapping[str, Any]) -> tup
         f"{Path(model.source).name} on {dataset['family']} {split} ({len(class_names)} classes, "
         f"{protocol}, {params.get('mode', 'whole')}): mIoU {metrics['mIoU']:.2f}"
     )
-    markdown = markdown_table(per_class[["class_id", "name", "iou", "accuracy"]], decimals=2, title=title) + "\n"
+    summary = pd.DataFrame(
+        {
+            "model": [Path(model.source).name, "chance (uniform random)"],
+            "mIoU": [metrics["mIoU"], metrics["chance_mIoU"]],
+        }
+    )
+    markdown = (
+        markdown_table(summary, decimals=2, title=f"### {title}")
+        + "\n\nchance: the expected mIoU of a uniform random predictor over the same classes and protocol, "
+        "from the ground-truth pixel counts (a rare class's chance IoU is about its pixel share).\n\n"
+        + markdown_table(per_class[["class_id", "name", "iou", "accuracy", "chance_iou"]], decimals=2)
+        + "\n"
+    )
     logger.info(title)
     return per_class, {"evaluate": metrics}, markdown
 
