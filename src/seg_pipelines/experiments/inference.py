@@ -555,7 +555,9 @@ def evaluate_checkpoint(model: InferenceModel, params: Mapping[str, Any]) -> tup
         "classes_counted": float(np.isfinite(scores.iou).sum()),
     }
     title = (
-        f"{Path(model.source).name} on {dataset['family']} {split} ({len(class_names)} classes, "
+        f"{Path(model.source).name} on {dataset['family']}"
+        + (f" ({dataset['vocabulary']})" if dataset.get("vocabulary") else "")
+        + f" {split} ({len(class_names)} classes, "
         f"{protocol}, {params.get('mode', 'whole')}): mIoU {metrics['mIoU']:.2f}"
     )
     summary = pd.DataFrame(
