@@ -146,3 +146,75 @@ def test_dataset_overview_legend_lists_every_class_in_the_labels_in_the_panel_co
     assert tuple(drawn[0, 6] / 255.0) == pytest.approx(entries["c1"])  # unblended: the legend's colour exactly
     assert tuple(drawn[3, 4]) == (0, 0, 0)  # ignored pixels black
     plt.close(figure)
+
+
+class _FixedLogits:
+    """A stand-in model whose class logits are fixed: class ``k`` wins where ``label_map == k``."""
+
+    def __init__(self, label_map: np.ndarray, num_classes: int):
+        import torch
+
+        self.logits = torch.nn.functional.one_hot(torch.from_numpy(label_map), num_classes).permute(2, 0, 1)[None] * 4.0
+
+    def __call__(self, image, text):
+        return {"logits": self.logits.float() - 2.0}
+
+    def eval(self):
+        return self
+
+    def visual_features(self, image):
+        import torch
+
+        return torch.ones(1, 4, 2, 2), None
+
+
+def _fake_lsmseg_models(monkeypatch):
+    """``experiments.lsmseg``'s figures on two 6 x 6 validation images and fixed-logit models (no training)."""
+    import torch
+
+    from seg_pipelines.experiments import lsmseg
+
+    names = ["sky", "grass", "lime", "boat", "road"]
+    labels = [np.array([[0] * 6] * 3 + [[1] * 6] * 3), np.array([[0] * 6] * 3 + [[2, 2, 1, 1, 1, 255]] * 3)]
+    dataset = [{"image": torch.rand(3, 6, 6), "label": torch.from_numpy(label)} for label in labels]
+    predicted = np.array([[0] * 6] * 3 + [[3] * 6] * 3)  # "boat" is predicted, never in the ground truth
+    models = {"baseline": _FixedLogits(predicted, 5), "lsmseg": _FixedLogits(labels[0].clip(0, 4), 5)}
+    record = {"class_names": names, "ignore_index": 255, "prompts": [[n] for n in names]}
+    monkeypatch.setattr(
+        lsmseg, "_trained_models_on", lambda *args: (record, dataset, models, {k: None for k in models})
+    )
+    monkeypatch.setattr(lsmseg, "build_ovss_model", lambda *args: _FixedLogits(predicted, 5))
+    monkeypatch.setattr(lsmseg, "_text_embeddings", lambda model, prompts: torch.ones(len(prompts), 1, 4))
+    params = {
+        "figures": {
+            "qualitative_benchmark": "syn847",
+            "qualitative_images": 2,
+            "cost_map_benchmark": "syn847",
+            "cost_map_classes": ["lime", "road"],
+        }
+    }
+    plan = {"unseen": ["lime"], "clip_pretrained": None}
+    return lsmseg, params, plan, names
+
+
+def test_lsmseg_predictions_figure_has_a_legend_of_the_classes_in_its_panels(monkeypatch):
+    lsmseg, params, plan, names = _fake_lsmseg_models(monkeypatch)
+    figure = lsmseg.plot_qualitative({}, {}, pd.DataFrame(), {"family": "synthetic"}, plan, params)
+    (legend,) = figure.legends
+    entries = _entries(legend)
+    assert list(entries) == ["sky", "grass", "lime", "boat"]  # in truth or a prediction; "road" nowhere
+    palette = concept_palette(len(names))
+    assert entries["boat"] == pytest.approx(tuple(palette[3]))
+    assert [axis.get_title() for axis in figure.axes[:4]] == ["image", "CAT-Seg (baseline)", "LSMSeg", "ground truth"]
+    plt.close(figure)
+
+
+def test_lsmseg_cost_map_figure_has_its_colour_bars(monkeypatch):
+    lsmseg, params, plan, _ = _fake_lsmseg_models(monkeypatch)
+    figure = lsmseg.plot_cost_maps({}, {}, pd.DataFrame(), {"family": "synthetic"}, plan, params)
+    colour_bars = sorted(axis.get_ylabel() for axis in figure.axes if axis.get_label() == "<colorbar>")
+    assert colour_bars == ["CLIP cosine similarity (before fine-tuning)", "sigmoid(class logit)"]
+    titles = [axis.get_title() for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    assert titles[:5] == ["image", "'lime' (unseen) mask", "CLIP", "CAT-Seg", "LSMSeg"]
+    assert "no 'road' in syn847" in [text.get_text() for text in figure.texts]  # road is in no label
+    plt.close(figure)
