@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export KEDRO_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup setup-test demo test lint format viz mlflow clean-data gpu-check thesis-smoke ablations
+.PHONY: setup setup-test demo test lint format viz viz-offline mlflow clean-data gpu-check thesis-smoke ablations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ format: setup
 
 viz: setup
 	$(BIN)/kedro viz run --autoreload
+
+# without internet: the static site (no PyPI version check, so no "Kedro-Viz None is here!" banner)
+viz-offline: setup
+	$(BIN)/kedro viz build && $(BIN)/python -m http.server 4141 --bind 127.0.0.1 -d build
 
 mlflow: setup
 	$(BIN)/python -m seg_pipelines.engine.tracking relocate .   # a moved or copied project: its own mlruns/

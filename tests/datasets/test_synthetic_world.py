@@ -283,13 +283,30 @@ def test_ensure_reuses_matching_world(world_root):
 
 
 def test_world_overview_figure(world_root):
+    from matplotlib.colors import to_rgb
+
     from seg_pipelines.datasets.synthetic import plot_world_overview
+    from seg_pipelines.datasets.synthetic.figures import concept_palette
+    from seg_pipelines.datasets.synthetic.reader import SyntheticReader
 
     figure = plot_world_overview(world_root, n_images=4)
     histogram = figure.axes[-1]
-    assert len(figure.axes) == 4 + 2  # images, legend, histogram
+    assert len(figure.axes) == 4 + 1  # images, histogram (the class legend is the figure's)
     assert histogram.get_yscale() == "log"
     assert len(histogram.patches) == NUM_CONCEPTS
+    # the legend: every class the four labels contain, in the colours their label panels show
+    reader = SyntheticReader(world_root)
+    labels = [reader.load_pair(sample)[1] for sample in reader.list_samples("val")[:4]]
+    present = sorted({int(c) for label in labels for c in np.unique(label[label != reader.ignore_index])})
+    (legend,) = figure.legends
+    entries = {t.get_text(): to_rgb(h.get_facecolor()) for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    assert list(entries) == [reader.concept_names[c] for c in present]
+    palette = concept_palette(len(reader.concept_names))
+    drawn = figure.axes[0].get_images()[0].get_array()  # image | label of the first sample
+    width = labels[0].shape[1]
+    first = int(labels[0][0, 0])
+    assert tuple(drawn[0, width]) == pytest.approx(tuple(palette[first]))
+    assert entries[reader.concept_names[first]] == pytest.approx(tuple(palette[first]))
     import matplotlib.pyplot as plt
 
     plt.close(figure)

@@ -120,3 +120,16 @@ def test_evaluate_runs_modes_over_batches():
     assert scores.miou == pytest.approx(1.0)
     with pytest.raises(ValueError, match="mode"):
         evaluate(predict, batches, 3, IGNORE, mode="tiles")
+
+
+def test_chance_miou_follows_the_protocol():
+    from seg_pipelines.engine.evaluation import chance_iou, chance_miou
+
+    counts = np.array([600.0, 300.0, 100.0, 0.0])  # class 3 absent from the ground truth
+    per_class = chance_iou(counts)
+    # open vocabulary: the mean over classes with ground truth; closed set: the absent class scores 0
+    # (a uniform random predictor predicts it on a quarter of the pixels, none of them right)
+    assert chance_miou(counts, "open_vocabulary") == pytest.approx(np.mean(per_class[:3]))
+    assert chance_miou(counts, "closed_set") == pytest.approx(np.sum(per_class[:3]) / 4)
+    with pytest.raises(ValueError, match="protocol"):
+        chance_miou(counts, "closed")

@@ -291,3 +291,47 @@ def test_direction_with_paired_runs_prints_the_verdict_over_seeds(tmp_path):
         "| gone | +1.00 | +1.00 | yes | not produced yet |" in markdown
         and "| plain | +1.00 | +1.00 | yes | – |" in markdown
     )
+
+
+def test_attribute_prompt_section_prints_thesis_tables_5_3_and_5_4_beside_ours(tmp_path):
+    """Issue 30 item 8: the thesis's Table 5.3 / 5.4 rows (§5.3.4) and the direction of each attribute's
+    difference to the template, thesis vs ours."""
+    from seg_pipelines.thesis_tables import TABLE_5_4
+
+    for row, values in TABLE_5_4.thesis.items():  # the transcription: each printed avg. is its six columns' mean
+        assert values["avg."] == pytest.approx(sum(list(values.values())[:6]) / 6, abs=0.051), row
+    out = tmp_path / "data" / "08_reporting"
+    out.mkdir(parents=True)
+    (out / "table_5_3_attribute_scores.md").write_text("| attribute | avg. |\n|---|---|\n| template | 25.7 |\n")
+    prefix = "attribute_selection.table_5_3"
+    metrics = {f"{prefix}.template.avg": 25.7, f"{prefix}.color.avg": 24.1, f"{prefix}.size.avg": 26.0}
+    metrics["attribute_selection.gain_vs_template"] = 0.3
+    (out / "attribute_selection_metrics.json").write_text(json.dumps(metrics))
+    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
+    section = markdown.split("### Attribute prompts")[1].split("### CAT-Seg vs LSMSeg")[0]
+    assert "_Thesis Table 5.3 (§5.3.4" in section and "_Thesis Table 5.4 (§5.3.4" in section
+    assert "| Baseline | 11.0 | 17.9 | 28.4 | 54.6 | 94.6 | 74.3 | 46.8 |  |" in section
+    assert "| Contextual Relationship | 7.1 | 17.4 | 16.5 | 29.8 | 94.6 | 73.9 | 39.9 | -6.9 |" in section
+    assert "| Size + Shape +Texture + Color | 11.6 | 18.4 | 28.9 | 55.6 | 94.9 | 77.1 | 47.8 | +1.0 |" in section
+    assert "| color − template, avg. (Table 5.3) | +0.50 | -1.60 | **no** |" in section
+    assert "| size − template, avg. (Table 5.3) | +0.60 | +0.30 | yes |" in section
+    assert "| shape − template, avg. (Table 5.3) | +0.60 | not produced yet | – |" in section
+    assert "Table 5.4; ours: the selection half) | +1.00 | +0.30 | yes |" in section
+
+
+def test_evaluate_outputs_have_their_own_section_with_the_chance_row(tmp_path):
+    """Issue 30 item 9: `evaluate`'s table and metrics are filed under their section, not "Other outputs"."""
+    out = tmp_path / "data" / "08_reporting"
+    out.mkdir(parents=True)
+    (out / "evaluation_table.md").write_text(
+        "### fcn.pt on synthetic val (60 classes, closed_set, whole): mIoU 12.00\n\n"
+        "| model | mIoU |\n|---|---|\n| fcn.pt | 12.00 |\n| chance (uniform random) | 0.81 |\n"
+    )
+    (out / "evaluation_metrics.json").write_text(json.dumps({"evaluate": {"mIoU": 12.0, "chance_mIoU": 0.81}}))
+    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
+    assert "## Other outputs" not in markdown
+    section = markdown.split("### Checkpoint evaluation (`evaluate`)")[1].split("\n## ")[0]
+    assert "| chance (uniform random) | 0.81 |" in section and "| evaluate.chance_mIoU | 0.81 |" in section
+    assert {s.path for s in status if s.produced} == {"evaluation_table.md", "evaluation_metrics.json"}

@@ -254,3 +254,35 @@ def test_pretraining_lowers_the_loss_and_resumes(tmp_path):
     other = CaptionedImages(data.images.flip(-2), data.labels, data.captions[::-1], data.ignore_index)
     _, other_curve = pretrain_clip(other, config, checkpoint_dir=tmp_path, show_progress=False)
     assert other_curve != curve  # other training data: trained afresh, not resumed
+
+
+def test_pretraining_data_are_the_prepared_index_samples(tmp_path):
+    """The tiny CLIP and SAM train on the prepared index's train split (so a sample the preparation skipped
+    stays out, and Kedro-Viz draws ``models`` after ``primary``); an index of another dataset is refused."""
+    from seg_pipelines.datasets.base import DatasetError
+    from seg_pipelines.datasets.factory import create_reader
+    from seg_pipelines.experiments.clip_pretraining import load_captioned_split
+    from seg_pipelines.experiments.data_preparation import (
+        build_prepared_index,
+        prepare_raw_dataset,
+        prepared_sample_ids,
+    )
+    from seg_pipelines.experiments.sam_pretraining import load_region_masks
+
+    world = {"seed": 0, "image_size": 32, "n_train": 4, "n_val": 2}
+    manifest = prepare_raw_dataset({"family": "synthetic", "root": str(tmp_path), "splits": ["train", "val"]}, world)
+    reader = create_reader("synthetic", tmp_path)
+    samples = reader.list_samples("train")
+    full_index, _ = build_prepared_index(manifest, "raise")
+    index = full_index[full_index["sample_id"] != samples[-1].sample_id]  # as if preparation had skipped it
+    kept = prepared_sample_ids(manifest, index, "train")
+    assert kept == {s.sample_id for s in samples[:3]}  # the fourth training image was not prepared
+    assert len(load_captioned_split(reader, "train", sample_ids=kept).captions) == 3
+    assert len(load_captioned_split(reader, "train").captions) == 4
+    assert len(load_region_masks(reader, "train", 32, 1, sample_ids=kept).images) == 3
+    assert len(load_region_masks(reader, "train", 32, 1).images) == 4
+    with pytest.raises(DatasetError, match="no samples of split 'test'"):
+        prepared_sample_ids(manifest, index, "test")
+    elsewhere = index.assign(image_path=[f"/elsewhere/{i}.jpg" for i in range(len(index))])
+    with pytest.raises(DatasetError, match="outside the manifest's root"):
+        prepared_sample_ids(manifest, elsewhere, "train")

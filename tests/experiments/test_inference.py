@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from seg_pipelines.datasets.factory import create_reader
+from seg_pipelines.datasets.overview import label_colormap, label_colours, label_overlay
 from seg_pipelines.datasets.synthetic import ensure_synthetic_world
 from seg_pipelines.engine.evaluation import ConfusionMatrix, scores_from_confusion
 from seg_pipelines.experiments import inference
@@ -97,7 +98,10 @@ def test_predict_closed_set_folder_writes_labels_that_match_the_model(world, tra
         expected = model.module(normalised)["logits"].argmax(1)[0].numpy()
     label = np.asarray(outputs[f"{stems[0]}_label"])
     np.testing.assert_array_equal(label, expected)
-    assert outputs[f"{stems[0]}_overlay"].size == (image.shape[1], image.shape[0])
+    overlay = np.asarray(outputs[f"{stems[0]}_overlay"])  # overlay | label colours | legend
+    height, width = image.shape[:2]
+    np.testing.assert_array_equal(overlay[:height, :width], label_overlay(image, expected, ignore_index=-1, alpha=0.5))
+    np.testing.assert_array_equal(overlay[:height, width : 2 * width], label_colours(expected, ignore_index=-1))
 
 
 def test_predict_writes_one_pair_per_image_when_images_share_a_stem(world, trained_checkpoint, tmp_path):
@@ -117,7 +121,8 @@ def test_predict_writes_one_pair_per_image_when_images_share_a_stem(world, train
     for name, file in summary["outputs"].items():  # each pair is the prediction of its own file
         image = Image.open(file).convert("RGB")
         single, _ = inference.predict_images(model, {"input": file, "show_progress": False})
-        assert outputs[f"{name}_overlay"].size == image.size
+        assert outputs[f"{name}_overlay"].size[1] >= image.size[1]
+        assert outputs[f"{name}_overlay"].size[0] > 2 * image.size[0]  # overlay | label colours | legend
         np.testing.assert_array_equal(
             np.asarray(outputs[f"{name}_label"]), np.asarray(single[f"{Path(file).stem}_label"])
         )
@@ -161,6 +166,14 @@ def test_evaluate_closed_set_matches_a_direct_confusion_matrix(world, trained_ch
     assert metrics["evaluate"]["mIoU"] == pytest.approx(100 * expected.miou)
     np.testing.assert_allclose(per_class["iou"], 100 * expected.iou)
     assert len(per_class) == reader.num_classes and "mIoU" in markdown
+    # the chance row (issue 30 item 9): a uniform random predictor under the same protocol
+    pixels = confusion.matrix.numpy().sum(axis=1).astype(float)
+    k = reader.num_classes
+    expected_chance = np.where(pixels > 0, pixels / (pixels.sum() + pixels * (k - 1)), 0.0)  # closed set: absent = 0
+    assert metrics["evaluate"]["chance_mIoU"] == pytest.approx(100 * expected_chance.mean())
+    assert 0 < metrics["evaluate"]["chance_mIoU"] < 100 / k
+    assert f"| chance (uniform random) | {metrics['evaluate']['chance_mIoU']:.2f} |" in markdown
+    assert "| chance_iou |" in markdown.splitlines()[-(reader.num_classes + 2)]  # the per-class table's header
 
 
 def test_mmseg_checkpoint_loads_with_renamed_keys_and_meta_classes(tmp_path):
@@ -381,3 +394,29 @@ def test_large_photos_are_segmented_within_the_pixel_limit(world, trained_checkp
     defaults = {k: v for k, v in params.items() if k != "scales"}
     inference.predict_images(model, {**defaults, "max_megapixels": 0.05})
     assert 0.04e6 < max(h * w for h, w in seen) <= 0.05e6
+
+
+def test_prediction_overlay_has_a_legend_of_the_classes_present_in_the_label_colours():
+    # a 20 x 30 prediction: class 3 on 360 pixels, class 7 on 180, class 1 on 60; classes 0, 2, 4-6 absent
+    label = np.full((20, 30), 3, dtype=np.int64)
+    label[:, 20:] = 7  # 20 x 10 = 200 pixels ...
+    label[:2, 20:] = 1  # ... of which 2 x 10 = 20 become class 1
+    label[2:6, 20:] = 1  # 60 pixels of class 1, 140 of class 7
+    names = [f"class {c}" for c in range(8)]
+    assert inference.legend_entries(label, names) == [
+        (3, "class 3", 400 / 600),
+        (7, "class 7", 140 / 600),
+        (1, "class 1", 60 / 600),
+    ]
+    rgb = np.full((20, 30, 3), 200, dtype=np.uint8)
+    overlay = np.asarray(inference.overlay_with_legend(rgb, label, names, alpha=0.5))
+    assert overlay.shape[0] >= 2 * inference.LEGEND_MARGIN + 3 * inference.LEGEND_ROW_HEIGHT and overlay.shape[1] > 60
+    palette = label_colormap(256)
+    swatch_left = 2 * 30 + inference.LEGEND_MARGIN
+    for row, class_id in enumerate([3, 7, 1]):  # one swatch per class present, in its label colour
+        top = inference.LEGEND_MARGIN + row * inference.LEGEND_ROW_HEIGHT
+        centre = overlay[top + inference.LEGEND_SWATCH // 2, swatch_left + inference.LEGEND_SWATCH // 2]
+        np.testing.assert_array_equal(centre, palette[class_id + 1])
+        assert (overlay[:20, 30:60] == palette[class_id + 1]).all(axis=-1).any(), "the same colour in the label panel"
+    below = inference.LEGEND_MARGIN + 3 * inference.LEGEND_ROW_HEIGHT
+    assert (overlay[below:, 60:] == 255).all(), "no entry for an absent class"

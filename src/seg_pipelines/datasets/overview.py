@@ -37,6 +37,15 @@ def label_overlay(image: np.ndarray, label: np.ndarray, ignore_index: int, alpha
     return blended.clip(0, 255).astype(np.uint8)
 
 
+def label_colours(label: np.ndarray, ignore_index: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 image of ``label`` in the colours :func:`label_overlay` and the predict label
+    PNGs use (class c: palette entry c + 1); ignored pixels black."""
+    colours = label_colormap(max(int(label[label != ignore_index].max(initial=0)) + 2, 256))
+    coloured = colours[np.where(label == ignore_index, 0, label + 1) % len(colours)]
+    coloured[label == ignore_index] = 0
+    return coloured
+
+
 def plot_dataset_overview(
     reader: SegmentationReader,
     index: pd.DataFrame,
@@ -44,23 +53,36 @@ def plot_dataset_overview(
     n_images: int = 8,
     split: str = "val",
 ) -> plt.Figure:
-    """A grid of ``n_images`` of ``split`` with label overlays (class names in the titles) over a
-    log-scale bar chart of class pixel frequencies coloured by head/mid/tail tercile."""
+    """A grid of ``n_images`` of ``split``, each beside its label in the palette colours, with a legend of
+    every class those labels contain (same colours), over a log-scale bar chart of class pixel
+    frequencies coloured by head/mid/tail tercile."""
     rows = index[index["split"] == split].head(n_images)
     if rows.empty:
         rows = index.head(n_images)
     columns = max(min(len(rows), 4), 1)
     grid_rows = (len(rows) + columns - 1) // columns
-    figure = plt.figure(figsize=(5.2 * columns, 3.0 * grid_rows + 4.0), constrained_layout=True)
+    figure = plt.figure(figsize=(5.2 * columns + 2.5, 3.0 * grid_rows + 4.0), layout="constrained")
     spec = figure.add_gridspec(grid_rows + 1, columns, height_ratios=[3.0] * grid_rows + [4.0])
     names = class_statistics["name"].tolist()
+    shown: set[int] = set()
     for position, (_, row) in enumerate(rows.iterrows()):
         axis = figure.add_subplot(spec[position // columns, position % columns])
         image, label = reader.load_pair(Sample(row["sample_id"], row["split"], row["image_path"], row["label_path"]))
-        axis.imshow(np.concatenate([image, label_overlay(image, label, reader.ignore_index)], axis=1))
-        present = [names[c] for c in row["classes_present"]][:4]
-        axis.set_title(f"{row['sample_id']}: image | label\n" + ", ".join(present), fontsize=7)
+        axis.imshow(np.concatenate([image, label_colours(label, reader.ignore_index)], axis=1))
+        present = np.unique(label[label != reader.ignore_index])
+        shown.update(int(c) for c in present if 0 <= c < len(names))
+        axis.set_title(f"{row['sample_id']}: image | label", fontsize=7)
         axis.axis("off")
+    palette = label_colormap(max(len(names) + 1, 256)) / 255.0
+    figure.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=palette[c + 1], label=names[c]) for c in sorted(shown)],
+        loc="outside right upper",
+        fontsize=7,
+        frameon=False,
+        ncol=1 + len(shown) // 30,
+        title=f"classes in these labels\n({len(shown)} of {len(names)}; black: ignored)",
+        title_fontsize=7,
+    )
     histogram = figure.add_subplot(spec[grid_rows, :])
     ordered = class_statistics.sort_values("rank")
     histogram.bar(

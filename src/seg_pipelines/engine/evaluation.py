@@ -104,6 +104,18 @@ def chance_iou(ground_truth_pixels: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, iou, np.nan)
 
 
+def chance_miou(ground_truth_pixels: np.ndarray, protocol: Protocol = "closed_set") -> float:
+    """mIoU (fraction) of a uniform random predictor under ``protocol``, from :func:`chance_iou`: the
+    open-vocabulary mean counts classes with ground-truth pixels only; the closed-set mean also counts
+    each class without any as 0 (a random predictor predicts it somewhere, so its union is not empty)."""
+    iou = chance_iou(ground_truth_pixels)
+    if protocol == "closed_set":
+        iou = np.nan_to_num(iou, nan=0.0)
+    elif protocol != "open_vocabulary":
+        raise ValueError(f"unknown protocol {protocol!r}; use 'closed_set' or 'open_vocabulary'")
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
 def map_predictions_to_background(prediction: torch.Tensor, first_id: int, background_id: int) -> torch.Tensor:
     """VOC-21b rule: every predicted id ``>= first_id`` becomes ``background_id``."""
     return torch.where(prediction >= first_id, torch.full_like(prediction, background_id), prediction)

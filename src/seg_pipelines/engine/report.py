@@ -27,7 +27,7 @@ its key), so a new table appears in the report without a line here.
 
 ``thesis`` blocks print the thesis's numbers beside ours and say whether the setting is comparable:
 ``table`` names one of :data:`seg_pipelines.thesis_tables.REPORT_TABLES` (or is a table
-``{title, columns, rows}``); ``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02
+``{title, columns, rows}``), or is a list of them; ``directions`` compare the sign of a thesis finding (e.g. CAA's +7.02
 mIoU over FCN on ADE20K, ``{minus: ["thesis:…", "thesis:…"]}``) with ours, which is what a
 synthetic-world run can reproduce; a direction with ``paired: {runs: <file>_runs.csv, rows: [candidate,
 baseline], metric: mIoU}`` also gets its verdict over seeds (the ablation tables' rule:
@@ -474,12 +474,14 @@ class ReportBuilder:
             comparable, str(comparable)
         )
         out = [f"**Thesis vs ours — {verdict}.** {thesis.get('note', '')}".rstrip()]
-        table = thesis.get("table")
-        if isinstance(table, str):  # a table of the thesis's numbers, by name
-            if table not in thesis_tables.REPORT_TABLES:
-                raise ReportConfigError(f"unknown thesis table {table!r}; known: {sorted(thesis_tables.REPORT_TABLES)}")
-            table = thesis_tables.REPORT_TABLES[table]
-        if table:
+        tables_shown = thesis.get("table") or []
+        for table in tables_shown if isinstance(tables_shown, list) else [tables_shown]:
+            if isinstance(table, str):  # a table of the thesis's numbers, by name
+                if table not in thesis_tables.REPORT_TABLES:
+                    raise ReportConfigError(
+                        f"unknown thesis table {table!r}; known: {sorted(thesis_tables.REPORT_TABLES)}"
+                    )
+                table = thesis_tables.REPORT_TABLES[table]
             out.append(
                 f"_{table.get('title', 'Thesis numbers')}_\n\n"
                 + markdown_table(table["columns"], table["rows"], table.get("decimals", 2))

@@ -837,7 +837,7 @@ def plot_combination_curve(combination_table: pd.DataFrame, attribute_table: pd.
     """Average mIoU as attributes are added greedily (Table 5.4), with the template baseline."""
     table = combination_table.set_index(COMBINATION_COLUMN)
     baseline = float(attribute_table.set_index("attribute").at[BASELINE_ROW, AVERAGE_COLUMN])
-    figure, axis = plt.subplots(figsize=(7, 3.4))
+    figure, axis = plt.subplots(figsize=(8.6, 3.4))
     steps = range(1, len(table) + 1)
     axis.plot(steps, table[AVERAGE_COLUMN], marker="o", color="tab:blue", label="greedy combination")
     axis.axhline(baseline, color="tab:red", linestyle="--", label=f"template baseline ({baseline:.1f})")
@@ -848,7 +848,8 @@ def plot_combination_curve(combination_table: pd.DataFrame, attribute_table: pd.
     labels = ["+ " + name.split(COMBINATION_SEPARATOR)[-1] if i else name for i, name in enumerate(table.index)]
     axis.set_xticks(list(steps), labels, rotation=20, ha="right")
     axis.set(ylabel="avg. mIoU (%)", title="Greedy attribute combination (Table 5.4 layout)")
-    axis.legend(loc="lower right")
+    # beside the axes, not over them: no placement inside can be sure to miss every point
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     figure.tight_layout()
     return figure
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,13 +113,17 @@ class CaptionedImages:
 # --------------------------------------------------------------------------- data
 
 
-def load_captioned_split(reader: SegmentationReader, split: str, limit: int | None = None) -> CaptionedImages:
-    """Images, concept labels and captions of ``split`` of a synthetic world (reader without vocabulary)."""
+def load_captioned_split(
+    reader: SegmentationReader, split: str, limit: int | None = None, sample_ids: Collection[str] | None = None
+) -> CaptionedImages:
+    """Images, concept labels and captions of ``split`` of a synthetic world (reader without vocabulary);
+    ``sample_ids``: only these samples (the prepared index's), else every sample of the split."""
     if getattr(reader, "family", None) != "synthetic" or getattr(reader, "vocabulary_name", None):
         raise ValueError("CLIP pretraining needs the synthetic reader in concept space (no vocabulary=)")
     records = {record["image"]: record["caption"] for record in reader.captions(split)}
     images, labels, captions = [], [], []
-    for sample in reader.list_samples(split)[:limit]:
+    samples = [s for s in reader.list_samples(split) if sample_ids is None or s.sample_id in sample_ids]
+    for sample in samples[:limit]:
         relative = Path(sample.image_path).resolve().relative_to(Path(reader.data_root).resolve()).as_posix()
         if relative not in records:
             raise ValueError(f"no caption for {sample.image_path} in {reader.data_root / 'captions.jsonl'}")

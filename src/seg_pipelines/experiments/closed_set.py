@@ -37,7 +37,7 @@ from seg_pipelines.datasets.base import Sample
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.index import data_digest
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
-from seg_pipelines.engine.evaluation import chance_iou, evaluate, run_inference, scores_from_confusion
+from seg_pipelines.engine.evaluation import chance_miou, evaluate, run_inference, scores_from_confusion
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.engine.training import (
     CheckpointError,
@@ -404,8 +404,7 @@ def closed_set_metrics(baseline: pd.DataFrame, method: pd.DataFrame, comparison:
         for g in GROUPS
     }
     # what a uniform random predictor scores under the same protocol (engine.evaluation.chance_iou)
-    chance = chance_iou(comparison["ground_truth_pixels"].to_numpy(dtype=float))
-    result["chance"] = {"mIoU": 100.0 * float(np.nanmean(chance)) if np.isfinite(chance).any() else float("nan")}
+    result["chance"] = {"mIoU": 100.0 * chance_miou(comparison["ground_truth_pixels"].to_numpy(dtype=float))}
     return result
 
 

@@ -86,6 +86,16 @@ def plot_overview(manifest: dict[str, Any], index: pd.DataFrame, class_statistic
     return plot_dataset_overview(reader, index, class_statistics, n_images=n_images)
 
 
+def prepared_sample_ids(manifest: dict[str, Any], index: pd.DataFrame, split: str) -> set[str]:
+    """The sample ids of ``split`` in the prepared index (after :func:`check_prepared_data`): what a
+    training node trains on, so samples the preparation skipped stay out of it too."""
+    check_prepared_data(manifest, index)
+    ids = {str(sample_id) for sample_id in index.loc[index["split"] == split, "sample_id"]}
+    if not ids:
+        raise DatasetError(f"prepared_index has no samples of split {split!r} (splits: {sorted(set(index['split']))})")
+    return ids
+
+
 def check_prepared_data(
     manifest: dict[str, Any], index: pd.DataFrame | None = None, class_statistics: pd.DataFrame | None = None
 ) -> None:

@@ -1,8 +1,11 @@
-"""Figures of training and evaluation runs: training curves and qualitative prediction grids."""
+"""Figures of training and evaluation runs: training curves, qualitative prediction grids (with a
+legend of the classes shown, in the colours drawn) and cost-map grids (with their colour scales)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,5 +77,74 @@ def plot_qualitative(
             if row == 0:
                 axis.set_title(columns[column], fontsize=9)
     handles = [Patch(color=palette[c], label=class_names[c]) for c in sorted(shown)]
-    figure.legend(handles=handles, loc="outside right upper", fontsize=6, frameon=False, ncol=1 + len(handles) // 30)
+    figure.legend(
+        handles=handles,
+        loc="outside right upper",
+        fontsize=6,
+        frameon=False,
+        ncol=1 + len(handles) // 30,
+        title=f"classes shown ({len(handles)})",
+        title_fontsize=7,
+    )
+    return figure
+
+
+@dataclass(frozen=True)
+class CostMapRow:
+    """One row of a cost-map figure: the image, the class's ground-truth mask and each model's map
+    (``maps``: title → (H, W) array; ``scale`` says which colour bar it is read against)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    mask_title: str
+    maps: Mapping[str, np.ndarray]
+
+
+def plot_cost_map_grid(
+    rows: Sequence[CostMapRow],
+    scales: Mapping[str, str],
+    title: str = "",
+    missing: Sequence[str] = (),
+) -> Figure:
+    """Rows of (image, mask, one cost map per model). ``scales`` maps each map title to its colour-bar
+    label; maps with the same label share one colour scale (fixed to [0, 1] when every value lies in it,
+    as sigmoid probabilities do, else the maps' joint range) and one colour bar on the right, so the
+    panels of a column are comparable across rows. ``missing``: a line per class without an example."""
+    titles = list(rows[0].maps) if rows else []
+    unknown = [t for t in titles if t not in scales]
+    if unknown:
+        raise ValueError(f"cost maps {unknown} have no colour scale; scales: {sorted(scales)}")
+    figure, axes = plt.subplots(
+        max(len(rows), 1),
+        2 + len(titles),
+        figsize=(2.2 * (2 + len(titles)) + 1.6, 2.3 * max(len(rows), 1)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    limits: dict[str, tuple[float, float]] = {}
+    for label in dict.fromkeys(scales[t] for t in titles):
+        values = np.concatenate([np.ravel(row.maps[t]) for row in rows for t in titles if scales[t] == label])
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        limits[label] = (0.0, 1.0) if low >= 0.0 and high <= 1.0 else (low, high if high > low else low + 1e-6)
+    images: dict[str, Any] = {}
+    for row_index, row in enumerate(rows):
+        axes[row_index, 0].imshow(row.image, interpolation="nearest")
+        axes[row_index, 0].set_title("image", fontsize=9)
+        axes[row_index, 1].imshow(row.mask, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        axes[row_index, 1].set_title(row.mask_title, fontsize=9)
+        for column, map_title in enumerate(titles, start=2):
+            low, high = limits[scales[map_title]]
+            images[scales[map_title]] = axes[row_index, column].imshow(
+                row.maps[map_title], cmap="jet", vmin=low, vmax=high, interpolation="bilinear"
+            )
+            axes[row_index, column].set_title(map_title, fontsize=9)
+    for axis in axes.flat:
+        axis.axis("off")
+    for label, image in images.items():
+        columns = [2 + i for i, t in enumerate(titles) if scales[t] == label]
+        figure.colorbar(image, ax=axes[:, columns].ravel().tolist(), label=label, shrink=0.8, pad=0.02)
+    if missing:
+        figure.text(0.01, 0.0, "; ".join(missing), fontsize=8, va="bottom")
+    if title:
+        figure.suptitle(title, fontsize=10)
     return figure

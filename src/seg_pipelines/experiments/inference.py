@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -43,8 +43,16 @@ from seg_pipelines.datasets import readers
 from seg_pipelines.datasets.base import DatasetError, Sample, read_image_rgb
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.loaders import IMAGENET_MEAN, IMAGENET_STD
-from seg_pipelines.datasets.overview import label_colormap, label_overlay
-from seg_pipelines.engine.evaluation import Predict, evaluate, run_inference, scores_from_confusion, upsampled_argmax
+from seg_pipelines.datasets.overview import label_colormap, label_colours, label_overlay
+from seg_pipelines.engine.evaluation import (
+    Predict,
+    chance_iou,
+    chance_miou,
+    evaluate,
+    run_inference,
+    scores_from_confusion,
+    upsampled_argmax,
+)
 from seg_pipelines.engine.ovss_evaluation import benchmark_spec, predict_catseg_slide, validate_class_names
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.models.checkpoints import (
@@ -381,6 +389,49 @@ def label_image(label: np.ndarray, num_classes: int) -> Image.Image:
     return Image.fromarray(label.astype(np.uint16))
 
 
+LEGEND_ROW_HEIGHT = 18  # pixels per legend entry of an overlay
+LEGEND_SWATCH = 12  # side of a legend entry's colour square
+LEGEND_MARGIN = 6
+TOP_CLASSES_PER_IMAGE = 5
+
+
+def legend_entries(label: np.ndarray, class_names: Sequence[str]) -> list[tuple[int, str, float]]:
+    """``(class id, name, pixel share)`` of every class in ``label``, largest share first."""
+    counts = np.bincount(label.reshape(-1), minlength=len(class_names))[: len(class_names)]
+    share = counts / max(int(counts.sum()), 1)
+    order = sorted(np.flatnonzero(counts), key=lambda c: (-counts[c], c))
+    return [(int(c), class_names[c], float(share[c])) for c in order]
+
+
+def overlay_with_legend(rgb: np.ndarray, label: np.ndarray, class_names: Sequence[str], alpha: float) -> Image.Image:
+    """The ``_overlay.png`` of one prediction: the label blended over the image, the label alone in the
+    palette colours (those of ``_label.png``) and a legend of the classes present (largest share first,
+    swatches in the same colours), side by side."""
+    height, width = label.shape
+    entries = legend_entries(label, class_names)
+    font = ImageFont.load_default(size=12)
+    texts = [f"{name} ({100 * share:.1f}%)" for _, name, share in entries]
+    text_width = max((int(font.getlength(text)) for text in texts), default=0)
+    legend_width = 3 * LEGEND_MARGIN + LEGEND_SWATCH + text_width
+    canvas = Image.new(
+        "RGB", (2 * width + legend_width, max(height, 2 * LEGEND_MARGIN + LEGEND_ROW_HEIGHT * len(entries))), "white"
+    )
+    canvas.paste(Image.fromarray(label_overlay(rgb, label, ignore_index=-1, alpha=alpha)), (0, 0))
+    canvas.paste(Image.fromarray(label_colours(label, ignore_index=-1)), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    palette = label_colormap(max(len(class_names) + 1, 256))
+    left = 2 * width + LEGEND_MARGIN
+    for row, ((class_id, _, _), text) in enumerate(zip(entries, texts)):
+        top = LEGEND_MARGIN + row * LEGEND_ROW_HEIGHT
+        draw.rectangle(
+            (left, top, left + LEGEND_SWATCH - 1, top + LEGEND_SWATCH - 1),
+            fill=tuple(int(v) for v in palette[class_id + 1]),
+            outline=(0, 0, 0),
+        )
+        draw.text((left + LEGEND_SWATCH + LEGEND_MARGIN, top - 1), text, fill=(0, 0, 0), font=font)
+    return canvas
+
+
 def _resize_short_side(image: torch.Tensor, short_side: int | None) -> torch.Tensor:
     if not short_side:
         return image
@@ -411,11 +462,13 @@ def limit_pixels(
 def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[dict[str, Image.Image], dict[str, Any]]:
     """Segment ``params['input']`` (an image or a folder): ``{"<name>_label": PNG, "<name>_overlay":
     PNG}`` for a partitioned dataset (``<name>``: :func:`output_names`, the stem unless images share
-    it), and a summary (classes, images, which output came from which file, class pixel shares)."""
+    it; the overlay carries its legend, :func:`overlay_with_legend`), and a summary: classes, images,
+    per output its file and top classes (``per_image``), and the class pixel shares over all images."""
     paths = list_input_images(params.get("input"))
     class_names = check_vocabulary(model, resolve_vocabulary(params), "the vocabulary")
     predictor = build_predictor(model, class_names, params)
     outputs: dict[str, Image.Image] = {}
+    per_image: dict[str, dict[str, Any]] = {}
     counts = np.zeros(len(class_names), dtype=np.int64)
     names = output_names(paths)
     failed: dict[str, str] = {}
@@ -444,9 +497,16 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
         scores = predictor(resized)
         label = upsampled_argmax(scores, tuple(image.shape[-2:])).numpy()
         counts += np.bincount(label.reshape(-1), minlength=len(class_names))[: len(class_names)]
-        overlay = label_overlay(rgb, label, ignore_index=-1, alpha=float(params.get("alpha", 0.5)))
         outputs[f"{name}_label"] = label_image(label, len(class_names))
-        outputs[f"{name}_overlay"] = Image.fromarray(np.asarray(overlay, dtype=np.uint8))
+        outputs[f"{name}_overlay"] = overlay_with_legend(rgb, label, class_names, float(params.get("alpha", 0.5)))
+        per_image[name] = {
+            "file": str(path),
+            "size": [int(label.shape[1]), int(label.shape[0])],
+            "top_classes": {
+                class_name: round(share, 4)
+                for _, class_name, share in legend_entries(label, class_names)[:TOP_CLASSES_PER_IMAGE]
+            },
+        }
     share = counts / max(int(counts.sum()), 1)
     top = np.argsort(-share)[:10]
     if len(failed) == len(paths):
@@ -464,10 +524,11 @@ def predict_images(model: InferenceModel, params: Mapping[str, Any]) -> tuple[di
         "outputs": {name: str(path) for name, path in zip(names, paths) if str(path) not in failed},
         "num_classes": len(class_names),
         "mode": mode,
-        "top_classes": {class_names[i]: round(float(share[i]), 4) for i in top if share[i] > 0},
+        "per_image": per_image,  # each output's file and its top classes (pixel share of that image)
+        "top_classes_all_images": {class_names[i]: round(float(share[i]), 4) for i in top if share[i] > 0},
     }
     if failed:
-        logger.warning("predict: %s; the failed files are listed in prediction_summary.json", summary["status"])
+        logger.warning("predict: %s; the failed files are listed in summary.json beside the outputs", summary["status"])
     return outputs, summary
 
 
@@ -538,20 +599,37 @@ def evaluate_checkpoint(model: InferenceModel, params: Mapping[str, Any]) -> tup
             "accuracy": 100 * scores.accuracy,
             "ground_truth_pixels": matrix.sum(axis=1),
             "predicted_pixels": matrix.sum(axis=0),
+            # a uniform random predictor's expected IoU (engine.evaluation.chance_iou); NaN: no ground truth
+            "chance_iou": 100 * chance_iou(scores.ground_truth_pixels),
         }
     )
     metrics = {
         "mIoU": 100 * scores.miou,
         "mAcc": 100 * scores.macc,
         "aAcc": 100 * scores.aacc,
+        "chance_mIoU": 100 * chance_miou(scores.ground_truth_pixels, protocol),
         "images": float(min(len(samples), limit or len(samples))),
         "classes_counted": float(np.isfinite(scores.iou).sum()),
     }
     title = (
-        f"{Path(model.source).name} on {dataset['family']} {split} ({len(class_names)} classes, "
+        f"{Path(model.source).name} on {dataset['family']}"
+        + (f" ({dataset['vocabulary']})" if dataset.get("vocabulary") else "")
+        + f" {split} ({len(class_names)} classes, "
         f"{protocol}, {params.get('mode', 'whole')}): mIoU {metrics['mIoU']:.2f}"
     )
-    markdown = markdown_table(per_class[["class_id", "name", "iou", "accuracy"]], decimals=2, title=title) + "\n"
+    summary = pd.DataFrame(
+        {
+            "model": [Path(model.source).name, "chance (uniform random)"],
+            "mIoU": [metrics["mIoU"], metrics["chance_mIoU"]],
+        }
+    )
+    markdown = (
+        markdown_table(summary, decimals=2, title=f"### {title}")
+        + "\n\nchance: the expected mIoU of a uniform random predictor over the same classes and protocol, "
+        "from the ground-truth pixel counts (a rare class's chance IoU is about its pixel share).\n\n"
+        + markdown_table(per_class[["class_id", "name", "iou", "accuracy", "chance_iou"]], decimals=2)
+        + "\n"
+    )
     logger.info(title)
     return per_class, {"evaluate": metrics}, markdown
 

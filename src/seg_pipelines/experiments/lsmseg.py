@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -28,14 +27,14 @@ from seg_pipelines.datasets.base import DatasetError
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.index import build_index, data_digest
 from seg_pipelines.datasets.loaders import AugmentationConfig, SegmentationDataset, build_transform
-from seg_pipelines.datasets.overview import label_colormap
 from seg_pipelines.datasets.synthetic.concepts import world_prompt_set
 from seg_pipelines.engine import ovss_evaluation as evaluation
 from seg_pipelines.engine import ovss_training as training
 from seg_pipelines.engine.evaluation import chance_iou
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import CheckpointError, load_model_weights
-from seg_pipelines.experiments.figures import data_source
+from seg_pipelines.experiments.figures import CostMapRow, data_source, plot_cost_map_grid
+from seg_pipelines.experiments.figures import plot_qualitative as plot_labelled_predictions
 from seg_pipelines.models.checkpoints import read_checkpoint
 from seg_pipelines.models.factory import create_model
 from seg_pipelines.models.ovss.clip import ensemble_text_embeddings, load_clip
@@ -47,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_KEYS = ("baseline", "lsmseg")
 MODEL_LABELS = {"baseline": "CAT-Seg (baseline)", "lsmseg": "LSMSeg"}
+COST_MAP_TITLES = {"baseline": "CAT-Seg", "lsmseg": "LSMSeg"}  # column titles of the cost-map figure
 
 
 # --------------------------------------------------------------------------- helpers
@@ -672,14 +672,6 @@ def _trained_models_on(
     return record, dataset, models, texts
 
 
-def _show_panels(axes: Sequence[Any], panels: Sequence[tuple[str, Any, str | None]]) -> None:
-    """One figure row: each (title, image, colormap or None) panel on its axis, without axes."""
-    for axis, (title, value, cmap) in zip(axes, panels):
-        axis.imshow(value, cmap=cmap)
-        axis.set_title(title, fontsize=9)
-        axis.axis("off")
-
-
 def plot_cost_maps(
     baseline_state: dict[str, torch.Tensor],
     lsmseg_state: dict[str, torch.Tensor],
@@ -701,14 +693,12 @@ def plot_cost_maps(
     classes = figure_params["cost_map_classes"]
     with torch.no_grad():  # text side encoded once, not per class row
         clip_text = _text_embeddings(clip_model, record["prompts"])
-    figure, axes = plt.subplots(len(classes), 5, figsize=(11, 2.3 * len(classes)), squeeze=False)
-    for row, class_name in enumerate(classes):
+    rows, missing = [], []
+    for class_name in classes:
         class_id = record["class_names"].index(class_name)
         item = _find_example(dataset, class_id)
         if item is None:
-            for axis in axes[row]:
-                axis.axis("off")
-            axes[row, 0].set_title(f"no '{class_name}' in {name}")
+            missing.append(f"no '{class_name}' in {name}")
             continue
         image = item["image"].unsqueeze(0)
         with torch.no_grad():
@@ -719,19 +709,26 @@ def plot_cost_maps(
                 .sum(1, keepdim=True)
             )
             clip_cost = F.interpolate(clip_cost, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-            maps = [clip_cost]
+            maps = {"CLIP": clip_cost.numpy()}
             for key, model in models.items():
-                maps.append(torch.sigmoid(model(image, texts[key])["logits"][0, class_id]))
+                maps[COST_MAP_TITLES[key]] = torch.sigmoid(model(image, texts[key])["logits"][0, class_id]).numpy()
         kind = "unseen" if class_name in plan["unseen"] else "seen"
-        panels = [
-            ("image", item["image"].permute(1, 2, 0).numpy(), None),
-            (f"'{class_name}' ({kind}) mask", (item["label"] == class_id).float().numpy(), "gray"),
-        ]
-        panels += [(title, value.numpy(), "jet") for title, value in zip(("CLIP", "CAT-Seg", "LSMSeg"), maps)]
-        _show_panels(axes[row], panels)
-    figure.suptitle(f"Cost maps ({name}, {data_source(manifest)}): CLIP vs CAT-Seg vs LSMSeg", fontsize=10)
-    figure.tight_layout()
-    return figure
+        rows.append(
+            CostMapRow(
+                image=item["image"].permute(1, 2, 0).numpy(),
+                mask=(item["label"] == class_id).float().numpy(),
+                mask_title=f"'{class_name}' ({kind}) mask",
+                maps=maps,
+            )
+        )
+    scales = {"CLIP": "CLIP cosine similarity (before fine-tuning)"}
+    scales.update({COST_MAP_TITLES[key]: "sigmoid(class logit)" for key in models})
+    return plot_cost_map_grid(
+        rows,
+        scales,
+        title=f"Cost maps ({name}, {data_source(manifest)}): CLIP vs CAT-Seg vs LSMSeg",
+        missing=missing,
+    )
 
 
 def plot_qualitative(
@@ -748,23 +745,18 @@ def plot_qualitative(
         name, baseline_state, lsmseg_state, index, manifest, plan, params
     )
     count = min(int(params["figures"].get("qualitative_images", 4)), len(dataset))
-    colormap = label_colormap(256)  # the VOC palette, 256 colours; 255 (ignore) is drawn as its own colour
-    figure, axes = plt.subplots(count, 4, figsize=(9, 2.3 * count), squeeze=False)
+    images, truths = [], []
+    predictions: dict[str, list[np.ndarray]] = {MODEL_LABELS[key]: [] for key in models}
     for row in range(count):
         item = dataset[row]
-        label = item["label"].numpy()
-        shown_label = np.where(label == record["ignore_index"], 255, label % 255)
-        panels = [
-            ("image", item["image"].permute(1, 2, 0).numpy(), None),
-            ("ground truth", colormap[shown_label], None),
-        ]
+        images.append((item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        truths.append(item["label"].numpy())
         with torch.no_grad():
             for key, model in models.items():
-                prediction = model(item["image"].unsqueeze(0), texts[key])["logits"].argmax(1)[0]
-                panels.append((MODEL_LABELS[key], colormap[prediction.numpy() % 255], None))
-        _show_panels(axes[row], panels)
+                logits = model(item["image"].unsqueeze(0), texts[key])["logits"]
+                predictions[MODEL_LABELS[key]].append(logits.argmax(1)[0].numpy())
+    figure = plot_labelled_predictions(images, truths, predictions, record["class_names"], int(record["ignore_index"]))
     figure.suptitle(f"Predictions on {name} (validation, {data_source(manifest)})", fontsize=10)
-    figure.tight_layout()
     return figure
 
 

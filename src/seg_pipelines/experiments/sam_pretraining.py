@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
@@ -47,6 +49,7 @@ from seg_pipelines.engine.training import (
     state_dict_digest,
 )
 from seg_pipelines.experiments.clip_pretraining import warmup_cosine_lr
+from seg_pipelines.experiments.data_preparation import prepared_sample_ids
 from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 from seg_pipelines.losses.sam import mask_iou, sam_mask_loss
 from seg_pipelines.models.factory import create_model
@@ -130,12 +133,18 @@ def region_map(label: np.ndarray, ignore_index: int, min_pixels: int) -> tuple[n
 
 
 def load_region_masks(
-    reader: SegmentationReader, split: str, image_size: int, min_pixels: int, limit: int | None = None
+    reader: SegmentationReader,
+    split: str,
+    image_size: int,
+    min_pixels: int,
+    limit: int | None = None,
+    sample_ids: Collection[str] | None = None,
 ) -> RegionMasks:
     """Images and class-agnostic region maps of ``split`` resized to ``image_size`` (images without a
-    region are left out)."""
+    region are left out); ``sample_ids``: only these samples (the prepared index's)."""
     images, regions, counts = [], [], []
-    for sample in reader.list_samples(split)[:limit]:
+    samples = [s for s in reader.list_samples(split) if sample_ids is None or s.sample_id in sample_ids]
+    for sample in samples[:limit]:
         image, label = reader.load_pair(sample)
         image = torch.from_numpy(image).permute(2, 0, 1).float().unsqueeze(0)
         label = torch.from_numpy(label.astype(np.int64))[None, None].float()
@@ -152,12 +161,14 @@ def load_region_masks(
     return RegionMasks(torch.stack(images), torch.stack(regions), counts)
 
 
-def _synthetic_regions(manifest: dict[str, Any], split: str, config: SamPretrainingConfig) -> RegionMasks:
+def _synthetic_regions(
+    manifest: dict[str, Any], split: str, config: SamPretrainingConfig, sample_ids: Collection[str] | None = None
+) -> RegionMasks:
     reason = not_trained_reason(manifest)
     if reason:
         raise ValueError(reason)
     reader = create_reader("synthetic", manifest["root"])
-    return load_region_masks(reader, split, config.image_size, config.min_region_pixels)
+    return load_region_masks(reader, split, config.image_size, config.min_region_pixels, sample_ids=sample_ids)
 
 
 # --------------------------------------------------------------------------- prompts
@@ -396,17 +407,20 @@ def _checkpoint_dir(params: dict[str, Any], variant: str) -> Path | None:
 
 
 def pretrain_tiny_sam(
-    manifest: dict[str, Any], params: dict[str, Any], variant: str = "tiny"
+    manifest: dict[str, Any], params: dict[str, Any], variant: str = "tiny", index: pd.DataFrame | None = None
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the SAM ``variant`` (``tiny`` | ``tiny_l``) on the train split's region masks (resumable from
-    ``checkpoint_dir/<variant>``); on a real dataset nothing is trained (an empty state dict, a warning)."""
+    ``checkpoint_dir/<variant>``); on a real dataset nothing is trained (an empty state dict, a warning).
+    ``index``: the prepared index, whose train-split samples are the ones trained on."""
     reason = not_trained_reason(manifest)
     if reason:
         logger.warning("sam_pretraining (%s) skipped: %s", variant, reason)
         return {}, []
     set_torch_threads(params.get("num_threads"), default=2)
     config = _config(params, variant)
-    data = _synthetic_regions(manifest, params.get("train_split", "train"), config)
+    split = params.get("train_split", "train")
+    sample_ids = None if index is None else prepared_sample_ids(manifest, index, split)
+    data = _synthetic_regions(manifest, split, config, sample_ids)
     checkpoint_dir = _checkpoint_dir(params, variant)
     return timed_pretraining(
         f"SAM {variant}", config.steps, lambda: pretrain_sam(data, config, checkpoint_dir=checkpoint_dir)

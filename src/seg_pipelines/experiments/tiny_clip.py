@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from torch import nn
 
@@ -17,6 +18,7 @@ from seg_pipelines.engine.ablations import ResultCache, json_ready
 from seg_pipelines.engine.runtime import set_torch_threads
 from seg_pipelines.engine.training import load_checkpoint, state_dict_digest
 from seg_pipelines.experiments import clip_pretraining as engine
+from seg_pipelines.experiments.data_preparation import prepared_sample_ids
 from seg_pipelines.experiments.embedded_pretraining import synthetic_only_reason, timed_pretraining
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ def _config(params: dict[str, Any]) -> engine.ClipPretrainingConfig:
     return engine.ClipPretrainingConfig(**params.get("training", {}))
 
 
-def pretrain_tiny_clip(manifest: dict[str, Any], params: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train the tiny CLIP on the train split's image–caption pairs (resumable from ``checkpoint_dir``)."""
+def pretrain_tiny_clip(
+    manifest: dict[str, Any], params: dict[str, Any], index: pd.DataFrame | None = None
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train the tiny CLIP on the train split's image–caption pairs (resumable from ``checkpoint_dir``);
+    ``index``: the prepared index, whose train-split samples are the ones trained on."""
     reason = not_trained_reason(manifest)
     if reason:  # a real dataset: nothing to train; downstream nodes say what to set instead
         logger.warning("clip_pretraining skipped: %s", reason)
@@ -50,7 +55,9 @@ def pretrain_tiny_clip(manifest: dict[str, Any], params: dict[str, Any]) -> tupl
     set_torch_threads(params.get("num_threads"), default=2)
     config = _config(params)
     reader = _synthetic_reader(manifest)
-    train_data = engine.load_captioned_split(reader, params.get("train_split", "train"))
+    split = params.get("train_split", "train")
+    sample_ids = None if index is None else prepared_sample_ids(manifest, index, split)
+    train_data = engine.load_captioned_split(reader, split, sample_ids=sample_ids)
     return timed_pretraining(
         "CLIP",
         config.steps,

@@ -124,9 +124,10 @@ def test_readme_recipe_trains_caa_evaluates_and_predicts_on_a_folder_dataset(pro
         "img0_overlay.png",
         "img2_label.png",
         "img2_overlay.png",
+        "summary.json",
     ]
-    summary = json.loads((project_copy / "data/test/08_reporting/prediction_summary.json").read_text())
-    assert summary["num_classes"] == 4 and set(summary["top_classes"]) <= set(layouts.FOLDER_CLASSES)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_classes"] == 4 and set(summary["top_classes_all_images"]) <= set(layouts.FOLDER_CLASSES)
     model = inference.load_inference_model({"checkpoint": str(project_copy / "data/test/06_models/caa/method.pt")})
     assert model.class_names == list(layouts.FOLDER_CLASSES)
     image = torch.from_numpy(np.asarray(Image.open(root / "images/val/img2.png").convert("RGB"))).permute(2, 0, 1)
@@ -164,7 +165,7 @@ def test_the_class_list_is_the_open_vocabulary_vocabulary_for_evaluate_and_predi
     counted = per_class["ground_truth_pixels"] > 0  # open-vocabulary protocol: classes with ground truth
     assert metrics["classes_counted"] == counted.sum() == 4
     assert metrics["mIoU"] == pytest.approx(per_class.loc[counted, "iou"].mean())
-    summary = json.loads((project_copy / "data/test/08_reporting/prediction_summary.json").read_text())
+    summary = json.loads((project_copy / "data/test/07_model_output/predictions/summary.json").read_text())
     assert summary["kind"] == "open_vocabulary" and summary["num_classes"] == 4
     model = inference.load_inference_model({"checkpoint": str(checkpoint)})
     image = torch.from_numpy(np.asarray(Image.open(root / "images/val/img0.jpg").convert("RGB"))).permute(2, 0, 1)

@@ -54,11 +54,18 @@ def test_predict_and_evaluate_pipelines_on_the_embedded_world(project_copy: Path
         },
     )
     written = sorted(p.name for p in (project_copy / "data/test/07_model_output/mine").iterdir())
+    assert written[-1] == "summary.json"  # the summary lies beside the images it describes
+    written = written[:-1]
     assert len(written) == 2 * 3 and all(name.endswith(("_label.png", "_overlay.png")) for name in written)
     label = np.asarray(Image.open(project_copy / "data/test/07_model_output/mine" / written[0]))
     assert label.max() < reader.num_classes
-    summary = json.loads((project_copy / "data/test/08_reporting/prediction_summary.json").read_text())
+    summary = json.loads((project_copy / "data/test/07_model_output/mine/summary.json").read_text())
     assert summary["images"] == 3 and summary["kind"] == "closed_set"
+    stem = Path(written[0]).name.removesuffix("_label.png")
+    shares = np.bincount(label.reshape(-1), minlength=reader.num_classes) / label.size
+    top = summary["per_image"][stem]["top_classes"]  # this image's classes, largest pixel share first
+    assert list(top) == [reader.class_names[c] for c in np.argsort(-shares, kind="stable")[: len(top)]]
+    assert list(top.values()) == pytest.approx(sorted(shares[shares > 0], reverse=True)[: len(top)], abs=1e-4)
 
     # the README's command line: `kedro run --pipelines=evaluate --params="..."`, parsed as Kedro's CLI does
     command_line = (

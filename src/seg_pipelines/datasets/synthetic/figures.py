@@ -23,9 +23,10 @@ def concept_palette(num_concepts: int) -> np.ndarray:
     return matplotlib.colors.hsv_to_rgb(np.stack([hues, saturation, value], axis=1))
 
 
-def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val", overlay_alpha: float = 0.5) -> Figure:
-    """Grid of ``n_images`` images of ``split`` with label overlays (legend of class names) above
-    the per-concept pixel-ratio histogram (log scale, bars coloured head / mid / tail, unseen hatched)."""
+def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val") -> Figure:
+    """Grid of ``n_images`` images of ``split``, each beside its label in the palette colours, with a
+    legend of every class those labels contain (in the same colours), above the per-concept
+    pixel-ratio histogram (log scale, bars coloured head / mid / tail, unseen hatched)."""
     from seg_pipelines.datasets.synthetic.reader import SyntheticReader
 
     reader = SyntheticReader(root)
@@ -34,31 +35,26 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
     samples = reader.list_samples(split)[: max(1, n_images)]
     columns = min(6, len(samples))
     image_rows = int(np.ceil(len(samples) / columns))
-    figure = plt.figure(figsize=(2.2 * columns + 2.8, 2.2 * image_rows + 3.6), constrained_layout=True)
-    grid = figure.add_gridspec(
-        image_rows + 1, columns + 1, height_ratios=[1.0] * image_rows + [1.5], width_ratios=[1.0] * columns + [0.9]
-    )
+    figure = plt.figure(figsize=(2.2 * columns + 3.2, 2.2 * image_rows + 3.6), layout="constrained")
+    grid = figure.add_gridspec(image_rows + 1, columns, height_ratios=[1.0] * image_rows + [1.5])
     shown: set[int] = set()
     for position, sample in enumerate(samples):
         image, label = reader.load_pair(sample)
         labelled = label != reader.ignore_index
-        colours = palette[np.where(labelled, label, 0)]
-        blended = image / 255.0
-        blended[labelled] = (1 - overlay_alpha) * blended[labelled] + overlay_alpha * colours[labelled]
+        coloured = np.where(labelled[..., None], palette[np.where(labelled, label, 0)], 0.0)  # unlabelled: black
         axis = figure.add_subplot(grid[position // columns, position % columns])
-        axis.imshow(np.concatenate([image / 255.0, blended], axis=1), interpolation="nearest")
+        axis.imshow(np.concatenate([image / 255.0, coloured], axis=1), interpolation="nearest")
         axis.set_title(f"{sample.sample_id}: image | label", fontsize=7)
         axis.axis("off")
         shown.update(int(i) for i in np.unique(label[labelled]))
-    legend_axis = figure.add_subplot(grid[:image_rows, columns])
-    legend_axis.axis("off")
-    legend_axis.legend(
+    figure.legend(
         handles=[Patch(color=palette[i], label=names[i]) for i in sorted(shown)],
-        loc="upper left",
+        loc="outside right upper",
         fontsize=7,
         frameon=False,
         ncol=1 + len(shown) // 24,
-        title="classes",
+        title=f"classes in these labels\n({len(shown)} of {len(names)}; black: unlabelled)",
+        title_fontsize=7,
     )
 
     concepts = reader.concepts

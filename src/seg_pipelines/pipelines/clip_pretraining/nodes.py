@@ -10,11 +10,13 @@ from typing import Any
 from seg_pipelines.parameters import ClipPretraining
 
 
-def pretrain_tiny_clip(manifest: dict[str, Any], params: ClipPretraining) -> tuple[Any, list[dict[str, float]]]:
-    """Pretrain (or resume) the tiny CLIP: the model and its training curve."""
+def pretrain_tiny_clip(
+    manifest: dict[str, Any], prepared_index: Any, params: ClipPretraining
+) -> tuple[Any, list[dict[str, float]]]:
+    """Pretrain (or resume) the tiny CLIP on the prepared index's train split: the model and its curve."""
     from seg_pipelines.experiments import tiny_clip
 
-    return tiny_clip.pretrain_tiny_clip(manifest, ClipPretraining.of(params))
+    return tiny_clip.pretrain_tiny_clip(manifest, ClipPretraining.of(params), prepared_index)
 
 
 def evaluate_tiny_clip(

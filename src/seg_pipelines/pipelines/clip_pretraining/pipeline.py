@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.pretrain_tiny_clip,
-                inputs=["dataset_manifest", "params:clip_pretraining"],
+                inputs=["dataset_manifest", "prepared_index", "params:clip_pretraining"],
                 outputs=["tiny_clip_checkpoint", "clip_pretraining_curve"],
                 name="pretrain_tiny_clip",
             ),

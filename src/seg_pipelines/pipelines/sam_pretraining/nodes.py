@@ -11,18 +11,23 @@ from typing import Any
 from seg_pipelines.parameters import SamPretraining
 
 
-def pretrain_tiny_sam(manifest: dict[str, Any], params: SamPretraining) -> tuple[Any, list[dict[str, float]]]:
-    """Pretrain (or resume) the tiny SAM (``training``): the model and its training curve."""
+def pretrain_tiny_sam(
+    manifest: dict[str, Any], prepared_index: Any, params: SamPretraining
+) -> tuple[Any, list[dict[str, float]]]:
+    """Pretrain (or resume) the tiny SAM (``training``) on the prepared index's train split: the model and its curve."""
     from seg_pipelines.experiments import sam_pretraining
 
-    return sam_pretraining.pretrain_tiny_sam(manifest, SamPretraining.of(params), "tiny")
+    return sam_pretraining.pretrain_tiny_sam(manifest, SamPretraining.of(params), "tiny", prepared_index)
 
 
-def pretrain_tiny_sam_l(manifest: dict[str, Any], params: SamPretraining) -> tuple[Any, list[dict[str, float]]]:
-    """Pretrain (or resume) the larger tiny SAM (``training_l``): the model and its training curve."""
+def pretrain_tiny_sam_l(
+    manifest: dict[str, Any], prepared_index: Any, params: SamPretraining
+) -> tuple[Any, list[dict[str, float]]]:
+    """Pretrain (or resume) the larger tiny SAM (``training_l``) on the prepared index's train split: the model
+    and its curve."""
     from seg_pipelines.experiments import sam_pretraining
 
-    return sam_pretraining.pretrain_tiny_sam(manifest, SamPretraining.of(params), "tiny_l")
+    return sam_pretraining.pretrain_tiny_sam(manifest, SamPretraining.of(params), "tiny_l", prepared_index)
 
 
 def evaluate_tiny_sams(

@@ -14,13 +14,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.pretrain_tiny_sam,
-                inputs=["dataset_manifest", "params:sam_pretraining"],
+                inputs=["dataset_manifest", "prepared_index", "params:sam_pretraining"],
                 outputs=["tiny_sam_checkpoint", "sam_pretraining_curve"],
                 name="pretrain_tiny_sam",
             ),
             Node(
                 nodes.pretrain_tiny_sam_l,
-                inputs=["dataset_manifest", "params:sam_pretraining"],
+                inputs=["dataset_manifest", "prepared_index", "params:sam_pretraining"],
                 outputs=["tiny_sam_l_checkpoint", "sam_l_pretraining_curve"],
                 name="pretrain_tiny_sam_l",
             ),
