@@ -2,7 +2,8 @@
 Dask, on Kedro 1.7's ``AbstractRunner``).
 
 * **One task per node.** Every node is submitted as one Dask task whose arguments include the
-  futures of the nodes it reads from, so Dask starts it once they have finished. The task loads the
+  futures of the nodes it reads from, so Dask starts it once they have finished, and the catalog
+  entries of its own datasets (:func:`node_catalog`). The task loads the
   node's inputs from the catalog on the worker, runs the node with the project's hooks (as Kedro's
   ``ParallelRunner`` does in its worker processes) and saves its outputs there: what one node hands
   the next goes through the catalog, never through Dask's memory.
@@ -44,6 +45,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kedro.io import DataCatalog
 from kedro.runner import AbstractRunner
 from kedro.runner.task import Task
 
@@ -238,6 +240,13 @@ def run_node_task(
 
 
 # --- on the client ------------------------------------------------------------------------------
+
+
+def node_catalog(catalog: CatalogProtocol, node: Node) -> DataCatalog:
+    """The datasets ``node`` loads, saves or confirms, as the catalog its task carries (not every
+    dataset and parameter of the project with every task)."""
+    names = {*node.inputs, *node.outputs, *node.confirms}
+    return DataCatalog(datasets={name: catalog.get(name, fallback_to_runtime_pattern=True) for name in names})
 
 
 @dataclass
@@ -450,7 +459,7 @@ class DaskRunner(AbstractRunner):
                     futures[node] = client.submit(
                         run_node_task,
                         node,
-                        catalog,
+                        node_catalog(catalog, node),
                         self._is_async,
                         run_id,
                         context,
