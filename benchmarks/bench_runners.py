@@ -12,9 +12,10 @@ Reported per runner: ``wall_s`` (``session.run``, cluster start and stop include
 ``process_wall_s`` (the child process, imports included), the nodes' own seconds (load + run + save,
 measured where they ran; the first node on a fresh worker process also imports the project and torch),
 ``nodes_span_s`` (first node start to last node end) and ``outside_nodes_s`` (``wall_s`` minus it:
-the session, MLflow run and, for Dask, the cluster's start and stop), and ``scheduling_overhead_s``: the median seconds between the end of one
-node and the start of the next node on the same worker when that next node was already ready (all
-its upstream nodes had ended) — the time a free worker waits for the engine. Ratios are against
+the session, MLflow run and, for Dask, the cluster's start and stop), and ``scheduling_overhead_s``:
+the median seconds between the end of one node and the start of the next node on the same worker
+when that next node was already ready (all its upstream nodes had ended) — the time a free worker
+waits for the engine. Ratios are against
 SequentialRunner and against ParallelRunner of the same run. The machine's load average is recorded
 around each runner: quote it with the numbers.
 
