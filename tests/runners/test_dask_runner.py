@@ -104,6 +104,8 @@ def test_table_3_2_on_a_two_worker_local_cluster_equals_sequential_runner(
     # every node ran once, as a task of one of the two workers
     assert len(runner.node_reports) == len({r.node for r in runner.node_reports}) == NODES
     assert len({r.worker for r in runner.node_reports}) == 2
+    # the workers wrote the settings-hash cache in the project, where a rerun (any runner) reuses it
+    assert len(list((project_copy / "data/06_models/caa_ablations_runs/results").glob("*.json"))) == 4
     # MLflow: each (row, seed) a finished child run of the kedro run's run
     runs = _mlflow_runs(os.environ["MLFLOW_TRACKING_URI"])
     parent = runs[runs["tags.kedro.pipeline"] == "caa_ablations"]
