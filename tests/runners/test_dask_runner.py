@@ -268,3 +268,32 @@ def test_training_nodes_ask_dask_for_the_training_resources(tmp_path, monkeypatc
     runner.run(pipeline, catalog)
     assert json.loads((tmp_path / "trained.json").read_text()) == {"resources": {"GPU": 1.0}}
     assert json.loads((tmp_path / "reported.json").read_text()) == {"resources": {}}
+
+
+# --- a node that raises --------------------------------------------------------------------------
+
+
+def _fail(value: dict) -> dict:
+    raise ValueError(f"cannot summarise {value}")
+
+
+def test_a_node_that_raises_fails_the_run_after_the_independent_nodes_finish(tmp_path):
+    catalog = DataCatalog(
+        {
+            "config": MemoryDataset({"marker": str(tmp_path / "independent_ran")}),
+            **{name: JSONDataset(filepath=str(tmp_path / f"{name}.json")) for name in ("a", "b", "c")},
+        }
+    )
+    pipeline = Pipeline(
+        [
+            Node(_fail, "config", "a", name="broken"),
+            Node(_read, "a", "b", name="downstream_of_broken"),
+            Node(_write_marker, "config", "c", name="independent"),
+        ]
+    )
+    runner = DaskRunner(n_workers=1, dashboard_address=":0")
+    with pytest.raises(ValueError, match="cannot summarise"):
+        runner.run(pipeline, catalog)
+    assert (tmp_path / "independent_ran").exists() and (tmp_path / "c.json").exists()
+    assert not (tmp_path / "b.json").exists()
+    assert [r.node for r in runner.node_reports] == ["independent"]
