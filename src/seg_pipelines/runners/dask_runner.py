@@ -389,7 +389,12 @@ class DaskRunner(AbstractRunner):
         n_workers = self._n_workers or min(
             self._validate_max_workers(None), len(pipeline.nodes) - len(pipeline.grouped_nodes) + 1
         )
-        with dask.config.set({"distributed.scheduler.allowed-failures": self._allowed_failures}):
+        settings: dict[str, Any] = {"distributed.scheduler.allowed-failures": self._allowed_failures}
+        level = _project_log_level("distributed")
+        if level is not None:  # the local workers log Dask's own messages at the project's level too
+            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+            settings["distributed.nanny.pre-spawn-environ"] = {**environ, "DASK_LOGGING__DISTRIBUTED": level.lower()}
+        with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n_workers,
                 threads_per_worker=self._threads_per_worker,
@@ -438,6 +443,7 @@ class DaskRunner(AbstractRunner):
 
         nodes = pipeline.nodes
         self._validate_catalog(catalog, pipeline)  # before any cluster starts or node runs
+        _keep_project_log_levels(LOGGING)
         self.node_reports, self.node_starts = [], Counter()
         parent = tracking.parent_run()
         context = _TaskContext(
@@ -506,5 +512,21 @@ def _dashboard(client: Any) -> str:
 
     link = client.dashboard_link
     if importlib.util.find_spec("bokeh") is None:
-        return f"{link} (needs bokeh: pip install 'dask[diagnostics]')"
+        return f"{link} (serves nothing without bokeh: pip install bokeh)"
     return link
+
+
+def _project_log_level(name: str) -> str | None:
+    """The level the project's logging configuration gives logger ``name``, if any."""
+    from kedro.framework.project import LOGGING
+
+    level = (((LOGGING or {}).get("loggers") or {}).get(name) or {}).get("level")
+    return None if level is None else str(level)
+
+
+def _keep_project_log_levels(logging_config: Mapping[str, Any] | None) -> None:
+    """Importing ``distributed`` sets its loggers' levels from Dask's config (INFO), over the project's
+    logging configuration (conf/logging.yml: WARNING); put back the levels the project gives them."""
+    for name, settings in ((logging_config or {}).get("loggers") or {}).items():
+        if (name == "distributed" or name.startswith("distributed.")) and "level" in (settings or {}):
+            logging.getLogger(name).setLevel(settings["level"])
