@@ -135,16 +135,15 @@ def test_a_worker_killed_during_a_node_still_gives_the_complete_table(
             watcher.subscribe_topic(EVENT_TOPIC, lambda event: pids.setdefault(event[1]["node"], event[1]["pid"]))
 
             def kill_when_training() -> None:
-                mlflow = MlflowClient(tracking_uri)
+                mlflow, experiments = MlflowClient(tracking_uri), []
                 while not stop.is_set() and not killed:
-                    time.sleep(0.05)
+                    time.sleep(0.1)
                     if KILLED_NODE not in pids:
                         continue
                     try:
-                        runs = mlflow.search_runs(
-                            [e.experiment_id for e in mlflow.search_experiments()],
-                            f"attributes.run_name = '{KILLED_RUN}' and attributes.status = 'RUNNING'",
-                        )
+                        experiments = experiments or [e.experiment_id for e in mlflow.search_experiments()]
+                        query = f"attributes.run_name = '{KILLED_RUN}' and attributes.status = 'RUNNING'"
+                        runs = mlflow.search_runs(experiments, query)
                     except Exception:  # the store is being created
                         continue
                     if runs:

@@ -487,7 +487,8 @@ class DaskRunner(AbstractRunner):
                         progress.ended(node.name, None, f" on {report.worker} in {seconds:.1f} s")
                         self._release_datasets(node, catalog, load_counts, pipeline)
                         continue
-                    upstream_failed = [up.name for up in dependencies[node] if up in errors]
+                    # an upstream failure errs its dependents too, in any order as_completed yields them
+                    upstream_failed = [up.name for up in dependencies[node] if futures[up].status == "error"]
                     error = future.exception()
                     errors[node] = error
                     detail = f" (not run: upstream {', '.join(upstream_failed)} failed)" if upstream_failed else ""
