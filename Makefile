@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 export KEDRO_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup setup-test demo test lint format viz viz-offline mlflow clean-data gpu-check thesis-smoke ablations
+.PHONY: setup setup-test demo test lint format viz viz-offline mlflow clean-data gpu-check thesis-smoke ablations ablations-dask
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ ablations: setup
 	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=caa_ablations --runner=ParallelRunner
 	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=ecac_ablations --runner=ParallelRunner
 	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=lsmseg_ablations --runner=ParallelRunner
+
+# The same on Dask (README "Ablation chapters": On a cluster): a LocalCluster of one 1-thread worker per
+# core, or the cluster at $$SEG_PIPELINES_DASK_SCHEDULER when set.
+ablations-dask: setup
+	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=caa_ablations --runner=seg_pipelines.runners.DaskRunner
+	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=ecac_ablations --runner=seg_pipelines.runners.DaskRunner
+	OMP_NUM_THREADS=1 $(BIN)/kedro run --pipelines=lsmseg_ablations --runner=seg_pipelines.runners.DaskRunner
 
 # ruff (lint + format check) and import-linter (imports only go down: DESIGN.md section 4)
 lint: setup

@@ -212,3 +212,26 @@ def test_logged_params_are_the_pipelines_own_blocks_not_every_parameter():
     demo_after = set(logged("__default__")) | set(logged("report"))
     assert len(demo_after) < 80 < 500 < len(demo_before)
     assert max(len(value) for name in pipelines for value in logged(name).values()) <= 300  # no huge lists
+
+
+def test_child_runs_left_running_by_a_dead_process_are_ended_as_killed(tmp_path):
+    from seg_pipelines.engine.tracking import end_running_child_runs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("runs", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, run_name="caa_ablations").info.run_id
+    other_parent = client.create_run(experiment, run_name="other").info.run_id
+    children = {}
+    for name, of in (("dead/seed0", parent), ("done/seed0", parent), ("elsewhere/seed0", other_parent)):
+        children[name] = client.create_run(experiment, run_name=name, tags={"mlflow.parentRunId": of}).info.run_id
+    client.set_terminated(children["done/seed0"], status="FINISHED")
+
+    assert end_running_child_runs((uri, parent), "killed: the worker died") == ["dead/seed0"]
+    dead = client.get_run(children["dead/seed0"])
+    assert dead.info.status == "KILLED" and dead.data.tags["status"] == "killed"
+    assert dead.data.tags["error"] == "killed: the worker died"
+    assert client.get_run(children["done/seed0"]).info.status == "FINISHED"
+    assert client.get_run(children["elsewhere/seed0"]).info.status == "RUNNING"  # another run's child
+    assert client.get_run(parent).info.status == "RUNNING"  # the parent is its hook's to end
+    assert end_running_child_runs(None, "no parent run") == []

@@ -272,6 +272,34 @@ def start_child_run(run_name: str, tags: Mapping[str, str], overrides: Mapping[s
         return None
 
 
+def end_running_child_runs(parent: tuple[str, str] | None, reason: str) -> list[str]:
+    """End every child run of ``parent`` ((tracking URI, run id), as :func:`parent_run` gives it)
+    still RUNNING as KILLED, with tags ``status: killed`` and ``error: reason``: the runs of nodes whose
+    process died (a cluster worker killed mid-node), which nobody else ends. A runner calls it once
+    none of its nodes runs; returns the ended runs' names. Tracking trouble is logged, never raised."""
+    if parent is None:
+        return []
+    uri, parent_id = parent
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = client.get_run(parent_id).info.experiment_id
+        running = client.search_runs(
+            [experiment_id],
+            f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'",
+            max_results=10000,
+        )
+        for run in running:
+            client.set_tag(run.info.run_id, "status", "killed")
+            client.set_tag(run.info.run_id, "error", reason[:5000])
+            client.set_terminated(run.info.run_id, status="KILLED")
+        return [run.info.run_name for run in running]
+    except Exception as error:
+        logger.warning("MLflow: could not end the orphaned child runs of %s: %s", parent_id, error)
+        return []
+
+
 def _project_run():
     """(``MlflowClient``, run id) of :func:`parent_run`, or None: logging through the client writes to
     the ``kedro run``'s run from any process (a ``ParallelRunner`` worker has no active run, and

@@ -7,7 +7,8 @@ evaluation (``<chapter>.<table>.<row>_seed<k>_result``, a JSON file: catalog pat
 and ``summary`` turns the records into the thesis table (``<chapter>_<table>_<output>`` datasets, one
 ``{table}`` catalog pattern per output). So ``--runner=ParallelRunner``, ``--nodes``,
 ``--from-nodes`` and deployment plugins (one job per node) run the variants independently; a
-finished setting is reused by its settings hash (``engine.ablations.ResultCache``), not by node. The
+finished setting is reused by its settings hash (``engine.ablations.ResultCache``), not by node;
+variant nodes are tagged ``training`` (one GPU each under ``DaskRunner``). The
 chapter's report node ``<chapter>_report`` puts every table in one markdown file.
 
 Rows are the table's rows under the default parameters and seeds are ``seed_slots`` slots (the
@@ -32,6 +33,10 @@ from kedro.pipeline import Node, Pipeline
 from seg_pipelines.parameters import ClosedSetAblations
 from seg_pipelines.thesis_tables import ablation_tables, slot_names
 from seg_pipelines.thesis_tables import seed_slots as configured_seed_slots
+
+# Tag of the nodes that train a model: a cluster runner gives their tasks the worker resources a
+# training needs (seg_pipelines.runners.DaskRunner's ``training_resources``, e.g. one GPU).
+TRAINING_TAG = "training"
 
 
 class KedroCallable:
@@ -132,6 +137,7 @@ def ablation_pipeline(
                         inputs=list(variant_inputs),
                         outputs=record,
                         name=f"{name}_seed{slot}",
+                        tags={TRAINING_TAG},
                     )
                 )
         outputs = {output: f"{chapter}_{table.key}_{output}" for output in summary.outputs}
