@@ -110,7 +110,7 @@ def run_child(runner_name: str, project: Path, workers: int, output: Path) -> No
         reports = [json.loads(line) for path in timings_dir.glob("*.jsonl") for line in path.read_text().splitlines()]
     table = Pipeline([n for n in pipelines["caa_ablations"].nodes if n.name.startswith(NAMESPACE + ".")])
     dependencies = {node.name: sorted(up.name for up in ups) for node, ups in table.node_dependencies.items()}
-    summary = (project / "data/08_reporting/caa_ablations/table_3_2.csv").read_text(encoding="utf-8")
+    summary = (project / "data/test/08_reporting/caa_ablations/table_3_2.csv").read_text(encoding="utf-8")
     output.write_text(
         json.dumps(
             {

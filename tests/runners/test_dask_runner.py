@@ -54,7 +54,7 @@ def _run_table(root: Path, runner=None) -> dict[str, pd.DataFrame]:
     bootstrap_project(root)
     with KedroSession.create(project_path=root, env="test") as session:
         session.run(pipeline_names=["caa_ablations"], runner=runner, to_outputs=OUTPUTS)
-    out = root / "data/08_reporting/caa_ablations"
+    out = root / "data/test/08_reporting/caa_ablations"
     return {
         "table": pd.read_csv(out / f"{TABLE}.csv", keep_default_na=False, dtype=str),
         # every column but the seconds a run took
@@ -105,7 +105,7 @@ def test_table_3_2_on_a_two_worker_local_cluster_equals_sequential_runner(
     assert len(runner.node_reports) == len({r.node for r in runner.node_reports}) == NODES
     assert len({r.worker for r in runner.node_reports}) == 2
     # the workers wrote the settings-hash cache in the project, where a rerun (any runner) reuses it
-    assert len(list((project_copy / "data/06_models/caa_ablations_runs/results").glob("*.json"))) == 4
+    assert len(list((project_copy / "data/test/06_models/caa_ablations_runs/results").glob("*.json"))) == 4
     # MLflow: each (row, seed) a finished child run of the kedro run's run
     runs = _mlflow_runs(os.environ["MLFLOW_TRACKING_URI"])
     parent = runs[runs["tags.kedro.pipeline"] == "caa_ablations"]
