@@ -167,6 +167,14 @@ def export_onnx(
             f"{name}: the exported graph fixed the input size to {dims} (height and width must stay dynamic): "
             f"a module treats the sample size {tuple(sample.shape)} as a constant; export with another sample size"
         )
+    other_size = (int(sample.shape[-2]) + 9, int(sample.shape[-1]) + 11)
+    try:  # a size written into the graph as a constant (a reshape to the traced size) fails here
+        OnnxSegmentor(path, num_threads=1).run(np.zeros((*sample.shape[:2], *other_size), dtype=np.float32))
+    except Exception as error:
+        raise OnnxExportError(
+            f"{name}: the exported graph does not run at another size {other_size[0]}x{other_size[1]} "
+            f"(height and width must stay dynamic; a module fixes a shape to the traced one): {str(error)[:300]}"
+        ) from error
     return path
 
 

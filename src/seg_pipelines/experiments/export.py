@@ -270,7 +270,10 @@ def run_export(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     logger.info("exported %s to %s in %.1f s", reference.source, output, export_seconds)
 
     exported = load_onnx_model(output)
-    sizes = [_parse_size(size, "export.compare_sizes") for size in params.get("compare_sizes") or []]
+    sizes = params.get("compare_sizes") or []
+    if isinstance(sizes, str):  # --params: "67x93;101x55"
+        sizes = [size for size in sizes.split(";") if size.strip()]
+    sizes = [_parse_size(size, "export.compare_sizes") for size in sizes]
     images = comparison_images(dataset, int(params.get("compare_images", 3)), sizes)
     rows = compare_logits(reference, exported, class_names, images, templates)
     max_difference = max(row["max_abs_difference"] for row in rows)
