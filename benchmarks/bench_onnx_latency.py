@@ -4,9 +4,9 @@ Each model is built as the project's parameters configure it (conf/base: ``_clos
 and ``ecac`` add-on settings, the ``lsmseg`` CLIP/SAM/head settings; random weights), exported the way
 ``kedro run --pipelines=export`` does (:mod:`seg_pipelines.experiments.export`: dynamic H/W, LSMSeg with a
 fixed vocabulary of ``--vocabulary`` classes baked in) and timed on one image of the embedded size (the
-synthetic world's 96x96), one thread each: PyTorch eager (``torch.set_num_threads(1)``, the model as
-``predict`` runs it) against ONNX Runtime's CPU provider (``intra_op_num_threads=1``). The ONNX logits are
-checked against PyTorch's on the timed image (max abs difference reported).
+synthetic world's 96x96), one thread each, calls of the two alternating (median of ``--repeats``):
+PyTorch eager (``torch.set_num_threads(1)``, the model as ``predict`` runs it) against ONNX Runtime's CPU
+provider (``intra_op_num_threads=1``). The ONNX logits are checked against PyTorch's on the timed image.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_onnx_latency.py [--image-size 96] [--repeats 20] [--output f.json]
 
@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from _project import add_project_arguments, emit_report, load_parameters
 from seg_pipelines.engine.onnx_export import OnnxSegmentor, export_onnx
-from seg_pipelines.engine.profiling import measure_latency
 from seg_pipelines.experiments.closed_set import build_segmentor, closed_set_model_config
 from seg_pipelines.experiments.export import ClosedSetNetwork, FixedVocabularyNetwork, prepare_for_export
 from seg_pipelines.models.factory import create_model
@@ -67,6 +66,20 @@ def lsmseg_model(params: dict, vocabulary: int) -> torch.nn.Module:
     return FixedVocabularyNetwork(model, text)
 
 
+def interleaved_latency(first, second, image: torch.Tensor, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Median seconds per call of ``first(image)`` and ``second(image)``, timed alternately (one call of
+    each per round), so a load change on a shared machine hits both alike."""
+    for _ in range(warmup):
+        first(image), second(image)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for run, spent in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            run(image)
+            spent.append(time.perf_counter() - started)
+    return sorted(times[0])[repeats // 2], sorted(times[1])[repeats // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_project_arguments(parser)
@@ -89,8 +102,7 @@ def main() -> None:
             export_seconds = time.perf_counter() - started
             runtime = OnnxSegmentor(path, num_threads=1)
             difference = float((runtime(image)["logits"] - network(image)).abs().max())
-            pytorch_s = measure_latency(network, image, warmup=3, iterations=args.repeats)
-            onnx_s = measure_latency(runtime, image, warmup=3, iterations=args.repeats)
+            pytorch_s, onnx_s = interleaved_latency(network, runtime, image, args.repeats)
             rows[label] = {
                 "pytorch_ms": round(1000 * pytorch_s, 3),
                 "onnxruntime_ms": round(1000 * onnx_s, 3),

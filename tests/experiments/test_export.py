@@ -13,7 +13,7 @@ from PIL import Image
 
 from seg_pipelines.datasets.factory import create_reader
 from seg_pipelines.datasets.synthetic import ensure_synthetic_world
-from seg_pipelines.engine.onnx_export import onnx_input_dims, read_onnx_metadata
+from seg_pipelines.engine.onnx_export import OnnxExportError, export_onnx, onnx_input_dims, read_onnx_metadata
 from seg_pipelines.experiments import export, inference
 from seg_pipelines.experiments.closed_set import build_segmentor
 from seg_pipelines.models.factory import create_model
@@ -223,6 +223,27 @@ def test_predict_on_the_onnx_file_gives_the_pytorch_labels(world, caa_export, ls
             inference.load_inference_model({"checkpoint": lsm_report["onnx"]}),
             {"input": str(folder), "classes": ["cat", *class_names[1:]], "show_progress": False},
         )
+
+
+class BranchOnValue(torch.nn.Module):
+    """An add-on ONNX cannot hold: which path runs depends on a tensor's value."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Conv2d(in_channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.classifier(features)
+        return {"logits": logits if logits.mean() > 0 else -logits}
+
+
+def test_an_unexportable_addon_is_named(tmp_path):
+    segmentor = create_model(
+        "fcn", num_classes=5, backbone="resnet_tiny", channels=16, aux_channels=8, addon=BranchOnValue(16, 5)
+    ).eval()
+    network, _ = export.prepare_for_export(export.ClosedSetNetwork(segmentor))
+    with pytest.raises(OnnxExportError, match=r"module 'segmentor\.addon' \(BranchOnValue\): .*data-dependent"):
+        export_onnx(network, torch.rand(1, 3, 67, 93), tmp_path / "bad.onnx", name="fcn+branch")
 
 
 def test_a_mismatch_fails_the_export_with_the_numbers(world, tmp_path, monkeypatch):

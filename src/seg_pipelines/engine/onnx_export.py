@@ -57,16 +57,12 @@ def _module_from_traceback(named: Mapping[int, str], error: BaseException) -> st
     return innermost
 
 
-def _module_from_graph(network: nn.Module, sample: torch.Tensor, dynamic_shapes: Any, message: str) -> str | None:
+def _module_from_graph(program: Any, message: str) -> str | None:
     """The submodule that calls the operator a conversion error names (``target=torch.ops.<op>``), read
-    from the ``nn_module_stack`` of that node in the network's ``torch.export`` graph."""
+    from the ``nn_module_stack`` of that node in the network's ``torch.export`` graph ``program``."""
     operators = set(re.findall(r"target=torch\.ops\.([\w.]+)", message))
     operators |= {m.replace("::", ".") for m in re.findall(r"op='([\w.:]+)'", message)}
-    if not operators:
-        return None
-    try:
-        program = torch.export.export(network, (sample,), dynamic_shapes=dynamic_shapes, strict=False)
-    except Exception:
+    if program is None or not operators:
         return None
     for node in program.graph.nodes:
         target = str(node.target)
@@ -78,16 +74,16 @@ def _module_from_graph(network: nn.Module, sample: torch.Tensor, dynamic_shapes:
     return None
 
 
-def locate_unexportable_module(
-    network: nn.Module, sample: torch.Tensor, error: BaseException, dynamic_shapes: Any = None
-) -> tuple[str, str] | None:
-    """``(qualified name, class name)`` of the submodule of ``network`` where ``error`` (raised by
-    ``torch.onnx.export``) happened, or ``None`` when it cannot be pinned to one. The root is ``""``."""
+def locate_unexportable_module(network: nn.Module, error: BaseException, program: Any = None) -> tuple[str, str] | None:
+    """``(qualified name, class name)`` of the submodule of ``network`` where ``error`` happened, or
+    ``None`` when it cannot be pinned to one (the root is ``""``): the innermost submodule on the stack
+    of a tracing error (``torch.export``), or the one that calls the operator a conversion error names
+    in ``program`` (the network's ``torch.export`` graph)."""
     named = {id(module): name for name, module in network.named_modules()}
     name = _module_from_traceback(named, error)
     if name is None:
         text = "\n".join(str(link) for link in _chain(error))
-        name = _module_from_graph(network, sample, dynamic_shapes, text)
+        name = _module_from_graph(program, text)
     if name is None:
         return None
     modules = dict(network.named_modules())
@@ -138,20 +134,20 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     network = network.eval()
     dynamic_shapes = ({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO},)
+    program = None
     try:
-        with torch.no_grad():
-            program = torch.onnx.export(
-                network,
-                (sample,),
+        with torch.no_grad():  # step 1, the graph (torch.export, non-strict); step 2, its ONNX translation
+            program = torch.export.export(network, (sample,), dynamic_shapes=dynamic_shapes, strict=False)
+            onnx_program = torch.onnx.export(
+                program,
                 dynamo=True,
-                dynamic_shapes=dynamic_shapes,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 opset_version=opset,
                 verbose=False,
             )
     except Exception as error:
-        culprit = locate_unexportable_module(network, sample, error, dynamic_shapes)
+        culprit = locate_unexportable_module(network, error, program)
         where = (
             f"module '{culprit[0] or '<root>'}' ({culprit[1]})"
             if culprit
@@ -159,8 +155,8 @@ def export_onnx(
         )
         raise OnnxExportError(f"{name} cannot be exported to ONNX: {where}: {_error_summary(error)}") from error
     for key, value in dict(metadata or {}).items():
-        program.model.metadata_props[str(key)] = str(value)
-    program.save(str(path))
+        onnx_program.model.metadata_props[str(key)] = str(value)
+    onnx_program.save(str(path))
     dims = onnx_input_dims(path)
     if len(dims) != 4 or not (isinstance(dims[2], str) and isinstance(dims[3], str)):
         raise OnnxExportError(
