@@ -506,7 +506,7 @@ class Export(Block):
     compare_images: PositiveInt = 3
     compare_sizes: list[Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | str] | str = [[67, 93]]
     tolerance: NonNegativeRate = 1e-4
-    miou_tolerance: NonNegativeRate = 0.0
+    miou_tolerance: NonNegativeRate = 0.01
     opset: Annotated[int, Field(strict=True, ge=17)] = 18
     limit: PositiveInt | None = None
     show_progress: bool = True
