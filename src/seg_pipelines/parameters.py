@@ -642,6 +642,26 @@ class Evaluate(Inference):
     limit: PositiveInt | None = None
 
 
+class Export(Block):
+    """``export``: a checkpoint to ONNX, checked on ``dataset`` (checked again, with file names, when loading)."""
+
+    checkpoint: str | None = None  # (model_config, model_key: pydantic reserves the names; checked on load)
+    model: dict[str, Any] | None = None
+    output: str | None = None
+    vocabulary: str | None = None
+    classes: Annotated[list[str], Field(min_length=1)] | str | None = None
+    templates: Annotated[list[str], Field(min_length=1)] = ["a photo of a {}."]
+    dataset: EvaluationDataset
+    sample_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | str = [67, 93]
+    compare_images: PositiveInt = 3
+    compare_sizes: list[Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] | str] | str = [[67, 93]]
+    tolerance: NonNegativeRate = 1e-4
+    miou_tolerance: NonNegativeRate = 0.01
+    opset: Annotated[int, Field(strict=True, ge=17)] = 18
+    limit: PositiveInt | None = None
+    show_progress: bool = True
+
+
 #: Parameter block (top-level key) → its model.
 SCHEMAS: dict[str, type[Block]] = {
     "_closed_set": ClosedSet,
@@ -659,6 +679,7 @@ SCHEMAS: dict[str, type[Block]] = {
     "class_statistics": ClassStatistics,
     "predict": Predict,
     "evaluate": Evaluate,
+    "export": Export,
 }
 
 

@@ -50,7 +50,8 @@ DISPLAY_ORDER: tuple[str, ...] = (
     "efficiency",
     "report",
     "predict",
-    "evaluate",  # fmt: skip
+    "evaluate",
+    "export",  # fmt: skip
 )
 
 # What `kedro run` (no --pipelines) runs: the main job on the embedded default.

@@ -16,7 +16,10 @@ Checkpoints (:func:`load_inference_model`, kind detected from the file):
 * **MMSegmentation**: ``{"meta", "state_dict"}`` of an ``EncoderDecoder`` (keys renamed by
   :func:`~seg_pipelines.models.checkpoints.convert_mmseg_segmentor_state`) with ``model: {head,
   backbone}``; the class count comes from ``decode_head.conv_seg``, the names from ``meta``;
-* a bare state dict of one of our segmentors with ``model: {head, backbone, num_classes}``.
+* a bare state dict of one of our segmentors with ``model: {head, backbone, num_classes}``;
+* **ONNX**, the ``export`` pipeline's ``.onnx`` file (:func:`load_onnx_model`): run by ONNX Runtime, its
+  class names, preprocessing and kind read from the model's metadata (an open-vocabulary model with
+  the vocabulary it was exported with).
 
 A mismatch between checkpoint and model lists the missing / unexpected keys. Closed-set models take
 ImageNet-normalised images, open-vocabulary ones images in [0, 1]; both get images in [0, 1] here.
@@ -53,6 +56,7 @@ from seg_pipelines.engine.evaluation import (
     scores_from_confusion,
     upsampled_argmax,
 )
+from seg_pipelines.engine.onnx_export import OnnxSegmentor
 from seg_pipelines.engine.ovss_evaluation import benchmark_spec, predict_catseg_slide, validate_class_names
 from seg_pipelines.engine.tables import markdown_table
 from seg_pipelines.models.checkpoints import (
@@ -98,10 +102,17 @@ class InferenceModel:
     source: str
     class_names: list[str] | None = None  # closed-set: the classes it predicts (when known)
     config: dict[str, Any] = field(default_factory=dict)
+    fixed_vocabulary: bool = False  # an open-vocabulary model exported with its class names baked in
+    normalization: tuple[list[float], list[float]] | None = None  # (mean, std) on [0, 1]; None: by kind
+
+    @property
+    def predicts_fixed_classes(self) -> bool:
+        """Closed-set, or open-vocabulary with a fixed vocabulary: the class list comes with the model."""
+        return self.kind == "closed_set" or self.fixed_vocabulary
 
     @property
     def num_classes(self) -> int | None:
-        return int(self.module.num_classes) if self.kind == "closed_set" else None
+        return int(self.module.num_classes) if self.predicts_fixed_classes else None
 
 
 # --------------------------------------------------------------------------- loading
@@ -177,6 +188,38 @@ def _read_model_config(path: str | Path, key: str | None) -> dict[str, Any]:
     return dict(described[key])
 
 
+def load_onnx_model(path: str | Path, num_threads: int = 0) -> InferenceModel:
+    """The ``export`` pipeline's ``.onnx`` file as an :class:`InferenceModel` run by ONNX Runtime: kind,
+    class names and input normalisation from its ``metadata_props``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InferenceInputError(f"checkpoint not found: {path}")
+    try:
+        runtime = OnnxSegmentor(path, num_threads=num_threads)
+    except Exception as error:
+        raise InferenceInputError(f"cannot load ONNX model {path}: {error}") from error
+    metadata = runtime.metadata
+    missing = [key for key in ("kind", "class_names", "mean", "std") if key not in metadata]
+    if missing:
+        raise InferenceInputError(
+            f"ONNX model {path} lacks the metadata {missing} (export it with `kedro run --pipelines=export`)"
+        )
+    names = [str(name) for name in json.loads(metadata["class_names"])]
+    if len(names) != runtime.num_classes:
+        raise InferenceInputError(f"ONNX model {path}: {len(names)} class names for {runtime.num_classes} outputs")
+    normalization = ([float(v) for v in json.loads(metadata["mean"])], [float(v) for v in json.loads(metadata["std"])])
+    kind = metadata["kind"]
+    return InferenceModel(
+        kind,
+        runtime,
+        str(path),
+        names,
+        {"onnx_metadata": metadata},
+        fixed_vocabulary=kind == "open_vocabulary",
+        normalization=normalization,
+    )
+
+
 def load_inference_model(params: Mapping[str, Any]) -> InferenceModel:
     """The model of ``params['checkpoint']`` (see the module docstring for the kinds), in eval mode.
 
@@ -188,6 +231,8 @@ def load_inference_model(params: Mapping[str, Any]) -> InferenceModel:
     if not path:
         raise InferenceInputError("checkpoint: no checkpoint given (set e.g. --params=predict.checkpoint=path.pt)")
     source = str(path)
+    if source.lower().endswith(".onnx"):
+        return load_onnx_model(path)
     raw = read_checkpoint(path, "checkpoint")
     model_spec = params.get("model") or {}
     config_path = params.get("model_config")
@@ -267,12 +312,20 @@ def text_embeddings(model: InferenceModel, class_names: Sequence[str], templates
 
 def check_vocabulary(model: InferenceModel, class_names: Sequence[str] | None, where: str) -> list[str]:
     """The class names predictions are in. Closed-set: the checkpoint's (a given list must have as many
-    classes); open-vocabulary: the given list (required)."""
-    if model.kind == "closed_set":
+    classes); open-vocabulary: the given list (required), or for an exported one with a fixed vocabulary
+    its own list (a given list must be the same)."""
+    if model.predicts_fixed_classes:
         if class_names is not None and len(class_names) != model.num_classes:
+            what = "closed-set checkpoint" if model.kind == "closed_set" else "fixed-vocabulary ONNX model"
             raise InferenceInputError(
-                f"vocabulary mismatch: {where} has {len(class_names)} classes but the closed-set checkpoint "
+                f"vocabulary mismatch: {where} has {len(class_names)} classes but the {what} "
                 f"{model.source} predicts {model.num_classes}"
+            )
+        if model.fixed_vocabulary and class_names is not None and list(class_names) != list(model.class_names or []):
+            differing = [(a, b) for a, b in zip(class_names, model.class_names or []) if a != b][:3]
+            raise InferenceInputError(
+                f"vocabulary mismatch: {model.source} was exported with a fixed vocabulary; {where} names other "
+                f"classes (given vs exported: {differing})"
             )
         return list(class_names or model.class_names or [f"class {i}" for i in range(model.num_classes)])
     if not class_names:
@@ -315,17 +368,27 @@ def build_predictor(model: InferenceModel, class_names: Sequence[str], params: M
     mode = params.get("mode", "whole")
     options = inference_mode_options(params)
     if model.kind == "closed_set":
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean_values, std_values = model.normalization or (IMAGENET_MEAN, IMAGENET_STD)
+        mean = torch.tensor(mean_values).view(1, 3, 1, 1)
+        std = torch.tensor(std_values).view(1, 3, 1, 1)
 
         def logits(images: torch.Tensor) -> torch.Tensor:
             return model.module(images)["logits"]
 
         return lambda images: run_inference(logits, (images - mean) / std, mode, **options)
-    text = text_embeddings(model, class_names, params.get("templates") or DEFAULT_TEMPLATES)
+    if model.fixed_vocabulary:  # exported: the text embeddings are in the graph
+        mean_values, std_values = model.normalization or ([0.0] * 3, [1.0] * 3)
+        ovss_mean = torch.tensor(mean_values).view(1, 3, 1, 1)
+        ovss_std = torch.tensor(std_values).view(1, 3, 1, 1)
 
-    def ovss_logits(images: torch.Tensor) -> torch.Tensor:
-        return model.module(images, text)["logits"]
+        def ovss_logits(images: torch.Tensor) -> torch.Tensor:
+            return model.module((images - ovss_mean) / ovss_std)["logits"]
+
+    else:
+        text = text_embeddings(model, class_names, params.get("templates") or DEFAULT_TEMPLATES)
+
+        def ovss_logits(images: torch.Tensor) -> torch.Tensor:
+            return model.module(images, text)["logits"]
 
     if mode == "slide":  # CAT-Seg's protocol: windows of the CLIP input size + a global view
         window = int(options["crop_size"][0])
