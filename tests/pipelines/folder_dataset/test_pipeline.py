@@ -83,7 +83,7 @@ def run_command(project: Path, command: str) -> None:
 def test_readme_recipe_trains_caa_evaluates_and_predicts_on_a_folder_dataset(project_copy: Path, mask_format: str):
     settings, commands = readme_recipe()
     assert [c.split()[2] for c in commands] == [
-        f"--pipelines={p}" for p in ("data_preparation", "caa", "evaluate", "predict")
+        f"--pipelines={p}" for p in ("data_preparation", "caa", "evaluate", "predict", "export")
     ]
     root = project_copy / settings["dataset"]["root"]
     written = layouts.write_folder_dataset(root, mask_format, split_sizes={"train": 8, "val": 3}, size=(32, 40))
@@ -133,6 +133,12 @@ def test_readme_recipe_trains_caa_evaluates_and_predicts_on_a_folder_dataset(pro
     image = torch.from_numpy(np.asarray(Image.open(root / "images/val/img2.png").convert("RGB"))).permute(2, 0, 1)
     scores = inference.build_predictor(model, model.class_names, {})(image[None].float() / 255)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "img2_label.png")), scores.argmax(1)[0].numpy())
+
+    # export: the ONNX file of the same checkpoint, checked on the folder dataset's val split
+    assert (project_copy / "data/test/06_models/caa/method.onnx").is_file()
+    exported = json.loads((project_copy / "data/test/08_reporting/onnx_export_report.json").read_text())
+    assert exported["passed"] and exported["images_evaluated"] == 3
+    assert exported["mIoU_onnx"] == pytest.approx(evaluated["mIoU"], abs=0.01)
 
 
 def test_the_class_list_is_the_open_vocabulary_vocabulary_for_evaluate_and_predict(project_copy: Path):
