@@ -25,6 +25,12 @@ TABLE_MD = (
 )
 
 
+def shipped_report_config() -> dict:
+    """``conf/base/parameters_report.yml``'s ``report`` block with the default data root (``data``)."""
+    text = (PROJECT_ROOT / "conf/base/parameters_report.yml").read_text()
+    return yaml.safe_load(text.replace("${globals:data_root}", "data"))["report"]
+
+
 def _png(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(1, 1))
@@ -186,8 +192,7 @@ def test_reference_lookup_and_errors(tmp_path):
 
 
 def test_shipped_section_list_renders_on_an_empty_project(tmp_path):
-    text = (PROJECT_ROOT / "conf/base/parameters_report.yml").read_text().replace("${globals:data_root}", "data")
-    config = yaml.safe_load(text)["report"]
+    config = shipped_report_config()
     markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
     assert len(status) >= 40 and not any(s.produced for s in status)
     assert "0 of" in markdown and "## Other outputs" not in markdown
@@ -307,7 +312,7 @@ def test_attribute_prompt_section_prints_thesis_tables_5_3_and_5_4_beside_ours(t
     metrics = {f"{prefix}.template.avg": 25.7, f"{prefix}.color.avg": 24.1, f"{prefix}.size.avg": 26.0}
     metrics["attribute_selection.gain_vs_template"] = 0.3
     (out / "attribute_selection_metrics.json").write_text(json.dumps(metrics))
-    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    config = shipped_report_config()
     markdown, _ = report.build_report(config, {}, tmp_path, HARDWARE)
     section = markdown.split("### Attribute prompts")[1].split("### CAT-Seg vs LSMSeg")[0]
     assert "_Thesis Table 5.3 (§5.3.4" in section and "_Thesis Table 5.4 (§5.3.4" in section
@@ -329,7 +334,7 @@ def test_evaluate_outputs_have_their_own_section_with_the_chance_row(tmp_path):
         "| model | mIoU |\n|---|---|\n| fcn.pt | 12.00 |\n| chance (uniform random) | 0.81 |\n"
     )
     (out / "evaluation_metrics.json").write_text(json.dumps({"evaluate": {"mIoU": 12.0, "chance_mIoU": 0.81}}))
-    config = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_report.yml").read_text())["report"]
+    config = shipped_report_config()
     markdown, status = report.build_report(config, {}, tmp_path, HARDWARE)
     assert "## Other outputs" not in markdown
     section = markdown.split("### Checkpoint evaluation (`evaluate`)")[1].split("\n## ")[0]
