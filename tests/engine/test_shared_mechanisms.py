@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from seg_pipelines import thesis_tables
 from seg_pipelines.datasets.statistics import (
@@ -35,7 +34,6 @@ from seg_pipelines.models.heads import (
     head_display_name,
 )
 from seg_pipelines.models.segmentor import CLOSED_SET_MODELS, build_segmentor
-from tests.fixtures import PROJECT_ROOT
 
 HARDWARE = {"cpu": "C", "gpu": "G", "torch_threads": "1", "software": "S"}
 
@@ -168,8 +166,9 @@ def test_ablation_and_efficiency_tables_read_the_thesis_tables_module(monkeypatc
 
 
 def test_report_reads_thesis_numbers_from_the_module_not_the_section_list(tmp_path, monkeypatch):
-    text = (PROJECT_ROOT / "conf/base/parameters_report.yml").read_text().replace("${globals:data_root}", "data")
-    config = yaml.safe_load(text)["report"]
+    from tests.engine.test_report import shipped_report_config
+
+    config = shipped_report_config()
     sections = [s for chapter in config["chapters"] for s in chapter["sections"]]
     for section in sections:  # no number of the thesis in the YAML: names and references only
         thesis = section.get("thesis") or {}

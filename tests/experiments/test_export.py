@@ -17,24 +17,10 @@ from seg_pipelines.engine.onnx_export import OnnxExportError, export_onnx, onnx_
 from seg_pipelines.experiments import export, inference
 from seg_pipelines.experiments.closed_set import build_segmentor
 from seg_pipelines.models.factory import create_model
+from tests.fixtures.models import tiny_ovss
 
 TOLERANCE = 1e-4
-TINY_LSMSEG = dict(
-    clip_model="TinyCLIP-ViT-8-96",
-    image_size=64,
-    hidden_dim=32,
-    appearance_guidance_dim=16,
-    text_guidance_dim=16,
-    decoder_channels=[16, 16],
-    decoder_guidance_dims=[8, 8],
-    num_heads=2,
-    window_size=4,
-    pooling_size=2,
-    num_layers=1,
-    top_k=4,
-    use_sam=True,
-    sam_variant="tiny",
-)
+TINY_LSMSEG = tiny_ovss(top_k=4, use_sam=True, sam_variant="tiny")
 
 
 @pytest.fixture(scope="module")

@@ -21,22 +21,10 @@ from seg_pipelines.models.checkpoints import CheckpointError
 from seg_pipelines.models.factory import create_model
 from tests.fixtures.checkpoints import mmseg_state_dict as _mmseg_state
 from tests.fixtures.layouts import write_ade20k_150, write_ade20k_847
+from tests.fixtures.models import tiny_ovss
 
 TINY_MODEL = {"head": "fcn", "backbone": "resnet_tiny", "channels": 16, "aux_channels": 8}
-TINY_OVSS = dict(
-    clip_model="TinyCLIP-ViT-8-96",
-    image_size=64,
-    hidden_dim=32,
-    appearance_guidance_dim=16,
-    text_guidance_dim=16,
-    decoder_channels=[16, 16],
-    decoder_guidance_dims=[8, 8],
-    num_heads=2,
-    window_size=4,
-    pooling_size=2,
-    num_layers=1,
-    top_k=0,
-)
+TINY_OVSS = tiny_ovss()
 
 
 @pytest.fixture(scope="module")

@@ -74,15 +74,7 @@ def plot_dataset_overview(
         axis.set_title(f"{row['sample_id']}: image | label", fontsize=7)
         axis.axis("off")
     palette = label_colormap(max(len(names) + 1, 256)) / 255.0
-    figure.legend(
-        handles=[plt.Rectangle((0, 0), 1, 1, color=palette[c + 1], label=names[c]) for c in sorted(shown)],
-        loc="outside right upper",
-        fontsize=7,
-        frameon=False,
-        ncol=1 + len(shown) // 30,
-        title=f"classes in these labels\n({len(shown)} of {len(names)}; black: ignored)",
-        title_fontsize=7,
-    )
+    add_class_legend(figure, names, shown, palette[1:], unlabelled="ignored", per_column=30)
     histogram = figure.add_subplot(spec[grid_rows, :])
     ordered = class_statistics.sort_values("rank")
     histogram.bar(
@@ -98,3 +90,19 @@ def plot_dataset_overview(
     histogram.legend(handles, list(GROUP_COLOURS), title="group")
     histogram.set_title(f"{reader.family}: class frequencies ({len(ordered)} classes)")
     return figure
+
+
+def add_class_legend(
+    figure, names: list[str], shown: set[int], colours, unlabelled: str = "ignored", per_column: int = 30
+) -> None:
+    """A legend beside ``figure``'s panels of the classes ``shown`` (ids into ``names``), each in its
+    panel colour (``colours[id]``, RGB in 0-1), saying how many of the vocabulary's classes that is."""
+    figure.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=colours[c], label=names[c]) for c in sorted(shown)],
+        loc="outside right upper",
+        fontsize=7,
+        frameon=False,
+        ncol=1 + len(shown) // per_column,
+        title=f"classes in these labels\n({len(shown)} of {len(names)}; black: {unlabelled})",
+        title_fontsize=7,
+    )

@@ -22,22 +22,10 @@ from PIL import Image
 from seg_pipelines.experiments import inference
 from seg_pipelines.models.factory import create_model
 from tests.fixtures import layouts
+from tests.fixtures.models import tiny_ovss
 
 README = Path(__file__).resolve().parents[3] / "README.md"
-TINY_OVSS = dict(
-    clip_model="TinyCLIP-ViT-8-96",
-    image_size=32,
-    hidden_dim=32,
-    appearance_guidance_dim=16,
-    text_guidance_dim=16,
-    decoder_channels=[16, 16],
-    decoder_guidance_dims=[8, 8],
-    num_heads=2,
-    window_size=4,
-    pooling_size=2,
-    num_layers=1,
-    top_k=0,
-)
+TINY_OVSS = tiny_ovss(image_size=32)
 
 
 def readme_recipe() -> tuple[dict, list[str]]:

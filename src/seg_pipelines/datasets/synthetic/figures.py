@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from seg_pipelines.datasets.overview import add_class_legend  # noqa: E402
+
 GROUP_COLOURS = {"head": "#1f77b4", "mid": "#ff7f0e", "tail": "#2ca02c"}
 
 
@@ -47,15 +49,7 @@ def plot_world_overview(root: str | Path, n_images: int = 12, split: str = "val"
         axis.set_title(f"{sample.sample_id}: image | label", fontsize=7)
         axis.axis("off")
         shown.update(int(i) for i in np.unique(label[labelled]))
-    figure.legend(
-        handles=[Patch(color=palette[i], label=names[i]) for i in sorted(shown)],
-        loc="outside right upper",
-        fontsize=7,
-        frameon=False,
-        ncol=1 + len(shown) // 24,
-        title=f"classes in these labels\n({len(shown)} of {len(names)}; black: unlabelled)",
-        title_fontsize=7,
-    )
+    add_class_legend(figure, names, shown, palette, unlabelled="unlabelled", per_column=24)
 
     concepts = reader.concepts
     ratio = np.asarray([c["pixel_ratio"] for c in concepts])
