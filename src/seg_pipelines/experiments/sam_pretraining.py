@@ -327,11 +327,16 @@ def pretrain_sam(
     return sam, curve
 
 
-def _config_key(config: SamPretrainingConfig, data: RegionMasks) -> str:
-    """What a resume must match: the settings and the training data (a re-rendered world trains afresh)."""
+def region_data_digest(data: RegionMasks) -> str:
+    """sha256 of the images and region masks of ``data``: what pretraining and the check read."""
     digest = hashlib.sha256(data.images.numpy().tobytes())
     digest.update(data.regions.numpy().tobytes())
-    return repr(sorted(asdict(config).items())) + " data " + digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _config_key(config: SamPretrainingConfig, data: RegionMasks) -> str:
+    """What a resume must match: the settings and the training data (a re-rendered world trains afresh)."""
+    return repr(sorted(asdict(config).items())) + " data " + region_data_digest(data)
 
 
 # --------------------------------------------------------------------------- check
@@ -451,9 +456,7 @@ def evaluate_tiny_sams(
         config = _config(params, variant)
         weights = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         data = _synthetic_regions(manifest, split, config)
-        digest = hashlib.sha256(data.images.numpy().tobytes())
-        digest.update(data.regions.numpy().tobytes())
-        inputs.append([variant, state_dict_digest(weights), asdict(config), digest.hexdigest()])
+        inputs.append([variant, state_dict_digest(weights), asdict(config), region_data_digest(data)])
         prepared[variant] = (config, weights, data)
     key = ResultCache.key("tiny_sam_evaluation", split, inputs)
     cached = cache.get(key)
