@@ -296,3 +296,57 @@ def test_a_node_that_raises_fails_the_run_after_the_independent_nodes_finish(tmp
     assert (tmp_path / "independent_ran").exists() and (tmp_path / "c.json").exists()
     assert not (tmp_path / "b.json").exists()
     assert [r.node for r in runner.node_reports] == ["independent"]
+
+
+# --- the workers' process: allocator and imports ---------------------------------------------------
+
+
+def _worker_environ(value: dict) -> dict:
+    return {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+def test_local_workers_keep_glibcs_allocator_defaults_and_one_thread(tmp_path, monkeypatch):
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers (1.16x slower training steps,
+    benchmarks/bench_worker_allocator.py); the runner's local workers start without it, as
+    ParallelRunner's do, and keep Dask's one-thread limits."""
+    import dask
+
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"]  # Dask's default
+    # a nanny started in this process earlier (another test's cluster) put it into os.environ
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    catalog = DataCatalog({"config": MemoryDataset({}), "env": JSONDataset(filepath=str(tmp_path / "env.json"))})
+    DaskRunner(n_workers=1, dashboard_address=":0").run(Pipeline([Node(_worker_environ, "config", "env")]), catalog)
+    assert json.loads((tmp_path / "env.json").read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+
+
+def test_workers_import_the_pipeline_ahead_and_a_tuned_allocator_on_a_joined_cluster_is_named(caplog):
+    import ast
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    from seg_pipelines.pipelines.caa_ablations import create_pipeline
+    from seg_pipelines.runners.dask_runner import (
+        ProjectWarmup,
+        _TaskContext,
+        _warn_allocator_environ,
+        node_modules,
+        worker_environ_variable,
+    )
+
+    modules = node_modules(create_pipeline())
+    assert modules and all(m.startswith("seg_pipelines.") for m in modules)
+    context = _TaskContext("run", None, str(PROJECT_ROOT), None, None)
+    probe = "email.mime.multipart"  # imported by nothing the worker loads by itself
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
+        assert not any(client.run(lambda: probe in sys.modules).values())
+        client.register_plugin(ProjectWarmup(context, [*modules, probe]))
+        assert all(client.run(lambda: probe in sys.modules and all(m in sys.modules for m in modules)).values())
+        # a cluster started with Dask's defaults (as `dask worker` does): the warning names the fix
+        with caplog.at_level("WARNING", logger="seg_pipelines.runners.dask_runner"):
+            _warn_allocator_environ(client)
+    assert "1 of the cluster's workers run with MALLOC_TRIM_THRESHOLD_=65536" in caplog.text
+    setting = worker_environ_variable()
+    assert setting in caplog.text
+    environ = ast.literal_eval(setting.split("=", 1)[1].strip('"'))
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ and environ["OMP_NUM_THREADS"] == 1

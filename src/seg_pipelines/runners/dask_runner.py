@@ -31,6 +31,7 @@ Dask, on Kedro 1.7's ``AbstractRunner``).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -45,6 +46,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
 from kedro.io import DataCatalog
 from kedro.runner import AbstractRunner
 from kedro.runner.task import Task
@@ -239,6 +241,60 @@ def run_node_task(
     return NodeReport(node.name, worker.address, socket.gethostname(), os.getpid(), started, time.time())
 
 
+class ProjectWarmup(WorkerPlugin):
+    """A Dask worker plugin: on every worker of the run, as soon as it joins (a worker that replaces a
+    dead one too), point the process at the project and import the modules of the pipeline's node
+    functions (torch, the models, MLflow), while the first nodes still run elsewhere. ``ParallelRunner``'s
+    forked workers inherit these imports; a fresh Dask worker process would pay them in its first node."""
+
+    name = "seg_pipelines-project-warmup"
+
+    def __init__(self, context: _TaskContext, modules: Sequence[str]) -> None:
+        self.context = context
+        self.modules = tuple(modules)
+
+    def setup(self, worker: Any) -> None:
+        _worker_hook_manager(self.context)
+        for module in self.modules:
+            importlib.import_module(module)
+
+
+def node_modules(pipeline: Pipeline) -> list[str]:
+    """The modules that define the node functions of ``pipeline`` (what a worker imports to run them)."""
+    modules = {getattr(node.func, "__module__", None) for node in pipeline.nodes}
+    return sorted(m for m in modules if m and m != "__main__")
+
+
+# glibc reads MALLOC_TRIM_THRESHOLD_ when a process starts. Dask's nannies set it (65536) in every worker
+# they spawn (distributed.nanny.pre-spawn-environ); setting it turns off glibc's adaptive mmap threshold,
+# so every freed tensor above 128 KiB goes back to the OS and is faulted in again on the next allocation.
+# A chapter-3 ablation training step ran 1.16x slower so (benchmarks/bench_worker_allocator.py, 64x64
+# crops, 1 thread); ParallelRunner's workers have glibc's defaults. None unsets a variable in that configuration.
+ALLOCATOR_VARIABLES = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+def local_worker_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
+    """The environment Dask's nannies give each local worker (``distributed.nanny.pre-spawn-environ``),
+    with glibc's allocator left at its defaults (:data:`ALLOCATOR_VARIABLES` unset), as in a
+    ``ParallelRunner`` worker; the thread limits (``OMP_NUM_THREADS=1``, ...) stay."""
+    return {**environ, **dict.fromkeys(ALLOCATOR_VARIABLES)}
+
+
+def worker_environ_variable() -> str:
+    """The shell setting that starts ``dask worker`` nannies with :func:`local_worker_environ` (a
+    dict given this way replaces Dask's whole default, so it repeats the thread limits)."""
+    import dask
+
+    environ = local_worker_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    kept = {name: value for name, value in environ.items() if value is not None}
+    return f'DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{kept!r}"'
+
+
+def _allocator_environ() -> dict[str, str]:
+    """Runs on a worker: the allocator variables set in its environment."""
+    return {name: os.environ[name] for name in ALLOCATOR_VARIABLES if name in os.environ}
+
+
 # --- on the client ------------------------------------------------------------------------------
 
 
@@ -389,11 +445,14 @@ class DaskRunner(AbstractRunner):
         n_workers = self._n_workers or min(
             self._validate_max_workers(None), len(pipeline.nodes) - len(pipeline.grouped_nodes) + 1
         )
-        settings: dict[str, Any] = {"distributed.scheduler.allowed-failures": self._allowed_failures}
+        environ = local_worker_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
         level = _project_log_level("distributed")
         if level is not None:  # the local workers log Dask's own messages at the project's level too
-            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-            settings["distributed.nanny.pre-spawn-environ"] = {**environ, "DASK_LOGGING__DISTRIBUTED": level.lower()}
+            environ["DASK_LOGGING__DISTRIBUTED"] = level.lower()
+        settings: dict[str, Any] = {
+            "distributed.scheduler.allowed-failures": self._allowed_failures,
+            "distributed.nanny.pre-spawn-environ": environ,
+        }
         with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n_workers,
@@ -459,6 +518,8 @@ class DaskRunner(AbstractRunner):
         try:
             with self._client(pipeline) as client:
                 self._warn_without_resources(client, pipeline)
+                if self._scheduler_address:
+                    _warn_allocator_environ(client)
                 client.subscribe_topic(EVENT_TOPIC, progress.on_event)
                 futures: dict[Node, Any] = {}
                 for node in nodes:  # topological order: a node's upstream futures exist already
@@ -474,6 +535,8 @@ class DaskRunner(AbstractRunner):
                         pure=False,
                         resources=self.resources_for(node),
                     )
+                # the workers import the project while the first nodes run (one is already on its way)
+                _register_warmup(client, ProjectWarmup(context, node_modules(pipeline)))
                 node_of = {future.key: node for node, future in futures.items()}
                 done_nodes: set[Node] = set()
                 errors: dict[Node, BaseException] = {}
@@ -494,6 +557,7 @@ class DaskRunner(AbstractRunner):
                     detail = f" (not run: upstream {', '.join(upstream_failed)} failed)" if upstream_failed else ""
                     progress.ended(node.name, error, detail)
                 client.unsubscribe_topic(EVENT_TOPIC)
+                _unregister_warmup(client)
                 self.node_starts = Counter(progress.starts)
             if errors:
                 self._suggest_resume_scenario(pipeline, done_nodes, catalog)
@@ -509,12 +573,43 @@ class DaskRunner(AbstractRunner):
 
 def _dashboard(client: Any) -> str:
     """The dashboard's address, or why there is none."""
-    import importlib.util
-
     link = client.dashboard_link
     if importlib.util.find_spec("bokeh") is None:
         return f"{link} (serves nothing without bokeh: pip install bokeh)"
     return link
+
+
+def _register_warmup(client: Any, plugin: ProjectWarmup) -> None:
+    """Register ``plugin`` on every worker; a worker that cannot import the project only warns here
+    (its nodes fail with the reason when they run)."""
+    try:
+        client.register_plugin(plugin, name=plugin.name)
+    except Exception as error:  # noqa: BLE001 - the nodes report the same failure with their names
+        logger.warning("DaskRunner: a worker could not import the project ahead of its nodes: %s", _describe(error))
+
+
+def _unregister_warmup(client: Any) -> None:
+    """An existing cluster keeps registered plugins: take this run's off it (new workers joining later
+    would warm up for a finished run)."""
+    try:
+        client.unregister_worker_plugin(ProjectWarmup.name)
+    except Exception as error:  # noqa: BLE001 - nothing depends on it
+        logger.debug("DaskRunner: could not unregister the warm-up plugin: %s", error)
+
+
+def _warn_allocator_environ(client: Any) -> None:
+    """Warn when the workers of a joined cluster run with glibc's allocator tuned by Dask's nannies
+    (see :data:`ALLOCATOR_VARIABLES`), naming the setting that leaves it at its defaults."""
+    tuned = {worker: env for worker, env in client.run(_allocator_environ).items() if env}
+    if tuned:
+        example = next(iter(tuned.values()))
+        logger.warning(
+            "DaskRunner: %d of the cluster's workers run with %s (set by Dask's nannies): training runs "
+            "1.16x slower per step so (benchmarks/bench_worker_allocator.py). Start them with %s",
+            len(tuned),
+            ", ".join(f"{k}={v}" for k, v in example.items()),
+            worker_environ_variable(),
+        )
 
 
 def _project_log_level(name: str) -> str | None:
