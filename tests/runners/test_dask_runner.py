@@ -302,13 +302,16 @@ def test_a_node_that_raises_fails_the_run_after_the_independent_nodes_finish(tmp
 
 
 def _worker_environ(value: dict) -> dict:
-    return {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+    import dask
+
+    environ = {name: os.environ.get(name) for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+    return {**environ, "profiling": dask.config.get("distributed.worker.profile.enabled")}
 
 
 def test_local_workers_keep_glibcs_allocator_defaults_and_one_thread(tmp_path, monkeypatch):
-    """Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers (1.16x slower training steps,
-    benchmarks/bench_worker_allocator.py); the runner's local workers start without it, as
-    ParallelRunner's do, and keep Dask's one-thread limits."""
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers (slower training steps,
+    benchmarks/bench_dask_worker.py); the runner's local workers start without it, as ParallelRunner's
+    do, keep Dask's one-thread limits, and run Dask's bookkeeping at the lean rates."""
     import dask
 
     assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"]  # Dask's default
@@ -316,7 +319,12 @@ def test_local_workers_keep_glibcs_allocator_defaults_and_one_thread(tmp_path, m
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     catalog = DataCatalog({"config": MemoryDataset({}), "env": JSONDataset(filepath=str(tmp_path / "env.json"))})
     DaskRunner(n_workers=1, dashboard_address=":0").run(Pipeline([Node(_worker_environ, "config", "env")]), catalog)
-    assert json.loads((tmp_path / "env.json").read_text()) == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+    expected = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1", "profiling": False}
+    assert json.loads((tmp_path / "env.json").read_text()) == expected
+    DaskRunner(n_workers=1, dashboard_address=":0", lean_workers=False).run(
+        Pipeline([Node(_worker_environ, "config", "env")]), catalog
+    )
+    assert json.loads((tmp_path / "env.json").read_text()) == {**expected, "profiling": True}
 
 
 def test_workers_import_the_pipeline_ahead_and_a_tuned_allocator_on_a_joined_cluster_is_named(caplog):
@@ -350,3 +358,27 @@ def test_workers_import_the_pipeline_ahead_and_a_tuned_allocator_on_a_joined_clu
     assert setting in caplog.text
     environ = ast.literal_eval(setting.split("=", 1)[1].strip('"'))
     assert "MALLOC_TRIM_THRESHOLD_" not in environ and environ["OMP_NUM_THREADS"] == 1
+
+
+def test_the_readmes_worker_settings_leave_the_allocator_at_its_defaults():
+    """The README's `dask worker` line and SLURM recipe give the nannies an environment without
+    MALLOC_TRIM_THRESHOLD_ (checked the way Dask reads it: from the shell variable), and the recipe compiles."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    recipe = re.search(r"```python\n(# run_on_slurm\.py.*?)```", readme, re.S)
+    assert recipe, "the SLURM recipe is gone from the README"
+    compile(recipe.group(1), "run_on_slurm.py", "exec")
+    values = re.findall(r"""DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\\?"(\{.*?\})\\?\"""", readme)
+    assert len(values) == 2  # the hand-started worker and the SLURM recipe
+    for value in values:
+        read = subprocess.run(
+            [sys.executable, "-c", "import dask; print(dask.config.get('distributed.nanny.pre-spawn-environ'))"],
+            env={**os.environ, "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": value},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "MALLOC" not in read and "OMP_NUM_THREADS" in read

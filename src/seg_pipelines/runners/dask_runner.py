@@ -268,9 +268,25 @@ def node_modules(pipeline: Pipeline) -> list[str]:
 # glibc reads MALLOC_TRIM_THRESHOLD_ when a process starts. Dask's nannies set it (65536) in every worker
 # they spawn (distributed.nanny.pre-spawn-environ); setting it turns off glibc's adaptive mmap threshold,
 # so every freed tensor above 128 KiB goes back to the OS and is faulted in again on the next allocation.
-# A chapter-3 ablation training step ran 1.16x slower so (benchmarks/bench_worker_allocator.py, 64x64
-# crops, 1 thread); ParallelRunner's workers have glibc's defaults. None unsets a variable in that configuration.
+# Two busy Dask workers ran a chapter-3 training step in 1.23x the time of two plain processes with
+# Dask's defaults and 0.99x with this variable unset (benchmarks/bench_dask_worker.py, 4 rounds, 64x64
+# crops, one thread). ParallelRunner's workers have glibc's defaults. None unsets a variable there.
 ALLOCATOR_VARIABLES = ("MALLOC_TRIM_THRESHOLD_",)
+
+
+# Dask's own bookkeeping in every process of a local cluster, at its default rates: each worker samples
+# the stack of its running task every 10 ms (the dashboard's Profile page), every event loop checks its
+# ticks every 20 ms, workers report system metrics every 500 ms and nannies check memory every 100 ms.
+# With one worker per core it takes its time from the cores that train: on two busy workers a chapter-3
+# training step took 0.99x the time of two plain processes with the allocator fix alone and 0.92x with
+# these rates as well (benchmarks/bench_dask_worker.py, 4 rounds; Dask's defaults: 1.23x).
+# ``lean_workers=False`` keeps Dask's defaults.
+LEAN_WORKER_SETTINGS: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
 def local_worker_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,6 +294,21 @@ def local_worker_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
     with glibc's allocator left at its defaults (:data:`ALLOCATOR_VARIABLES` unset), as in a
     ``ParallelRunner`` worker; the thread limits (``OMP_NUM_THREADS=1``, ...) stay."""
     return {**environ, **dict.fromkeys(ALLOCATOR_VARIABLES)}
+
+
+def local_cluster_settings(allowed_failures: int = 3, lean_workers: bool = True) -> dict[str, Any]:
+    """The Dask configuration the runner starts its ``LocalCluster`` under: the retries of a node whose
+    worker died, the workers' environment (:func:`local_worker_environ`) and, with ``lean_workers``,
+    :data:`LEAN_WORKER_SETTINGS`."""
+    import dask
+
+    return {
+        "distributed.scheduler.allowed-failures": int(allowed_failures),
+        "distributed.nanny.pre-spawn-environ": local_worker_environ(
+            dask.config.get("distributed.nanny.pre-spawn-environ", {})
+        ),
+        **(LEAN_WORKER_SETTINGS if lean_workers else {}),
+    }
 
 
 def worker_environ_variable() -> str:
@@ -372,6 +403,7 @@ class DaskRunner(AbstractRunner):
         allowed_failures: int = 3,
         memory_limit: str | int = 0,
         dashboard_address: str = ":8787",
+        lean_workers: bool = True,
         training_resources: Mapping[str, float] | str | None = None,
         is_async: bool = False,
     ) -> None:
@@ -386,6 +418,9 @@ class DaskRunner(AbstractRunner):
         memory_limit: memory per local worker before its nanny restarts it (0: no limit, like
             ParallelRunner's processes; e.g. "8GB").
         dashboard_address: where the local cluster serves its dashboard (":0": any free port).
+        lean_workers: run the local cluster's bookkeeping at lower rates (:data:`LEAN_WORKER_SETTINGS`:
+            no task profiling, 1 s ticks, 5 s system metrics); False keeps Dask's defaults (the
+            dashboard's Profile page needs them).
         training_resources: worker resources each node tagged ``training`` needs, e.g. ``{"GPU": 1}``
             (default ``$SEG_PIPELINES_DASK_TRAINING_RESOURCES``, e.g. ``GPU=1``).
         is_async: load and save each node's datasets with threads.
@@ -401,6 +436,7 @@ class DaskRunner(AbstractRunner):
         self._threads_per_worker = int(threads_per_worker)
         self._allowed_failures = int(allowed_failures)
         self._memory_limit = memory_limit
+        self._lean_workers = bool(lean_workers)
         self._dashboard_address = dashboard_address
         self._training_resources = parse_resources(
             training_resources if training_resources is not None else os.environ.get(TRAINING_RESOURCES_ENV)
@@ -445,14 +481,10 @@ class DaskRunner(AbstractRunner):
         n_workers = self._n_workers or min(
             self._validate_max_workers(None), len(pipeline.nodes) - len(pipeline.grouped_nodes) + 1
         )
-        environ = local_worker_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        settings = local_cluster_settings(self._allowed_failures, self._lean_workers)
         level = _project_log_level("distributed")
         if level is not None:  # the local workers log Dask's own messages at the project's level too
-            environ["DASK_LOGGING__DISTRIBUTED"] = level.lower()
-        settings: dict[str, Any] = {
-            "distributed.scheduler.allowed-failures": self._allowed_failures,
-            "distributed.nanny.pre-spawn-environ": environ,
-        }
+            settings["distributed.nanny.pre-spawn-environ"]["DASK_LOGGING__DISTRIBUTED"] = level.lower()
         with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=n_workers,
@@ -605,7 +637,7 @@ def _warn_allocator_environ(client: Any) -> None:
         example = next(iter(tuned.values()))
         logger.warning(
             "DaskRunner: %d of the cluster's workers run with %s (set by Dask's nannies): training runs "
-            "1.16x slower per step so (benchmarks/bench_worker_allocator.py). Start them with %s",
+            "training steps took 1.2x as long so (benchmarks/bench_dask_worker.py). Start them with %s",
             len(tuned),
             ", ".join(f"{k}={v}" for k, v in example.items()),
             worker_environ_variable(),
