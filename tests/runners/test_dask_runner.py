@@ -325,6 +325,8 @@ def test_local_workers_keep_glibcs_allocator_defaults_and_one_thread(tmp_path, m
         Pipeline([Node(_worker_environ, "config", "env")]), catalog
     )
     assert json.loads((tmp_path / "env.json").read_text()) == {**expected, "profiling": True}
+    with pytest.raises(ValueError, match="lean_workers must be true or false, got 'no'"):
+        DaskRunner(lean_workers="no")
 
 
 def test_workers_import_the_pipeline_ahead_and_a_tuned_allocator_on_a_joined_cluster_is_named(caplog):
@@ -382,3 +384,19 @@ def test_the_readmes_worker_settings_leave_the_allocator_at_its_defaults():
             check=True,
         ).stdout
         assert "MALLOC" not in read and "OMP_NUM_THREADS" in read
+
+
+def test_the_nodes_of_one_function_are_one_dask_task_group():
+    """Dask queues a large task group on the scheduler (handing its tasks out as threads free up) only
+    when the group's tasks share their key's leading word."""
+    from dask.utils import key_split
+
+    from seg_pipelines.pipelines.caa_ablations import create_pipeline
+    from seg_pipelines.runners.dask_runner import task_key
+
+    nodes = create_pipeline().nodes
+    keys = [task_key(node, index, "0123456789ab") for index, node in enumerate(nodes)]
+    assert len(set(keys)) == len(nodes)
+    groups = {key_split(key) for key, node in zip(keys, nodes) if "_seed" in node.name}
+    assert groups == {"CAAVariant"}
+    assert key_split(keys[[n.name for n in nodes].index("caa_ablations.table_3_2.summary")]) == "CAASummary"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -329,6 +330,21 @@ def _allocator_environ() -> dict[str, str]:
 # --- on the client ------------------------------------------------------------------------------
 
 
+def task_key(node: Node, index: int, run_key: str) -> str:
+    """The Dask key of ``node``'s task: ``<function>-<index>-<run>``. Dask groups tasks by the key's
+    leading word, so the nodes of one function (chapter 3's 120 ``CAAVariant`` nodes) form one task
+    group, and a large group with few dependencies is queued on the scheduler and handed to a worker
+    when one of its threads is free. With the node's name as the key, every task was its own group and
+    went to a worker's queue as soon as it was ready; at the end of chapter 3 one worker then stood idle
+    while the other worked through its queue (150-190 worker-seconds between trainings in all, most in
+    the last 40 % of the run, against 28-57 under ParallelRunner; benchmarks/bench_chapter_runners.py).
+    The node's name stays in the log and in :attr:`DaskRunner.node_reports`."""
+    func = node.func
+    name = getattr(func, "__name__", None) or type(func).__name__
+    word = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "node"
+    return f"{word}-{index}-{run_key}"
+
+
 def node_catalog(catalog: CatalogProtocol, node: Node) -> DataCatalog:
     """The datasets ``node`` loads, saves or confirms, as the catalog its task carries (not every
     dataset and parameter of the project with every task)."""
@@ -436,7 +452,9 @@ class DaskRunner(AbstractRunner):
         self._threads_per_worker = int(threads_per_worker)
         self._allowed_failures = int(allowed_failures)
         self._memory_limit = memory_limit
-        self._lean_workers = bool(lean_workers)
+        if not isinstance(lean_workers, bool):
+            raise ValueError(f"DaskRunner: lean_workers must be true or false, got {lean_workers!r}")
+        self._lean_workers = lean_workers
         self._dashboard_address = dashboard_address
         self._training_resources = parse_resources(
             training_resources if training_resources is not None else os.environ.get(TRAINING_RESOURCES_ENV)
@@ -554,7 +572,7 @@ class DaskRunner(AbstractRunner):
                     _warn_allocator_environ(client)
                 client.subscribe_topic(EVENT_TOPIC, progress.on_event)
                 futures: dict[Node, Any] = {}
-                for node in nodes:  # topological order: a node's upstream futures exist already
+                for index, node in enumerate(nodes):  # topological order: upstream futures exist already
                     futures[node] = client.submit(
                         run_node_task,
                         node,
@@ -563,7 +581,7 @@ class DaskRunner(AbstractRunner):
                         run_id,
                         context,
                         *[futures[upstream] for upstream in dependencies[node]],
-                        key=f"{node.name}-{context.run_key}",
+                        key=task_key(node, index, context.run_key),
                         pure=False,
                         resources=self.resources_for(node),
                     )
