@@ -8,8 +8,8 @@ Reported per runner: ``seconds``, the chapter's findings line, and, from the clo
 (row, seed) child runs that trained (over 1 s): their count, summed seconds, the span from the first's
 start to the last's end, and ``idle_worker_seconds`` in that span (the integral of ``workers`` minus the
 child runs running at once; per tenth of the span too). Then the wall-time ratio against ParallelRunner
-and whether the chapter's table CSVs are identical. Chapter 3 at its 5 seeds takes ~20 min per runner on
-2 cores: run it alone.
+and whether the chapter's CSVs (tables and per-run rows, without the runs' seconds) are identical.
+Chapter 3 at its 5 seeds takes ~20 min per runner on 2 cores: run it alone.
 
     python benchmarks/bench_chapter_runners.py [--chapter caa_ablations] [--runners parallel dask] [--keep DIR]
 """
@@ -59,6 +59,18 @@ def child_run_usage(store: Path, chapter: str, workers: int) -> dict:
     }
 
 
+def comparable_tables(folder: Path) -> dict[str, str]:
+    """Every CSV the chapter wrote, as text, without the ``seconds`` column (a run's duration; which of
+    two identical settings trained and which reused it may differ between runners)."""
+    import pandas as pd
+
+    tables = {}
+    for path in sorted(folder.glob("*.csv")):
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        tables[path.name] = table.drop(columns=["seconds"], errors="ignore").to_csv(index=False)
+    return tables
+
+
 def run_chapter(runner: str, chapter: str, workdir: Path, workers: int) -> dict:
     clone = workdir / runner
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -79,7 +91,7 @@ def run_chapter(runner: str, chapter: str, workdir: Path, workers: int) -> dict:
     seconds = time.perf_counter() - started
     report_md = clone / "data/08_reporting" / f"{chapter}.md"
     findings = next((line for line in report_md.read_text().splitlines() if "findings" in line), None)
-    tables = {p.name: p.read_text() for p in sorted((clone / "data/08_reporting" / chapter).glob("*.csv"))}
+    tables = comparable_tables(clone / "data/08_reporting" / chapter)
     return {
         "runner": RUNNERS[runner],
         "commit": subprocess.run(

@@ -11,6 +11,11 @@ Dask, on Kedro 1.7's ``AbstractRunner``).
   many as the pipeline can keep busy), one thread each. With a scheduler address (the runner's
   ``scheduler_address`` or ``$SEG_PIPELINES_DASK_SCHEDULER``) it joins that cluster instead: workers
   started by hand, by ``dask-jobqueue`` on SLURM, ... (README "Ablation chapters").
+* **Workers as fast as ParallelRunner's.** The local workers start with glibc's allocator at its
+  defaults (:func:`local_worker_environ`) and Dask's bookkeeping at lower rates
+  (:data:`LEAN_WORKER_SETTINGS`); they import the node functions' modules as they join
+  (:class:`ProjectWarmup`); one function's nodes form one Dask task group (:func:`task_key`), which the
+  scheduler hands out as worker threads free up.
 * **Nothing in memory between tasks.** Before any node runs, a pipeline that hands a dataset from
   one node to another in memory (``MemoryDataset``, a cached or single-process dataset, a
   ``memory://`` file) is refused with :class:`InMemoryHandoffError`, naming the dataset and the fix.
