@@ -74,15 +74,12 @@ def time_steps(warmup: int, steps: int) -> float:
 
 
 def _dask_settings(variant: str) -> dict:
-    import dask
-
     from seg_pipelines.runners.dask_runner import local_cluster_settings, local_worker_environ
 
     if variant == "dask_defaults":
         return {}
     if variant == "dask_runner_environ":
-        environ = local_worker_environ(dask.config.get("distributed.nanny.pre-spawn-environ"))
-        return {"distributed.nanny.pre-spawn-environ": environ}
+        return {"distributed.nanny.pre-spawn-environ": local_worker_environ()}
     return local_cluster_settings()
 
 
@@ -141,7 +138,7 @@ def main() -> None:
         "ms_per_step": {name: [round(v, 1) for v in values] for name, values in measured.items()},
         "ms_per_step_median": {name: round(m, 1) for name, m in medians.items()},
         "ratio_vs_plain_processes": {name: round(m / medians["plain_processes"], 3) for name, m in medians.items()},
-        "dask_runner_settings": {k: v for k, v in _dask_settings("dask_runner").items()},
+        "dask_runner_settings": _dask_settings("dask_runner"),
     }
     emit_report(report, None, args.output)
 

@@ -295,10 +295,13 @@ LEAN_WORKER_SETTINGS: dict[str, Any] = {
 }
 
 
-def local_worker_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
-    """The environment Dask's nannies give each local worker (``distributed.nanny.pre-spawn-environ``),
-    with glibc's allocator left at its defaults (:data:`ALLOCATOR_VARIABLES` unset), as in a
-    ``ParallelRunner`` worker; the thread limits (``OMP_NUM_THREADS=1``, ...) stay."""
+def local_worker_environ() -> dict[str, Any]:
+    """The environment Dask's nannies give each worker (``distributed.nanny.pre-spawn-environ`` of
+    Dask's configuration) with glibc's allocator left at its defaults (:data:`ALLOCATOR_VARIABLES`
+    unset), as in a ``ParallelRunner`` worker; the thread limits (``OMP_NUM_THREADS=1``, ...) stay."""
+    import dask
+
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", {})
     return {**environ, **dict.fromkeys(ALLOCATOR_VARIABLES)}
 
 
@@ -306,13 +309,9 @@ def local_cluster_settings(allowed_failures: int = 3, lean_workers: bool = True)
     """The Dask configuration the runner starts its ``LocalCluster`` under: the retries of a node whose
     worker died, the workers' environment (:func:`local_worker_environ`) and, with ``lean_workers``,
     :data:`LEAN_WORKER_SETTINGS`."""
-    import dask
-
     return {
         "distributed.scheduler.allowed-failures": int(allowed_failures),
-        "distributed.nanny.pre-spawn-environ": local_worker_environ(
-            dask.config.get("distributed.nanny.pre-spawn-environ", {})
-        ),
+        "distributed.nanny.pre-spawn-environ": local_worker_environ(),
         **(LEAN_WORKER_SETTINGS if lean_workers else {}),
     }
 
@@ -320,10 +319,7 @@ def local_cluster_settings(allowed_failures: int = 3, lean_workers: bool = True)
 def worker_environ_variable() -> str:
     """The shell setting that starts ``dask worker`` nannies with :func:`local_worker_environ` (a
     dict given this way replaces Dask's whole default, so it repeats the thread limits)."""
-    import dask
-
-    environ = local_worker_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-    kept = {name: value for name, value in environ.items() if value is not None}
+    kept = {name: value for name, value in local_worker_environ().items() if value is not None}
     return f'DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{kept!r}"'
 
 
@@ -342,7 +338,8 @@ def task_key(node: Node, index: int, run_key: str) -> str:
     when one of its threads is free. With the node's name as the key, every task was its own group and
     went to a worker's queue as soon as it was ready; at the end of chapter 3 one worker then stood idle
     while the other worked through its queue (150-190 worker-seconds between trainings in all, most in
-    the last 40 % of the run, against 28-57 under ParallelRunner; benchmarks/bench_chapter_runners.py).
+    the last 40 % of the run, against 28-57 under ParallelRunner: the runs' MLflow stores read with
+    benchmarks/bench_chapter_runners.child_run_usage).
     The node's name stays in the log and in :attr:`DaskRunner.node_reports`."""
     func = node.func
     name = getattr(func, "__name__", None) or type(func).__name__
@@ -659,8 +656,8 @@ def _warn_allocator_environ(client: Any) -> None:
     if tuned:
         example = next(iter(tuned.values()))
         logger.warning(
-            "DaskRunner: %d of the cluster's workers run with %s (set by Dask's nannies): training runs "
-            "training steps took 1.2x as long so (benchmarks/bench_dask_worker.py). Start them with %s",
+            "DaskRunner: %d of the cluster's workers run with %s (set by Dask's nannies): training "
+            "steps took 1.2x as long so (benchmarks/bench_dask_worker.py). Start them with %s",
             len(tuned),
             ", ".join(f"{k}={v}" for k, v in example.items()),
             worker_environ_variable(),
